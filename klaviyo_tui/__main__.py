@@ -1,0 +1,3 @@
+from klaviyo_tui.cli import main
+
+main()

@@ -1,0 +1,156 @@
+"""Small immutable types shared by the core and both front ends.
+
+Everything here is plain data: no I/O, no textual. The engine yields `ProgressEvent`s and ends with a
+`RunSummary`; the CLI prints them and the TUI folds them into reactives.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class RowState(enum.StrEnum):
+    """The one final state every input row ends in."""
+
+    IMPORTED = "imported"
+    INVALID = "invalid"  # failed local validation, never sent
+    REJECTED = "rejected_by_klaviyo"  # Klaviyo refused it (400 pointer or import error)
+    DUPLICATE = "duplicate"  # an earlier row with the same email, superseded by a later one
+    NOT_SENT = "not_sent"  # valid, but the run ended before Klaviyo confirmed it
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes (decisions.md). README documents them."""
+
+    OK = 0
+    PARTIAL = 1
+    USAGE = 2
+    INPUT = 3
+    AUTH = 4
+    UNAVAILABLE = 5
+    INTERRUPTED = 130
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """One row that will not reach (or did not make it into) Klaviyo, with the reason."""
+
+    row: int  # 1-based data row number in its source (header excluded)
+    segment: str
+    column: str
+    value: str
+    reason: str
+    state: RowState = RowState.INVALID
+
+
+# ---- progress events (engine -> front ends) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """The run moved to a new phase: reading, validating, uploading, confirming, done."""
+
+    name: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RowsRead:
+    """Cumulative counts after local reading and validation of a chunk."""
+
+    read: int
+    valid: int
+    invalid: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobsPlanned:
+    """Batches are packed; `total` is known once all input is read (None while streaming)."""
+
+    jobs: int
+    profiles: int
+    total: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobSubmitted:
+    job_id: str
+    batch: int
+    profiles: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobConfirmed:
+    """Klaviyo finished a job: `imported` rows confirmed, `failed` listed in import errors."""
+
+    job_id: str
+    batch: int
+    imported: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class RowsRejected:
+    """Klaviyo rejected rows (400 pointers or import errors); they are in the rejects file."""
+
+    count: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """The client is waiting: rate-limit pacing, Retry-After, or backoff before a retry."""
+
+    seconds: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A line for the event log."""
+
+    message: str
+    level: str = "info"  # info | warning | error
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """The end of a run. `counts` maps every RowState value to a number."""
+
+    run_id: int | None
+    export: str
+    counts: dict[str, int]
+    duration_s: float
+    exit_code: ExitCode
+    rejects_path: Path | None = None
+    error: str | None = None
+    jobs: int = 0
+    dry_run: bool = False
+    plan: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.counts.values())
+
+
+ProgressEvent = (
+    Phase
+    | RowsRead
+    | JobsPlanned
+    | JobSubmitted
+    | JobConfirmed
+    | RowsRejected
+    | Waiting
+    | Retrying
+    | Notice
+    | RunSummary
+)
