@@ -1,0 +1,615 @@
+"""The export engine: source rows in, a confirmed final state for every row out.
+
+`run_export` is the one entry point both front ends use. It is an async generator of progress events
+that ends with a `RunSummary`. Work is split so the event loop never stalls:
+
+- a thread reads, validates and packs rows into bulk-import batches (pandas, pyarrow, orjson);
+- async tasks submit batches (the client paces them to Klaviyo's rate tier) and poll the jobs;
+- history writes (SQLite) go through `asyncio.to_thread`.
+
+Resume: batches are deterministic for the same input, so each one has a fingerprint. The journal
+records every batch Klaviyo accepted (with its job id); a resumed run re-reads the input, skips the
+batches already accepted (polling their jobs instead) and sends only the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from klaviyo_tui import rejects as rejects_file
+from klaviyo_tui.batching import Batch, BatchPacker
+from klaviyo_tui.config import Config, ConfigError, Export
+from klaviyo_tui.history import HistoryStore
+from klaviyo_tui.klaviyo import KlaviyoClient, KlaviyoError, NotFoundError, RequestRejected
+from klaviyo_tui.locking import export_lock
+from klaviyo_tui.model import (
+    ExitCode,
+    JobConfirmed,
+    JobsPlanned,
+    JobSubmitted,
+    Notice,
+    Phase,
+    ProgressEvent,
+    Reject,
+    RowsRead,
+    RowsRejected,
+    RowState,
+    RunSummary,
+)
+from klaviyo_tui.pipeline import iter_validated
+from klaviyo_tui.sources import SourceError
+
+#: Bulk import jobs in flight at once; the client's pacer keeps them inside the rate tier.
+SUBMIT_CONCURRENCY = 8
+#: Packed batches waiting for upload: bounds memory whatever the input size.
+READ_AHEAD_BATCHES = 4
+#: Klaviyo's steady limit for bulk import jobs (per minute), used for dry-run estimates.
+JOBS_PER_MINUTE = 150
+
+
+class EngineError(Exception):
+    """A run could not start or had to stop; the message says why and what to do."""
+
+    def __init__(self, message: str, exit_code: ExitCode) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class _Tally:
+    read: int = 0
+    valid: int = 0
+    counts: dict[RowState, int] = field(default_factory=lambda: {s: 0 for s in RowState})
+    jobs: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {state.value: n for state, n in self.counts.items()}
+
+
+@dataclass
+class _Pending:
+    """A batch Klaviyo accepted, waiting for its job to finish."""
+
+    batch: Batch
+    job_id: str
+
+
+def check_runnable(export: Export, config: Config) -> None:
+    """Refuse early, with a fix, when the config cannot run this export."""
+    connection = config.connections.get(export.connection)
+    if connection is None:
+        raise EngineError(
+            f"export {export.name!r} uses connection {export.connection!r}, which does not exist; "
+            "add it with `klaviyo-tui connections add` or fix the export",
+            ExitCode.USAGE,
+        )
+    if not connection.has_consent:
+        raise EngineError(
+            f"connection {connection.name!r} has no recorded data-privacy consent; accept it in the "
+            "TUI or with `klaviyo-tui connections add` before exporting",
+            ExitCode.USAGE,
+        )
+    missing = [name for name in export.segments if name not in config.segments]
+    if missing:
+        raise EngineError(
+            f"export {export.name!r} names segment(s) {', '.join(missing)} that do not exist in "
+            "the config",
+            ExitCode.USAGE,
+        )
+    if not export.segments:
+        raise EngineError(f"export {export.name!r} has no segments", ExitCode.USAGE)
+
+
+async def run_export(
+    export: Export,
+    *,
+    config: Config,
+    api_key: str,
+    store: HistoryStore,
+    resume: bool = False,
+    dry_run: bool = False,
+    retry_failed_of: int | None = None,
+    client: KlaviyoClient | None = None,
+) -> AsyncIterator[ProgressEvent]:
+    """Run one export, yielding progress; the last item is always a RunSummary.
+
+    Raises EngineError or RunInProgress before the first event when the run cannot start.
+    """
+    check_runnable(export, config)
+    with export_lock(export.name):
+        run = _ExportRun(export, config, api_key, store, dry_run=dry_run)
+        async for event in run.execute(resume=resume, retry_failed_of=retry_failed_of, client=client):
+            yield event
+
+
+class _ExportRun:
+    def __init__(
+        self, export: Export, config: Config, api_key: str, store: HistoryStore, *, dry_run: bool
+    ) -> None:
+        self.export = export
+        self.config = config
+        self.connection = config.connections[export.connection]
+        self.api_key = api_key
+        self.store = store
+        self.dry_run = dry_run
+        self.tally = _Tally()
+        self.events: asyncio.Queue[ProgressEvent] = asyncio.Queue()
+        self.run_id: int | None = None
+        self.started = time.monotonic()
+        self.sample_payload: bytes | None = None
+        self.planned_jobs = 0
+        self.retry_rows: set[tuple[str, int]] | None = None
+
+    # ---- orchestration ----------------------------------------------------------------------
+
+    async def execute(
+        self, *, resume: bool, retry_failed_of: int | None, client: KlaviyoClient | None
+    ) -> AsyncIterator[ProgressEvent]:
+        journal: dict[int, object] = {}
+        if resume:
+            previous = await asyncio.to_thread(self.store.resumable_run, self.export.name)
+            if previous is None:
+                raise EngineError(
+                    f"export {self.export.name!r} has no interrupted run to resume; run it without "
+                    "--resume",
+                    ExitCode.USAGE,
+                )
+            self.run_id = previous.id
+            await asyncio.to_thread(self.store.reopen_run, previous.id)
+            await asyncio.to_thread(
+                self.store.clear_failures, previous.id, [RowState.INVALID, RowState.DUPLICATE]
+            )
+            journal = dict(await asyncio.to_thread(self.store.journal, previous.id))
+        else:
+            self.run_id = await asyncio.to_thread(
+                self.store.start_run,
+                export=self.export.name,
+                connection=self.export.connection,
+                list_id=self.export.list_id,
+                dry_run=self.dry_run,
+            )
+        if retry_failed_of is not None:
+            failures = await asyncio.to_thread(self.store.failures, retry_failed_of)
+            self.retry_rows = {
+                (f.segment, f.row) for f in failures if f.state == RowState.REJECTED
+            }
+
+        worker = asyncio.create_task(self._work(journal, client))
+        try:
+            while True:
+                getter = asyncio.ensure_future(self.events.get())
+                done, _ = await asyncio.wait({getter, worker}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    yield getter.result()
+                    continue
+                getter.cancel()
+                while not self.events.empty():
+                    yield self.events.get_nowait()
+                break
+            summary = self._summary(worker)
+        except (asyncio.CancelledError, GeneratorExit):
+            worker.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(asyncio.sleep(0))
+            self._finish_sync(
+                self._make_summary(ExitCode.INTERRUPTED, "interrupted; resume with --resume")
+            )
+            raise
+        self._finish_sync(summary)
+        yield summary
+
+    def _summary(self, worker: asyncio.Task[None]) -> RunSummary:
+        error = worker.exception()
+        if error is None:
+            return self._make_summary(self._exit_code(), None)
+        if isinstance(error, EngineError):
+            return self._make_summary(error.exit_code, str(error))
+        if isinstance(error, KlaviyoError):
+            return self._make_summary(ExitCode(error.exit_code), str(error))
+        if isinstance(error, SourceError | ConfigError):
+            return self._make_summary(ExitCode.INPUT, str(error))
+        if isinstance(error, OSError):
+            return self._make_summary(
+                ExitCode.INPUT, f"could not write run files: {error.strerror or error}"
+            )
+        raise error
+
+    def _exit_code(self) -> ExitCode:
+        counts = self.tally.counts
+        if self.tally.read and not self.tally.valid and not self.dry_run:
+            return ExitCode.INPUT
+        if counts[RowState.REJECTED] or counts[RowState.NOT_SENT]:
+            return ExitCode.PARTIAL
+        return ExitCode.OK
+
+    def _make_summary(self, exit_code: ExitCode, error: str | None) -> RunSummary:
+        counts = dict(self.tally.counts)
+        confirmed = sum(counts[s] for s in RowState if s != RowState.NOT_SENT)
+        # Every valid row that Klaviyo did not confirm (or reject) is not sent.
+        counts[RowState.NOT_SENT] = max(0, self.tally.read - confirmed)
+        plan: dict[str, object] = {}
+        if self.dry_run:
+            counts[RowState.NOT_SENT] = 0
+            plan = self._plan()
+        rejects_path = None
+        if self.run_id is not None:
+            rejects_path = rejects_file.path_for(self.run_id)
+        return RunSummary(
+            run_id=self.run_id,
+            export=self.export.name,
+            counts={state.value: n for state, n in counts.items()},
+            duration_s=time.monotonic() - self.started,
+            exit_code=exit_code,
+            rejects_path=rejects_path if rejects_path and rejects_path.exists() else None,
+            error=error,
+            jobs=self.tally.jobs if not self.dry_run else self.planned_jobs,
+            dry_run=self.dry_run,
+            plan=plan,
+        )
+
+    def _plan(self) -> dict[str, object]:
+        jobs = self.planned_jobs
+        minutes = max(0, (jobs - 1)) // JOBS_PER_MINUTE
+        return {
+            "jobs": jobs,
+            "profiles": self.tally.valid,
+            "estimated_seconds": minutes * 60 + min(jobs, JOBS_PER_MINUTE) / 10 + 2,
+            "rate_tier": "10/s burst, 150/min steady (bulk import jobs)",
+            "sample_payload": _masked(self.sample_payload) if self.sample_payload else None,
+        }
+
+    def _finish_sync(self, summary: RunSummary) -> None:
+        """Record the end of the run. Synchronous on purpose: it must happen even on cancel."""
+        if self.run_id is None:
+            return
+        self.store.finish_run(self.run_id, summary)
+
+    # ---- the work ---------------------------------------------------------------------------
+
+    async def _work(self, journal: dict[int, object], client: KlaviyoClient | None) -> None:
+        self.events.put_nowait(Phase("checking", f"list {self.export.list_id}"))
+        if client is not None:
+            await self._work_with(client, journal)
+            return
+        async with KlaviyoClient(
+            self.connection.base_url,
+            self.api_key,
+            revision=self.connection.revision,
+            on_event=self.events.put_nowait,
+        ) as owned:
+            await self._work_with(owned, journal)
+
+    async def _work_with(self, client: KlaviyoClient, journal: dict[int, object]) -> None:
+        try:
+            await client.get_list(self.export.list_id)
+        except NotFoundError as error:
+            raise EngineError(
+                f"{error}; pick another list for export {self.export.name!r}", ExitCode.USAGE
+            ) from error
+        batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=READ_AHEAD_BATCHES)
+        reader = asyncio.create_task(self._read(batches))
+        self.events.put_nowait(Phase("uploading" if not self.dry_run else "planning"))
+        pending: dict[str, _Pending] = {}
+        done_reading = asyncio.Event()
+        poller = (
+            asyncio.create_task(self._poll(client, pending, done_reading))
+            if not self.dry_run
+            else None
+        )
+        sem = asyncio.Semaphore(SUBMIT_CONCURRENCY)
+        uploads: set[asyncio.Task[None]] = set()
+        try:
+            while (batch := await batches.get()) is not None:
+                if self.dry_run:
+                    continue
+                record = journal.get(batch.number)
+                if record is not None and _accepted(record, batch):
+                    self._resume_batch(batch, record, pending)
+                    continue
+                await sem.acquire()
+                task = asyncio.create_task(self._upload(client, batch, pending, sem))
+                uploads.add(task)
+                task.add_done_callback(uploads.discard)
+                _raise_failed(uploads)
+            await reader
+            if uploads:
+                await asyncio.gather(*uploads)
+            done_reading.set()
+            if poller is not None:
+                await poller
+        finally:
+            for task in [reader, *uploads, *([poller] if poller else [])]:
+                task.cancel()
+            await asyncio.gather(reader, *uploads, *([poller] if poller else []),
+                                 return_exceptions=True)
+            if self.run_id is not None:
+                await asyncio.to_thread(rejects_file.write, self.store, self.run_id)
+        self.events.put_nowait(Phase("done"))
+
+    def _resume_batch(self, batch: Batch, record: object, pending: dict[str, _Pending]) -> None:
+        job_id = getattr(record, "job_id", None)
+        if getattr(record, "state", "") == "finished":
+            imported = int(getattr(record, "imported", 0) or 0)
+            failed = int(getattr(record, "failed", 0) or 0)
+            self.tally.counts[RowState.IMPORTED] += imported
+            self.tally.counts[RowState.REJECTED] += failed
+            self.tally.jobs += 1
+            self.events.put_nowait(
+                Notice(f"batch {batch.number + 1}: already confirmed (job {job_id}), not resent")
+            )
+            return
+        assert job_id is not None
+        pending[job_id] = _Pending(batch, job_id)
+        self.tally.jobs += 1
+        self.events.put_nowait(
+            Notice(f"batch {batch.number + 1}: accepted before (job {job_id}), waiting for it")
+        )
+
+    async def _read(self, out: asyncio.Queue[Batch | None]) -> None:
+        """Drive the reading/validating/packing generator from a thread, one step at a time."""
+        self.events.put_nowait(Phase("reading"))
+        produced = _produce(self.export, self.config, self.retry_rows)
+        try:
+            while True:
+                step = await asyncio.to_thread(next, produced, None)
+                if step is None:
+                    break
+                if step.rejects:
+                    await asyncio.to_thread(self.store.add_failures, self.run_id, step.rejects)
+                    for reject in step.rejects:
+                        self.tally.counts[reject.state] += 1
+                self.tally.read = step.read
+                self.tally.valid = step.valid
+                self.events.put_nowait(
+                    RowsRead(
+                        read=step.read,
+                        valid=step.valid,
+                        invalid=self.tally.counts[RowState.INVALID],
+                        duplicates=self.tally.counts[RowState.DUPLICATE],
+                    )
+                )
+                for batch in step.batches:
+                    if self.sample_payload is None:
+                        self.sample_payload = _first_profile(batch.body)
+                    self.planned_jobs += 1
+                    await out.put(batch)
+            self.events.put_nowait(
+                JobsPlanned(jobs=self.planned_jobs, profiles=self.tally.valid, total=self.tally.read)
+            )
+        finally:
+            produced.close()
+            await out.put(None)
+
+    async def _upload(
+        self,
+        client: KlaviyoClient,
+        batch: Batch,
+        pending: dict[str, _Pending],
+        sem: asyncio.Semaphore,
+    ) -> None:
+        try:
+            await asyncio.to_thread(
+                self.store.batch_submitting, self.run_id, batch.number, batch.fingerprint,
+                batch.count,
+            )
+            current = batch
+            for _ in range(5):
+                try:
+                    job = await client.submit_import(current.body)
+                except RequestRejected as error:
+                    bad = {p.index: p for p in error.row_pointers() if p.index < current.count}
+                    if not bad:
+                        raise EngineError(
+                            f"Klaviyo refused batch {batch.number + 1}: {error}", ExitCode.INPUT
+                        ) from error
+                    rejects = [
+                        Reject(
+                            row=current.rows[i],
+                            segment=current.segments[i],
+                            column=p.field or "",
+                            value="",
+                            reason=f"Klaviyo: {p.detail}",
+                            state=RowState.REJECTED,
+                        )
+                        for i, p in sorted(bad.items())
+                    ]
+                    await asyncio.to_thread(self.store.add_failures, self.run_id, rejects)
+                    self.tally.counts[RowState.REJECTED] += len(rejects)
+                    self.events.put_nowait(
+                        RowsRejected(len(rejects), f"batch {batch.number + 1}: {rejects[0].reason}")
+                    )
+                    current = current.without(set(bad))
+                    if current.count == 0:
+                        return
+                    continue
+                break
+            else:
+                raise EngineError(
+                    f"batch {batch.number + 1} kept being refused by Klaviyo", ExitCode.PARTIAL
+                )
+            await asyncio.to_thread(self.store.batch_accepted, self.run_id, batch.number, job.id)
+            self.tally.jobs += 1
+            pending[job.id] = _Pending(current, job.id)
+            self.events.put_nowait(JobSubmitted(job.id, batch.number, current.count))
+        finally:
+            sem.release()
+
+    async def _poll(
+        self, client: KlaviyoClient, pending: dict[str, _Pending], done_reading: asyncio.Event
+    ) -> None:
+        """Poll running jobs until every accepted batch has a final count."""
+        delay = 0.2
+        while True:
+            if not pending:
+                if done_reading.is_set():
+                    return
+                await asyncio.sleep(0.05)
+                continue
+            jobs = await client.poll_jobs(list(pending))
+            finished = [j for j in jobs.values() if j.status in ("complete", "cancelled")]
+            for job in finished:
+                entry = pending.pop(job.id)
+                await self._confirm(client, entry, job)
+            delay = 0.2 if finished else min(delay * 1.5, 3.0)
+            if pending:
+                await asyncio.sleep(delay)
+
+    async def _confirm(self, client: KlaviyoClient, entry: _Pending, job: object) -> None:
+        batch = entry.batch
+        failed = int(getattr(job, "failed_count", 0) or 0)
+        status = getattr(job, "status", "complete")
+        rejects: list[Reject] = []
+        if status == "cancelled":
+            raise EngineError(
+                f"Klaviyo cancelled job {entry.job_id} (batch {batch.number + 1}); resume the run "
+                "to send it again",
+                ExitCode.UNAVAILABLE,
+            )
+        if failed:
+            rejects = _map_import_errors(batch, await client.import_errors(entry.job_id), failed)
+            await asyncio.to_thread(self.store.add_failures, self.run_id, rejects)
+            self.events.put_nowait(
+                RowsRejected(len(rejects), rejects[0].reason if rejects else "import error")
+            )
+        imported = batch.count - len(rejects)
+        self.tally.counts[RowState.IMPORTED] += imported
+        self.tally.counts[RowState.REJECTED] += len(rejects)
+        await asyncio.to_thread(
+            self.store.batch_finished, self.run_id, batch.number, imported, len(rejects)
+        )
+        self.events.put_nowait(JobConfirmed(entry.job_id, batch.number, imported, len(rejects)))
+
+
+@dataclass
+class _Step:
+    read: int
+    valid: int
+    rejects: list[Reject]
+    batches: list[Batch]
+
+
+def _produce(
+    export: Export, config: Config, only_rows: set[tuple[str, int]] | None
+) -> Iterator[_Step]:
+    """Runs in a worker thread: read, validate, de-duplicate and pack (all CPU work)."""
+    segments = {name: config.segments[name] for name in export.segments}
+    packer = BatchPacker(export.list_id)
+    read = valid = 0
+    for item in iter_validated(export, segments):
+        chunk_rejects = list(getattr(item, "rejects", []) or [])
+        payloads = getattr(item, "payloads", None)
+        if payloads is None:  # running stats only
+            continue
+        rows = item.rows
+        emails = item.emails
+        segment_names = getattr(item, "segment_names", None)
+        segment = getattr(item, "segment", "")
+        read += len(payloads) + len(chunk_rejects)
+        batches: list[Batch] = []
+        for i, payload in enumerate(payloads):
+            seg = segment_names[i] if segment_names is not None else segment
+            if only_rows is not None and (seg, rows[i]) not in only_rows:
+                continue
+            valid += 1
+            full = packer.add(payload, rows[i], emails[i], seg)
+            if full is not None:
+                batches.append(full)
+        if only_rows is not None:
+            chunk_rejects = [r for r in chunk_rejects if (r.segment, r.row) in only_rows]
+        yield _Step(read=read, valid=valid, rejects=chunk_rejects, batches=batches)
+    last = packer.flush()
+    yield _Step(read=read, valid=valid, rejects=[], batches=[last] if last else [])
+
+
+def _accepted(record: object, batch: Batch) -> bool:
+    return getattr(record, "fingerprint", None) == batch.fingerprint and getattr(
+        record, "state", ""
+    ) in ("accepted", "finished") and bool(getattr(record, "job_id", None))
+
+
+def _raise_failed(tasks: set[asyncio.Task[None]]) -> None:
+    for task in list(tasks):
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+
+def _map_import_errors(batch: Batch, errors: list[object], failed: int) -> list[Reject]:
+    """Tie Klaviyo's import errors back to source rows through the email in original_payload."""
+    by_email = {email: i for i, email in enumerate(batch.emails)}
+    rejects: list[Reject] = []
+    seen: set[int] = set()
+    for error in errors:
+        payload = getattr(error, "original_payload", None) or {}
+        email = str(payload.get("email", "")).strip().lower() if isinstance(payload, dict) else ""
+        index = by_email.get(email)
+        detail = getattr(error, "detail", None) or getattr(error, "title", None) or "import error"
+        if index is not None and index not in seen:
+            seen.add(index)
+            rejects.append(
+                Reject(
+                    row=batch.rows[index],
+                    segment=batch.segments[index],
+                    column=_field_from_pointer(getattr(error, "pointer", None)),
+                    value=email,
+                    reason=f"Klaviyo: {detail}",
+                    state=RowState.REJECTED,
+                )
+            )
+    # Failures Klaviyo counted but did not itemise are still rejected rows: say so honestly.
+    for _ in range(max(0, failed - len(rejects))):
+        rejects.append(
+            Reject(
+                row=0,
+                segment="",
+                column="",
+                value="",
+                reason="Klaviyo: counted as failed without an itemised import error",
+                state=RowState.REJECTED,
+            )
+        )
+    return rejects
+
+
+def _field_from_pointer(pointer: object) -> str:
+    if not isinstance(pointer, str) or not pointer:
+        return ""
+    return pointer.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _first_profile(body: bytes) -> bytes | None:
+    try:
+        data = orjson.loads(body)
+        return orjson.dumps(data["data"]["attributes"]["profiles"]["data"][0])
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+        return None
+
+
+def _masked(payload: bytes) -> object:
+    """A sample profile with every value masked: shows the shape, never the data."""
+
+    def mask(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: (v if k == "type" else mask(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mask(v) for v in value]
+        if isinstance(value, str):
+            if "@" in value:
+                local, _, domain = value.partition("@")
+                return f"{local[:1]}***@{domain[:1]}***"
+            return value[:1] + "***" if value else value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return 0
+        return value
+
+    return mask(orjson.loads(payload))
+
+
+def rejects_path(run_id: int) -> Path:
+    return rejects_file.path_for(run_id)
