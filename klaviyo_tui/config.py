@@ -15,7 +15,26 @@ config helper and may grow, but these signatures stay):
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import os
+import re
+import stat
+import tempfile
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import tomlkit
+from tomlkit.container import Container
+from tomlkit.exceptions import ParseError, TOMLKitError
+from tomlkit.items import AbstractTable
+from tomlkit.toml_document import TOMLDocument
+
+from klaviyo_tui import paths
+from klaviyo_tui.secrets import ENV_VAR, KEY_PATTERN, mask_key
 
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
 DEFAULT_REVISION = "2026-07-15"
@@ -122,3 +141,445 @@ class Config:
     connections: dict[str, Connection] = field(default_factory=dict)
     segments: dict[str, Segment] = field(default_factory=dict)
     exports: dict[str, Export] = field(default_factory=dict)
+
+    def problems(self, export_name: str) -> list[str]:
+        """What stops `export_name` from running (missing references, bad schedule); [] if fine.
+
+        Loading is strict about syntax and types but lenient about cross-references, so one
+        broken export doesn't stop the TUI from opening the others.
+        """
+        return export_problems(self, export_name)
+
+
+# ---- reading: TOML data -> typed, frozen views ---------------------------------------------------
+
+_SECRET_KEY_NAMES = frozenset({"api_key", "apikey", "key", "secret", "token", "private_key"})
+_NO_SECRETS = (
+    "API keys never go in the config file: remove it, then store the key from the TUI "
+    f"(it goes to the OS keyring) or set the {ENV_VAR} environment variable"
+)
+_TOP_KEYS = ("connections", "segments", "exports")
+_CONNECTION_KEYS = (
+    "display_name",
+    "base_url",
+    "revision",
+    "consent_accepted_at",
+    "consent_accepted_by",
+)
+_SEGMENT_KEYS = ("source", "query", "filter")
+_EXPORT_KEYS = (
+    "connection",
+    "list_id",
+    "list_name",
+    "segments",
+    "default_region",
+    "schedule",
+    "mapping",
+)
+_MAPPING_KEYS = (*PROFILE_FIELDS, "location", "properties")
+
+
+def _where(path: Path, table: str, key: str | None = None) -> str:
+    return f"{path}: [{table}]" + (f" {key}" if key else "")
+
+
+def _check_no_secrets(data: Any, path: Path, table: str) -> None:
+    """Refuse a key named like a secret or any value shaped like a private key (never echoed)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if str(key).lower() in _SECRET_KEY_NAMES:
+                raise ConfigError(f"{_where(path, table, key)}: {_NO_SECRETS}.")
+            _check_no_secrets(value, path, f"{table}.{key}" if table else str(key))
+    elif isinstance(data, list):
+        for item in data:
+            _check_no_secrets(item, path, table)
+    elif isinstance(data, str) and (found := KEY_PATTERN.search(data)):
+        where = _where(path, *table.rsplit(".", 1)) if "." in table else f"{path}: {table}"
+        raise ConfigError(
+            f"{where} holds what looks like an API key ({mask_key(found.group(0))}). {_NO_SECRETS}."
+        )
+
+
+def _table_of(value: Any, path: Path, table: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: {table} must be a table ([{table}]), not {_kind(value)}.")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return {
+        str: "a string",
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _known(data: dict[str, Any], allowed: tuple[str, ...], path: Path, table: str) -> None:
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(
+                f"{_where(path, table, key)}: unknown key. Known keys here: "
+                f"{', '.join(allowed)}. Fix the spelling or remove the line."
+            )
+
+
+def _text(
+    data: dict[str, Any], key: str, path: Path, table: str, *, required: bool = False
+) -> str | None:
+    value = data.get(key)
+    if isinstance(value, datetime | date):  # an unquoted TOML date-time is fine for timestamps
+        return value.isoformat()
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise ConfigError(f'{_where(path, table, key)}: missing; add {key} = "...".')
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"{_where(path, table, key)}: must be a string in quotes, not {_kind(value)}."
+        )
+    return value.strip()
+
+
+def _texts(data: dict[str, Any], key: str, path: Path, table: str) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'{_where(path, table, key)}: must be a list of strings, e.g. ["a"].')
+    return tuple(v.strip() for v in value if v.strip())
+
+
+def check_base_url(url: str) -> str | None:
+    """None when `url` is acceptable: https, or http only on a loopback address (the sandbox)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return None
+    if parts.scheme == "http" and host:
+        try:
+            if host == "localhost" or ipaddress.ip_address(host).is_loopback:
+                return None
+        except ValueError:
+            pass
+        return f"{url!r} uses plain http; only https:// is allowed (http only for loopback)"
+    return f"{url!r} is not an https:// URL"
+
+
+def _connection(name: str, data: dict[str, Any], path: Path) -> Connection:
+    table = f"connections.{name}"
+    _known(data, _CONNECTION_KEYS, path, table)
+    base_url = _text(data, "base_url", path, table) or DEFAULT_BASE_URL
+    if problem := check_base_url(base_url):
+        raise ConfigError(f"{_where(path, table, 'base_url')}: {problem}.")
+    return Connection(
+        name=name,
+        display_name=_text(data, "display_name", path, table) or name,
+        base_url=base_url.rstrip("/"),
+        revision=_text(data, "revision", path, table) or DEFAULT_REVISION,
+        consent_accepted_at=_text(data, "consent_accepted_at", path, table),
+        consent_accepted_by=_text(data, "consent_accepted_by", path, table),
+    )
+
+
+def _segment(name: str, data: dict[str, Any], path: Path) -> Segment:
+    table = f"segments.{name}"
+    _known(data, _SEGMENT_KEYS, path, table)
+    return Segment(
+        name=name,
+        source=_text(data, "source", path, table, required=True) or "",
+        query=_text(data, "query", path, table),
+        filter=_text(data, "filter", path, table),
+    )
+
+
+def _mapping(data: dict[str, Any], path: Path, table: str) -> Mapping:
+    _known(data, _MAPPING_KEYS, path, table)
+    email = _text(data, "email", path, table)
+    if not email:
+        raise ConfigError(
+            f"{_where(path, table, 'email')}: missing. Every export needs the column holding "
+            'the email address, e.g. email = "Email".'
+        )
+    location = _table_of(data.get("location", {}), path, f"{table}.location")
+    _known(location, LOCATION_FIELDS, path, f"{table}.location")
+    fields = {f: _text(data, f, path, table) for f in PROFILE_FIELDS if f != "email"}
+    return Mapping(
+        email=email,
+        location={k: v for k in location if (v := _text(location, k, path, f"{table}.location"))},
+        properties=_texts(data, "properties", path, table),
+        **fields,
+    )
+
+
+def _export(name: str, data: dict[str, Any], path: Path) -> Export:
+    table = f"exports.{name}"
+    _known(data, _EXPORT_KEYS, path, table)
+    if "mapping" not in data:
+        raise ConfigError(
+            f'{_where(path, table)}: no mapping. Add [{table}.mapping] with email = "Column".'
+        )
+    mapping = _mapping(
+        _table_of(data["mapping"], path, f"{table}.mapping"), path, f"{table}.mapping"
+    )
+    return Export(
+        name=name,
+        connection=_text(data, "connection", path, table, required=True) or "",
+        list_id=_text(data, "list_id", path, table, required=True) or "",
+        segments=_texts(data, "segments", path, table),
+        mapping=mapping,
+        default_region=(_text(data, "default_region", path, table) or "US").upper(),
+        schedule=_text(data, "schedule", path, table),
+        list_name=_text(data, "list_name", path, table),
+    )
+
+
+def config_from_data(data: dict[str, Any], path: Path) -> Config:
+    """Validate plain TOML data (syntax already fine) into a `Config`; raises `ConfigError`."""
+    _check_no_secrets(data, path, "")
+    _known(data, _TOP_KEYS, path, "top level")
+    sections = {key: _table_of(data.get(key, {}), path, key) for key in _TOP_KEYS}
+
+    def each(key: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(n, _table_of(v, path, f"{key}.{n}")) for n, v in sections[key].items()]
+
+    return Config(
+        connections={n: _connection(n, d, path) for n, d in each("connections")},
+        segments={n: _segment(n, d, path) for n, d in each("segments")},
+        exports={n: _export(n, d, path) for n, d in each("exports")},
+    )
+
+
+def export_problems(config: Config, name: str) -> list[str]:
+    """Cross-reference and schedule problems of one export, each saying what to fix."""
+    from klaviyo_tui.schedule import validate_schedule
+
+    export = config.exports.get(name)
+    if export is None:
+        return [f"there is no export named {name!r}; see the [exports] tables in the config"]
+    out = []
+    if export.connection not in config.connections:
+        out.append(
+            f"export {name!r} uses connection {export.connection!r}, which is not defined; "
+            f"add [connections.{export.connection}] or fix the name"
+        )
+    if not export.segments:
+        out.append(f'export {name!r} has no segments; add segments = ["segment-name"]')
+    for segment in export.segments:
+        if segment not in config.segments:
+            out.append(
+                f"export {name!r} uses segment {segment!r}, which is not defined; "
+                f"add [segments.{segment}] or fix the name"
+            )
+    if export.schedule and (problem := validate_schedule(export.schedule)):
+        out.append(f"export {name!r}: {problem}")
+    return out
+
+
+def _read_document(path: Path) -> tuple[TOMLDocument | None, str | None]:
+    """(document, text), or (None, None) when the file doesn't exist. Raises `ConfigError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc}") from None
+    try:
+        return tomlkit.parse(text), text
+    except ParseError as exc:
+        problem = re.sub(r" at line \d+ col \d+$", "", str(exc))
+        raise ConfigError(
+            f"{path}, line {exc.line}, column {exc.col + 1}: {problem}. "
+            "Fix the file in an editor; it will not be overwritten while it is broken."
+        ) from None
+    except (TOMLKitError, ValueError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}. Fix the file in an editor.") from None
+
+
+def load_config(path: Path | None = None) -> Config:
+    """The typed config; an empty `Config` when the file doesn't exist yet."""
+    path = path or paths.config_path()
+    doc, _ = _read_document(path)
+    return Config() if doc is None else config_from_data(doc.unwrap(), path)
+
+
+# ---- editing: merge key by key so comments and order survive; write atomically -------------
+
+_HEADER = (
+    "klaviyo-tui configuration (edited by the app; your comments and key order are kept).",
+    "API keys never go here: they live in the OS keyring or the KLAVIYO_API_KEY variable.",
+)
+
+_Node = Container | AbstractTable
+
+
+def _plain(value: Any) -> Any:
+    return value.unwrap() if hasattr(value, "unwrap") else value
+
+
+def _set(table: _Node, key: str, value: Any, default: Any = None) -> None:
+    """Set one leaf; None removes it; an unchanged value (or an absent default) is left alone."""
+    if value is None:
+        if key in table:
+            del table[key]
+        return
+    if isinstance(value, tuple):
+        value = list(value)
+    if key in table:
+        if _plain(table[key]) != value:
+            table[key] = value
+    elif value != default:
+        table[key] = value
+
+
+def _child(parent: _Node, key: str, *, super_table: bool = False, inline: bool = False) -> Any:
+    if key not in parent or not isinstance(parent[key], AbstractTable):
+        if inline:
+            parent[key] = tomlkit.inline_table()
+        else:
+            parent[key] = tomlkit.table(is_super_table=super_table)
+    return parent[key]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Temp file in the same folder, fsync, `os.replace`; keeps an existing file's mode."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o600
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot save the config file {path}: {exc.strerror or exc}. The file was not "
+            "changed; check that its folder is writable, or point --config elsewhere."
+        ) from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+class ConfigStore:
+    """The document kept for edits. A broken file raises `ConfigError` and is never written."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or paths.config_path()
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read the file, dropping unsaved edits."""
+        doc, self._loaded_text = _read_document(self.path)
+        if doc is None:
+            doc = tomlkit.document()
+            for line in _HEADER:
+                doc.add(tomlkit.comment(line))
+            doc.add(tomlkit.nl())
+        config_from_data(doc.unwrap(), self.path)
+        self._doc = doc
+
+    @property
+    def config(self) -> Config:
+        return config_from_data(self._doc.unwrap(), self.path)
+
+    def _section(self, key: str) -> Any:
+        return _child(self._doc, key, super_table=True)
+
+    def _remove(self, section: str, name: str) -> None:
+        if section in self._doc and name in self._doc[section]:
+            del self._doc[section][name]
+            if not _plain(self._doc[section]):
+                del self._doc[section]
+
+    @staticmethod
+    def _name(name: str) -> str:
+        if not name or not name.strip():
+            raise ConfigError("a name can't be empty")
+        return name
+
+    def put_connection(self, c: Connection) -> None:
+        new = c.name not in self._section("connections")
+        t = _child(self._section("connections"), self._name(c.name))
+        _set(t, "display_name", c.display_name)
+        _set(t, "base_url", c.base_url, DEFAULT_BASE_URL)
+        _set(t, "revision", c.revision, DEFAULT_REVISION)
+        _set(t, "consent_accepted_at", c.consent_accepted_at)
+        _set(t, "consent_accepted_by", c.consent_accepted_by)
+        if new:
+            t.add(tomlkit.nl())  # a blank line before whatever table follows
+
+    def remove_connection(self, name: str) -> None:
+        self._remove("connections", name)
+
+    def put_segment(self, s: Segment) -> None:
+        new = s.name not in self._section("segments")
+        t = _child(self._section("segments"), self._name(s.name))
+        _set(t, "source", s.source)
+        _set(t, "query", s.query)
+        _set(t, "filter", s.filter)
+        if new:
+            t.add(tomlkit.nl())
+
+    def remove_segment(self, name: str) -> None:
+        self._remove("segments", name)
+
+    def put_export(self, e: Export) -> None:
+        t = _child(self._section("exports"), self._name(e.name))
+        _set(t, "connection", e.connection)
+        _set(t, "list_id", e.list_id)
+        _set(t, "list_name", e.list_name)
+        _set(t, "segments", e.segments)
+        _set(t, "default_region", e.default_region, "US")
+        _set(t, "schedule", e.schedule)
+        new = "mapping" not in t
+        m = _child(t, "mapping")
+        for name in PROFILE_FIELDS:
+            _set(m, name, getattr(e.mapping, name))
+        if e.mapping.location:
+            loc = _child(m, "location", inline=True)
+            for key in [k for k in loc if k not in e.mapping.location]:
+                del loc[key]
+            for key, column in e.mapping.location.items():
+                _set(loc, key, column)
+        else:
+            _set(m, "location", None)
+        _set(m, "properties", e.mapping.properties or None)
+        if new:
+            m.add(tomlkit.nl())
+
+    def remove_export(self, name: str) -> None:
+        self._remove("exports", name)
+
+    def dumps(self) -> str:
+        return tomlkit.dumps(self._doc)
+
+    def save(self) -> None:
+        """Validate, then write atomically; refuses when the file changed on disk since loading."""
+        text = self.dumps()
+        config_from_data(tomlkit.parse(text).unwrap(), self.path)
+        try:
+            on_disk: str | None = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            on_disk = None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the config file {self.path}: {exc}") from None
+        if on_disk is not None and on_disk != self._loaded_text:
+            raise ConfigError(
+                f"{self.path} was changed by something else since it was loaded; "
+                "your edit was not saved. Reload and make the change again."
+            )
+        if on_disk is not None and on_disk == text:
+            return
+        _atomic_write(self.path, text)
+        self._loaded_text = text
