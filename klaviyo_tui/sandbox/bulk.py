@@ -1,0 +1,210 @@
+"""Synchronous validation of a bulk profile import request (all-or-nothing, like Klaviyo).
+
+Any bad row fails the whole request with one error per bad row, pointing at the row's field,
+and no job is created. Checks are precompiled regexes and type tests: the benchmark sends
+10,000-row jobs, so this must stay at a few microseconds per row (email-validator would cost
+~20 µs a call). Where Klaviyo's exact rule is unknown the sandbox is stricter: ASCII-only email
+syntax with a dotted domain, E.164 phone syntax, unknown attribute keys and `meta` rejected,
+at most one list per job, and at least one identifier per profile.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from .errors import ApiError, error_object
+
+MAX_PROFILES = 10_000
+MAX_BODY_BYTES = 5 * 1024 * 1024
+MAX_PROFILE_BYTES = 100 * 1024
+
+EMAIL_RE = re.compile(
+    r"^(?=[^@]{1,64}@)(?=.{3,254}$)"
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+PHONE_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+_STRING_FIELDS = frozenset(
+    {
+        "email",
+        "phone_number",
+        "external_id",
+        "_kx",
+        "first_name",
+        "last_name",
+        "organization",
+        "title",
+        "locale",
+        "image",
+    }
+)
+_LOCATION_STRINGS = frozenset(
+    {"address1", "address2", "city", "country", "region", "zip", "timezone", "ip"}
+)
+_ALLOWED = _STRING_FIELDS | {"location", "properties"}
+_ROW = "/data/attributes/profiles/data/"
+
+
+def _bad(i: int, field: str, detail: str) -> dict[str, Any]:
+    pointer = f"{_ROW}{i}/attributes/{field}" if field else f"{_ROW}{i}"
+    return error_object(400, "invalid", "Invalid input.", detail, pointer=pointer)
+
+
+def _check_location(loc: Any) -> str | None:
+    if not isinstance(loc, dict):
+        return "location must be an object."
+    for key, value in loc.items():
+        if value is None:
+            continue
+        if key in _LOCATION_STRINGS:
+            if not isinstance(value, str):
+                return f"location.{key} must be a string."
+        elif key in ("latitude", "longitude"):
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                return f"location.{key} must be a string or a number."
+        else:
+            return f"'{key}' is not a valid location field."
+    return None
+
+
+def check_row(i: int, resource: Any) -> dict[str, Any] | None:
+    """The first problem with one profile resource object, as an error object, or None."""
+    if not isinstance(resource, dict) or resource.get("type") != "profile":
+        return _bad(i, "", "Each profile must be an object with type 'profile'.")
+    attrs = resource.get("attributes")
+    if not isinstance(attrs, dict):
+        return _bad(i, "", "Each profile needs an attributes object.")
+    if "meta" in resource:
+        return _bad(i, "", "Profile meta (patch_properties) is not supported by the sandbox.")
+    profile_id = resource.get("id")
+    if profile_id is not None and not isinstance(profile_id, str):
+        return _bad(i, "", "A profile id must be a string.")
+    unknown = attrs.keys() - _ALLOWED
+    if unknown:
+        field = sorted(unknown)[0]
+        return _bad(i, field, f"'{field}' is not a valid profile attribute.")
+    for key in _STRING_FIELDS.intersection(attrs):
+        value = attrs[key]
+        if value is not None and not isinstance(value, str):
+            return _bad(i, key, f"{key} must be a string.")
+    email = attrs.get("email")
+    if email is not None and EMAIL_RE.match(email) is None:
+        return _bad(i, "email", f"{email} is not a valid email address.")
+    phone = attrs.get("phone_number")
+    if phone is not None and PHONE_RE.match(phone) is None:
+        return _bad(i, "phone_number", f"{phone} is not a valid phone number (E.164 expected).")
+    if email is None and phone is None and attrs.get("external_id") is None and profile_id is None:
+        return _bad(i, "", "A profile needs an email, phone_number, external_id or id.")
+    loc = attrs.get("location")
+    if loc is not None:
+        problem = _check_location(loc)
+        if problem:
+            return _bad(i, "location", problem)
+    props = attrs.get("properties")
+    if props is not None and not isinstance(props, dict):
+        return _bad(i, "properties", "properties must be an object.")
+    return None
+
+
+def _top(detail: str, pointer: str) -> ApiError:
+    return ApiError(400, "invalid", "Invalid input.", detail, pointer=pointer)
+
+
+def validate(
+    doc: Any, list_exists: Callable[[str], bool], check_sizes: bool
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Return (profile resources, list ids) or raise ApiError(400) listing every bad row."""
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, dict):
+        raise _top("The request body must be a JSON:API document with a data object.", "/data")
+    if data.get("type") != "profile-bulk-import-job":
+        raise _top("data.type must be 'profile-bulk-import-job'.", "/data/type")
+    attrs = data.get("attributes")
+    profiles = attrs.get("profiles") if isinstance(attrs, dict) else None
+    rows = profiles.get("data") if isinstance(profiles, dict) else None
+    if not isinstance(rows, list):
+        raise _top("attributes.profiles.data must be an array.", "/data/attributes/profiles/data")
+    if not rows:
+        raise _top("At least one profile is required.", "/data/attributes/profiles/data")
+    if len(rows) > MAX_PROFILES:
+        raise _top(
+            f"At most {MAX_PROFILES} profiles are allowed per job; got {len(rows)}.",
+            "/data/attributes/profiles/data",
+        )
+    errors: list[dict[str, Any]] = []
+    dumps = orjson.dumps
+    for i, resource in enumerate(rows):
+        problem = check_row(i, resource)
+        if problem is None and check_sizes and len(dumps(resource)) > MAX_PROFILE_BYTES:
+            problem = _bad(i, "", "A profile may be at most 100 KB when serialized.")
+        if problem is not None:
+            errors.append(problem)
+    list_ids = _list_ids(data.get("relationships"), list_exists, errors)
+    if errors:
+        first = errors[0]
+        err = ApiError(400, "invalid", "Invalid input.", first["detail"])
+        err.errors = errors
+        raise err
+    return rows, list_ids
+
+
+def _list_ids(
+    rels: Any, list_exists: Callable[[str], bool], errors: list[dict[str, Any]]
+) -> list[str]:
+    if rels is None:
+        return []
+    lists = rels.get("lists") if isinstance(rels, dict) else None
+    items = lists.get("data") if isinstance(lists, dict) else None
+    pointer = "/data/relationships/lists/data"
+    if not isinstance(items, list):
+        errors.append(
+            error_object(
+                400, "invalid", "Invalid input.", "lists.data must be an array.", pointer=pointer
+            )
+        )
+        return []
+    if len(items) > 1:
+        errors.append(
+            error_object(
+                400,
+                "invalid",
+                "Invalid input.",
+                "The sandbox accepts at most one list per job.",
+                pointer=pointer,
+            )
+        )
+        return []
+    ids: list[str] = []
+    for j, item in enumerate(items):
+        if (
+            not isinstance(item, dict)
+            or item.get("type") != "list"
+            or not isinstance(item.get("id"), str)
+        ):
+            errors.append(
+                error_object(
+                    400,
+                    "invalid",
+                    "Invalid input.",
+                    "Each list needs type 'list' and a string id.",
+                    pointer=f"{pointer}/{j}",
+                )
+            )
+        elif not list_exists(item["id"]):
+            errors.append(
+                error_object(
+                    400,
+                    "invalid",
+                    "Invalid input.",
+                    f"List {item['id']} does not exist.",
+                    pointer=f"{pointer}/{j}/id",
+                )
+            )
+        else:
+            ids.append(item["id"])
+    return ids

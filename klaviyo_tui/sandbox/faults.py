@@ -1,0 +1,91 @@
+"""Seeded fault injection, so a client's retry and recovery paths can be rehearsed.
+
+One draw per /api request (before auth and before the request takes effect): 429, 500,
+502, 503, reset (the TCP connection is dropped with an RST, no response), hang (no
+response until the server stops), cf403 (a Cloudflare-style HTML challenge). `rowfail`
+is drawn per profile when a bulk job is accepted. The same seed and the same sequence of
+requests give the same faults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import struct
+from typing import Any
+
+from starlette.responses import HTMLResponse, Response
+
+from .errors import ApiError, error_response
+from .limits import throttled
+from .settings import REQUEST_FAULTS
+
+CF_HTML = (
+    "<!DOCTYPE html><html><head><title>Just a moment...</title></head>"
+    "<body><h1>Checking your browser before accessing a.klaviyo.com.</h1></body></html>"
+)
+
+
+class FaultInjector:
+    def __init__(self, faults: dict[str, float], seed: int) -> None:
+        self.request_faults = [(k, faults[k]) for k in REQUEST_FAULTS if faults.get(k)]
+        self.rowfail = faults.get("rowfail", 0.0)
+        self._rng = random.Random(f"faults-{seed}")
+        self._row_rng = random.Random(f"rowfail-{seed}")
+
+    def draw(self) -> str | None:
+        """The fault for this request, if any."""
+        if not self.request_faults:
+            return None
+        u = self._rng.random()
+        acc = 0.0
+        for kind, prob in self.request_faults:
+            acc += prob
+            if u < acc:
+                return kind
+        return None
+
+    def failing_rows(self, count: int) -> frozenset[int]:
+        if not self.rowfail:
+            return frozenset()
+        rnd, p = self._row_rng.random, self.rowfail
+        return frozenset(i for i in range(count) if rnd() < p)
+
+
+def fault_response(kind: str) -> Response | None:
+    """The canned response for a status-code fault (None for reset and hang)."""
+    if kind == "429":
+        return error_response(throttled(1))
+    if kind == "cf403":
+        return HTMLResponse(CF_HTML, status_code=403, headers={"cf-mitigated": "challenge"})
+    if kind in ("500", "502", "503"):
+        titles = {
+            "500": "Internal server error.",
+            "502": "Bad gateway.",
+            "503": "Service unavailable.",
+        }
+        return error_response(
+            ApiError(
+                int(kind), "error", titles[kind], "Injected sandbox fault: please retry later."
+            )
+        )
+    return None
+
+
+def reset_connection(transport: Any) -> bool:
+    """Drop the client's connection with a TCP RST; False when the transport is unknown."""
+    if transport is None:
+        return False
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    return True
+
+
+async def hang(stopping: asyncio.Event) -> None:
+    """Never answer, until the server shuts down (then the caller drops the connection)."""
+    await stopping.wait()

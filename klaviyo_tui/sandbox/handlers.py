@@ -1,0 +1,337 @@
+"""Endpoint handlers. Each gets a Ctx (already authenticated, scoped and rate-limited)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from . import bulk, resources
+from .errors import ApiError, invalid, json_response, not_found
+from .faults import FaultInjector
+from .limits import RateLimiter
+from .operations import Operation
+from .query import decode_cursor, page_links, page_size, parse_filter
+from .store import ListRec, Store
+
+
+@dataclass
+class Ctx:
+    op: Operation
+    path: str
+    path_params: dict[str, str]
+    query: dict[str, str]
+    body: bytes
+    base: str
+    now: float
+    store: Store
+    limiter: RateLimiter
+    faults: FaultInjector
+    headers: dict[str, str]  # rate-limit headers to send on success
+
+
+Handler = Callable[[Ctx], Awaitable[Response]]
+_PROFILE_COUNT_OP = Operation(
+    "GET", "/api/lists/{id}", "get_list:profile_count", frozenset(), 1, 15
+)
+
+
+def _allow_params(ctx: Ctx, allowed: Iterable[str]) -> None:
+    """Stricter than needed: an unknown query parameter is a 400, so client typos surface."""
+    allowed_set = set(allowed)
+    for name in ctx.query:
+        if name not in allowed_set and not name.startswith("fields["):
+            raise invalid(f"'{name}' is not a valid query parameter here.", parameter=name)
+
+
+def _json_body(ctx: Ctx) -> Any:
+    try:
+        return orjson.loads(ctx.body)
+    except orjson.JSONDecodeError:
+        raise invalid("The request body is not valid JSON.", pointer="/data") from None
+
+
+def _ok(ctx: Ctx, body: Any, status: int = 200) -> Response:
+    return json_response(body, status, ctx.headers)
+
+
+def _no_content(ctx: Ctx) -> Response:
+    return Response(status_code=204, headers=ctx.headers)
+
+
+def _get_list(ctx: Ctx) -> ListRec:
+    rec = ctx.store.lists.get(ctx.path_params["id"])
+    if rec is None:
+        raise not_found(f"A list with id {ctx.path_params['id']} does not exist.")
+    return rec
+
+
+def _page(items: list[Any], ctx: Ctx, size: int) -> tuple[list[Any], int | None]:
+    start = decode_cursor(ctx.query)
+    chunk = items[start : start + size]
+    return chunk, (start + size if start + size < len(items) else None)
+
+
+async def get_accounts(ctx: Ctx) -> Response:
+    _allow_params(ctx, ())
+    links = {"self": f"{ctx.base}/api/accounts/"}
+    return _ok(ctx, {"data": [resources.account(ctx.store, ctx.base)], "links": links})
+
+
+_LIST_FILTERS = {
+    "name": {"equals", "any"},
+    "id": {"equals", "any"},
+    "created": {"greater-than"},
+    "updated": {"greater-than"},
+}
+_LIST_SORTS = {"created", "id", "name", "updated"}
+
+
+async def get_lists(ctx: Ctx) -> Response:
+    _allow_params(ctx, ("filter", "sort", "page[size]", "page[cursor]", "include"))
+    if ctx.query.get("include"):
+        raise invalid("The sandbox does not serve list includes.", parameter="include")
+    conds = parse_filter(ctx.query.get("filter"), _LIST_FILTERS)
+    size = page_size(ctx.query, 10, 10)
+    items = list(ctx.store.lists.values())
+    for op, fld, value in conds:
+        if op == "equals":
+            items = [r for r in items if getattr(r, fld) == value]
+        elif op == "any":
+            items = [r for r in items if getattr(r, fld) in value]
+        else:
+            items = [r for r in items if getattr(r, fld) > value]
+    sort = ctx.query.get("sort")
+    if sort is not None:
+        if sort.lstrip("-") not in _LIST_SORTS:
+            raise invalid(f"'{sort}' is not a valid sort for lists.", parameter="sort")
+        items.sort(key=lambda r: getattr(r, sort.lstrip("-")), reverse=sort.startswith("-"))
+    chunk, nxt = _page(items, ctx, size)
+    data = [resources.list_resource(r, ctx.base) for r in chunk]
+    return _ok(ctx, {"data": data, "links": page_links(ctx.base, ctx.path, ctx.query, nxt)})
+
+
+async def create_list(ctx: Ctx) -> Response:
+    _allow_params(ctx, ())
+    doc = _json_body(ctx)
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, dict) or data.get("type") != "list":
+        raise invalid("The body needs data of type 'list'.", pointer="/data")
+    attrs = data.get("attributes")
+    name = attrs.get("name") if isinstance(attrs, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        raise invalid("A list needs a non-empty name.", pointer="/data/attributes/name")
+    opt_in = attrs.get("opt_in_process") or "single_opt_in"  # type: ignore[union-attr]
+    if opt_in not in ("single_opt_in", "double_opt_in"):
+        raise invalid(
+            "opt_in_process must be single_opt_in or double_opt_in.",
+            pointer="/data/attributes/opt_in_process",
+        )
+    rec = ctx.store.create_list(name, opt_in, ctx.now)
+    url = f"{ctx.base}/api/lists/"
+    return _ok(ctx, {"data": resources.list_resource(rec, ctx.base), "links": {"self": url}}, 201)
+
+
+async def get_list(ctx: Ctx) -> Response:
+    _allow_params(ctx, ("additional-fields[list]", "include"))
+    if ctx.query.get("include"):
+        raise invalid("The sandbox does not serve list includes.", parameter="include")
+    extra = ctx.query.get("additional-fields[list]")
+    if extra not in (None, "profile_count"):
+        raise invalid(
+            f"'{extra}' is not a valid additional field.", parameter="additional-fields[list]"
+        )
+    if extra:
+        ctx.headers = ctx.limiter.check(_PROFILE_COUNT_OP, ctx.now)  # the stricter XS bucket
+    rec = _get_list(ctx)
+    body = {
+        "data": resources.list_resource(rec, ctx.base, bool(extra)),
+        "links": {"self": f"{ctx.base}/api/lists/{rec.id}/"},
+    }
+    return _ok(ctx, body)
+
+
+async def delete_list(ctx: Ctx) -> Response:
+    _allow_params(ctx, ())
+    rec = _get_list(ctx)
+    ctx.store.delete_list(rec.id)
+    return _no_content(ctx)
+
+
+_MEMBER_FILTERS = {
+    "email": {"equals", "any"},
+    "phone_number": {"equals", "any"},
+    "joined_group_at": {"greater-or-equal", "greater-than", "less-or-equal", "less-than"},
+}
+_COMPARE = {
+    "greater-or-equal": lambda a, b: a >= b,
+    "greater-than": lambda a, b: a > b,
+    "less-or-equal": lambda a, b: a <= b,
+    "less-than": lambda a, b: a < b,
+}
+
+
+async def get_profiles_for_list(ctx: Ctx) -> Response:
+    _allow_params(ctx, ("filter", "sort", "page[size]", "page[cursor]"))
+    rec = _get_list(ctx)
+    conds = parse_filter(ctx.query.get("filter"), _MEMBER_FILTERS)
+    size = page_size(ctx.query, 20, 100)
+    sort = ctx.query.get("sort", "joined_group_at")
+    if sort not in ("joined_group_at", "-joined_group_at"):
+        raise invalid(f"'{sort}' is not a valid sort here.", parameter="sort")
+    descending = sort.startswith("-")
+    start = (
+        decode_cursor(ctx.query)
+        if "page[cursor]" in ctx.query
+        else (len(rec.order) if descending else 0)
+    )
+    store = ctx.store
+    slots: Iterator[int] = rec.slots(start, descending)
+    for op, fld, value in conds:
+        if fld == "joined_group_at":
+            cmp, joined = _COMPARE[op], rec.joined
+            slots = (s for s in slots if cmp(joined[s], value))
+            continue
+        index = store.by_email if fld == "email" else store.by_phone
+        wanted = value if op == "any" else [value]
+        keys = [v.lower() if fld == "email" and isinstance(v, str) else v for v in wanted]
+        hits = {
+            rec.members[p] for k in keys if (p := index.get(k)) is not None and p in rec.members
+        }
+        slots = (s for s in slots if s in hits)
+    chunk: list[int] = []
+    nxt: int | None = None
+    for slot in slots:
+        if len(chunk) == size:
+            nxt = chunk[-1] if descending else chunk[-1] + 1
+            break
+        chunk.append(slot)
+    data = [resources.member(store, rec, s, ctx.base) for s in chunk]
+    return _ok(ctx, {"data": data, "links": page_links(ctx.base, ctx.path, ctx.query, nxt)})
+
+
+def _profile_refs(ctx: Ctx) -> list[int]:
+    doc = _json_body(ctx)
+    items = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(items, list) or not items:
+        raise invalid("data must be a non-empty array of profile references.", pointer="/data")
+    if len(items) > 1000:
+        raise invalid("At most 1000 profiles per request.", pointer="/data")
+    positions, errors = [], []
+    for i, item in enumerate(items):
+        pid = item.get("id") if isinstance(item, dict) and item.get("type") == "profile" else None
+        pos = ctx.store.position(pid) if isinstance(pid, str) else None
+        if pos is None:
+            errors.append(invalid(f"Unknown profile reference {pid!r}.", pointer=f"/data/{i}/id"))
+        else:
+            positions.append(pos)
+    if errors:
+        first = errors[0]
+        first.errors = [e.errors[0] for e in errors]
+        raise first
+    return positions
+
+
+async def add_profiles_to_list(ctx: Ctx) -> Response:
+    _allow_params(ctx, ())
+    rec = _get_list(ctx)
+    for pos in _profile_refs(ctx):
+        rec.add(pos, ctx.now)
+    rec.updated = ctx.now
+    return _no_content(ctx)
+
+
+async def remove_profiles_from_list(ctx: Ctx) -> Response:
+    _allow_params(ctx, ())
+    rec = _get_list(ctx)
+    for pos in _profile_refs(ctx):
+        rec.members.pop(pos, None)
+    rec.updated = ctx.now
+    return _no_content(ctx)
+
+
+async def bulk_import_profiles(ctx: Ctx) -> Response:
+    _allow_params(ctx, ())
+    doc = _json_body(ctx)
+    store = ctx.store
+    check_sizes = len(ctx.body) > bulk.MAX_PROFILE_BYTES
+    rows, list_ids = bulk.validate(doc, store.lists.__contains__, check_sizes)
+    job = store.create_job(rows, list_ids, ctx.faults.failing_rows(len(rows)), ctx.now)
+    body = {
+        "data": resources.job(job, ctx.now, ctx.base),
+        "links": {"self": f"{ctx.base}/api/profile-bulk-import-jobs/"},
+    }
+    return _ok(ctx, body, 202)
+
+
+def _get_job(ctx: Ctx, key: str) -> Any:
+    job = ctx.store.jobs.get(ctx.path_params[key])
+    if job is None:
+        raise not_found(f"A bulk import job with id {ctx.path_params[key]} does not exist.")
+    return job
+
+
+async def get_bulk_import_profiles_job(ctx: Ctx) -> Response:
+    _allow_params(ctx, ("include",))
+    include = ctx.query.get("include")
+    if include not in (None, "lists"):
+        raise invalid(
+            f"'{include}' is not an allowed include parameter for this resource.",
+            parameter="include",
+        )
+    job = _get_job(ctx, "job_id")
+    body: dict[str, Any] = {
+        "data": resources.job(job, ctx.now, ctx.base),
+        "links": {"self": f"{ctx.base}/api/profile-bulk-import-jobs/{job.id}/"},
+    }
+    if include:
+        recs = [ctx.store.lists[i] for i in job.list_ids if i in ctx.store.lists]
+        body["included"] = [resources.list_resource(r, ctx.base) for r in recs]
+    return _ok(ctx, body)
+
+
+async def get_errors_for_bulk_import_profiles_job(ctx: Ctx) -> Response:
+    _allow_params(ctx, ("page[size]", "page[cursor]"))
+    job = _get_job(ctx, "id")
+    size = page_size(ctx.query, 20, 100)
+    chunk, nxt = _page(job.errors, ctx, size)
+    return _ok(ctx, {"data": chunk, "links": page_links(ctx.base, ctx.path, ctx.query, nxt)})
+
+
+async def get_bulk_import_profiles_jobs(ctx: Ctx) -> Response:
+    _allow_params(ctx, ("filter", "sort", "page[size]", "page[cursor]"))
+    conds = parse_filter(ctx.query.get("filter"), {"status": {"equals", "any"}})
+    size = page_size(ctx.query, 20, 100)
+    sort = ctx.query.get("sort", "created_at")
+    if sort not in ("created_at", "-created_at"):
+        raise invalid(f"'{sort}' is not a valid sort here.", parameter="sort")
+    now = ctx.now
+    jobs = list(ctx.store.jobs.values())
+    for op, _fld, value in conds:
+        wanted = set(value) if op == "any" else {value}
+        jobs = [j for j in jobs if j.status(now) in wanted]
+    if sort.startswith("-"):
+        jobs.reverse()
+    chunk, nxt = _page(jobs, ctx, size)
+    data = [resources.job(j, now, ctx.base) for j in chunk]
+    return _ok(ctx, {"data": data, "links": page_links(ctx.base, ctx.path, ctx.query, nxt)})
+
+
+HANDLERS: dict[str, Handler] = {
+    "get_accounts": get_accounts,
+    "get_lists": get_lists,
+    "create_list": create_list,
+    "get_list": get_list,
+    "delete_list": delete_list,
+    "get_profiles_for_list": get_profiles_for_list,
+    "add_profiles_to_list": add_profiles_to_list,
+    "remove_profiles_from_list": remove_profiles_from_list,
+    "bulk_import_profiles": bulk_import_profiles,
+    "get_bulk_import_profiles_job": get_bulk_import_profiles_job,
+    "get_errors_for_bulk_import_profiles_job": get_errors_for_bulk_import_profiles_job,
+    "get_bulk_import_profiles_jobs": get_bulk_import_profiles_jobs,
+}
+__all__ = ["HANDLERS", "ApiError", "Ctx"]
