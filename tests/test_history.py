@@ -1,0 +1,284 @@
+"""history.py: runs, journal, failures and keyed per-export state; safe across threads and kills."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from klaviyo_tui import paths
+from klaviyo_tui.history import BatchRecord, HistoryError, HistoryStore
+from klaviyo_tui.locking import export_lock
+from klaviyo_tui.model import ExitCode, Reject, RowState, RunSummary
+
+KEY = "pk_" + "q" * 34
+
+
+@pytest.fixture
+def store() -> Iterator[HistoryStore]:
+    s = HistoryStore()
+    yield s
+    s.close()
+
+
+def summary(code: ExitCode, **kw: object) -> RunSummary:
+    counts = {RowState.IMPORTED: 8, RowState.INVALID: 2}
+    return RunSummary(None, "weekly", counts, 1.5, code, **kw)  # type: ignore[arg-type]
+
+
+def test_files_are_private(store: HistoryStore) -> None:
+    assert store.path == paths.history_path()
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    store.keyed_hash("a@example.com")
+    secret = store.path.parent / "row-hash.secret"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_run_lifecycle(store: HistoryStore, tmp_path: Path) -> None:
+    with export_lock("weekly"):
+        run_id = store.start_run(export="weekly", connection="prod", list_id="L1")
+        record = store.run(run_id)
+        assert record is not None
+        assert record.status == "running"
+        assert record.ended_at is None
+        assert store.resumable_run("weekly") is None  # alive: its process holds the lock
+        rejects = tmp_path / "r.csv"
+        error = f"boom with {KEY}"
+        store.finish_run(
+            run_id, summary(ExitCode.PARTIAL, rejects_path=rejects, error=error, jobs=3)
+        )
+    record = store.run(run_id)
+    assert record is not None
+    assert record.status == "partial"
+    assert record.counts == {"imported": 8, "invalid": 2}
+    assert record.exit_code == 1
+    assert record.duration_s == 1.5
+    assert record.jobs == 3
+    assert record.rejects_path == str(rejects)
+    assert record.error is not None
+    assert KEY not in record.error
+    assert record.ended_at is not None
+    assert record.started.tzinfo is not None
+    assert store.run(9999) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        (ExitCode.OK, "ok"),
+        (ExitCode.PARTIAL, "partial"),
+        (ExitCode.AUTH, "failed"),
+        (ExitCode.UNAVAILABLE, "failed"),
+        (ExitCode.INTERRUPTED, "interrupted"),
+    ],
+)
+def test_status_from_exit_code(store: HistoryStore, code: ExitCode, status: str) -> None:
+    run_id = store.start_run(export="e", connection="c", list_id="L")
+    store.finish_run(run_id, summary(code))
+    record = store.run(run_id)
+    assert record is not None
+    assert record.status == status
+
+
+def test_runs_newest_first_and_resume(store: HistoryStore) -> None:
+    ids = []
+    for export in ["a", "b", "a"]:
+        run_id = store.start_run(export=export, connection="c", list_id="L")
+        store.finish_run(run_id, summary(ExitCode.OK))
+        ids.append(run_id)
+    assert [r.id for r in store.runs()] == ids[::-1]
+    assert [r.id for r in store.runs("a")] == [ids[2], ids[0]]
+    assert len(store.runs(limit=1)) == 1
+    assert store.resumable_run("a") is None
+    interrupted = store.start_run(export="a", connection="c", list_id="L")
+    store.finish_run(interrupted, summary(ExitCode.INTERRUPTED))
+    dry = store.start_run(export="a", connection="c", list_id="L", dry_run=True)
+    store.finish_run(dry, summary(ExitCode.OK, dry_run=True))
+    found = store.resumable_run("a")  # dry runs neither resume nor hide a resumable run
+    assert found is not None
+    assert found.id == interrupted
+    with export_lock("a"):
+        store.reopen_run(interrupted)
+        record = store.run(interrupted)
+        assert record is not None
+        assert record.status == "running"
+        assert record.ended_at is None
+    record = store.run(interrupted)  # lock released without finish: it was killed
+    assert record is not None
+    assert record.status == "interrupted"
+
+
+def test_new_run_marks_stale_running_rows(store: HistoryStore) -> None:
+    stale = store.start_run(export="a", connection="c", list_id="L")
+    with export_lock("a"):
+        fresh = store.start_run(export="a", connection="c", list_id="L")
+        statuses = {r.id: r.status for r in store.runs("a")}
+    assert statuses == {stale: "interrupted", fresh: "running"}
+
+
+def test_journal(store: HistoryStore) -> None:
+    run_id = store.start_run(export="e", connection="c", list_id="L")
+    store.batch_submitting(run_id, 0, "fp0", 100)
+    store.batch_submitting(run_id, 1, "fp1", 50)
+    store.batch_accepted(run_id, 0, "job-0")
+    store.batch_rejected_rows(run_id, 1, 2)
+    store.batch_accepted(run_id, 1, "job-1")
+    store.batch_finished(run_id, 0, 98, 2)
+    assert store.journal(run_id) == {
+        0: BatchRecord(0, "fp0", 100, "job-0", "finished", 98, 2, 0),
+        1: BatchRecord(1, "fp1", 50, "job-1", "accepted", 0, 0, 2),
+    }
+    store.batch_submitting(run_id, 1, "fp1b", 48)  # resubmitted on resume
+    assert store.journal(run_id)[1] == BatchRecord(1, "fp1b", 48, None, "submitting", 0, 0, 2)
+    assert store.journal(9999) == {}
+
+
+def test_failures(store: HistoryStore) -> None:
+    run_id = store.start_run(export="e", connection="c", list_id="L")
+    bad_email = [Reject(i, "s", "email", f"x{i}", "not an email") for i in range(5)]
+    dup = [Reject(9, "s", "email", "a@b.co", "duplicate", RowState.DUPLICATE)]
+    kl = [Reject(3, "s", "phone_number", "+1", "Klaviyo: bad phone", RowState.REJECTED)] * 2
+    store.add_failures(run_id, iter(bad_email + dup + kl))
+    store.add_failures(run_id, [])
+    assert store.failures(run_id)[:5] == bad_email
+    assert store.failures(run_id, limit=2) == bad_email[:2]
+    assert store.failures(run_id)[-1] == kl[0]
+    assert store.failure_reasons(run_id) == [
+        ("not an email", "invalid", 5),
+        ("Klaviyo: bad phone", "rejected_by_klaviyo", 2),
+        ("duplicate", "duplicate", 1),
+    ]
+    store.clear_failures(run_id, [RowState.INVALID, RowState.DUPLICATE])
+    assert store.failures(run_id) == kl
+    store.clear_failures(run_id, [])
+    assert len(store.failures(run_id)) == 2
+
+
+def test_keyed_hash_and_confirmed_rows(store: HistoryStore) -> None:
+    h = store.keyed_hash("a@example.com")
+    assert len(h) == 32
+    assert h == store.keyed_hash("a@example.com")
+    assert h != store.keyed_hash("b@example.com")
+    other = HistoryStore()  # same install, same secret
+    assert other.keyed_hash("a@example.com") == h
+    other.close()
+    run1 = store.start_run(export="e", connection="c", list_id="L")
+    run2 = store.start_run(export="e", connection="c", list_id="L")
+    store.record_confirmed("e", "L", [(h, b"r1"), (b"k2", b"r2")], run1)
+    store.record_confirmed("e", "L", [(h, b"r1-changed")], run2)
+    assert store.confirmed_rows("e", "L") == {h: b"r1-changed", b"k2": b"r2"}
+    assert store.confirmed_rows("e", "other-list") == {}
+    with sqlite3.connect(store.path) as db:
+        rows = db.execute("SELECT first_run, last_run FROM export_rows WHERE key_hash = ?", (h,))
+        assert rows.fetchall() == [(run1, run2)]
+    raw = store.path.read_bytes() + b"".join(
+        p.read_bytes() for p in store.path.parent.glob("history.sqlite3-wal")
+    )
+    assert b"a@example.com" not in raw
+
+
+def test_threads_and_a_second_connection(store: HistoryStore) -> None:
+    run_id = store.start_run(export="e", connection="c", list_id="L")
+    second = HistoryStore()
+    errors: list[BaseException] = []
+
+    def work(s: HistoryStore, base: int) -> None:
+        try:
+            for i in range(20):
+                s.batch_submitting(run_id, base + i, f"fp{i}", 1)
+                s.add_failures(run_id, [Reject(i, "s", "c", "v", f"r{base}")] * 5)
+                s.batch_finished(run_id, base + i, 1, 0)
+                s.runs()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=work, args=(store if n % 2 else second, n * 100)) for n in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    second.close()
+    assert errors == []
+    assert len(store.journal(run_id)) == 80
+    assert len(store.failures(run_id)) == 400
+
+
+def test_unreadable_database_gives_clear_error() -> None:
+    path = paths.history_path()
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(HistoryError, match="move it aside"):
+        HistoryStore()
+
+
+def test_newer_schema_is_refused() -> None:
+    path = paths.history_path()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(HistoryError, match="newer klaviyo-tui"):
+        HistoryStore()
+
+
+WRITER = """
+import sys
+from klaviyo_tui.history import HistoryStore
+from klaviyo_tui.locking import export_lock
+from klaviyo_tui.model import Reject
+
+with export_lock("nightly"):
+    store = HistoryStore()
+    run_id = store.start_run(export="nightly", connection="c", list_id="L")
+    print(run_id, flush=True)
+    i = 0
+    while True:
+        store.batch_submitting(run_id, i, f"fp{i}", 10)
+        store.add_failures(run_id, [Reject(i, "s", "email", "x", "bad")] * 50)
+        store.batch_accepted(run_id, i, f"job{i}")
+        i += 1
+        if i == 3:
+            print("ready", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_survives_sigkill_mid_write() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", WRITER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        run_id = int(proc.stdout.readline())
+        assert proc.stdout.readline().strip() == "ready"
+        with HistoryStore() as watcher:  # reads fine while another process writes
+            record = watcher.run(run_id)
+            assert record is not None
+            assert record.status == "running"
+            assert watcher.resumable_run("nightly") is None
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with HistoryStore() as store:
+        with sqlite3.connect(store.path) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        record = store.run(run_id)
+        assert record is not None
+        assert record.status == "interrupted"
+        resumable = store.resumable_run("nightly")
+        assert resumable is not None
+        assert resumable.id == run_id
+        journal = store.journal(run_id)
+        assert len(journal) >= 3
+        assert len(store.failures(run_id)) % 50 == 0  # whole transactions only
+        with export_lock("nightly"):
+            store.reopen_run(run_id)
+            assert store.run(run_id).status == "running"  # type: ignore[union-attr]
