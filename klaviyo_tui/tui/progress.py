@@ -1,0 +1,176 @@
+"""The run view's state: engine events folded into plain numbers (no textual; tests feed it).
+
+The App owns one `RunHandle` per running export; the run screen only reads it. Keeping the fold here
+(instead of in widget handlers) lets a snapshot test replay a fixed event sequence and get the same
+screen every time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from klaviyo_tui.model import (
+    ExitCode,
+    JobConfirmed,
+    JobsPlanned,
+    JobSubmitted,
+    Notice,
+    Phase,
+    ProgressEvent,
+    Retrying,
+    RowsRead,
+    RowsRejected,
+    RunSummary,
+    Waiting,
+)
+
+RATE_WINDOW = 60  # samples kept for the sparkline (one a second)
+
+
+@dataclass
+class RunProgress:
+    """Cumulative counters of one run, plus a short rate history and an event log."""
+
+    export: str
+    phase: str = "starting"
+    phase_detail: str = ""
+    read: int = 0
+    valid: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    total: int | None = None  # profiles to send, once known
+    jobs_planned: int = 0
+    jobs_submitted: int = 0
+    jobs_confirmed: int = 0
+    sent: int = 0
+    confirmed: int = 0
+    rejected: int = 0
+    waits: int = 0
+    waited_s: float = 0.0
+    retries: int = 0
+    summary: RunSummary | None = None
+    error: str | None = None
+    interrupted: bool = False
+    rates: deque[float] = field(default_factory=lambda: deque(maxlen=RATE_WINDOW))
+    log: list[str] = field(default_factory=list)
+    _last_sample: tuple[float, int] | None = None
+
+    # ---- folding -------------------------------------------------------------------------------
+    def apply(self, event: ProgressEvent) -> str | None:
+        """Fold one event in; return the log line it produced (if any)."""
+        line: str | None = None
+        match event:
+            case Phase(name=name, detail=detail):
+                self.phase, self.phase_detail = name, detail
+                line = f"{name}: {detail}" if detail else name
+            case RowsRead():
+                self.read, self.valid = event.read, event.valid
+                self.invalid, self.duplicates = event.invalid, event.duplicates
+            case JobsPlanned():
+                self.jobs_planned = event.jobs
+                if event.total is not None:
+                    self.total = event.total
+            case JobSubmitted():
+                self.jobs_submitted += 1
+                self.sent += event.profiles
+                line = f"job {event.batch} submitted: {event.profiles:,} profiles"
+            case JobConfirmed():
+                self.jobs_confirmed += 1
+                self.confirmed += event.imported
+                self.rejected += event.failed
+                line = (
+                    f"job {event.batch} done: {event.imported:,} imported, {event.failed:,} failed"
+                )
+            case RowsRejected():
+                line = f"{event.count:,} rows rejected by Klaviyo: {event.reason}"
+            case Waiting():
+                self.waits += 1
+                self.waited_s += event.seconds
+                line = f"waiting {event.seconds:.1f}s: {event.reason}"
+            case Retrying():
+                self.retries += 1
+                line = f"retry {event.attempt}: {event.reason}"
+            case Notice():
+                line = event.message if event.level == "info" else f"{event.level}: {event.message}"
+            case RunSummary():
+                self.summary = event
+                self.phase = "done"
+                self.interrupted = event.exit_code == ExitCode.INTERRUPTED
+                line = f"finished: {describe_exit(event.exit_code)}"
+        if line is not None:
+            self.log.append(line)
+        return line
+
+    def sample(self, now: float) -> None:
+        """Record profiles confirmed per second since the previous sample (called once a second)."""
+        if self._last_sample is not None:
+            then, count = self._last_sample
+            if now > then:
+                self.rates.append(max(0.0, (self.confirmed - count) / (now - then)))
+        self._last_sample = (now, self.confirmed)
+
+    # ---- derived -------------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return self.summary is not None or self.error is not None or self.interrupted
+
+    @property
+    def done_rows(self) -> int:
+        return self.confirmed + self.rejected
+
+    @property
+    def rate(self) -> float:
+        """Profiles per second, averaged over the last few samples."""
+        recent = list(self.rates)[-5:]
+        return sum(recent) / len(recent) if recent else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.total is None or self.rate <= 0:
+            return None
+        return max(0.0, (self.total - self.done_rows) / self.rate)
+
+    @property
+    def jobs_in_flight(self) -> int:
+        return max(0, self.jobs_submitted - self.jobs_confirmed)
+
+    @property
+    def jobs_queued(self) -> int:
+        return max(0, self.jobs_planned - self.jobs_submitted)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "valid": self.valid,
+            "sent": self.sent,
+            "confirmed": self.confirmed,
+            "rejected": self.rejected,
+        }
+
+
+def describe_exit(code: ExitCode | int) -> str:
+    """One short phrase per exit code, for logs and summaries."""
+    return {
+        ExitCode.OK: "every valid row confirmed",
+        ExitCode.PARTIAL: "some rows were not imported (see rejects)",
+        ExitCode.USAGE: "configuration problem",
+        ExitCode.INPUT: "input data problem",
+        ExitCode.AUTH: "authentication or permission problem",
+        ExitCode.UNAVAILABLE: "Klaviyo unavailable after retries",
+        ExitCode.INTERRUPTED: "interrupted (resumable)",
+    }.get(ExitCode(int(code)), str(code))
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

@@ -1,0 +1,69 @@
+"""The data privacy and compliance step: the user must actively accept before a key is saved."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Button, Checkbox, Footer, Header, Label, Static
+
+from klaviyo_tui.config import Connection
+from klaviyo_tui.consent import CONSENT_TEXT, CONSENT_TITLE, accept
+from klaviyo_tui.tui.screens.base import BaseScreen
+
+
+def record_consent() -> tuple[str, str]:
+    """(accepted_at in UTC ISO 8601, OS user), exactly as the CLI records them."""
+    accepted = accept(Connection(name="-", display_name="-"))
+    return accepted.consent_accepted_at or "", accepted.consent_accepted_by or "unknown"
+
+
+class ConsentScreen(BaseScreen[tuple[str, str] | None]):
+    """Step 2: dismisses (accepted_at UTC ISO, OS user), or None for back."""
+
+    BINDINGS = [Binding("escape", "back", "Back")]
+
+    def __init__(self, display_name: str) -> None:
+        super().__init__()
+        self.display_name = display_name
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(classes="form"):
+            yield Label(
+                f"{self.display_name} · step 2 of 3: {CONSENT_TITLE.lower()}",
+                classes="step-title",
+            )
+            yield Static(CONSENT_TEXT, id="consent-text", markup=False)
+            yield Checkbox(
+                "I understand and accept: personal data leaves this machine for Klaviyo.",
+                id="accept",
+            )
+            yield Label(
+                "Your acceptance is recorded in the config with the time (UTC) and your OS user.",
+                classes="help",
+            )
+        with Horizontal(classes="buttons"):
+            yield Button("‹ Back", id="back")
+            yield Button(
+                "Accept and connect ›", id="accept-button", variant="primary", disabled=True
+            )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#accept", Checkbox).focus()
+
+    @on(Checkbox.Changed, "#accept")
+    def _toggled(self, event: Checkbox.Changed) -> None:
+        self.query_one("#accept-button", Button).disabled = not event.value
+
+    @on(Button.Pressed, "#accept-button")
+    def _accepted(self) -> None:
+        if not self.query_one("#accept", Checkbox).value:
+            return
+        self.dismiss(record_consent())
+
+    @on(Button.Pressed, "#back")
+    def action_back(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,210 @@
+"""Home: connections, exports and each export's last run at a glance, with keys to act on them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Footer, Header, Label, Static
+
+from klaviyo_tui.config import Config
+from klaviyo_tui.tui.screens.base import BaseScreen
+from klaviyo_tui.tui.screens.dialogs import ConfirmModal
+from klaviyo_tui.tui.widgets.banner import DemoBanner
+
+if TYPE_CHECKING:
+    from klaviyo_tui.tui.app import KlaviyoApp, RunHandle
+
+EMPTY = (
+    "No connections yet. Press [b]c[/b] to add one: a Klaviyo account, its private API key and "
+    "your data privacy acknowledgement."
+)
+NO_EXPORTS = "No exports yet. Press [b]n[/b] to build one: a source file or query, a list, columns."
+
+
+def last_run_text(record: Any) -> tuple[str, str]:
+    """(when, result) for a history RunRecord."""
+    when = str(getattr(record, "started_at", "") or "")[:16].replace("T", " ")
+    counts = getattr(record, "counts", {}) or {}
+    status = str(getattr(record, "status", "") or "")
+    imported = counts.get("imported", 0)
+    return when, f"{status} · {imported:,} imported"
+
+
+class HomeScreen(BaseScreen[None]):
+    """The start screen. Acts on the highlighted row of the focused table."""
+
+    BINDINGS = [
+        Binding("c", "app.new_connection", "New connection"),
+        Binding("n", "app.new_export", "New export"),
+        Binding("r", "run", "Run"),
+        Binding("e,enter", "edit", "Edit"),
+        Binding("x,delete", "remove", "Remove"),
+        Binding("h", "history", "History"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        yield Header()
+        if app.demo:
+            yield DemoBanner(app.demo)
+        with Vertical(id="home"):
+            yield Label("Exports", classes="section-title")
+            yield Static(NO_EXPORTS, id="no-exports", classes="help")
+            exports: DataTable[str] = DataTable(id="exports", cursor_type="row")
+            exports.add_columns("Export", "List", "Source", "Last run", "Result")
+            yield exports
+            yield Label("Connections", classes="section-title")
+            yield Static(EMPTY, id="no-connections", classes="help")
+            connections: DataTable[str] = DataTable(id="connections", cursor_type="row")
+            connections.add_columns("Connection", "Base URL", "Privacy accepted")
+            yield connections
+        yield Footer()
+
+    def on_mount(self) -> None:
+        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        self.watch(app, "config", self._show_config, init=False)
+        app.run_updated.subscribe(self, self._run_updated)
+        self.last_runs: dict[str, Any] = {}
+        self._show_config(app.config)
+
+    def on_screen_resume(self) -> None:
+        self._load_last_runs()
+
+    def _run_updated(self, handle: RunHandle) -> None:
+        if handle.progress.finished:
+            self._load_last_runs()
+        else:
+            self._show_config(self.app.config)  # type: ignore[attr-defined]
+
+    def _show_config(self, config: Config) -> None:
+        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        exports = self.query_one("#exports", DataTable)
+        keep = exports.cursor_row
+        exports.clear()
+        for name, export in sorted(config.exports.items()):
+            sources = ", ".join(
+                _short(config.segments[s].source) for s in export.segments if s in config.segments
+            )
+            when, result = "never", ""
+            if name in self.last_runs:
+                when, result = last_run_text(self.last_runs[name])
+            handle = app.runs.get(name)
+            if handle and handle.active:
+                p = handle.progress
+                pct = f" {100 * p.done_rows // p.total}%" if p.total else ""
+                when, result = "now", f"running{pct}"
+            list_label = export.list_name or export.list_id
+            exports.add_row(name, list_label, sources, when, result, key=name)
+        if exports.row_count:
+            exports.move_cursor(row=min(keep, exports.row_count - 1))
+        conns = self.query_one("#connections", DataTable)
+        conns.clear()
+        for name, conn in sorted(config.connections.items()):
+            accepted = (conn.consent_accepted_at or "no")[:16].replace("T", " ")
+            conns.add_row(conn.display_name, conn.base_url, accepted, key=name)
+        self.query_one("#no-exports").display = not config.exports
+        exports.display = bool(config.exports)
+        self.query_one("#no-connections").display = not config.connections
+        conns.display = bool(config.connections)
+        if config.exports and not (self.focused and self.focused.id == "connections"):
+            exports.focus()
+        elif config.connections and not config.exports:
+            conns.focus()
+
+    @work(thread=True, exclusive=True, group="last-runs", exit_on_error=False)
+    def _load_last_runs(self) -> None:
+        from klaviyo_tui.history import HistoryStore
+
+        store = HistoryStore()
+        last: dict[str, Any] = {}
+        for record in store.runs(limit=500):
+            last.setdefault(record.export, record)
+        self.app.call_from_thread(self._last_runs_loaded, last)
+
+    def _last_runs_loaded(self, last: dict[str, Any]) -> None:
+        self.last_runs = last
+        self._show_config(self.app.config)  # type: ignore[attr-defined]
+
+    # ---- selection -------------------------------------------------------------------------------
+    def _selected(self, table_id: str) -> str | None:
+        table = self.query_one(f"#{table_id}", DataTable)
+        if not table.row_count or not table.display:
+            return None
+        key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        return str(key.value)
+
+    def _focused_table(self) -> str:
+        focused = self.focused
+        return focused.id if focused is not None and focused.id == "connections" else "exports"
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_edit()
+
+    def action_run(self) -> None:
+        name = self._selected("exports")
+        if name is None:
+            self.notify("Build an export first (n).", severity="warning")
+            return
+        self.app.start_run(name)  # type: ignore[attr-defined]
+
+    def action_history(self) -> None:
+        self.app.action_history(self._selected("exports"))  # type: ignore[attr-defined]
+
+    def action_edit(self) -> None:
+        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        if self._focused_table() == "connections":
+            name = self._selected("connections")
+            if name and name in app.config.connections:
+                app.connection_wizard(app.config.connections[name])
+            return
+        export = self._selected("exports")
+        if export:
+            app.edit_export(export)
+
+    @work(exclusive=True, group="remove", exit_on_error=False)
+    async def action_remove(self) -> None:
+        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        table = self._focused_table()
+        name = self._selected(table)
+        if name is None:
+            return
+        if table == "connections":
+            conn = app.config.connections[name]
+            users = [e.name for e in app.config.exports.values() if e.connection == name]
+            extra = f"\nExports that use it will not run: {', '.join(users)}." if users else ""
+            question = (
+                f"Remove the connection “{conn.display_name}” and delete its API key from the "
+                f"keyring? Data already in Klaviyo stays there.{extra}"
+            )
+            if not await app.push_screen_wait(ConfirmModal("Remove connection?", question)):
+                return
+            from klaviyo_tui.secrets import delete_api_key
+
+            await app.in_thread(delete_api_key, name)
+            await app.save_config(lambda store: store.remove_connection(name))
+            self.notify(f"Removed “{conn.display_name}” and its key.")
+        else:
+            question = f"Remove the export “{name}”? Its run history is kept."
+            if not await app.push_screen_wait(ConfirmModal("Remove export?", question)):
+                return
+            export = app.config.exports[name]
+
+            def remove(store: Any) -> None:
+                store.remove_export(name)
+                for segment in export.segments:
+                    others = [e for e in store.config.exports.values() if segment in e.segments]
+                    if not others and segment in store.config.segments:
+                        store.remove_segment(segment)
+
+            await app.save_config(remove)
+            self.notify(f"Removed export “{name}”.")
+
+
+def _short(source: str, width: int = 24) -> str:
+    tail = source.replace("\\", "/").rsplit("/", 1)[-1]
+    return tail if len(tail) <= width else "…" + tail[-(width - 1) :]

@@ -1,0 +1,233 @@
+"""Pickers used by the export builder: a Klaviyo list from the account, and a source file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import (
+    Button,
+    DirectoryTree,
+    Input,
+    Label,
+    LoadingIndicator,
+    OptionList,
+    Static,
+)
+from textual.widgets.option_list import Option
+
+from klaviyo_tui.config import Connection
+from klaviyo_tui.tui.errors import describe_error
+
+if TYPE_CHECKING:
+    from klaviyo_tui.tui.app import KlaviyoApp
+
+PICKER_CSS = """
+{name} {{ align: center middle; }}
+{name} > Vertical {{
+    width: 90%; max-width: 100; height: 90%; padding: 0 1;
+    border: thick $primary; background: $surface;
+}}
+{name} .title {{ text-style: bold; margin-bottom: 1; }}
+{name} .row {{ height: auto; }}
+{name} .row Input {{ width: 1fr; }}
+{name} .row Button {{ width: auto; margin-left: 1; }}
+{name} OptionList, {name} DirectoryTree {{ height: 1fr; }}
+{name} #status {{ height: auto; color: $text-muted; }}
+{name} #status.-error {{ color: $error; }}
+{name} LoadingIndicator {{ height: 1; }}
+"""
+
+
+async def api_key_for(app: KlaviyoApp, connection: Connection) -> str:
+    """The connection's key from env or keyring (thread worker), or a clear error."""
+    from klaviyo_tui.secrets import get_api_key
+
+    lookup = await app.in_thread(get_api_key, connection.name)
+    if not lookup.key:
+        raise LookupError(
+            f"No API key for “{connection.display_name}”: {lookup.hint or 'edit the connection.'}"
+        )
+    return lookup.key
+
+
+class ListPickerScreen(ModalScreen[Any]):
+    """Every list of the account (all pages), searchable, plus "create new list"."""
+
+    DEFAULT_CSS = PICKER_CSS.format(name="ListPickerScreen")
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__()
+        self.connection = connection
+        self.lists: list[Any] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"Pick a list in “{self.connection.display_name}”", classes="title")
+            yield Input(placeholder="Type to search lists by name or ID", id="search")
+            yield LoadingIndicator()
+            yield Static("Loading lists from Klaviyo…", id="status")
+            yield OptionList(id="lists")
+            yield Label("Or create a new list:", classes="help")
+            with Horizontal(classes="row"):
+                yield Input(placeholder="New list name", id="new-name")
+                yield Button("Create list", id="create", variant="success")
+            with Horizontal(classes="row"):
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#search", Input).focus()
+        self.load()
+
+    @work(exclusive=True, group="lists", exit_on_error=False)
+    async def load(self) -> None:
+        from klaviyo_tui.klaviyo import KlaviyoClient
+
+        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        status = self.query_one("#status", Static)
+        try:
+            key = await api_key_for(app, self.connection)
+            async with KlaviyoClient(self.connection.base_url, key) as client:
+                self.lists = sorted(await client.lists(), key=lambda lst: lst.name.lower())
+        except Exception as exc:
+            info = describe_error(exc)
+            status.update(f"{info.title}: {info.message}\nWhat to do: {info.hint}")
+            status.add_class("-error")
+            return
+        finally:
+            self.query_one(LoadingIndicator).display = False
+        self._fill(self.query_one("#search", Input).value)
+
+    def _fill(self, search: str) -> None:
+        needle = search.strip().lower()
+        shown = [
+            lst for lst in self.lists if needle in lst.name.lower() or needle in lst.id.lower()
+        ]
+        options = self.query_one("#lists", OptionList)
+        options.clear_options()
+        options.add_options(Option(f"{lst.name}  [dim]{lst.id}[/dim]", id=lst.id) for lst in shown)
+        self.query_one("#status", Static).update(
+            f"{len(shown)} of {len(self.lists)} lists" + (" match" if needle else "")
+        )
+
+    @on(Input.Changed, "#search")
+    def _search(self, event: Input.Changed) -> None:
+        if self.lists:
+            self._fill(event.value)
+
+    @on(Input.Submitted, "#search")
+    def _search_submitted(self) -> None:
+        options = self.query_one("#lists", OptionList)
+        if options.option_count:
+            options.focus()
+            options.highlighted = 0
+
+    @on(OptionList.OptionSelected, "#lists")
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        chosen = next((lst for lst in self.lists if lst.id == event.option.id), None)
+        if chosen is not None:
+            self.dismiss(chosen)
+
+    @on(Input.Submitted, "#new-name")
+    @on(Button.Pressed, "#create")
+    def _create_pressed(self) -> None:
+        name = self.query_one("#new-name", Input).value.strip()
+        if not name:
+            self.notify("Type a name for the new list.", severity="warning")
+            return
+        self.create(name)
+
+    @work(exclusive=True, group="create", exit_on_error=False)
+    async def create(self, name: str) -> None:
+        from klaviyo_tui.klaviyo import KlaviyoClient
+
+        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        try:
+            key = await api_key_for(app, self.connection)
+            async with KlaviyoClient(self.connection.base_url, key) as client:
+                created, was_new = await client.find_or_create_list(name)
+        except Exception as exc:
+            info = describe_error(exc)
+            self.notify(f"{info.message}\n{info.hint}", title=info.title, severity="error")
+            return
+        verb = "Created" if was_new else "Found existing"
+        self.notify(f"{verb} list “{created.name}” ({created.id}).")
+        self.dismiss(created)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class SourceTree(DirectoryTree):
+    """A DirectoryTree that shows folders and only the file types we can read."""
+
+    def __init__(self, path: Path, extensions: Iterable[str], **kwargs: Any) -> None:
+        self.extensions = {e.lower() for e in extensions}
+        super().__init__(path, **kwargs)
+
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        return [
+            p
+            for p in paths
+            if not p.name.startswith(".")
+            and (
+                p.is_dir()
+                or "".join(p.suffixes[-2:]).lower() in self.extensions
+                or p.suffix.lower() in self.extensions
+            )
+        ]
+
+
+class FilePickerScreen(ModalScreen[Path | None]):
+    """Choose a CSV/Parquet/xlsx/JSONL file (or a SQLite database) to read rows from."""
+
+    DEFAULT_CSS = PICKER_CSS.format(name="FilePickerScreen")
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, start: Path) -> None:
+        super().__init__()
+        self.start = start
+
+    def compose(self) -> ComposeResult:
+        from klaviyo_tui.sources import SUPPORTED_EXTENSIONS
+
+        exts = sorted(SUPPORTED_EXTENSIONS)
+        with Vertical():
+            yield Label("Choose a source file", classes="title")
+            yield Static(f"Shown: folders and {', '.join(exts)} files.", id="status")
+            with Horizontal(classes="row"):
+                yield Input(str(self.start), id="folder")
+                yield Button("Go", id="go")
+            yield SourceTree(self.start, exts, id="tree")
+            with Horizontal(classes="row"):
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#tree", SourceTree).focus()
+
+    @on(Input.Submitted, "#folder")
+    @on(Button.Pressed, "#go")
+    def _go(self) -> None:
+        folder = Path(self.query_one("#folder", Input).value).expanduser()
+        if folder.is_file():
+            self.dismiss(folder)
+        elif folder.is_dir():
+            self.query_one("#tree", SourceTree).path = folder
+        else:
+            self.notify(f"No such folder: {folder}", severity="error")
+
+    @on(DirectoryTree.FileSelected)
+    def _chosen(self, event: DirectoryTree.FileSelected) -> None:
+        self.dismiss(event.path)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)

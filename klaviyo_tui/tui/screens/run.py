@@ -1,0 +1,161 @@
+"""The live run view. It only reads the App's RunHandle, so leaving it never stops the run."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Header, Label, Log, ProgressBar, Sparkline, Static
+
+from klaviyo_tui.model import ExitCode
+from klaviyo_tui.tui.progress import RunProgress, describe_exit, format_duration
+from klaviyo_tui.tui.screens.base import BaseScreen
+from klaviyo_tui.tui.screens.dialogs import ConfirmModal
+
+if TYPE_CHECKING:
+    from klaviyo_tui.tui.app import KlaviyoApp, RunHandle
+
+
+def stats_lines(p: RunProgress) -> tuple[str, str]:
+    rows = (
+        f"Rows  read [b]{p.read:,}[/b] · valid [b]{p.valid:,}[/b] · sent [b]{p.sent:,}[/b] · "
+        f"confirmed [b]{p.confirmed:,}[/b] · rejected [b]{p.rejected:,}[/b]"
+    )
+    jobs = (
+        f"Jobs  queued {p.jobs_queued} · in flight {p.jobs_in_flight} · "
+        f"complete {p.jobs_confirmed} · rate-limit waits {p.waits} "
+        f"({p.waited_s:.0f}s) · retries {p.retries}"
+    )
+    return rows, jobs
+
+
+def summary_text(p: RunProgress) -> str:
+    if p.error:
+        return f"[b]The run stopped.[/b] {p.error}"
+    s = p.summary
+    if s is None:
+        return "[b]Cancelled.[/b] The run is resumable: press [b]u[/b] here or use History."
+    counts = " · ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in s.counts.items() if v)
+    tail = "Press [b]o[/b] for the rejects, [b]h[/b] for history."
+    if s.exit_code == ExitCode.INTERRUPTED:
+        tail = "Press [b]u[/b] to resume, [b]o[/b] for details."
+    return (
+        f"[b]Finished in {format_duration(s.duration_s)}: {describe_exit(s.exit_code)}.[/b]\n"
+        f"{counts or 'no rows'}\n{tail}"
+    )
+
+
+class RunScreen(BaseScreen[None]):
+    """Progress, counters, rate sparkline, ETA, jobs, waits and an event log for one run."""
+
+    BINDINGS = [
+        Binding("escape", "back", "Back (keeps running)"),
+        Binding("c", "cancel_run", "Cancel run"),
+        Binding("o", "open_rejects", "Rejects"),
+        Binding("u", "resume", "Resume"),
+        Binding("h", "app.history", "History"),
+    ]
+
+    def __init__(self, handle: RunHandle) -> None:
+        super().__init__()
+        self.handle = handle
+        self._logged = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="run-body"):
+            yield Label(f"Run · {self.handle.export}", id="run-title", classes="step-title")
+            yield ProgressBar(id="overall", show_eta=False)
+            with Vertical(id="stats"):
+                yield Static("", id="rows")
+                yield Static("", id="jobs")
+            with Horizontal(id="rate-row"):
+                yield Static("", id="rate-label")
+                yield Sparkline([], id="rate")
+            yield Static("", id="summary")
+            yield Log(id="log", auto_scroll=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app.run_updated.subscribe(self, self._updated)
+        self._show()
+
+    def _updated(self, handle: RunHandle) -> None:
+        if handle is self.handle:
+            self._show()
+        elif handle.export == self.handle.export:  # a new run (resume) replaced ours
+            self.handle, self._logged = handle, 0
+            self.query_one(Log).clear()
+            self._show()
+
+    def _show(self) -> None:
+        p = self.handle.progress
+        phase = p.phase + (f" · {p.phase_detail}" if p.phase_detail else "")
+        kind = {"resume": " (resumed)", "retry": " (retrying failed rows)"}.get(
+            self.handle.kind, ""
+        )
+        self.query_one("#run-title", Label).update(f"Run · {p.export}{kind} · {phase}")
+        bar = self.query_one("#overall", ProgressBar)
+        if p.total:
+            bar.update(total=p.total, progress=min(p.done_rows, p.total))
+        elif p.summary is not None:
+            bar.update(total=max(1, p.done_rows), progress=max(1, p.done_rows))
+        rows, jobs = stats_lines(p)
+        self.query_one("#rows", Static).update(rows)
+        self.query_one("#jobs", Static).update(jobs)
+        eta = "done" if p.finished else format_duration(p.eta_s)
+        self.query_one("#rate-label", Static).update(f"{p.rate:,.0f} profiles/s · ETA {eta}")
+        self.query_one("#rate", Sparkline).data = list(p.rates) or [0.0]
+        log = self.query_one(Log)
+        if self._logged < len(p.log):
+            log.write_lines(p.log[self._logged :])
+            self._logged = len(p.log)
+        finished = p.finished and not self.handle.active
+        self.set_class(finished, "-finished")
+        failed = bool(p.error) or (p.summary is not None and p.summary.exit_code != ExitCode.OK)
+        self.set_class(finished and failed, "-failed")
+        if finished:
+            self.query_one("#summary", Static).update(summary_text(p))
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        p = self.handle.progress
+        if action == "cancel_run":
+            return self.handle.active
+        if action == "open_rejects":
+            return p.summary is not None and p.summary.run_id is not None
+        if action == "resume":
+            return not self.handle.active and (
+                p.interrupted
+                or (p.summary is not None and p.summary.exit_code == ExitCode.INTERRUPTED)
+            )
+        return True
+
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+    @work(exclusive=True, group="cancel", exit_on_error=False)
+    async def action_cancel_run(self) -> None:
+        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        question = (
+            "Stop this run? Jobs already sent finish in Klaviyo; the run is kept as "
+            "interrupted and can be resumed later without sending rows twice."
+        )
+        if await app.push_screen_wait(ConfirmModal("Cancel the run?", question, yes="Stop run")):
+            app.cancel_run(self.handle.export)
+
+    def action_open_rejects(self) -> None:
+        from klaviyo_tui.tui.screens.history import RunDetailScreen
+
+        summary = self.handle.progress.summary
+        if summary is not None and summary.run_id is not None:
+            self.app.push_screen(RunDetailScreen(summary.run_id))
+
+    def action_resume(self) -> None:
+        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        self.dismiss(None)
+        app.start_run(self.handle.export, resume=True)

@@ -1,0 +1,75 @@
+"""Shared helpers for the TUI tests: a fast sandbox, a sample file, and waiting on the app."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
+from klaviyo_tui.sandbox.server import SandboxServer
+
+SIZE = (100, 32)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    server = SandboxServer(SandboxSettings(rate_limits=False, job_delay=0.0))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def wait_until(pilot: Pilot[object], condition: Callable[[], bool], tries: int = 400) -> None:
+    """Let the app process events until `condition()` holds (no fixed sleeps)."""
+    for _ in range(tries):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("condition not reached")
+
+
+async def type_into(pilot: Pilot[object], selector: str, text: str) -> None:
+    widget = pilot.app.screen.query_one(selector, Input)
+    widget.value = text
+    await pilot.pause()
+
+
+async def wait_screen(pilot: Pilot[object], kind: type) -> None:
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, kind))
+
+
+async def run_wizard(
+    pilot: Pilot[object],
+    base_url: str,
+    key: str = DEMO_KEY,
+    name: str = "Acme sandbox",
+    after_verify: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Drive form → consent → verify → save from a freshly shown form."""
+    from klaviyo_tui.tui.screens.connection import ConnectionFormScreen, VerifyScreen
+    from klaviyo_tui.tui.screens.consent import ConsentScreen
+
+    await wait_screen(pilot, ConnectionFormScreen)
+    await type_into(pilot, "#display-name", name)
+    await type_into(pilot, "#key", key)
+    await type_into(pilot, "#base-url", base_url)
+    await pilot.click("#next")
+    await wait_screen(pilot, ConsentScreen)
+    await pilot.click("#accept")
+    await pilot.click("#accept-button")
+    await wait_screen(pilot, VerifyScreen)
+
+
+def sample_csv(path: Path, rows: int = 40) -> Path:
+    lines = ["email,phone,first_name,city,tier"]
+    for i in range(rows):
+        email = f"user{i}@example.com" if i % 10 != 3 else f"broken{i}"
+        lines.append(f"{email},+1415555{i:04d},Name{i},Springfield,{'gold' if i % 2 else 'silver'}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
