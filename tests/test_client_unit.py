@@ -456,3 +456,13 @@ async def test_pacer_blocks_on_ratelimit_remaining_zero() -> None:
     pacer.observe(op, "12, 12;w=1", "1")  # draft-IETF style: remaining left, nothing to wait for
     await pacer.acquire(op)
     assert len(clock.waits) == 1
+
+
+async def test_a_daily_cap_ends_the_call_instead_of_stalling() -> None:
+    r = err(429, "Request was throttled. Expected available in 40000 seconds.")
+    r.headers["Retry-After"] = "40000"
+    rec = Recorder(lambda req: r)
+    async with make(rec) as k:
+        with pytest.raises(UnavailableError, match=r"creating a list for 11\.1 h"):
+            await k.create_list("Daily")
+    assert len(rec.requests) == 1

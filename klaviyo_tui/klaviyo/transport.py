@@ -28,6 +28,7 @@ _STATUS_WORDS = {
     504: "gateway timeout",
 }
 WAIT_EVENT_MIN_S = 0.2
+MAX_RETRY_AFTER_S = 120.0  # longer asks (daily caps) end the call instead of stalling the run
 _BODY_HEADERS = {"Content-Type": "application/vnd.api+json"}
 JSON_TYPES = ("application/vnd.api+json", "application/json")
 
@@ -105,7 +106,15 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         seconds = float(value.strip())
     except ValueError:
         return None  # an HTTP date: rare; fall back to backoff
-    return min(max(seconds, 0.0), 300.0)
+    return max(seconds, 0.0)
+
+
+def _human_seconds(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:g} s"
 
 
 def _transport_reason(exc: httpx.TransportError, timeout: httpx.Timeout) -> str:
@@ -201,6 +210,12 @@ class Requester:
                 if status == 429:
                     wait = retry_after_seconds(response)
                     ambiguous = False
+                    if wait is not None and wait > MAX_RETRY_AFTER_S:
+                        self.pacer.block(op, wait)
+                        raise UnavailableError(
+                            f"Klaviyo's rate limit stops {op.what} for {_human_seconds(wait)} "
+                            "(a daily cap is probably used up); try again later."
+                        )
                     if wait is not None:
                         self.pacer.block(op, wait)
                         reason = f"rate limit: Klaviyo asked to wait {wait:g} s"
