@@ -274,9 +274,7 @@ def _xlsx_chunks(path: Path, columns: list[str] | None, chunk_rows: int) -> Iter
         yield df.iloc[start : start + chunk_rows]
 
 
-def _jsonl_chunks(
-    path: Path, columns: list[str] | None, chunk_rows: int
-) -> Iterator[pd.DataFrame]:
+def _jsonl_chunks(path: Path, columns: list[str] | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
     start = 0
     with pd.read_json(
         path,
@@ -311,7 +309,9 @@ def _sql_url(source: str) -> str:
     return f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
 
 
-def _sql_chunks(segment: Segment, columns: list[str] | None, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _sql_chunks(
+    segment: Segment, columns: list[str] | None, chunk_rows: int
+) -> Iterator[pd.DataFrame]:
     import sqlalchemy as sa
     from sqlalchemy import exc as saexc
 

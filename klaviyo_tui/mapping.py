@@ -1,0 +1,372 @@
+"""Turn one chunk of source rows into Klaviyo profile payloads (bytes) and rejects.
+
+Column-at-a-time with pyarrow.compute: strict vectorised checks settle most emails and phones
+(klaviyo_tui.fastcheck) and only the rest meet email-validator / phonenumbers row by row. The JSON
+is assembled from per-column fragments (`"first_name":"Ada"`) joined per row, so no Python dict is
+built per profile; strings needing escapes go through orjson.
+
+Rules, in the order a row is judged (one reject per row, for the first rule it breaks):
+- email: mandatory; trimmed, lower-cased, syntax-checked like email-validator (no DNS).
+- phone_number: converted to E.164 with phonenumbers and the export's default region.
+- external_id: at most 255 characters.
+- the serialized profile: at most 100,000 bytes (Klaviyo's 100 KB, read strictly).
+Empty values are dropped (never null or ""); location fields go under `attributes.location`.
+
+Custom property typing (`infer_kinds`): a column is sent as numbers when every non-empty value is
+a plain decimal (`-?(0|[1-9]\\d{0,14})(\\.\\d+)?`, so "02134" and long ids stay strings), as
+booleans when every value is true/false (any case), as ISO 8601 strings when every value is an ISO
+date or date-time (a space separator becomes "T"); otherwise as strings. The pipeline decides the
+kinds over the whole export in its first pass, so a column keeps one type across chunks; called
+alone, `validate_chunk` decides per chunk. Typed sources (Parquet, JSON) keep their numbers,
+booleans and timestamps.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from klaviyo_tui.config import Mapping
+from klaviyo_tui.fastcheck import email_fast, phone_fast
+from klaviyo_tui.model import Reject, RowState
+
+MAX_PROFILE_BYTES = 100_000
+MAX_EXTERNAL_ID = 255
+
+_NUMBER_RE = r"^-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]+)?$"
+_BOOL_RE = r"(?i)^(?:true|false)$"
+_DATE_RE = (
+    r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$"
+)
+_NEEDS_ESCAPE_RE = r'["\\\x00-\x1f]'
+KINDS = ("number", "bool", "date", "string")
+
+
+@dataclass
+class ValidatedChunk:
+    """One chunk's outcome. payloads/emails/rows are aligned; rejects are in row order."""
+
+    segment: str
+    payloads: list[bytes]
+    emails: list[str]
+    rows: list[int]
+    rejects: list[Reject]
+    read: int = 0  # rows of the chunk (after the segment filter)
+
+
+@dataclass
+class PreviewReport:
+    """Counts for the mapping screen, each with up to 5 example values."""
+
+    rows: int = 0
+    valid: int = 0
+    invalid_emails: int = 0
+    invalid_phones: int = 0
+    duplicates: int = 0
+    other_invalid: int = 0
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+
+# ---- column helpers -------------------------------------------------------------------------
+
+
+def text(series: pd.Series) -> pa.Array:
+    """A column as trimmed pyarrow strings, null where empty (whatever the source dtype)."""
+    if pd.api.types.is_bool_dtype(series.dtype):
+        arr = pc.cast(pa.array(series, from_pandas=True), pa.string())
+    elif pd.api.types.is_float_dtype(series.dtype):
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+        finite = np.isfinite(values)
+        if finite.any() and np.all(values[finite] == np.round(values[finite])):
+            ints = pa.array(np.where(finite, values, 0).astype(np.int64), mask=~finite)
+            arr = pc.cast(ints, pa.string())
+        else:
+            arr = pc.cast(pa.array(values, mask=~finite), pa.string())
+    elif pd.api.types.is_datetime64_any_dtype(series.dtype):
+        arr = pa.array([None if pd.isna(v) else v.isoformat() for v in series], pa.string())
+    elif series.dtype == object:
+        arr = pa.array(
+            [None if v is None or (isinstance(v, float) and v != v) else str(v) for v in series],
+            pa.string(),
+        )
+    else:
+        arr = pa.array(series, from_pandas=True)
+        if not pa.types.is_string(arr.type):
+            arr = pc.cast(arr, pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = pc.utf8_trim_whitespace(arr)
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+
+
+def json_strings(arr: pa.Array) -> pa.Array:
+    """Each value as a JSON string literal (nulls stay null); orjson only for values needing escapes."""
+    quoted = pc.binary_join_element_wise('"', arr, '"', "")
+    bad = pc.match_substring_regex(arr, _NEEDS_ESCAPE_RE).fill_null(False)
+    if pc.any(bad).as_py():
+        fixed = [orjson.dumps(v).decode() for v in arr.filter(bad).to_pylist()]
+        quoted = pc.replace_with_mask(quoted, bad, pa.array(fixed, pa.string()))
+    return quoted
+
+
+def infer_kinds(arr: pa.Array) -> set[str]:
+    """Which JSON kinds every non-empty value of this column could be sent as."""
+    values = arr.drop_null()
+    kinds = {"string"}
+    if len(values) == 0:
+        return set(KINDS)
+    for kind, pattern in (("number", _NUMBER_RE), ("bool", _BOOL_RE), ("date", _DATE_RE)):
+        if pc.all(pc.match_substring_regex(values, pattern)).as_py():
+            kinds.add(kind)
+    return kinds
+
+
+def pick_kind(kinds: set[str]) -> str:
+    for kind in KINDS:
+        if kind in kinds:
+            return kind
+    return "string"
+
+
+def property_fragment(series: pd.Series, kind: str | None) -> pa.Array:
+    """JSON values for one custom property column (null where empty)."""
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return pc.utf8_lower(text(series))
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return text(series)  # typed source: finite numbers as JSON numbers
+    arr = text(series)
+    kind = kind or pick_kind(infer_kinds(arr))
+    if kind == "number":
+        return arr
+    if kind == "bool":
+        return pc.utf8_lower(arr)
+    if kind == "date":
+        return json_strings(pc.replace_substring(arr, " ", "T", max_replacements=1))
+    return json_strings(arr)
+
+
+def _member(key: str, values: pa.Array) -> pa.Array:
+    """`,"key":value` per row, "" where the value is empty (so members concatenate directly)."""
+    joined = pc.binary_join_element_wise("," + orjson.dumps(key).decode() + ":", values, "")
+    return pc.fill_null(joined, "")
+
+
+def _concat(parts: list[pa.Array]) -> pa.Array:
+    # Not null_handling="skip": pyarrow 26 drops all-null rows with it (the array gets shorter).
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _object(key: str, members: list[pa.Array]) -> pa.Array | None:
+    """`,"key":{...}` per row from its members, "" where every member is empty."""
+    if not members:
+        return None
+    inner = pc.utf8_slice_codeunits(_concat(members), 1)  # drop the first member's comma
+    obj = pc.binary_join_element_wise("," + orjson.dumps(key).decode() + ":{", inner, "}", "")
+    return pc.if_else(pc.equal(inner, ""), "", obj)
+
+
+# ---- careful per-row checks -----------------------------------------------------------------
+
+
+def careful_email(value: str) -> tuple[str | None, str]:
+    """(normalized email, "") or (None, reason), by email-validator without DNS."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        result = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return None, f"invalid email: {exc}"
+    return result.normalized.lower(), ""
+
+
+def careful_phone(value: str, region: str) -> tuple[str | None, str]:
+    """(E.164, "") or (None, reason), by phonenumbers with the default region."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as exc:
+        return None, f"invalid phone number: {exc._msg}"
+    if not phonenumbers.is_valid_number(number):
+        return None, f"invalid phone number (not a valid number; default region {region})"
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), ""
+
+
+def _settle(
+    arr: pa.Array, fast_ok: np.ndarray, fast_values: pa.Array, check: object
+) -> tuple[pa.Array, dict[int, str]]:
+    """Merge fast results with careful ones for unsettled non-null values; reasons by position."""
+    present = arr.is_valid().to_numpy(zero_copy_only=False)
+    slow = np.flatnonzero(present & ~fast_ok)
+    reasons: dict[int, str] = {}
+    if len(slow) == 0:
+        return fast_values, reasons
+    values = fast_values
+    fixed: list[str | None] = []
+    for pos, raw in zip(slow.tolist(), arr.take(pa.array(slow)).to_pylist(), strict=True):
+        good, reason = check(raw)  # type: ignore[operator]
+        fixed.append(good)
+        if good is None:
+            reasons[pos] = reason
+    mask = np.zeros(len(arr), dtype=bool)
+    mask[slow] = True
+    values = pc.replace_with_mask(values, pa.array(mask), pa.array(fixed, pa.string()))
+    return values, reasons
+
+
+# ---- the chunk ------------------------------------------------------------------------------
+
+
+def validate_chunk(
+    df: pd.DataFrame,
+    mapping: Mapping,
+    *,
+    default_region: str,
+    segment: str,
+    kinds: dict[str, str] | None = None,
+) -> ValidatedChunk:
+    """Validate and serialize one chunk (index = source row numbers)."""
+    n = len(df)
+    rows = np.asarray(df.index, dtype=np.int64)
+    bad: dict[int, tuple[str, str]] = {}  # position -> (column, reason); first rule wins
+
+    email_raw = text(df[mapping.email])
+    email_norm = pc.utf8_lower(email_raw)
+    ok = email_fast(email_norm)
+    emails, reasons = _settle(
+        email_raw, ok, pc.if_else(pa.array(ok), email_norm, None), careful_email
+    )
+    for pos in np.flatnonzero(~email_raw.is_valid().to_numpy(zero_copy_only=False)).tolist():
+        bad[pos] = (mapping.email, "email is missing")
+    for pos, reason in reasons.items():
+        bad.setdefault(pos, (mapping.email, reason))
+
+    fields: dict[str, pa.Array] = {"email": emails}
+    if mapping.phone_number:
+        phone_raw = text(df[mapping.phone_number])
+        fast_ok, e164 = phone_fast(phone_raw.fill_null(""), default_region)
+        phones, reasons = _settle(
+            phone_raw, fast_ok, e164, lambda v: careful_phone(v, default_region)
+        )
+        for pos, reason in reasons.items():
+            bad.setdefault(pos, (mapping.phone_number, reason))
+        fields["phone_number"] = phones
+    for name, column in mapping.fields().items():
+        if name not in ("email", "phone_number"):
+            fields[name] = text(df[column])
+    if "external_id" in fields:
+        too_long = pc.greater(pc.utf8_length(fields["external_id"]), MAX_EXTERNAL_ID)
+        for pos in np.flatnonzero(too_long.fill_null(False).to_numpy(zero_copy_only=False)):
+            bad.setdefault(
+                int(pos), (mapping.external_id or "", "external_id is over 255 characters")
+            )
+
+    members = [_member(name, json_strings(values)) for name, values in fields.items()]
+    location = [_member(k, json_strings(text(df[c]))) for k, c in mapping.location.items()]
+    props = [_member(c, property_fragment(df[c], (kinds or {}).get(c))) for c in mapping.properties]
+    for obj in (_object("location", location), _object("properties", props)):
+        if obj is not None:
+            members.append(obj)
+    inner = pc.utf8_slice_codeunits(_concat(members), 1)
+    payload = pc.binary_join_element_wise('{"type":"profile","attributes":{', inner, "}}", "")
+    sizes = pc.binary_length(payload).to_numpy(zero_copy_only=False)
+    for pos in np.flatnonzero(sizes > MAX_PROFILE_BYTES).tolist():
+        bad.setdefault(pos, ("", f"profile is {sizes[pos]} bytes serialized (limit 100 KB)"))
+
+    keep = np.ones(n, dtype=bool)
+    if bad:
+        keep[list(bad)] = False
+    keep_arr = pa.array(keep)
+    rejects = _rejects(df, bad, rows, segment)
+    return ValidatedChunk(
+        segment=segment,
+        payloads=pc.cast(payload.filter(keep_arr), pa.binary()).to_pylist(),
+        emails=emails.filter(keep_arr).to_pylist(),
+        rows=rows[keep].tolist(),
+        rejects=rejects,
+        read=n,
+    )
+
+
+def _rejects(
+    df: pd.DataFrame, bad: dict[int, tuple[str, str]], rows: np.ndarray, segment: str
+) -> list[Reject]:
+    out = []
+    for pos in sorted(bad):
+        column, reason = bad[pos]
+        value = "" if not column else df[column].iloc[pos]
+        out.append(
+            Reject(
+                row=int(rows[pos]),
+                segment=segment,
+                column=column,
+                value=""
+                if value is None or (isinstance(value, float) and value != value)
+                else str(value),
+                reason=reason,
+                state=RowState.INVALID,
+            )
+        )
+    return out
+
+
+# ---- helpers for the mapping screen ---------------------------------------------------------
+
+_EMAIL_NAME = re.compile(r"^(e[-_ ]?mail|email[-_ ]?address|mail)$", re.I)
+
+
+def detect_email_column(df: pd.DataFrame) -> str | None:
+    """The column that holds emails: by name first, else the one whose values look most like it."""
+    for column in df.columns:
+        if _EMAIL_NAME.match(str(column).strip()):
+            return str(column)
+    best, best_share = None, 0.0
+    for column in df.columns:
+        values = text(df[column]).drop_null()
+        if len(values) == 0:
+            continue
+        share = float(np.mean(email_fast(pc.utf8_lower(values))))
+        if share > best_share:
+            best, best_share = str(column), share
+    return best if best_share >= 0.5 else None
+
+
+def validation_preview(df: pd.DataFrame, mapping: Mapping, default_region: str) -> PreviewReport:
+    """What an export of these rows would do locally: valid, invalid, duplicate, with examples."""
+    chunk = validate_chunk(df, mapping, default_region=default_region, segment="preview")
+    report = PreviewReport(rows=len(df))
+    ex: dict[str, list[str]] = {
+        "invalid_emails": [],
+        "invalid_phones": [],
+        "duplicates": [],
+        "other_invalid": [],
+    }
+    for rej in chunk.rejects:
+        key = (
+            "invalid_emails"
+            if rej.column == mapping.email
+            else "invalid_phones"
+            if mapping.phone_number and rej.column == mapping.phone_number
+            else "other_invalid"
+        )
+        setattr(report, key, getattr(report, key) + 1)
+        if len(ex[key]) < 5:
+            ex[key].append(f"row {rej.row}: {rej.value!r} ({rej.reason})")
+    seen: dict[str, int] = {}
+    for email, row in zip(chunk.emails, chunk.rows, strict=True):
+        if email in seen:
+            report.duplicates += 1
+            if len(ex["duplicates"]) < 5:
+                ex["duplicates"].append(f"row {seen[email]} and row {row}: {email}")
+        seen[email] = row
+    report.valid = len(chunk.payloads) - report.duplicates
+    report.examples = ex
+    return report
