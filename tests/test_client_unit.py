@@ -466,3 +466,11 @@ async def test_a_daily_cap_ends_the_call_instead_of_stalling() -> None:
         with pytest.raises(UnavailableError, match=r"creating a list for 11\.1 h"):
             await k.create_list("Daily")
     assert len(rec.requests) == 1
+
+
+async def test_a_request_http_cannot_carry_is_not_retried() -> None:
+    rec = Recorder(queue(httpx.LocalProtocolError("Too little data for declared Content-Length")))
+    async with make(rec) as k:
+        with pytest.raises(UnexpectedResponse, match="could not be sent"):
+            await k.lists()
+    assert len(rec.requests) == 1

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 
-from klaviyo_tui.klaviyo.errors import InvalidBaseURL, UnavailableError
+from klaviyo_tui.klaviyo.errors import InvalidBaseURL, UnavailableError, UnexpectedResponse
 from klaviyo_tui.klaviyo.pacing import Operation, Pacer
 from klaviyo_tui.model import ProgressEvent, Retrying, Waiting
 
@@ -202,6 +202,11 @@ class Requester:
                         headers=_BODY_HEADERS if content is not None else None,
                         timeout=self.timeout,
                     )
+            except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as exc:
+                # Our side built a request HTTP cannot carry: sending it again cannot help.
+                raise UnexpectedResponse(
+                    f"The request for {op.what} could not be sent ({type(exc).__name__}: {exc})."
+                ) from exc
             except httpx.TransportError as exc:
                 reason = _transport_reason(exc, self.timeout)
                 ambiguous = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
