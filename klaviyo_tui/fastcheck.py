@@ -232,7 +232,8 @@ def phone_fast(raw: pa.Array, default_region: str) -> tuple[np.ndarray, pa.Array
             ok = plain & _valid_for_cc(nsn, cc)
             good = pos[ok]
             settled[good] = True
-            parts.append(pc.binary_join_element_wise(f"+{cc}", nsn.filter(pa.array(ok)), ""))
+            kept = nsn.filter(pa.array(ok))
+            parts.append(pc.binary_join_element_wise(pa.repeat(f"+{cc}", len(kept)), kept, ""))
             where[good] = np.arange(offset, offset + len(good))
             offset += len(good)
     if not parts:

@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from klaviyo_tui.config import Mapping
 from klaviyo_tui.fastcheck import email_fast, phone_fast
+from klaviyo_tui.jsoncols import cat, json_object, lower, member, only_bytes, text
 from klaviyo_tui.model import Reject, RowState
 
 MAX_PROFILE_BYTES = 100_000
@@ -44,7 +45,6 @@ _BOOL_RE = r"(?i)^(?:true|false)$"
 _DATE_RE = (
     r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$"
 )
-_NEEDS_ESCAPE_RE = r'["\\\x00-\x1f]'
 KINDS = ("number", "bool", "date", "string")
 
 
@@ -73,46 +73,7 @@ class PreviewReport:
     examples: dict[str, list[str]] = field(default_factory=dict)
 
 
-# ---- column helpers -------------------------------------------------------------------------
-
-
-def text(series: pd.Series) -> pa.Array:
-    """A column as trimmed pyarrow strings, null where empty (whatever the source dtype)."""
-    if pd.api.types.is_bool_dtype(series.dtype):
-        arr = pc.cast(pa.array(series, from_pandas=True), pa.string())
-    elif pd.api.types.is_float_dtype(series.dtype):
-        values = series.to_numpy(dtype="float64", na_value=np.nan)
-        finite = np.isfinite(values)
-        if finite.any() and np.all(values[finite] == np.round(values[finite])):
-            ints = pa.array(np.where(finite, values, 0).astype(np.int64), mask=~finite)
-            arr = pc.cast(ints, pa.string())
-        else:
-            arr = pc.cast(pa.array(values, mask=~finite), pa.string())
-    elif pd.api.types.is_datetime64_any_dtype(series.dtype):
-        arr = pa.array([None if pd.isna(v) else v.isoformat() for v in series], pa.string())
-    elif series.dtype == object:
-        arr = pa.array(
-            [None if v is None or (isinstance(v, float) and v != v) else str(v) for v in series],
-            pa.string(),
-        )
-    else:
-        arr = pa.array(series, from_pandas=True)
-        if not pa.types.is_string(arr.type):
-            arr = pc.cast(arr, pa.string())
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    arr = pc.utf8_trim_whitespace(arr)
-    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
-
-
-def json_strings(arr: pa.Array) -> pa.Array:
-    """Each value as a JSON string literal (nulls stay null); orjson only for values needing escapes."""
-    quoted = pc.binary_join_element_wise('"', arr, '"', "")
-    bad = pc.match_substring_regex(arr, _NEEDS_ESCAPE_RE).fill_null(False)
-    if pc.any(bad).as_py():
-        fixed = [orjson.dumps(v).decode() for v in arr.filter(bad).to_pylist()]
-        quoted = pc.replace_with_mask(quoted, bad, pa.array(fixed, pa.string()))
-    return quoted
+# ---- property typing ------------------------------------------------------------------------
 
 
 def infer_kinds(arr: pa.Array) -> set[str]:
@@ -121,9 +82,14 @@ def infer_kinds(arr: pa.Array) -> set[str]:
     kinds = {"string"}
     if len(values) == 0:
         return set(KINDS)
-    for kind, pattern in (("number", _NUMBER_RE), ("bool", _BOOL_RE), ("date", _DATE_RE)):
-        if pc.all(pc.match_substring_regex(values, pattern)).as_py():
+    for kind, pattern, chars in (
+        ("number", _NUMBER_RE, b"0123456789.-"),
+        ("bool", _BOOL_RE, b"truefalsTRUEFALS"),
+        ("date", _DATE_RE, b"0123456789-:.+TZ "),
+    ):
+        if only_bytes(values, chars) and pc.all(pc.match_substring_regex(values, pattern)).as_py():
             kinds.add(kind)
+            break  # the three shapes exclude one another
     return kinds
 
 
@@ -134,43 +100,22 @@ def pick_kind(kinds: set[str]) -> str:
     return "string"
 
 
-def property_fragment(series: pd.Series, kind: str | None) -> pa.Array:
-    """JSON values for one custom property column (null where empty)."""
-    if pd.api.types.is_bool_dtype(series.dtype):
-        return pc.utf8_lower(text(series))
-    if pd.api.types.is_numeric_dtype(series.dtype):
-        return text(series)  # typed source: finite numbers as JSON numbers
+def property_member(column: str, series: pd.Series, kind: str | None) -> pa.Array:
+    """`,"column":value` for one custom property column ("" where empty)."""
     arr = text(series)
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return member(column, lower(arr), quoted=False)
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return member(column, arr, quoted=False)  # typed source: finite numbers stay numbers
     kind = kind or pick_kind(infer_kinds(arr))
     if kind == "number":
-        return arr
+        return member(column, arr, quoted=False)
     if kind == "bool":
-        return pc.utf8_lower(arr)
+        return member(column, lower(arr), quoted=False)
     if kind == "date":
-        return json_strings(pc.replace_substring(arr, " ", "T", max_replacements=1))
-    return json_strings(arr)
-
-
-def _member(key: str, values: pa.Array) -> pa.Array:
-    """`,"key":value` per row, "" where the value is empty (so members concatenate directly)."""
-    joined = pc.binary_join_element_wise("," + orjson.dumps(key).decode() + ":", values, "")
-    return pc.fill_null(joined, "")
-
-
-def _concat(parts: list[pa.Array]) -> pa.Array:
-    # Not null_handling="skip": pyarrow 26 drops all-null rows with it (the array gets shorter).
-    if len(parts) == 1:
-        return parts[0]
-    return pc.binary_join_element_wise(*parts, "")
-
-
-def _object(key: str, members: list[pa.Array]) -> pa.Array | None:
-    """`,"key":{...}` per row from its members, "" where every member is empty."""
-    if not members:
-        return None
-    inner = pc.utf8_slice_codeunits(_concat(members), 1)  # drop the first member's comma
-    obj = pc.binary_join_element_wise("," + orjson.dumps(key).decode() + ":{", inner, "}", "")
-    return pc.if_else(pc.equal(inner, ""), "", obj)
+        iso = pc.replace_substring(arr, " ", "T", max_replacements=1)
+        return member(column, iso, quoted=True)
+    return member(column, arr, quoted=True)
 
 
 # ---- careful per-row checks -----------------------------------------------------------------
@@ -239,7 +184,7 @@ def validate_chunk(
     bad: dict[int, tuple[str, str]] = {}  # position -> (column, reason); first rule wins
 
     email_raw = text(df[mapping.email])
-    email_norm = pc.utf8_lower(email_raw)
+    email_norm = lower(email_raw)
     ok = email_fast(email_norm)
     emails, reasons = _settle(
         email_raw, ok, pc.if_else(pa.array(ok), email_norm, None), careful_email
@@ -269,15 +214,18 @@ def validate_chunk(
                 int(pos), (mapping.external_id or "", "external_id is over 255 characters")
             )
 
-    members = [_member(name, json_strings(values)) for name, values in fields.items()]
-    location = [_member(k, json_strings(text(df[c]))) for k, c in mapping.location.items()]
-    props = [_member(c, property_fragment(df[c], (kinds or {}).get(c))) for c in mapping.properties]
-    for obj in (_object("location", location), _object("properties", props)):
+    members: list[pa.Array | str] = ['{"type":"profile","attributes":{']
+    members += [
+        member(name, values, quoted=True, first=name == "email") for name, values in fields.items()
+    ]
+    location = [member(k, text(df[c]), quoted=True) for k, c in mapping.location.items()]
+    props = [property_member(c, df[c], (kinds or {}).get(c)) for c in mapping.properties]
+    for obj in (json_object("location", location, n), json_object("properties", props, n)):
         if obj is not None:
             members.append(obj)
-    inner = pc.utf8_slice_codeunits(_concat(members), 1)
-    payload = pc.binary_join_element_wise('{"type":"profile","attributes":{', inner, "}}", "")
-    sizes = pc.binary_length(payload).to_numpy(zero_copy_only=False)
+    members.append("}}")
+    payload = cat(members, n)
+    sizes = pc.binary_length(payload).fill_null(0).to_numpy(zero_copy_only=False)
     for pos in np.flatnonzero(sizes > MAX_PROFILE_BYTES).tolist():
         bad.setdefault(pos, ("", f"profile is {sizes[pos]} bytes serialized (limit 100 KB)"))
 
@@ -333,7 +281,7 @@ def detect_email_column(df: pd.DataFrame) -> str | None:
         values = text(df[column]).drop_null()
         if len(values) == 0:
             continue
-        share = float(np.mean(email_fast(pc.utf8_lower(values))))
+        share = float(np.mean(email_fast(lower(values))))
         if share > best_share:
             best, best_share = str(column), share
     return best if best_share >= 0.5 else None

@@ -33,7 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from klaviyo_tui.config import Export, Mapping, Segment
-from klaviyo_tui.mapping import KINDS, ValidatedChunk, infer_kinds, pick_kind, text, validate_chunk
+from klaviyo_tui.jsoncols import lower, text
+from klaviyo_tui.mapping import KINDS, ValidatedChunk, infer_kinds, pick_kind, validate_chunk
 from klaviyo_tui.model import Reject, RowState
 from klaviyo_tui.segments import apply_filter, filter_columns
 from klaviyo_tui.sources import SourceError, columns_of, read_chunks
@@ -59,7 +60,7 @@ class PipelineStats:
 
 def email_keys(series: pd.Series) -> pa.Array:
     """The de-duplication key: trimmed, lower-cased email (null when empty)."""
-    return pc.utf8_lower(text(series))
+    return lower(text(series))
 
 
 class DedupeIndex:

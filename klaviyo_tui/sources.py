@@ -281,7 +281,6 @@ def _jsonl_chunks(path: Path, columns: list[str] | None, chunk_rows: int) -> Ite
         lines=True,
         chunksize=chunk_rows,
         dtype=False,
-        convert_dates=False,
         encoding="utf-8",
         encoding_errors="strict",
     ) as reader:
@@ -340,8 +339,10 @@ def _sql_chunks(
                 start += len(df)
     except SourceError:
         raise
-    except saexc.DBAPIError as exc:
-        detail = _short(exc.orig) if exc.orig is not None else _short(exc)
+    except (saexc.DBAPIError, pd.errors.DatabaseError) as exc:
+        cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) else exc
+        orig = getattr(cause, "orig", None)
+        detail = _short(orig) if orig is not None else _short(cause or exc)
         raise SourceError(
             f"{where}: the database refused the query: {detail}. "
             "Check the query, the table names and the connection."
