@@ -46,7 +46,6 @@ _STRING_FIELDS = frozenset(
 _LOCATION_STRINGS = frozenset(
     {"address1", "address2", "city", "country", "region", "zip", "timezone", "ip"}
 )
-_ALLOWED = _STRING_FIELDS | {"location", "properties"}
 _ROW = "/data/attributes/profiles/data/"
 
 
@@ -84,14 +83,21 @@ def check_row(i: int, resource: Any) -> dict[str, Any] | None:
     profile_id = resource.get("id")
     if profile_id is not None and not isinstance(profile_id, str):
         return _bad(i, "", "A profile id must be a string.")
-    unknown = attrs.keys() - _ALLOWED
-    if unknown:
-        field = sorted(unknown)[0]
-        return _bad(i, field, f"'{field}' is not a valid profile attribute.")
-    for key in _STRING_FIELDS.intersection(attrs):
-        value = attrs[key]
-        if value is not None and not isinstance(value, str):
-            return _bad(i, key, f"{key} must be a string.")
+    for key, value in attrs.items():
+        if value is None:
+            continue
+        if key in _STRING_FIELDS:
+            if type(value) is not str:
+                return _bad(i, key, f"{key} must be a string.")
+        elif key == "location":
+            problem = _check_location(value)
+            if problem:
+                return _bad(i, "location", problem)
+        elif key == "properties":
+            if type(value) is not dict:
+                return _bad(i, "properties", "properties must be an object.")
+        else:
+            return _bad(i, key, f"'{key}' is not a valid profile attribute.")
     email = attrs.get("email")
     if email is not None and EMAIL_RE.match(email) is None:
         return _bad(i, "email", f"{email} is not a valid email address.")
@@ -100,14 +106,6 @@ def check_row(i: int, resource: Any) -> dict[str, Any] | None:
         return _bad(i, "phone_number", f"{phone} is not a valid phone number (E.164 expected).")
     if email is None and phone is None and attrs.get("external_id") is None and profile_id is None:
         return _bad(i, "", "A profile needs an email, phone_number, external_id or id.")
-    loc = attrs.get("location")
-    if loc is not None:
-        problem = _check_location(loc)
-        if problem:
-            return _bad(i, "location", problem)
-    props = attrs.get("properties")
-    if props is not None and not isinstance(props, dict):
-        return _bad(i, "properties", "properties must be an object.")
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -34,6 +35,7 @@ class Ctx:
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PROFILE_COUNT_OP = Operation(
     "GET", "/api/lists/{id}", "get_list:profile_count", frozenset(), 1, 15
 )
@@ -102,8 +104,10 @@ async def get_lists(ctx: Ctx) -> Response:
             items = [r for r in items if getattr(r, fld) == value]
         elif op == "any":
             items = [r for r in items if getattr(r, fld) in value]
+        elif isinstance(value, datetime):
+            items = [r for r in items if getattr(r, fld) > value.timestamp()]
         else:
-            items = [r for r in items if getattr(r, fld) > value]
+            raise invalid(f"{op}({fld},…) needs an unquoted ISO-8601 datetime.", parameter="filter")
     sort = ctx.query.get("sort")
     if sort is not None:
         if sort.lstrip("-") not in _LIST_SORTS:
@@ -192,8 +196,16 @@ async def get_profiles_for_list(ctx: Ctx) -> Response:
     slots: Iterator[int] = rec.slots(start, descending)
     for op, fld, value in conds:
         if fld == "joined_group_at":
-            cmp, joined = _COMPARE[op], rec.joined
-            slots = (s for s in slots if cmp(joined[s], value))
+            if not isinstance(value, datetime):
+                raise invalid(
+                    "joined_group_at needs an unquoted ISO-8601 datetime.", parameter="filter"
+                )
+            cmp, joined, bound = (
+                _COMPARE[op],
+                rec.joined,
+                (value - _EPOCH) // timedelta(microseconds=1),
+            )
+            slots = (s for s in slots if cmp(joined[s], bound))
             continue
         index = store.by_email if fld == "email" else store.by_phone
         wanted = value if op == "any" else [value]

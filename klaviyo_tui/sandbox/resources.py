@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .store import Job, ListRec, Store, iso
+from .store import Job, ListRec, Store, iso, iso_micros
 
 _PROFILE_FIELDS = (
     "email",
@@ -84,7 +84,7 @@ def member(store: Store, rec: ListRec, slot: int, base: str) -> dict[str, Any]:
     attrs["last_event_date"] = None
     attrs["location"] = data.get("location")
     attrs["properties"] = data.get("properties", {})
-    attrs["joined_group_at"] = iso(rec.joined[slot])
+    attrs["joined_group_at"] = iso_micros(rec.joined[slot])
     pid = store.profile_id(pos)
     return {
         "type": "profile",

@@ -27,6 +27,10 @@ def _protocol_for(app: SandboxApp) -> type[H11Protocol]:
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             app.transports[self.client] = transport
+            sock = transport.get_extra_info("socket")
+            if sock is not None:  # no Nagle: headers and body go out at once (else ~40 ms stalls)
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def connection_lost(self, exc: Exception | None) -> None:
             app.transports.pop(self.client, None)
@@ -84,7 +88,7 @@ class SandboxServer:
         if self._thread is not None:
             raise RuntimeError("the sandbox server is already running")
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
