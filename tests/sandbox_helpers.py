@@ -22,8 +22,8 @@ def headers(key: str = DEMO_KEY, revision: str = REVISION) -> dict[str, str]:
     }
 
 
-def client(base_url: str, key: str = DEMO_KEY, **kwargs: Any) -> httpx.Client:
-    return httpx.Client(base_url=base_url, headers=headers(key), timeout=10, **kwargs)
+def client(base_url: str, key: str = DEMO_KEY, timeout: float = 10, **kwargs: Any) -> httpx.Client:
+    return httpx.Client(base_url=base_url, headers=headers(key), timeout=timeout, **kwargs)
 
 
 def _get(c: httpx.Client, url: str, params: dict[str, str] | None = None) -> httpx.Response:

@@ -46,25 +46,29 @@ def test_accounts_one_element(c: httpx.Client) -> None:
     r = c.get("/api/accounts")
     assert r.status_code == 200
     data = r.json()["data"]
-    assert len(data) == 1 and data[0]["type"] == "account"
+    assert len(data) == 1
+    assert data[0]["type"] == "account"
     assert data[0]["attributes"]["contact_information"]["organization_name"] == "Sandbox Store"
 
 
 def test_auth_missing_unknown_and_bearer(server: SandboxServer) -> None:
     with httpx.Client(base_url=server.base_url) as raw:
         r = raw.get("/api/lists", headers={"revision": "2026-07-15"})
-        assert r.status_code == 401 and r.json()["errors"][0]["status"] == 401
+        assert r.status_code == 401
+        assert r.json()["errors"][0]["status"] == 401
         r = raw.get("/api/lists", headers={"revision": "2026-07-15", "Authorization": "Bearer x"})
         assert r.status_code == 401
         r = raw.get("/api/lists", headers=headers("pk_" + "x" * 34))
-        assert r.status_code == 401 and r.json()["errors"][0]["code"] == "authentication_failed"
+        assert r.status_code == 401
+        assert r.json()["errors"][0]["code"] == "authentication_failed"
 
 
 def test_scope_checked_before_body(server: SandboxServer) -> None:
     with client(server.base_url, READER) as cl:
         assert cl.get("/api/accounts").status_code == 403
         r = cl.post("/api/profile-bulk-import-jobs", content=b"")
-        assert r.status_code == 403 and r.json()["errors"][0]["code"] == "permission_denied"
+        assert r.status_code == 403
+        assert r.json()["errors"][0]["code"] == "permission_denied"
         assert cl.get("/api/lists").status_code == 200
     with client(server.base_url, NOPROF) as cl:
         assert cl.post("/api/profile-bulk-import-jobs", content=b"").status_code == 403
@@ -106,7 +110,8 @@ def test_paths_404_405_and_trailing_slash(c: httpx.Client) -> None:
     assert c.get("/api/lists/").status_code == 200
     assert c.get("/api/nope").status_code == 404
     r = c.put("/api/lists", content=b"{}")
-    assert r.status_code == 405 and "GET" in r.headers["Allow"]
+    assert r.status_code == 405
+    assert "GET" in r.headers["Allow"]
     assert r.json()["errors"][0]["status"] == 405
     assert c.get("/api/lists/NoSuch").status_code == 404
     assert c.get("/").status_code == 404
@@ -115,7 +120,8 @@ def test_paths_404_405_and_trailing_slash(c: httpx.Client) -> None:
 def test_lists_create_get_delete(c: httpx.Client) -> None:
     list_id = create_list(c, "To delete")
     r = c.get(f"/api/lists/{list_id}/", params={"additional-fields[list]": "profile_count"})
-    assert r.status_code == 200 and r.json()["data"]["attributes"]["profile_count"] == 0
+    assert r.status_code == 200
+    assert r.json()["data"]["attributes"]["profile_count"] == 0
     assert c.delete(f"/api/lists/{list_id}").status_code == 204
     assert c.get(f"/api/lists/{list_id}").status_code == 404
     assert c.delete(f"/api/lists/{list_id}").status_code == 404
@@ -141,7 +147,8 @@ def test_lists_paging_and_filters(server: SandboxServer) -> None:
             url = body["links"].get("next")
             assert url is None or url.startswith(s.base_url)
             pages += 1
-        assert seen == ids and pages == 4
+        assert seen == ids
+        assert pages == 4
         r = cl.get("/api/lists", params={"page[size]": "3", "filter": 'equals(name,"L07")'})
         assert [d["id"] for d in r.json()["data"]] == [ids[7]]
         assert "next" not in r.json()["links"]
@@ -154,9 +161,8 @@ def test_lists_paging_and_filters(server: SandboxServer) -> None:
         assert [d["attributes"]["name"] for d in r.json()["data"]] == ["L03", "L01"]
         assert cl.get("/api/lists", params={"page[size]": "11"}).status_code == 400
         bad = cl.get("/api/lists", params={"filter": "equals(color,'red')"})
-        assert bad.status_code == 400 and bad.json()["errors"][0]["source"] == {
-            "parameter": "filter"
-        }
+        assert bad.status_code == 400
+        assert bad.json()["errors"][0]["source"] == {"parameter": "filter"}
         assert cl.get("/api/lists", params={"page[cursor]": "garbage"}).status_code == 400
 
 
@@ -180,12 +186,14 @@ def test_bulk_import_into_list_and_member_paging(server: SandboxServer, c: httpx
     r = c.post("/api/profile-bulk-import-jobs", json=import_body(_profiles(250), list_id))
     assert r.status_code == 202
     job = r.json()["data"]
-    assert job["attributes"]["status"] == "queued" and job["attributes"]["total_count"] == 250
+    assert job["attributes"]["status"] == "queued"
+    assert job["attributes"]["total_count"] == 250
     done = wait_job(c, job["id"])
     assert done["attributes"]["completed_count"] == 250
     assert done["attributes"]["failed_count"] == 0
     members = list_members(server.base_url, list_id)
-    assert len(members) == 250 and all(m["attributes"]["joined_group_at"] for m in members)
+    assert len(members) == 250
+    assert all(m["attributes"]["joined_group_at"] for m in members)
     # page through with page[size]=20 (more than three pages)
     url: str | None = f"/api/lists/{list_id}/profiles"
     count = pages = 0
@@ -194,7 +202,8 @@ def test_bulk_import_into_list_and_member_paging(server: SandboxServer, c: httpx
         count += len(body["data"])
         url = body["links"].get("next")
         pages += 1
-    assert count == 250 and pages == 13
+    assert count == 250
+    assert pages == 13
     desc = c.get(f"/api/lists/{list_id}/profiles", params={"sort": "-joined_group_at"}).json()
     assert desc["data"][0]["attributes"]["email"] == "u249@example.com"
     r = c.get(
@@ -239,7 +248,8 @@ def test_upsert_ignores_nulls_and_merges(server: SandboxServer, c: httpx.Client)
     )
     (member,) = list_members(server.base_url, list_id)
     attrs = member["attributes"]
-    assert attrs["first_name"] == "Ada" and attrs["last_name"] == "L"
+    assert attrs["first_name"] == "Ada"
+    assert attrs["last_name"] == "L"
     assert attrs["properties"] == {"a": 1, "b": 2}
 
 
@@ -331,7 +341,9 @@ def test_job_moves_through_states() -> None:
             ]
             if not seen or seen[-1] != status:
                 seen.append(status)
-        assert seen[0] == "queued" and seen[-1] == "complete" and "processing" in seen
+        assert seen[0] == "queued"
+        assert seen[-1] == "complete"
+        assert "processing" in seen
 
 
 def test_jobs_collection_filter_sort_paging() -> None:

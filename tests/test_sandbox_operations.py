@@ -38,6 +38,8 @@ def test_operation_matches_spec(op: Any, spec: dict[str, Any]) -> None:
 
 def test_match_accepts_trailing_slash_and_reports_wrong_method() -> None:
     op, params, _ = match("GET", "/api/lists/abc123/")
-    assert op is not None and op.operation_id == "get_list" and params == {"id": "abc123"}
+    assert op is not None
+    assert op.operation_id == "get_list"
+    assert params == {"id": "abc123"}
     assert match("PUT", "/api/lists") == (None, {}, True)
     assert match("GET", "/api/nothing") == (None, {}, False)
