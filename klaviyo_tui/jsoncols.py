@@ -100,10 +100,7 @@ def member(key: str, values: pa.Array, *, quoted: bool, first: bool = False) -> 
     """`,"key":value` per row ("" where the value is null); string values quoted and escaped."""
     head = ("" if first else ",") + orjson.dumps(key).decode() + ":"
     n = len(values)
-    if quoted:
-        joined = cat([head + '"', escaped(values), '"'], n)
-    else:
-        joined = cat([head, values], n)
+    joined = cat([head + '"', escaped(values), '"'], n) if quoted else cat([head, values], n)
     return pc.fill_null(joined, "")
 
 

@@ -27,7 +27,6 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
-import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -209,9 +208,10 @@ def validate_chunk(
             fields[name] = text(df[column])
     if "external_id" in fields:
         too_long = pc.greater(pc.utf8_length(fields["external_id"]), MAX_EXTERNAL_ID)
-        for pos in np.flatnonzero(too_long.fill_null(False).to_numpy(zero_copy_only=False)):
+        over = np.flatnonzero(too_long.fill_null(False).to_numpy(zero_copy_only=False))
+        for ext_pos in over.tolist():
             bad.setdefault(
-                int(pos), (mapping.external_id or "", "external_id is over 255 characters")
+                ext_pos, (mapping.external_id or "", "external_id is over 255 characters")
             )
 
     members: list[pa.Array | str] = ['{"type":"profile","attributes":{']

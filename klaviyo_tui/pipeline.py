@@ -11,12 +11,12 @@ Two passes, because "last row wins" needs to know the future without holding the
 2. The full pass reads the mapped columns, drops the losing rows as `Reject(state=DUPLICATE,
    reason="duplicate of <segment> row N")` and validates the rest (mapping.validate_chunk).
 
-Edge cases, documented: the winner is the last row by position (segments in export order, rows in
-source order) **whether or not it is valid**. If the last row for an email is invalid, it is
-reported INVALID and the earlier rows are still DUPLICATE of it, so that customer is not sent:
-fix the last row and rerun. Rows with no email take no part in de-duplication (they are INVALID).
-The key is the trimmed, lower-cased text (not Unicode-normalized); two different emails share a
-64-bit hash with probability ~n²/2⁶⁵ (3·10⁻⁶ at 10M rows).
+Edge cases, documented: only rows with a valid email take part (a missing or malformed email is
+INVALID, never DUPLICATE). Among those, the winner is the last row by position (segments in export
+order, rows in source order) **even if another of its fields is invalid** (say its phone): it is
+reported INVALID and the earlier rows are still DUPLICATE of it, so that customer is not sent.
+Fix the last row and rerun; the rejects file lists both. The key is the normalized email (as sent);
+two different emails share a 64-bit hash with probability ~n²/2⁶⁵ (3·10⁻⁶ at 10M rows).
 """
 
 from __future__ import annotations
@@ -33,8 +33,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from klaviyo_tui.config import Export, Mapping, Segment
+from klaviyo_tui.fastcheck import email_fast
 from klaviyo_tui.jsoncols import lower, text
-from klaviyo_tui.mapping import KINDS, ValidatedChunk, infer_kinds, pick_kind, validate_chunk
+from klaviyo_tui.mapping import (
+    KINDS,
+    ValidatedChunk,
+    careful_email,
+    infer_kinds,
+    pick_kind,
+    validate_chunk,
+)
 from klaviyo_tui.model import Reject, RowState
 from klaviyo_tui.segments import apply_filter, filter_columns
 from klaviyo_tui.sources import SourceError, columns_of, read_chunks
@@ -59,8 +67,18 @@ class PipelineStats:
 
 
 def email_keys(series: pd.Series) -> pa.Array:
-    """The de-duplication key: trimmed, lower-cased email (null when empty)."""
-    return lower(text(series))
+    """The de-duplication key: the normalized email, null when missing or invalid."""
+    raw = text(series)
+    keys = lower(raw)
+    fast = email_fast(keys)
+    slow = np.flatnonzero(raw.is_valid().to_numpy(zero_copy_only=False) & ~fast)
+    keys = pc.if_else(pa.array(fast), keys, pa.scalar(None, pa.string()))
+    if len(slow):
+        normalized = [careful_email(v)[0] for v in raw.take(pa.array(slow)).to_pylist()]
+        mask = np.zeros(len(keys), dtype=bool)
+        mask[slow] = True
+        keys = pc.replace_with_mask(keys, pa.array(mask), pa.array(normalized, pa.string()))
+    return keys
 
 
 class DedupeIndex:
@@ -205,7 +223,7 @@ def _duplicates(
 ) -> list[Reject]:
     if len(df) == 0:
         return []
-    mask = np.uint64((1 << _ROW_BITS) - 1)
+    row_mask = (1 << _ROW_BITS) - 1
     out = []
     for row, value, win in zip(
         df.index.tolist(), df[column].tolist(), winners.tolist(), strict=True
@@ -216,7 +234,7 @@ def _duplicates(
                 segment=segment,
                 column=column,
                 value="" if value is None or value != value else str(value),
-                reason=f"duplicate of {segs[win >> _ROW_BITS].name} row {int(np.uint64(win) & mask)}",
+                reason=f"duplicate of {segs[win >> _ROW_BITS].name} row {win & row_mask}",
                 state=RowState.DUPLICATE,
             )
         )

@@ -16,18 +16,80 @@ import pyarrow.compute as pc
 
 FORMATS = ("csv", "parquet", "jsonl", "xlsx")
 
-_FIRST = (
-    "Ada Alan Grace Linus Margaret Dennis Barbara Ken Frances Edsger Radia Tim Hedy John Katherine "
-    "Donald Sophie Guido Anita Bjarne Mary Niklaus Shafi Leslie Lynn Yukihiro Hanna Jean Zoë Renée"
-).split()
-_LAST = (
-    "Lovelace Turing Hopper Torvalds Hamilton Ritchie Liskov Thompson Allen Dijkstra Perlman "
-    "Berners-Lee Lamarr McCarthy Johnson Knuth Wilson Rossum Borg Stroustrup Keller Wirth Goldwasser "
-    "Lamport Conway Matsumoto Wallach Sammet O'Brien Müller"
-).split()
-_DOMAINS = (
-    "gmail.com yahoo.com outlook.com example.com acme.io shop.example.org mail.de web.co.uk".split()
-)
+_FIRST = [
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Dennis",
+    "Barbara",
+    "Ken",
+    "Frances",
+    "Edsger",
+    "Radia",
+    "Tim",
+    "Hedy",
+    "John",
+    "Katherine",
+    "Donald",
+    "Sophie",
+    "Guido",
+    "Anita",
+    "Bjarne",
+    "Mary",
+    "Niklaus",
+    "Shafi",
+    "Leslie",
+    "Lynn",
+    "Yukihiro",
+    "Hanna",
+    "Jean",
+    "Zoë",
+    "Renée",
+]
+_LAST = [
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Ritchie",
+    "Liskov",
+    "Thompson",
+    "Allen",
+    "Dijkstra",
+    "Perlman",
+    "Berners-Lee",
+    "Lamarr",
+    "McCarthy",
+    "Johnson",
+    "Knuth",
+    "Wilson",
+    "Rossum",
+    "Borg",
+    "Stroustrup",
+    "Keller",
+    "Wirth",
+    "Goldwasser",
+    "Lamport",
+    "Conway",
+    "Matsumoto",
+    "Wallach",
+    "Sammet",
+    "O'Brien",
+    "Müller",
+]
+_DOMAINS = [
+    "gmail.com",
+    "yahoo.com",
+    "outlook.com",
+    "example.com",
+    "acme.io",
+    "shop.example.org",
+    "mail.de",
+    "web.co.uk",
+]
 _CITIES = {
     "US": ["New York", "San Francisco", "Chicago", "Boston", "Seattle", "Austin"],
     "GB": ["London", "Manchester", "Edinburgh", "Bristol"],

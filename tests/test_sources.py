@@ -61,7 +61,8 @@ def test_chunks_carry_row_numbers(tmp_path: Path) -> None:
     chunks = list(read_chunks(Segment("s", str(path)), ["email"], chunk_rows=1000))
     assert [len(c) for c in chunks] == [1000, 1000, 500]
     assert chunks[1].index[0] == 1001
-    assert chunks[2]["email"].iloc[-1] == "u2499@x.com" and chunks[2].index[-1] == 2500
+    assert chunks[2]["email"].iloc[-1] == "u2499@x.com"
+    assert chunks[2].index[-1] == 2500
 
 
 def test_parquet(tmp_path: Path) -> None:
@@ -111,7 +112,9 @@ def test_errors_are_clear(tmp_path: Path) -> None:
     assert "directory" in _error(Segment("s", str(tmp_path)))
     (tmp_path / "a.doc").write_text("x")
     message = _error(Segment("s", str(tmp_path / "a.doc")))
-    assert "unsupported" in message and ".parquet" in message and ".csv" in message
+    assert "unsupported" in message
+    assert ".parquet" in message
+    assert ".csv" in message
     (tmp_path / "bin.csv").write_bytes(bytes(range(256)) * 10)
     assert "binary" in _error(Segment("s", str(tmp_path / "bin.csv")))
     (tmp_path / "empty.csv").write_text("")
@@ -120,7 +123,8 @@ def test_errors_are_clear(tmp_path: Path) -> None:
     assert "no data rows" in _error(Segment("s", str(tmp_path / "header.csv")))
     path = _write_text(tmp_path / "a.csv", ",", "utf-8")
     message = _error(Segment("s", str(path)), ["mail"])
-    assert "'mail' not found" in message and "'email'" in message
+    assert "'mail' not found" in message
+    assert "'email'" in message
 
 
 def test_truncated_binary_files(tmp_path: Path) -> None:
@@ -149,7 +153,8 @@ def test_sql_errors(tmp_path: Path) -> None:
     notdb.write_text("hello")
     assert "not a SQLite" in _error(Segment("s", str(notdb), query="select 1"))
     message = _error(Segment("s", "postgresql+nosuchdriver://u:secret@h/db", query="select 1"))
-    assert "secret" not in message and ("driver" in message or "dialect" in message)
+    assert "secret" not in message
+    assert "driver" in message or "dialect" in message
 
 
 def test_supported_extensions_listed() -> None:

@@ -1,0 +1,149 @@
+"""The two-pass pipeline: segments in order, filters, last-row-wins de-duplication, stats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from klaviyo_tui.config import Export, Mapping, Segment
+from klaviyo_tui.mapping import ValidatedChunk
+from klaviyo_tui.model import RowState
+from klaviyo_tui.pipeline import DedupeIndex, PipelineStats, iter_validated
+from klaviyo_tui.segments import FilterError, apply_filter, count_matching
+
+
+def _csv(path: Path, rows: list[dict[str, str]]) -> str:
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path)
+
+
+def _run(
+    export: Export, segments: dict[str, Segment], **kw: int
+) -> tuple[list[ValidatedChunk], list[PipelineStats]]:
+    chunks, stats = [], []
+    for item in iter_validated(export, segments, **kw):
+        (chunks if isinstance(item, ValidatedChunk) else stats).append(item)
+    return chunks, stats  # type: ignore[return-value]
+
+
+def test_dedupe_last_wins_across_segments(tmp_path: Path) -> None:
+    a = _csv(
+        tmp_path / "a.csv",
+        [
+            {"email": "ada@x.com", "name": "old Ada", "orders": "1"},
+            {"email": "bob@x.com", "name": "Bob", "orders": "7"},
+            {"email": "bad", "name": "Bad", "orders": "2"},
+        ],
+    )
+    b = _csv(
+        tmp_path / "b.csv",
+        [
+            {"email": " ADA@x.com ", "name": "new Ada", "orders": "3"},
+            {"email": "cy@x.com", "name": "Cy", "orders": "0"},
+        ],
+    )
+    segments = {"one": Segment("one", a), "two": Segment("two", b)}
+    export = Export(
+        "e",
+        "c",
+        "L",
+        ("one", "two"),
+        Mapping(email="email", first_name="name", properties=("orders",)),
+    )
+    chunks, stats = _run(export, segments)
+    payloads = [orjson.loads(p)["attributes"] for c in chunks for p in c.payloads]
+    assert [p["first_name"] for p in payloads] == ["Bob", "new Ada", "Cy"]
+    rejects = [r for c in chunks for r in c.rejects]
+    dup = [r for r in rejects if r.state is RowState.DUPLICATE]
+    assert len(dup) == 1
+    assert dup[0].segment == "one"
+    assert dup[0].row == 1
+    assert dup[0].reason == "duplicate of two row 1"
+    assert [r.row for r in rejects if r.state is RowState.INVALID] == [3]
+    final = stats[-1]
+    assert final.done
+    assert (final.read, final.valid, final.invalid, final.duplicates) == (5, 3, 1, 1)
+    assert final.total == 5
+    assert payloads[0]["properties"] == {"orders": 7}
+
+
+def test_filter_and_winner_that_is_invalid(tmp_path: Path) -> None:
+    path = _csv(
+        tmp_path / "a.csv",
+        [
+            {"email": "a@x.com", "phone": "", "country": "US", "orders": "5"},
+            {"email": "b@x.com", "phone": "", "country": "DE", "orders": "9"},
+            {"email": "a@x.com", "phone": "123", "country": "US", "orders": "12"},
+        ],
+    )
+    segments = {"s": Segment("s", path, filter="country == 'US' and orders > 3")}
+    export = Export("e", "c", "L", ("s",), Mapping(email="email", phone_number="phone"))
+    chunks, stats = _run(export, segments)
+    # Row 2 is filtered out; row 3 wins the email but is invalid, row 1 is its duplicate.
+    assert [p for c in chunks for p in c.payloads] == []
+    states = {(r.row, r.state) for c in chunks for r in c.rejects}
+    assert states == {(1, RowState.DUPLICATE), (3, RowState.INVALID)}
+    assert stats[-1].read == 2
+    assert count_matching(segments["s"]) == 2
+
+
+def test_filter_errors_name_columns() -> None:
+    df = pd.DataFrame({"email": ["a"], "country": ["US"]})
+    with pytest.raises(FilterError, match="Columns available: email, country"):
+        apply_filter(df, "contry == 'US'")
+    with pytest.raises(FilterError, match="not a condition"):
+        apply_filter(df, "country")
+    assert len(apply_filter(df, "`country` == 'US'")) == 1
+
+
+def test_unknown_segment(tmp_path: Path) -> None:
+    from klaviyo_tui.sources import SourceError
+
+    export = Export("e", "c", "L", ("nope",), Mapping(email="email"))
+    with pytest.raises(SourceError, match="not configured"):
+        list(iter_validated(export, {}))
+
+
+def test_dedupe_index_unit() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    index = DedupeIndex()
+    index.add(np.array([1, 2, 3], np.uint64), pa.array(["a", "b", None]))
+    index.add(np.array([4, 5], np.uint64), pa.array(["a", "a"]))
+    index.finish()
+    lost, winner = index.lookup(np.array([1, 2, 3, 4, 5], np.uint64))
+    assert lost.tolist() == [True, False, False, True, False]
+    assert winner[lost].tolist() == [5, 5]
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.sampled_from(["a@x.com", "B@x.com", "b@x.com ", "c@x.com", "bad", "", "d@x.com"]),
+        min_size=1,
+        max_size=60,
+    ),
+    st.integers(1, 40),
+)
+def test_every_row_ends_in_exactly_one_place(
+    tmp_path: Path, emails: list[str], chunk_rows: int
+) -> None:
+    half = len(emails) // 2
+    a = _csv(tmp_path / "a.csv", [{"email": e} for e in emails[:half]] or [{"email": "z@x.com"}])
+    b = _csv(tmp_path / "b.csv", [{"email": e} for e in emails[half:]])
+    segments = {"a": Segment("a", a), "b": Segment("b", b)}
+    export = Export("e", "c", "L", ("a", "b"), Mapping(email="email"))
+    chunks, stats = _run(export, segments, chunk_rows=chunk_rows)
+    seen = [(c.segment, r) for c in chunks for r in c.rows]
+    seen += [(c.segment, r.row) for c in chunks for r in c.rejects]
+    assert len(seen) == len(set(seen)) == stats[-1].read
+    sent = [e for c in chunks for e in c.emails]
+    assert len(sent) == len(set(sent))  # no email sent twice
