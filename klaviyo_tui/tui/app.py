@@ -66,7 +66,8 @@ class KlaviyoApp(App[int]):
     TITLE = "klaviyo-tui"
     SUB_TITLE = "segments → Klaviyo lists"
     BINDINGS = [
-        Binding("question_mark,f1", "help", "Help", id="help"),
+        Binding("question_mark", "help", "Help", key_display="?", id="help"),
+        Binding("f1", "help", "Help", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
     ]
 

@@ -77,10 +77,12 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
                     placeholder="e.g. vip-customers",
                     id="name",
                     disabled=e is not None,
+                    compact=True,
                 )
                 yield Label("Connection", classes="field-label")
                 yield Select(
                     conns,
+                    compact=True,
                     id="connection",
                     allow_blank=False,
                     value=e.connection if e else conns[0][1],
@@ -88,10 +90,14 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
                 yield Label("Klaviyo list", classes="field-label")
                 yield Static(self._list_text(), id="list-label")
                 with Horizontal(classes="row"):
-                    yield Button("Pick or create list…", id="pick-list", variant="primary")
+                    yield Button(
+                        "Pick or create list…", id="pick-list", variant="primary", compact=True
+                    )
                 with Horizontal(classes="row"):
-                    yield Input(placeholder="…or type a list ID (e.g. Y6nRLr)", id="list-id")
-                    yield Button("Check ID", id="check-list")
+                    yield Input(
+                        placeholder="…or type a list ID (e.g. Y6nRLr)", id="list-id", compact=True
+                    )
+                    yield Button("Check ID", id="check-list", compact=True)
             with TabPane("2 Source", id="tab-source"), VerticalScroll():
                 is_sql = bool(segment and segment.query)
                 with RadioSet(id="source-kind"):
@@ -104,26 +110,30 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
                         segment.source if segment and not is_sql else "",
                         placeholder="/path/to/customers.csv",
                         id="path",
+                        compact=True,
                     )
-                    yield Button("Browse…", id="browse")
+                    yield Button("Browse…", id="browse", compact=True)
                 yield Input(
                     segment.source if segment and is_sql else "",
                     placeholder="sqlite:///shop.db or postgresql://user@host/db",
                     id="sql-url",
+                    compact=True,
                 )
                 yield Input(
                     segment.query or "" if segment else "",
                     placeholder="SELECT email, phone FROM customers",
                     id="sql-query",
+                    compact=True,
                 )
                 with Horizontal(classes="row"):
-                    yield Button("Load columns", id="load", variant="primary")
+                    yield Button("Load columns", id="load", variant="primary", compact=True)
                 yield Static("", id="source-status", classes="help")
                 yield Label("Filter (optional, pandas query)", classes="field-label")
                 yield Input(
                     segment.filter or "" if segment else "",
                     placeholder="e.g. country == 'US' and orders > 2",
                     id="filter",
+                    compact=True,
                 )
                 yield Static("", id="count", classes="help")
             with TabPane("3 Columns", id="tab-columns"):
@@ -135,11 +145,15 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
                         e.default_region if e else "US",
                         id="region",
                         placeholder="Default phone region, e.g. US",
+                        compact=True,
                     )
-                    yield Button("Check rows", id="check")
+                    yield Button("Check rows", id="check", compact=True)
                 yield Label("Schedule (optional, cron, local time)", classes="field-label")
                 yield Input(
-                    e.schedule or "" if e else "", placeholder="e.g. 0 6 * * 1-5", id="schedule"
+                    e.schedule or "" if e else "",
+                    placeholder="e.g. 0 6 * * 1-5",
+                    id="schedule",
+                    compact=True,
                 )
                 yield Static(
                     "Empty: runs only when you start it.", id="schedule-status", classes="help"
@@ -147,16 +161,22 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
                 yield Static(SAVE_NOTE, classes="help")
                 yield Static("", id="save-error", classes="error-text")
                 with Horizontal(classes="row"):
-                    yield Button("Cancel", id="cancel")
-                    yield Button("Save export", id="save", variant="success")
+                    yield Button("Cancel", id="cancel", compact=True)
+                    yield Button("Save export", id="save", variant="success", compact=True)
         yield Footer()
 
     def on_mount(self) -> None:
         self._show_kind()
+        app: KlaviyoApp = self.app  # type: ignore[assignment]
         if self.existing:
             self.load_source()
         else:
             self.query_one("#name", Input).focus()
+            if app.demo:
+                self.query_one("#path", Input).value = str(app.demo.sample_path)
+                self.query_one("#source-status", Static).update(
+                    "Demo: the sample customers file is filled in. Press Load columns."
+                )
 
     def _list_text(self) -> str:
         if not self.list_id:
@@ -185,7 +205,8 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
             if result is not None:
                 self._set_list(result.id, result.name)
 
-        self.app.push_screen(ListPickerScreen(self._connection()), picked)
+        suggested = self.query_one("#name", Input).value.strip()
+        self.app.push_screen(ListPickerScreen(self._connection(), suggested), picked)
 
     @on(Input.Submitted, "#list-id")
     @on(Button.Pressed, "#check-list")
@@ -238,7 +259,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
     def segment(self) -> Segment | str:
         """The segment the Source tab describes, or what is missing."""
-        name = self._name() or "segment"
+        name = self._export_name() or "segment"
         filter_text = self.query_one("#filter", Input).value.strip() or None
         if self.query_one("#kind-sql", RadioButton).value:
             url = self.query_one("#sql-url", Input).value.strip()
@@ -374,7 +395,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
             )
 
     # ---- save ------------------------------------------------------------------------------------
-    def _name(self) -> str:
+    def _export_name(self) -> str:
         return (
             slugify(self.query_one("#name", Input).value.strip(), set())
             if self.query_one("#name", Input).value.strip()
@@ -386,7 +407,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         from klaviyo_tui.schedule import validate_schedule
 
         app: KlaviyoApp = self.app  # type: ignore[assignment]
-        name = self.existing.name if self.existing else self._name()
+        name = self.existing.name if self.existing else self._export_name()
         if not name:
             return "Give the export a name (List tab)."
         if not self.existing and name in app.config.exports:

@@ -77,7 +77,7 @@ class ConnectionFormScreen(BaseScreen[ConnectionDraft | None]):
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
-        Binding("ctrl+d", "use_demo_key", "Paste demo key", show=False),
+        Binding("f2", "use_demo_key", "Paste demo key", show=False),
     ]
 
     def __init__(
@@ -103,14 +103,20 @@ class ConnectionFormScreen(BaseScreen[ConnectionDraft | None]):
         with VerticalScroll(classes="form"):
             yield Label(f"{title} · step 1 of 3", classes="step-title")
             yield Label("Display name", classes="field-label")
-            yield Input(name, placeholder="e.g. Acme production", id="display-name")
+            yield Input(name, placeholder="e.g. Acme production", id="display-name", compact=True)
             yield Static(
                 "What this Klaviyo account is for; exports pick their connection by this name.",
                 classes="help",
             )
             yield Label("Private API key", classes="field-label")
             placeholder = "leave empty to keep the stored key" if e else "pk_…"
-            yield Input(d.api_key if d else "", password=True, placeholder=placeholder, id="key")
+            yield Input(
+                d.api_key if d else "",
+                password=True,
+                placeholder=placeholder,
+                id="key",
+                compact=True,
+            )
             yield Static(
                 "Klaviyo › Settings › API keys › Create private key; it needs lists and "
                 "profiles (read, write) and, to show the account name, accounts:read.",
@@ -124,7 +130,7 @@ class ConnectionFormScreen(BaseScreen[ConnectionDraft | None]):
             )
             with Collapsible(title="Advanced", collapsed=base_url == DEFAULT_BASE_URL):
                 yield Label("Base URL", classes="field-label")
-                yield Input(base_url, id="base-url")
+                yield Input(base_url, id="base-url", compact=True)
                 yield Static(
                     "Klaviyo's API lives at https://a.klaviyo.com; change this only to rehearse "
                     "against the sandbox (klaviyo-tui sandbox).",
@@ -132,8 +138,8 @@ class ConnectionFormScreen(BaseScreen[ConnectionDraft | None]):
                 )
             yield Static("", id="form-error", classes="error-text")
         with Horizontal(classes="buttons"):
-            yield Button("Cancel", id="cancel")
-            yield Button("Next: privacy ›", id="next", variant="primary")
+            yield Button("Cancel", id="cancel", compact=True)
+            yield Button("Next: privacy ›", id="next", variant="primary", compact=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -234,9 +240,11 @@ class VerifyScreen(BaseScreen[Connection | None]):
                 yield Static("", id="scopes")
                 yield Static("", id="fix", classes="help")
         with Horizontal(classes="buttons"):
-            yield Button("‹ Back", id="back")
-            yield Button("Retry", id="retry")
-            yield Button("Save connection", id="save", variant="primary", disabled=True)
+            yield Button("‹ Back", id="back", compact=True)
+            yield Button("Retry", id="retry", compact=True)
+            yield Button(
+                "Save connection", id="save", variant="primary", disabled=True, compact=True
+            )
         yield Footer()
 
     def on_mount(self) -> None:

@@ -45,9 +45,13 @@ class ConsentScreen(BaseScreen[tuple[str, str] | None]):
                 classes="help",
             )
         with Horizontal(classes="buttons"):
-            yield Button("‹ Back", id="back")
+            yield Button("‹ Back", id="back", compact=True)
             yield Button(
-                "Accept and connect ›", id="accept-button", variant="primary", disabled=True
+                "Accept and connect ›",
+                id="accept-button",
+                variant="primary",
+                disabled=True,
+                compact=True,
             )
         yield Footer()
 

@@ -184,11 +184,13 @@ class RunDetailScreen(BaseScreen[None]):
             yield reasons
             yield Label("Write the rejects to a CSV file:", classes="field-label")
             with Horizontal(classes="row"):
-                yield Input(str(Path.cwd() / f"run-{self.run_id}-rejects.csv"), id="csv-path")
-                yield Button("Write CSV", id="write")
+                yield Input(
+                    str(Path.cwd() / f"run-{self.run_id}-rejects.csv"), id="csv-path", compact=True
+                )
+                yield Button("Write CSV", id="write", compact=True)
             with Horizontal(classes="row"):
-                yield Button("Retry failed rows", id="retry", variant="warning")
-                yield Button("Resume run", id="resume", variant="primary")
+                yield Button("Retry failed rows", id="retry", variant="warning", compact=True)
+                yield Button("Resume run", id="resume", variant="primary", compact=True)
         yield Footer()
 
     def on_mount(self) -> None:

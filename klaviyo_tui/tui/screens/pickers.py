@@ -63,24 +63,27 @@ class ListPickerScreen(ModalScreen[Any]):
     DEFAULT_CSS = PICKER_CSS.format(name="ListPickerScreen")
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, suggested_name: str = "") -> None:
         super().__init__()
         self.connection = connection
+        self.suggested_name = suggested_name
         self.lists: list[Any] = []
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(f"Pick a list in “{self.connection.display_name}”", classes="title")
-            yield Input(placeholder="Type to search lists by name or ID", id="search")
+            yield Input(placeholder="Type to search lists by name or ID", id="search", compact=True)
             yield LoadingIndicator()
             yield Static("Loading lists from Klaviyo…", id="status")
             yield OptionList(id="lists")
             yield Label("Or create a new list:", classes="help")
             with Horizontal(classes="row"):
-                yield Input(placeholder="New list name", id="new-name")
-                yield Button("Create list", id="create", variant="success")
+                yield Input(
+                    self.suggested_name, placeholder="New list name", id="new-name", compact=True
+                )
+                yield Button("Create list", id="create", variant="success", compact=True)
             with Horizontal(classes="row"):
-                yield Button("Cancel", id="cancel")
+                yield Button("Cancel", id="cancel", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#search", Input).focus()
@@ -104,6 +107,11 @@ class ListPickerScreen(ModalScreen[Any]):
         finally:
             self.query_one(LoadingIndicator).display = False
         self._fill(self.query_one("#search", Input).value)
+        if not self.lists:
+            self.query_one("#status", Static).update(
+                "This account has no lists yet: create one below."
+            )
+            self.query_one("#new-name", Input).focus()
 
     def _fill(self, search: str) -> None:
         needle = search.strip().lower()
@@ -204,11 +212,11 @@ class FilePickerScreen(ModalScreen[Path | None]):
             yield Label("Choose a source file", classes="title")
             yield Static(f"Shown: folders and {', '.join(exts)} files.", id="status")
             with Horizontal(classes="row"):
-                yield Input(str(self.start), id="folder")
-                yield Button("Go", id="go")
+                yield Input(str(self.start), id="folder", compact=True)
+                yield Button("Go", id="go", compact=True)
             yield SourceTree(self.start, exts, id="tree")
             with Horizontal(classes="row"):
-                yield Button("Cancel", id="cancel")
+                yield Button("Cancel", id="cancel", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#tree", SourceTree).focus()

@@ -32,7 +32,7 @@ class DemoBanner(Horizontal):
             id="demo-text",
         )
         if self.show_button:
-            yield Button("Paste key ^D", id="use-demo-key", compact=True)
+            yield Button("Paste key (F2)", id="use-demo-key", compact=True)
 
     @on(Button.Pressed, "#use-demo-key")
     def _use(self, event: Button.Pressed) -> None:
