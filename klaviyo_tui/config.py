@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import tomlkit
 from tomlkit.container import Container
 from tomlkit.exceptions import ParseError, TOMLKitError
-from tomlkit.items import AbstractTable
+from tomlkit.items import AbstractTable, Table
 from tomlkit.toml_document import TOMLDocument
 
 from klaviyo_tui import paths
@@ -434,12 +434,9 @@ def _set(table: _Node, key: str, value: Any, default: Any = None) -> None:
         table[key] = value
 
 
-def _child(parent: _Node, key: str, *, super_table: bool = False, inline: bool = False) -> Any:
+def _child(parent: _Node, key: str, *, super_table: bool = False) -> Any:
     if key not in parent or not isinstance(parent[key], AbstractTable):
-        if inline:
-            parent[key] = tomlkit.inline_table()
-        else:
-            parent[key] = tomlkit.table(is_super_table=super_table)
+        parent[key] = tomlkit.table(is_super_table=super_table)
     return parent[key]
 
 
@@ -546,13 +543,18 @@ class ConfigStore:
         m = _child(t, "mapping")
         for name in PROFILE_FIELDS:
             _set(m, name, getattr(e.mapping, name))
-        if e.mapping.location:
-            loc = _child(m, "location", inline=True)
-            for key in [k for k in loc if k not in e.mapping.location]:
-                del loc[key]
-            for key, column in e.mapping.location.items():
-                _set(loc, key, column)
-        else:
+        location = dict(e.mapping.location)
+        current = m.get("location")
+        if isinstance(current, Table) and location:  # a [..mapping.location] sub-table: merge
+            for key in [k for k in current if k not in location]:
+                del current[key]
+            for key, column in location.items():
+                _set(current, key, column)
+        elif location and _plain(current) != location:  # inline tables hold no comments: rebuild
+            inline = tomlkit.inline_table()
+            inline.update(location)
+            m["location"] = inline
+        elif not location:
             _set(m, "location", None)
         _set(m, "properties", e.mapping.properties or None)
         if new:

@@ -279,3 +279,33 @@ def test_failed_write_gives_clear_error(cfg_path: Path, monkeypatch: pytest.Monk
         store.save()
     assert "was not changed" in str(info.value)
     assert cfg_path.read_text() == SAMPLE
+
+
+def test_location_edits_inline_and_sub_table(cfg_path: Path) -> None:
+    store = ConfigStore(cfg_path)
+    weekly = store.config.exports["weekly"]
+    location = {"city": "City", "zip": "Zip"}
+    store.put_export(
+        dataclasses.replace(weekly, mapping=dataclasses.replace(weekly.mapping, location=location))
+    )
+    store.save()
+    assert 'location = {city = "City", zip = "Zip"}' in cfg_path.read_text()
+    cfg_path.write_text(
+        SAMPLE.replace('location = {city = "City"}\n', "")
+        + '\n[exports.weekly.mapping.location]\ncity = "City"  # town\ncountry = "C"\n'
+    )
+    store = ConfigStore(cfg_path)
+    assert store.config.exports["weekly"].mapping.location == {"city": "City", "country": "C"}
+    store.put_export(
+        dataclasses.replace(weekly, mapping=dataclasses.replace(weekly.mapping, location=location))
+    )
+    store.save()
+    text = cfg_path.read_text()
+    assert 'city = "City"  # town' in text
+    assert "country" not in text
+    assert load_config(cfg_path).exports["weekly"].mapping.location == location
+    store.put_export(
+        dataclasses.replace(weekly, mapping=dataclasses.replace(weekly.mapping, location={}))
+    )
+    store.save()
+    assert "location" not in cfg_path.read_text()
