@@ -1,9 +1,10 @@
 """Run history, the resume journal, per-row failures and per-export state, in one SQLite file.
 
 SQLite in WAL mode with synchronous=NORMAL: a killed process loses no committed transaction and
-never corrupts the file (a power cut may lose the last few commits). One connection per store, shared across threads behind a lock (the
-TUI calls it from thread workers, the engine via `asyncio.to_thread`); other processes (cron, a
-second terminal) use their own connections and wait on `busy_timeout`.
+never corrupts the file (a power cut may lose the last few commits). One connection per store,
+shared across threads behind a lock (the TUI calls it from thread workers, the engine via
+`asyncio.to_thread`); other processes (cron, a second terminal) use their own connections and
+wait on `busy_timeout`.
 
 A run left "running" by a killed process is reported as "interrupted": a run is only alive while
 its export's lock (see `locking`) is held by the process that started it.
