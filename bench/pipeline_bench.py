@@ -79,9 +79,7 @@ def main() -> None:
         if isinstance(item, mapping.ValidatedChunk):
             p = time.process_time()
             valid += len(item.payloads)
-            for payload, row, email in zip(item.payloads, item.rows, item.emails, strict=True):
-                if packer.add(payload, row, email, item.segment) is not None:
-                    batches += 1
+            batches += len(packer.add_many(item.payloads, item.rows, item.emails, item.segment))
             pack_s += time.process_time() - p
     batches += packer.flush() is not None
     total = time.process_time() - t

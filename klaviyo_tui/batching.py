@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+import numpy as np
 import orjson
 
 MAX_PROFILES = 10_000
@@ -127,6 +128,44 @@ class BatchPacker:
         self._segments.append(segment)
         self._size += extra
         return full
+
+    def add_many(
+        self, payloads: list[bytes], rows: list[int], emails: list[str], segment: str = ""
+    ) -> list[Batch]:
+        """`add` for a whole chunk at once (same batches, without a Python call per row)."""
+        out: list[Batch] = []
+        start, total = 0, len(payloads)
+        if total and max(map(len, payloads)) + self._overhead > self.max_bytes:
+            for i, p in enumerate(payloads):  # let `add` raise for the first oversize payload
+                if len(p) + self._overhead > self.max_bytes:
+                    self.add(p, rows[i], emails[i], segment)
+        sizes = np.fromiter(map(len, payloads), dtype=np.int64, count=total) + 1
+        while start < total:
+            room_count = self.max_profiles - len(self._payloads)
+            # bytes still free, counting a comma before every payload (the first has none)
+            room_bytes = self.max_bytes - self._size + (0 if self._payloads else 1)
+            fits = np.searchsorted(
+                np.cumsum(sizes[start : start + room_count]), room_bytes, "right"
+            )
+            end = start + int(fits)
+            if end == start:
+                batch = self.flush()
+                if batch is not None:
+                    out.append(batch)
+                continue
+            self._payloads.extend(payloads[start:end])
+            self._rows.extend(rows[start:end])
+            self._emails.extend(emails[start:end])
+            self._segments.extend([segment] * (end - start))
+            self._size += int(sizes[start:end].sum()) - (
+                0 if len(self._payloads) > end - start else 1
+            )
+            start = end
+            if start < total:
+                batch = self.flush()
+                if batch is not None:
+                    out.append(batch)
+        return out
 
     def flush(self) -> Batch | None:
         """The batch being filled, if it holds anything (call once at the end of input)."""

@@ -91,3 +91,31 @@ def test_no_batch_over_limits_and_no_row_lost(
         assert orjson.loads(b.body)["data"]["attributes"]["profiles"]["data"] == [
             orjson.loads(p) for p in b.payloads
         ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 600), max_size=40), max_size=5),
+    st.integers(1, 15),
+    st.integers(900, 6000),
+)
+def test_add_many_matches_add(chunks: list[list[int]], max_profiles: int, max_bytes: int) -> None:
+    one = BatchPacker("L", max_profiles=max_profiles, max_bytes=max_bytes)
+    many = BatchPacker("L", max_profiles=max_profiles, max_bytes=max_bytes)
+    expected: list[Batch] = []
+    got: list[Batch] = []
+    row = 0
+    for pads in chunks:
+        payloads = [_payload(row + i, pad) for i, pad in enumerate(pads)]
+        rows = list(range(row + 1, row + 1 + len(pads)))
+        emails = [f"u{r}" for r in rows]
+        for p, r, e in zip(payloads, rows, emails, strict=True):
+            if (b := one.add(p, r, e, "s")) is not None:
+                expected.append(b)
+        got += many.add_many(payloads, rows, emails, "s")
+        row += len(pads)
+    expected += [b for b in [one.flush()] if b]
+    got += [b for b in [many.flush()] if b]
+    assert [(b.number, b.fingerprint, b.rows) for b in got] == [
+        (b.number, b.fingerprint, b.rows) for b in expected
+    ]
