@@ -135,7 +135,7 @@ class KlaviyoApp(App[int]):
         def apply() -> Config:
             edit(self.store)
             self.store.save()
-            return self.store.config  # type: ignore[no-any-return]
+            return self.store.config
 
         self.config = await self.in_thread(apply)
         return self.config
@@ -247,11 +247,10 @@ class KlaviyoApp(App[int]):
             return
         summary = progress.summary
         if summary is not None:
-            severity = "information" if summary.exit_code == ExitCode.OK else "warning"
             self.notify(
                 f"{export.name}: {summary.counts.get('imported', 0):,} imported.",
                 title="Run finished",
-                severity=severity,
+                severity="information" if summary.exit_code == ExitCode.OK else "warning",
             )
 
     def cancel_run(self, export_name: str) -> None:

@@ -13,6 +13,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.timer import Timer
 from textual.widgets import (
     Button,
     Footer,
@@ -61,6 +62,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         self.list_name: str | None = existing.list_name if existing else None
         self.frame: Any = None  # preview DataFrame of the current source
         self.loaded_segment: Segment | None = None
+        self._count_timer: Timer | None = None
 
     # ---- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -139,7 +141,10 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
             with TabPane("3 Columns", id="tab-columns"):
                 yield ColumnsPane(id="columns")
             with TabPane("4 Check & save", id="tab-check"), VerticalScroll():
-                yield Static("Press Check to validate the mapped rows.", id="checks")
+                yield Static("Press Check rows to validate the mapped rows.", id="checks")
+                yield Label(
+                    "Default phone region (for numbers without +country)", classes="field-label"
+                )
                 with Horizontal(classes="row"):
                     yield Input(
                         e.default_region if e else "US",
@@ -322,7 +327,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
     @on(Input.Changed, "#filter")
     def _schedule_count(self) -> None:
         self.query_one("#count", Static).update("Counting matching rows…")
-        if hasattr(self, "_count_timer"):
+        if self._count_timer is not None:
             self._count_timer.stop()
         self._count_timer = self.set_timer(0.5, self._count_now)
 
@@ -342,7 +347,12 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
             text = f"{n:,} rows match." if segment.filter else f"{n:,} rows (no filter)."
         except Exception as exc:
             info = describe_error(exc)
-            text = f"[b]{info.title}[/b]: {info.message}"
+            # a source that cannot be read is already reported above the filter
+            text = (
+                ""
+                if type(exc).__name__ == "SourceError"
+                else f"[b]{info.title}[/b]: {info.message}"
+            )
         self.app.call_from_thread(self.query_one("#count", Static).update, text)
 
     # ---- checks ----------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ class ConsentScreen(BaseScreen[tuple[str, str] | None]):
                 id="accept",
             )
             yield Label(
-                "Your acceptance is recorded in the config with the time (UTC) and your OS user.",
+                "Recorded in the config with the time (UTC) and your OS user name.",
                 classes="help",
             )
         with Horizontal(classes="buttons"):

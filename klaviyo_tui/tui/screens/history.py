@@ -32,8 +32,8 @@ def _load_runs(export: str | None) -> list[Any]:
         store.close()
 
 
-def _when(text: str | None) -> str:
-    return (text or "")[:16].replace("T", " ")
+def _when(text: str | None, *, year: bool = True) -> str:
+    return (text or "")[0 if year else 5 : 16].replace("T", " ")
 
 
 class HistoryScreen(BaseScreen[None]):
@@ -61,6 +61,7 @@ class HistoryScreen(BaseScreen[None]):
                 yield Select(
                     options,
                     prompt="All exports",
+                    compact=True,
                     id="filter",
                     value=(self.export if self.export in app.config.exports else Select.NULL),
                 )
@@ -112,7 +113,7 @@ class HistoryScreen(BaseScreen[None]):
             table.add_row(
                 str(r.id),
                 r.export,
-                _when(r.started_at),
+                _when(r.started_at, year=False),
                 r.status,
                 f"{c.get('imported', 0):,}",
                 f"{c.get('invalid', 0):,}",

@@ -25,13 +25,13 @@ EMPTY = (
 NO_EXPORTS = "No exports yet. Press [b]n[/b] to build one: a source file or query, a list, columns."
 
 
-def last_run_text(record: Any) -> tuple[str, str]:
-    """(when, result) for a history RunRecord."""
-    when = str(getattr(record, "started_at", "") or "")[:16].replace("T", " ")
+def last_run_text(record: Any) -> tuple[str, str, str]:
+    """(when, status, imported) for a history RunRecord."""
+    when = str(getattr(record, "started_at", "") or "")[5:16].replace("T", " ")
     counts = getattr(record, "counts", {}) or {}
     status = str(getattr(record, "status", "") or "")
     imported = counts.get("imported", 0)
-    return when, f"{status} · {imported:,} imported"
+    return when, status, f"{imported:,}"
 
 
 class HomeScreen(BaseScreen[None]):
@@ -54,14 +54,10 @@ class HomeScreen(BaseScreen[None]):
         with Vertical(id="home"):
             yield Label("Exports", classes="section-title")
             yield Static(NO_EXPORTS, id="no-exports", classes="help")
-            exports: DataTable[str] = DataTable(id="exports", cursor_type="row")
-            exports.add_columns("Export", "List", "Source", "Last run", "Result")
-            yield exports
+            yield DataTable(id="exports", cursor_type="row")
             yield Label("Connections", classes="section-title")
             yield Static(EMPTY, id="no-connections", classes="help")
-            connections: DataTable[str] = DataTable(id="connections", cursor_type="row")
-            connections.add_columns("Connection", "Base URL", "Privacy accepted")
-            yield connections
+            yield DataTable(id="connections", cursor_type="row")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -84,25 +80,27 @@ class HomeScreen(BaseScreen[None]):
         app: KlaviyoApp = self.app  # type: ignore[assignment]
         exports = self.query_one("#exports", DataTable)
         keep = exports.cursor_row
-        exports.clear()
+        exports.clear(columns=True)
+        exports.add_columns("Export", "List", "Source", "Last run", "Status", "Imported")
         for name, export in sorted(config.exports.items()):
             sources = ", ".join(
                 _short(config.segments[s].source) for s in export.segments if s in config.segments
             )
-            when, result = "never", ""
+            when, status, imported = "never", "", ""
             if name in self.last_runs:
-                when, result = last_run_text(self.last_runs[name])
+                when, status, imported = last_run_text(self.last_runs[name])
             handle = app.runs.get(name)
             if handle and handle.active:
                 p = handle.progress
                 pct = f" {100 * p.done_rows // p.total}%" if p.total else ""
-                when, result = "now", f"running{pct}"
+                when, status, imported = "now", f"running{pct}", f"{p.confirmed:,}"
             list_label = export.list_name or export.list_id
-            exports.add_row(name, list_label, sources, when, result, key=name)
+            exports.add_row(name, list_label, sources, when, status, imported, key=name)
         if exports.row_count:
             exports.move_cursor(row=min(keep, exports.row_count - 1))
         conns = self.query_one("#connections", DataTable)
-        conns.clear()
+        conns.clear(columns=True)
+        conns.add_columns("Connection", "Base URL", "Privacy accepted")
         for name, conn in sorted(config.connections.items()):
             accepted = (conn.consent_accepted_at or "no")[:16].replace("T", " ")
             conns.add_row(conn.display_name, conn.base_url, accepted, key=name)

@@ -26,8 +26,8 @@ def stats_lines(p: RunProgress) -> tuple[str, str]:
     )
     jobs = (
         f"Jobs  queued {p.jobs_queued} · in flight {p.jobs_in_flight} · "
-        f"complete {p.jobs_confirmed} · rate-limit waits {p.waits} "
-        f"({p.waited_s:.0f}s) · retries {p.retries}"
+        f"done {p.jobs_confirmed} · rate-limit waits {p.waits} ({p.waited_s:.0f}s) · "
+        f"retries {p.retries}"
     )
     return rows, jobs
 

@@ -1,0 +1,280 @@
+"""SVG snapshots of every screen at 80×24, made stable: fixed config, clock, events and no blink.
+
+Review changes in snapshot_report.html before `pytest --snapshot-update`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, Static
+
+from klaviyo_tui import history
+from klaviyo_tui.config import ConfigStore, Connection, Export, Mapping, Segment
+from klaviyo_tui.history import HistoryStore
+from klaviyo_tui.model import (
+    ExitCode,
+    JobConfirmed,
+    JobsPlanned,
+    JobSubmitted,
+    Notice,
+    Phase,
+    Reject,
+    RowsRead,
+    RowsRejected,
+    RowState,
+    RunSummary,
+    Waiting,
+)
+from klaviyo_tui.sandbox import DEMO_KEY
+from klaviyo_tui.secrets import store_api_key
+from klaviyo_tui.tui.app import DemoInfo, KlaviyoApp, RunHandle, make_app
+from klaviyo_tui.tui.progress import RunProgress
+from tui_support import sample_csv, sandbox, wait_until
+
+__all__ = ["sandbox"]
+
+URL = "http://127.0.0.1:8765"
+SIZE = (80, 24)
+AT = "2026-07-01T09:30:00+00:00"
+
+
+@pytest.fixture(autouse=True)
+def stable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No cursor blink, a fixed history clock."""
+    monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
+    monkeypatch.setattr(history, "_now", lambda: AT)
+    yield
+
+
+def write_config(csv: str = "/data/customers.csv") -> None:
+    store = ConfigStore()
+    store.put_connection(
+        Connection(
+            "acme",
+            "Acme production",
+            base_url=URL,
+            consent_accepted_at=AT,
+            consent_accepted_by="ana",
+        )
+    )
+    store.put_segment(Segment("vip", csv, filter="tier == 'gold'"))
+    store.put_export(
+        Export(
+            "vip",
+            "acme",
+            "Y6nRLr",
+            ("vip",),
+            Mapping(email="email", phone_number="phone", first_name="first_name"),
+            list_name="VIP customers",
+        )
+    )
+    store.save()
+    store_api_key("acme", DEMO_KEY)
+
+
+def write_history() -> None:
+    store = HistoryStore()
+    done = store.start_run(export="vip", connection="acme", list_id="Y6nRLr")
+    store.add_failures(
+        done,
+        [
+            Reject(4, "vip", "email", "broken3", "not a valid email address"),
+            Reject(14, "vip", "email", "broken13", "not a valid email address"),
+            Reject(9, "vip", "phone", "+1999", "Invalid phone number", RowState.REJECTED),
+        ],
+    )
+    counts = {"imported": 24_180, "invalid": 2, "rejected_by_klaviyo": 1, "duplicate": 27}
+    counts["not_sent"] = 0
+    store.finish_run(done, RunSummary(done, "vip", counts, 84.0, ExitCode.PARTIAL, jobs=3))
+    cut = store.start_run(export="vip", connection="acme", list_id="Y6nRLr")
+    counts = {"imported": 10_000, "invalid": 0, "rejected_by_klaviyo": 0, "duplicate": 0}
+    counts["not_sent"] = 14_210
+    store.finish_run(cut, RunSummary(cut, "vip", counts, 12.0, ExitCode.INTERRUPTED, jobs=1))
+    store.close()
+
+
+async def settle(pilot: Pilot[object]) -> None:
+    app = pilot.app
+    await wait_until(pilot, lambda: bool(app.config.connections) or app.config_error is not None)
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def test_home(snap_compare) -> None:
+    write_config()
+    write_history()
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        await settle(pilot)
+        await wait_until(pilot, lambda: "vip" in pilot.app.screen.last_runs)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_connection_form_demo_first_launch(snap_compare) -> None:
+    demo = DemoInfo(URL, DEMO_KEY, Path("/tmp/demo/customers.csv"))
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        backend = None
+        await wait_until(pilot, lambda: pilot.app.screen.query("#backend").results() is not None)
+        await wait_until(pilot, lambda: bool(pilot.app.screen.query("#backend")))
+        backend = pilot.app.screen.query_one("#backend", Static)
+        await wait_until(pilot, lambda: "Key storage" in str(backend.render()))
+        await pilot.press("f2")
+        await pilot.pause()
+        pilot.app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(make_app(demo=demo), terminal_size=SIZE, run_before=run_before)
+
+
+def test_consent(snap_compare) -> None:
+    async def run_before(pilot: Pilot[object]) -> None:
+        await wait_until(pilot, lambda: bool(pilot.app.screen.query("#display-name")))
+        screen = pilot.app.screen
+        screen.query_one("#display-name", Input).value = "Acme production"
+        screen.query_one("#key", Input).value = DEMO_KEY
+        screen.query_one("#display-name", Input).focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: bool(pilot.app.screen.query("#accept")))
+        await pilot.click("#accept")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_verify_missing_nothing(snap_compare, sandbox) -> None:
+    async def run_before(pilot: Pilot[object]) -> None:
+        await wait_until(pilot, lambda: bool(pilot.app.screen.query("#display-name")))
+        screen = pilot.app.screen
+        screen.query_one("#display-name", Input).value = "Acme production"
+        screen.query_one("#key", Input).value = DEMO_KEY
+        screen.query_one("#base-url", Input).value = sandbox.base_url
+        screen.query_one("#display-name", Input).focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: bool(pilot.app.screen.query("#accept")))
+        await pilot.click("#accept")
+        await pilot.click("#accept-button")
+        await wait_until(pilot, lambda: bool(pilot.app.screen.query("#save")))
+        save = pilot.app.screen.query_one("#save")
+        await wait_until(pilot, lambda: not save.disabled)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def _builder(tab: str, path: str) -> object:
+    async def run_before(pilot: Pilot[object]) -> None:
+        await settle(pilot)
+        app: KlaviyoApp = pilot.app  # type: ignore[assignment]
+        app.edit_export("vip")
+        await wait_until(pilot, lambda: bool(app.screen.query("#tabs")))
+        builder = app.screen
+        builder.query_one("#tabs").active = tab
+        await app.workers.wait_for_complete()
+        await wait_until(pilot, lambda: "…" not in str(builder.query_one("#count").render()))
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+    del path
+    return run_before
+
+
+def test_builder_columns(snap_compare, tmp_path: Path) -> None:
+    csv = sample_csv(tmp_path / "customers.csv")
+    write_config(str(csv))
+    run_before = _builder("tab-columns", str(csv))
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_builder_check(snap_compare, tmp_path: Path) -> None:
+    csv = sample_csv(tmp_path / "customers.csv")
+    write_config(str(csv))
+    run_before = _builder("tab-check", str(csv))
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_builder_source_error(snap_compare) -> None:
+    write_config("/nonexistent/customers.csv")
+    run_before = _builder("tab-source", "/nonexistent/customers.csv")
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def mid_upload() -> RunHandle:
+    progress = RunProgress("vip")
+    events = [
+        Phase("reading", "customers.csv"),
+        RowsRead(25_000, 24_210, 640, 150),
+        JobsPlanned(3, 24_210, 24_210),
+        Phase("uploading", "3 bulk import jobs"),
+        JobSubmitted("j1", 1, 10_000),
+        JobSubmitted("j2", 2, 10_000),
+        Waiting(1.5, "rate limit: 10 bulk import jobs per second"),
+        JobConfirmed("j1", 1, 9_990, 10),
+        RowsRejected(10, "Invalid phone number"),
+        Notice("job j2 still processing"),
+    ]
+    for event in events:
+        progress.apply(event)
+    progress.rates.extend([0, 800, 2_400, 3_900, 4_100, 3_700, 4_300, 4_000])
+    return RunHandle("vip", progress)
+
+
+def test_run_mid_upload(snap_compare) -> None:
+    write_config()
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        from klaviyo_tui.tui.screens.run import RunScreen
+
+        await settle(pilot)
+        await pilot.app.push_screen(RunScreen(mid_upload()))
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_history(snap_compare) -> None:
+    write_config()
+    write_history()
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        await settle(pilot)
+        await pilot.press("h")
+        await wait_until(pilot, lambda: bool(pilot.app.screen.query("#runs")))
+        table = pilot.app.screen.query_one("#runs")
+        await wait_until(pilot, lambda: table.row_count == 2)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_run_detail(snap_compare) -> None:
+    write_config()
+    write_history()
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        from klaviyo_tui.tui.screens.history import RunDetailScreen
+
+        await settle(pilot)
+        await pilot.app.push_screen(RunDetailScreen(1))
+        await wait_until(pilot, lambda: pilot.app.screen.query_one("#reasons").row_count > 0)
+        pilot.app.screen.query_one("#csv-path", Input).value = "rejects.csv"
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_help(snap_compare) -> None:
+    write_config()
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
