@@ -5,12 +5,12 @@ Review changes in snapshot_report.html before `pytest --snapshot-update`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
+from tui_support import sample_csv, sandbox, wait_until
 
 from klaviyo_tui import history
 from klaviyo_tui.config import ConfigStore, Connection, Export, Mapping, Segment
@@ -33,7 +33,6 @@ from klaviyo_tui.sandbox import DEMO_KEY
 from klaviyo_tui.secrets import store_api_key
 from klaviyo_tui.tui.app import DemoInfo, KlaviyoApp, RunHandle, make_app
 from klaviyo_tui.tui.progress import RunProgress
-from tui_support import sample_csv, sandbox, wait_until
 
 __all__ = ["sandbox"]
 
@@ -43,11 +42,10 @@ AT = "2026-07-01T09:30:00+00:00"
 
 
 @pytest.fixture(autouse=True)
-def stable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def stable(monkeypatch: pytest.MonkeyPatch) -> None:
     """No cursor blink, a fixed history clock."""
     monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
     monkeypatch.setattr(history, "_now", lambda: AT)
-    yield
 
 
 def write_config(csv: str = "/data/customers.csv") -> None:

@@ -14,6 +14,7 @@ from klaviyo_tui.config import Config
 from klaviyo_tui.tui.screens.base import BaseScreen
 from klaviyo_tui.tui.screens.dialogs import ConfirmModal
 from klaviyo_tui.tui.widgets.banner import DemoBanner
+from klaviyo_tui.tui.widgets.tables import fill_table
 
 if TYPE_CHECKING:
     from klaviyo_tui.tui.app import KlaviyoApp, RunHandle
@@ -80,8 +81,7 @@ class HomeScreen(BaseScreen[None]):
         app: KlaviyoApp = self.app  # type: ignore[assignment]
         exports = self.query_one("#exports", DataTable)
         keep = exports.cursor_row
-        exports.clear(columns=True)
-        exports.add_columns("Export", "List", "Source", "Last run", "Status", "Imported")
+        rows: list[tuple[str, tuple[str, ...]]] = []
         for name, export in sorted(config.exports.items()):
             sources = ", ".join(
                 _short(config.segments[s].source) for s in export.segments if s in config.segments
@@ -95,15 +95,24 @@ class HomeScreen(BaseScreen[None]):
                 pct = f" {100 * p.done_rows // p.total}%" if p.total else ""
                 when, status, imported = "now", f"running{pct}", f"{p.confirmed:,}"
             list_label = export.list_name or export.list_id
-            exports.add_row(name, list_label, sources, when, status, imported, key=name)
+            rows.append((name, (name, list_label, sources, when, status, imported)))
+        headers = ("Export", "List", "Source", "Last run", "Status", "Imported")
+        fill_table(exports, headers, rows)
         if exports.row_count:
             exports.move_cursor(row=min(keep, exports.row_count - 1))
         conns = self.query_one("#connections", DataTable)
-        conns.clear(columns=True)
-        conns.add_columns("Connection", "Base URL", "Privacy accepted")
-        for name, conn in sorted(config.connections.items()):
-            accepted = (conn.consent_accepted_at or "no")[:16].replace("T", " ")
-            conns.add_row(conn.display_name, conn.base_url, accepted, key=name)
+        conn_rows = [
+            (
+                name,
+                (
+                    conn.display_name,
+                    conn.base_url,
+                    (conn.consent_accepted_at or "no")[:16].replace("T", " "),
+                ),
+            )
+            for name, conn in sorted(config.connections.items())
+        ]
+        fill_table(conns, ("Connection", "Base URL", "Privacy accepted"), conn_rows)
         self.query_one("#no-exports").display = not config.exports
         exports.display = bool(config.exports)
         self.query_one("#no-connections").display = not config.connections

@@ -1,0 +1,129 @@
+"""Write screenshots/*.svg of each screen from the real app driven through the demo flow.
+
+Usage: python scripts/screenshots.py [OUT_DIR]
+
+Everything runs against the in-process sandbox of the demo (rate limits on, job delay) with
+throwaway config, data and keyring; nothing is drawn by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from klaviyo_tui.demo import demo_environment
+from klaviyo_tui.tui.app import DemoInfo, KlaviyoApp, make_app
+
+SIZE = (100, 30)
+
+
+async def until(pilot: Pilot[object], condition: Callable[[], bool], tries: int = 3000) -> None:
+    for _ in range(tries):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise RuntimeError("the app did not reach the expected state")
+
+
+async def shoot(app: KlaviyoApp, out: Path, demo: DemoInfo) -> None:
+    from klaviyo_tui.tui.screens.builder import ExportBuilderScreen
+    from klaviyo_tui.tui.screens.history import HistoryScreen, RunDetailScreen
+    from klaviyo_tui.tui.screens.home import HomeScreen
+    from klaviyo_tui.tui.screens.run import RunScreen
+
+    def save(name: str) -> None:
+        app.clear_notifications()
+        app.save_screenshot(filename=f"{name}.svg", path=str(out))
+        print(f"wrote {out / name}.svg")
+
+    async with app.run_test(size=SIZE) as pilot:
+        screen = lambda: app.screen  # noqa: E731
+        await until(pilot, lambda: bool(screen().query("#display-name")))
+        await pilot.press("f2")
+        await pilot.pause()
+        save("01-connection-wizard")
+        screen().query_one("#display-name", Input).focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: bool(screen().query("#accept")))
+        await pilot.click("#accept")
+        save("02-privacy-consent")
+        await pilot.click("#accept-button")
+        await until(
+            pilot,
+            lambda: bool(screen().query("#save")) and not screen().query_one("#save").disabled,
+        )
+        save("03-connection-verified")
+        await pilot.click("#save")
+        await until(
+            pilot, lambda: isinstance(screen(), HomeScreen) and bool(app.config.connections)
+        )
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(screen(), ExportBuilderScreen))
+        builder = screen()
+        builder.query_one("#name", Input).value = "VIP customers"
+        await pilot.click("#pick-list")
+        await until(
+            pilot,
+            lambda: (
+                bool(screen().query("#new-name"))
+                and "create one" in str(screen().query_one("#status").render())
+            ),
+        )
+        save("04-list-picker")
+        await pilot.click("#create")
+        await until(pilot, lambda: screen() is builder and builder.list_id is not None)
+        builder.query_one("#tabs").active = "tab-source"
+        await pilot.click("#load")
+        await until(pilot, lambda: builder.frame is not None)
+        builder.query_one("#filter", Input).value = "country == 'US'"
+        await until(pilot, lambda: "match" in str(builder.query_one("#count").render()))
+        save("05-export-source")
+        builder.query_one("#tabs").active = "tab-columns"
+        await pilot.pause()
+        save("06-export-columns")
+        builder.query_one("#tabs").active = "tab-check"
+        await until(pilot, lambda: "valid" in str(builder.query_one("#checks").render()))
+        save("07-export-check")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(screen(), HomeScreen) and bool(app.config.exports))
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(screen(), RunScreen))
+        run = screen()
+        await until(pilot, lambda: run.handle.progress.jobs_confirmed >= 1)
+        save("08-run-live")
+        await until(pilot, lambda: run.has_class("-finished"), tries=12000)
+        save("09-run-finished")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(screen(), HomeScreen))
+        await pilot.pause(0.5)
+        save("10-home")
+        await pilot.press("h")
+        await until(pilot, lambda: isinstance(screen(), HistoryScreen))
+        await until(pilot, lambda: screen().query_one("#runs").row_count > 0)
+        save("11-history")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(screen(), RunDetailScreen))
+        await until(pilot, lambda: screen().record is not None)
+        save("12-run-detail")
+        await pilot.press("question_mark")
+        await pilot.pause()
+        save("13-help")
+    del demo
+
+
+def main() -> int:
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "screenshots").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    with demo_environment(rows=25_000, job_delay=1.0) as demo:
+        assert isinstance(demo, DemoInfo)
+        asyncio.run(shoot(make_app(demo=demo), out, demo))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
