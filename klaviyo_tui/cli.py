@@ -66,7 +66,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 @cli.command()
 def demo() -> None:
-    """Try everything against a built-in sandbox Klaviyo, with sample data (nothing real is touched)."""
+    """Try everything against a built-in sandbox Klaviyo with sample data (touches nothing real)."""
     from klaviyo_tui.demo import run_demo
 
     sys.exit(run_demo())
@@ -109,8 +109,8 @@ def _run_due(config: Config, *, as_json: bool) -> int:
         for export in config.exports.values():
             if not export.schedule:
                 continue
-            runs = store.runs(export.name, limit=1)
-            last = datetime.fromisoformat(runs[0].started_at) if runs else None
+            runs = [r for r in store.runs(export.name, limit=20) if not r.dry_run]
+            last = runs[0].started if runs else None
             if is_due(export.schedule, last, now):
                 due.append(export)
     finally:
@@ -177,9 +177,7 @@ def _run_one(
         raise
     except (KeyboardInterrupt, asyncio.CancelledError):
         printer.close()
-        click.echo(
-            f"interrupted; continue with: klaviyo-tui run {export.name} --resume", err=True
-        )
+        click.echo(f"interrupted; continue with: klaviyo-tui run {export.name} --resume", err=True)
         sys.exit(ExitCode.INTERRUPTED)
     finally:
         store.close()

@@ -8,7 +8,13 @@ import click
 
 from klaviyo_tui import consent, paths
 from klaviyo_tui.cli_output import fail, redactor
-from klaviyo_tui.config import DEFAULT_BASE_URL, DEFAULT_REVISION, ConfigError, ConfigStore, Connection
+from klaviyo_tui.config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_REVISION,
+    ConfigError,
+    ConfigStore,
+    Connection,
+)
 from klaviyo_tui.model import ExitCode
 
 
@@ -50,7 +56,9 @@ def connections_add(
     from klaviyo_tui.secrets import SecretsError, backend_info, mask_key, store_api_key
 
     store = _store(ctx)
-    display = display_name or click.prompt("Display name (what this connection is for)", default=name)
+    display = display_name or click.prompt(
+        "Display name (what this connection is for)", default=name
+    )
     backend = backend_info()
     click.echo(f"The key will be stored in: {backend.name}. {backend.message}", err=True)
     key = click.prompt("Klaviyo private API key (input hidden)", hide_input=True).strip()

@@ -1,4 +1,4 @@
-"""What the headless CLI prints: progress on stderr, the summary on stdout, errors without tracebacks."""
+"""What the headless CLI prints: progress on stderr, the summary on stdout, no tracebacks."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def format_summary(summary: RunSummary) -> str:
             f"{head} (dry run): {c.get(RowState.INVALID.value, 0):,} invalid, "
             f"{c.get(RowState.DUPLICATE.value, 0):,} duplicates, {plan.get('profiles', 0):,} "
             f"profiles to send in {plan.get('jobs', 0)} jobs, about "
-            f"{float(plan.get('estimated_seconds', 0) or 0):.0f}s at Klaviyo's rate limits"
+            f"{plan.get('estimated_seconds', 0)}s at Klaviyo's rate limits"
         )
     text = f"{head}: {', '.join(parts)} in {summary.duration_s:.1f}s"
     if summary.run_id is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,14 @@ from klaviyo_tui import rejects as rejects_file
 from klaviyo_tui.batching import Batch, BatchPacker
 from klaviyo_tui.config import Config, ConfigError, Export
 from klaviyo_tui.history import HistoryStore
-from klaviyo_tui.klaviyo import KlaviyoClient, KlaviyoError, NotFoundError, RequestRejected
+from klaviyo_tui.klaviyo import (
+    ImportErrorItem,
+    ImportJob,
+    KlaviyoClient,
+    KlaviyoError,
+    NotFoundError,
+    RequestRejected,
+)
 from klaviyo_tui.locking import export_lock
 from klaviyo_tui.model import (
     ExitCode,
@@ -43,7 +50,7 @@ from klaviyo_tui.model import (
     RowState,
     RunSummary,
 )
-from klaviyo_tui.pipeline import iter_validated
+from klaviyo_tui.pipeline import PipelineStats, iter_validated
 from klaviyo_tui.sources import SourceError
 
 #: Bulk import jobs in flight at once; the client's pacer keeps them inside the rate tier.
@@ -68,6 +75,7 @@ class _Tally:
     valid: int = 0
     counts: dict[RowState, int] = field(default_factory=lambda: {s: 0 for s in RowState})
     jobs: int = 0
+    total: int | None = None  # rows the run will read, known after the first pass
 
     def as_dict(self) -> dict[str, int]:
         return {state.value: n for state, n in self.counts.items()}
@@ -92,8 +100,8 @@ def check_runnable(export: Export, config: Config) -> None:
         )
     if not connection.has_consent:
         raise EngineError(
-            f"connection {connection.name!r} has no recorded data-privacy consent; accept it in the "
-            "TUI or with `klaviyo-tui connections add` before exporting",
+            f"connection {connection.name!r} has no recorded data-privacy consent; accept it in "
+            "the TUI or with `klaviyo-tui connections add` before exporting",
             ExitCode.USAGE,
         )
     missing = [name for name in export.segments if name not in config.segments]
@@ -125,7 +133,9 @@ async def run_export(
     check_runnable(export, config)
     with export_lock(export.name):
         run = _ExportRun(export, config, api_key, store, dry_run=dry_run)
-        async for event in run.execute(resume=resume, retry_failed_of=retry_failed_of, client=client):
+        async for event in run.execute(
+            resume=resume, retry_failed_of=retry_failed_of, client=client
+        ):
             yield event
 
 
@@ -141,11 +151,16 @@ class _ExportRun:
         self.dry_run = dry_run
         self.tally = _Tally()
         self.events: asyncio.Queue[ProgressEvent] = asyncio.Queue()
-        self.run_id: int | None = None
+        self.run_id: int | None = None  # set before any work starts
         self.started = time.monotonic()
         self.sample_payload: bytes | None = None
         self.planned_jobs = 0
         self.retry_rows: set[tuple[str, int]] | None = None
+
+    @property
+    def _run(self) -> int:
+        assert self.run_id is not None, "the run record is created before any work"
+        return self.run_id
 
     # ---- orchestration ----------------------------------------------------------------------
 
@@ -177,9 +192,7 @@ class _ExportRun:
             )
         if retry_failed_of is not None:
             failures = await asyncio.to_thread(self.store.failures, retry_failed_of)
-            self.retry_rows = {
-                (f.segment, f.row) for f in failures if f.state == RowState.REJECTED
-            }
+            self.retry_rows = {(f.segment, f.row) for f in failures if f.state == RowState.REJECTED}
 
         worker = asyncio.create_task(self._work(journal, client))
         try:
@@ -327,8 +340,9 @@ class _ExportRun:
         finally:
             for task in [reader, *uploads, *([poller] if poller else [])]:
                 task.cancel()
-            await asyncio.gather(reader, *uploads, *([poller] if poller else []),
-                                 return_exceptions=True)
+            await asyncio.gather(
+                reader, *uploads, *([poller] if poller else []), return_exceptions=True
+            )
             if self.run_id is not None:
                 await asyncio.to_thread(rejects_file.write, self.store, self.run_id)
         self.events.put_nowait(Phase("done"))
@@ -362,11 +376,12 @@ class _ExportRun:
                 if step is None:
                     break
                 if step.rejects:
-                    await asyncio.to_thread(self.store.add_failures, self.run_id, step.rejects)
+                    await asyncio.to_thread(self.store.add_failures, self._run, step.rejects)
                     for reject in step.rejects:
                         self.tally.counts[reject.state] += 1
                 self.tally.read = step.read
                 self.tally.valid = step.valid
+                self.tally.total = step.total
                 self.events.put_nowait(
                     RowsRead(
                         read=step.read,
@@ -381,7 +396,9 @@ class _ExportRun:
                     self.planned_jobs += 1
                     await out.put(batch)
             self.events.put_nowait(
-                JobsPlanned(jobs=self.planned_jobs, profiles=self.tally.valid, total=self.tally.read)
+                JobsPlanned(
+                    jobs=self.planned_jobs, profiles=self.tally.valid, total=self.tally.read
+                )
             )
         finally:
             produced.close()
@@ -396,7 +413,10 @@ class _ExportRun:
     ) -> None:
         try:
             await asyncio.to_thread(
-                self.store.batch_submitting, self.run_id, batch.number, batch.fingerprint,
+                self.store.batch_submitting,
+                self._run,
+                batch.number,
+                batch.fingerprint,
                 batch.count,
             )
             current = batch
@@ -404,8 +424,8 @@ class _ExportRun:
                 try:
                     job = await client.submit_import(current.body)
                 except RequestRejected as error:
-                    bad = {p.index: p for p in error.row_pointers() if p.index < current.count}
-                    if not bad:
+                    bad = {i: (f, d) for i, f, d in error.row_errors if i < current.count}
+                    if not bad or error.unattributed:
                         raise EngineError(
                             f"Klaviyo refused batch {batch.number + 1}: {error}", ExitCode.INPUT
                         ) from error
@@ -413,14 +433,14 @@ class _ExportRun:
                         Reject(
                             row=current.rows[i],
                             segment=current.segments[i],
-                            column=p.field or "",
+                            column=field_name,
                             value="",
-                            reason=f"Klaviyo: {p.detail}",
+                            reason=f"Klaviyo: {detail}",
                             state=RowState.REJECTED,
                         )
-                        for i, p in sorted(bad.items())
+                        for i, (field_name, detail) in sorted(bad.items())
                     ]
-                    await asyncio.to_thread(self.store.add_failures, self.run_id, rejects)
+                    await asyncio.to_thread(self.store.add_failures, self._run, rejects)
                     self.tally.counts[RowState.REJECTED] += len(rejects)
                     self.events.put_nowait(
                         RowsRejected(len(rejects), f"batch {batch.number + 1}: {rejects[0].reason}")
@@ -434,7 +454,7 @@ class _ExportRun:
                 raise EngineError(
                     f"batch {batch.number + 1} kept being refused by Klaviyo", ExitCode.PARTIAL
                 )
-            await asyncio.to_thread(self.store.batch_accepted, self.run_id, batch.number, job.id)
+            await asyncio.to_thread(self.store.batch_accepted, self._run, batch.number, job.id)
             self.tally.jobs += 1
             pending[job.id] = _Pending(current, job.id)
             self.events.put_nowait(JobSubmitted(job.id, batch.number, current.count))
@@ -453,7 +473,7 @@ class _ExportRun:
                 await asyncio.sleep(0.05)
                 continue
             jobs = await client.poll_jobs(list(pending))
-            finished = [j for j in jobs.values() if j.status in ("complete", "cancelled")]
+            finished = [j for j in jobs.values() if j.finished]
             for job in finished:
                 entry = pending.pop(job.id)
                 await self._confirm(client, entry, job)
@@ -461,12 +481,11 @@ class _ExportRun:
             if pending:
                 await asyncio.sleep(delay)
 
-    async def _confirm(self, client: KlaviyoClient, entry: _Pending, job: object) -> None:
+    async def _confirm(self, client: KlaviyoClient, entry: _Pending, job: ImportJob) -> None:
         batch = entry.batch
-        failed = int(getattr(job, "failed_count", 0) or 0)
-        status = getattr(job, "status", "complete")
+        failed = job.failed_count
         rejects: list[Reject] = []
-        if status == "cancelled":
+        if job.status == "cancelled":
             raise EngineError(
                 f"Klaviyo cancelled job {entry.job_id} (batch {batch.number + 1}); resume the run "
                 "to send it again",
@@ -474,7 +493,7 @@ class _ExportRun:
             )
         if failed:
             rejects = _map_import_errors(batch, await client.import_errors(entry.job_id), failed)
-            await asyncio.to_thread(self.store.add_failures, self.run_id, rejects)
+            await asyncio.to_thread(self.store.add_failures, self._run, rejects)
             self.events.put_nowait(
                 RowsRejected(len(rejects), rejects[0].reason if rejects else "import error")
             )
@@ -482,7 +501,7 @@ class _ExportRun:
         self.tally.counts[RowState.IMPORTED] += imported
         self.tally.counts[RowState.REJECTED] += len(rejects)
         await asyncio.to_thread(
-            self.store.batch_finished, self.run_id, batch.number, imported, len(rejects)
+            self.store.batch_finished, self._run, batch.number, imported, len(rejects)
         )
         self.events.put_nowait(JobConfirmed(entry.job_id, batch.number, imported, len(rejects)))
 
@@ -491,47 +510,48 @@ class _ExportRun:
 class _Step:
     read: int
     valid: int
+    total: int | None
     rejects: list[Reject]
     batches: list[Batch]
 
 
 def _produce(
     export: Export, config: Config, only_rows: set[tuple[str, int]] | None
-) -> Iterator[_Step]:
+) -> Generator[_Step, None, None]:
     """Runs in a worker thread: read, validate, de-duplicate and pack (all CPU work)."""
     segments = {name: config.segments[name] for name in export.segments}
     packer = BatchPacker(export.list_id)
     read = valid = 0
+    total: int | None = None
     for item in iter_validated(export, segments):
-        chunk_rejects = list(getattr(item, "rejects", []) or [])
-        payloads = getattr(item, "payloads", None)
-        if payloads is None:  # running stats only
+        if isinstance(item, PipelineStats):
+            total = item.total
             continue
-        rows = item.rows
-        emails = item.emails
-        segment_names = getattr(item, "segment_names", None)
-        segment = getattr(item, "segment", "")
-        read += len(payloads) + len(chunk_rejects)
+        rejects = item.rejects
+        if only_rows is not None:
+            rejects = [r for r in rejects if (r.segment, r.row) in only_rows]
+        read += item.read if only_rows is None else len(rejects)
         batches: list[Batch] = []
-        for i, payload in enumerate(payloads):
-            seg = segment_names[i] if segment_names is not None else segment
-            if only_rows is not None and (seg, rows[i]) not in only_rows:
-                continue
+        for payload, row, email in zip(item.payloads, item.rows, item.emails, strict=True):
+            if only_rows is not None:
+                if (item.segment, row) not in only_rows:
+                    continue
+                read += 1
             valid += 1
-            full = packer.add(payload, rows[i], emails[i], seg)
+            full = packer.add(payload, row, email, item.segment)
             if full is not None:
                 batches.append(full)
-        if only_rows is not None:
-            chunk_rejects = [r for r in chunk_rejects if (r.segment, r.row) in only_rows]
-        yield _Step(read=read, valid=valid, rejects=chunk_rejects, batches=batches)
+        yield _Step(read=read, valid=valid, total=total, rejects=rejects, batches=batches)
     last = packer.flush()
-    yield _Step(read=read, valid=valid, rejects=[], batches=[last] if last else [])
+    yield _Step(read=read, valid=valid, total=total, rejects=[], batches=[last] if last else [])
 
 
 def _accepted(record: object, batch: Batch) -> bool:
-    return getattr(record, "fingerprint", None) == batch.fingerprint and getattr(
-        record, "state", ""
-    ) in ("accepted", "finished") and bool(getattr(record, "job_id", None))
+    return (
+        getattr(record, "fingerprint", None) == batch.fingerprint
+        and getattr(record, "state", "") in ("accepted", "finished")
+        and bool(getattr(record, "job_id", None))
+    )
 
 
 def _raise_failed(tasks: set[asyncio.Task[None]]) -> None:
@@ -540,23 +560,25 @@ def _raise_failed(tasks: set[asyncio.Task[None]]) -> None:
             raise task.exception()  # type: ignore[misc]
 
 
-def _map_import_errors(batch: Batch, errors: list[object], failed: int) -> list[Reject]:
+def _map_import_errors(
+    batch: Batch, errors: Sequence[ImportErrorItem], failed: int
+) -> list[Reject]:
     """Tie Klaviyo's import errors back to source rows through the email in original_payload."""
     by_email = {email: i for i, email in enumerate(batch.emails)}
     rejects: list[Reject] = []
     seen: set[int] = set()
     for error in errors:
-        payload = getattr(error, "original_payload", None) or {}
-        email = str(payload.get("email", "")).strip().lower() if isinstance(payload, dict) else ""
+        payload = error.original_payload or {}
+        email = str(payload.get("email", "")).strip().lower()
         index = by_email.get(email)
-        detail = getattr(error, "detail", None) or getattr(error, "title", None) or "import error"
+        detail = error.detail or error.title or "import error"
         if index is not None and index not in seen:
             seen.add(index)
             rejects.append(
                 Reject(
                     row=batch.rows[index],
                     segment=batch.segments[index],
-                    column=_field_from_pointer(getattr(error, "pointer", None)),
+                    column=_field_from_pointer(error.pointer),
                     value=email,
                     reason=f"Klaviyo: {detail}",
                     state=RowState.REJECTED,
@@ -577,8 +599,8 @@ def _map_import_errors(batch: Batch, errors: list[object], failed: int) -> list[
     return rejects
 
 
-def _field_from_pointer(pointer: object) -> str:
-    if not isinstance(pointer, str) or not pointer:
+def _field_from_pointer(pointer: str | None) -> str:
+    if not pointer:
         return ""
     return pointer.rstrip("/").rsplit("/", 1)[-1]
 

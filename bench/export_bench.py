@@ -1,0 +1,183 @@
+"""End-to-end benchmark: N generated rows from a CSV file to confirmed members of a sandbox list.
+
+The sandbox runs as its own process (`klaviyo-tui sandbox`), and so does the export
+(`klaviyo-tui run bench --json`), so the figures for the exporting process are its own:
+wall time, rows/s, CPU seconds (user + sys) and peak RSS, read from the child's rusage.
+
+    python bench/export_bench.py --rows 1000000 --rate-limits off
+    python bench/export_bench.py --rows 3000000 --rate-limits klaviyo
+
+With Klaviyo's limits on, it also prints the bound those limits impose: bulk import jobs are
+limited to 10 a second and 150 a minute (fixed windows), so J jobs cannot be accepted faster than
+floor((J-1)/150) minutes plus ((J-1) mod 150)/10 seconds, and the ratio of the run to that bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from klaviyo_tui.sample_data import generate_customers
+from klaviyo_tui.sandbox import DEMO_KEY
+
+HEADERS = {
+    "Authorization": f"Klaviyo-API-Key {DEMO_KEY}",
+    "revision": "2026-07-15",
+    "Accept": "application/vnd.api+json",
+    "Content-Type": "application/vnd.api+json",
+}
+
+
+def rate_limit_bound_s(jobs: int, per_second: int = 10, per_minute: int = 150) -> float:
+    """The least time Klaviyo's fixed windows allow to accept `jobs` bulk import jobs."""
+    if jobs <= 0:
+        return 0.0
+    full_minutes, rest = divmod(jobs - 1, per_minute)
+    return full_minutes * 60 + rest / per_second
+
+
+def start_sandbox(rate_limits: str, job_delay: float) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "klaviyo_tui",
+            "sandbox",
+            "--rate-limits",
+            rate_limits,
+            "--job-delay",
+            str(job_delay),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    base_url = proc.stdout.readline().strip()
+    return proc, base_url
+
+
+def write_config(path: Path, data: Path, base_url: str, list_id: str) -> None:
+    path.write_text(
+        f"""
+[connections.sandbox]
+display_name = "Benchmark sandbox"
+base_url = "{base_url}"
+revision = "2026-07-15"
+consent_accepted_at = "2026-01-01T00:00:00+00:00"
+consent_accepted_by = "bench"
+
+[segments.customers]
+source = "{data}"
+
+[exports.bench]
+connection = "sandbox"
+list_id = "{list_id}"
+segments = ["customers"]
+default_region = "US"
+
+[exports.bench.mapping]
+email = "email"
+phone_number = "phone"
+first_name = "first_name"
+last_name = "last_name"
+properties = ["lifetime_value", "orders", "signup_date"]
+""",
+        encoding="utf-8",
+    )
+
+
+def run(rows: int, rate_limits: str, job_delay: float, keep: bool) -> dict[str, object]:
+    work = Path(tempfile.mkdtemp(prefix="klaviyo-bench-"))
+    data = work / "customers.csv"
+    t0 = time.perf_counter()
+    generate_customers(data, rows, invalid_rate=0.01, seed=1)
+    gen_s = time.perf_counter() - t0
+    sandbox, base_url = start_sandbox(rate_limits, job_delay)
+    try:
+        created = httpx.post(
+            f"{base_url}/api/lists",
+            headers=HEADERS,
+            json={"data": {"type": "list", "attributes": {"name": "Benchmark"}}},
+        )
+        created.raise_for_status()
+        list_id = created.json()["data"]["id"]
+        config = work / "config.toml"
+        write_config(config, data, base_url, list_id)
+        env = dict(
+            os.environ,
+            KLAVIYO_TUI_CONFIG=str(config),
+            KLAVIYO_TUI_DATA=str(work / "data"),
+            KLAVIYO_API_KEY=DEMO_KEY,
+        )
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "klaviyo_tui", "run", "bench", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        summary = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=30)
+    counts = summary.get("counts", {})
+    imported = int(counts.get("imported", 0))
+    jobs = int(summary.get("jobs", 0))
+    bound = rate_limit_bound_s(jobs)
+    result = {
+        "rows": rows,
+        "rate_limits": rate_limits,
+        "generate_s": round(gen_s, 2),
+        "wall_s": round(wall, 2),
+        "rows_per_s": round(rows / wall),
+        "imported": imported,
+        "counts": counts,
+        "jobs": jobs,
+        "exit_code": os.waitstatus_to_exitcode(status),
+        "cpu_user_s": round(usage.ru_utime, 2),
+        "cpu_sys_s": round(usage.ru_stime, 2),
+        "cpu_total_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "klaviyo_bound_s": round(bound, 2),
+        "ratio_to_bound": round(wall / bound, 3) if bound else None,
+    }
+    if not keep:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rate-limits", choices=["off", "klaviyo"], default="off")
+    parser.add_argument("--job-delay", type=float, default=0.0)
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    args = parser.parse_args()
+    result = run(args.rows, args.rate_limits, args.job_delay, args.keep)
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value}")
+    print(
+        f"(benchmark process peak RSS incl. generation: "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Shared set-up for engine and CLI tests: a config on disk, a sandbox list, and readers of results
+through the sandbox's public API (the same API a real Klaviyo exposes)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import sandbox_helpers
+import tomlkit
+
+from klaviyo_tui.config import Config, load_config
+from klaviyo_tui.sandbox import DEMO_KEY
+
+REVISION = sandbox_helpers.REVISION
+
+
+def create_list(base_url: str, name: str = "Customers", key: str = DEMO_KEY) -> str:
+    with sandbox_helpers.client(base_url, key) as c:
+        return sandbox_helpers.create_list(c, name)
+
+
+def list_emails(base_url: str, list_id: str, key: str = DEMO_KEY) -> list[str]:
+    """Every member's email, read page by page through GET /api/lists/{id}/profiles."""
+    return [p["attributes"]["email"] for p in sandbox_helpers.list_members(base_url, list_id, key)]
+
+
+def import_jobs(base_url: str, key: str = DEMO_KEY) -> list[dict[str, Any]]:
+    """Every bulk import job of the account, through GET /api/profile-bulk-import-jobs."""
+    jobs: list[dict[str, Any]] = []
+    url: str | None = "/api/profile-bulk-import-jobs?page[size]=100"
+    with sandbox_helpers.client(base_url, key) as c:
+        while url:
+            body = sandbox_helpers._get(c, url).json()
+            jobs.extend(body["data"])
+            url = body.get("links", {}).get("next")
+    return jobs
+
+
+def write_customers(path: Path, rows: list[dict[str, str]]) -> Path:
+    fields: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in fields:
+                fields.append(key)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_config(
+    path: Path,
+    *,
+    base_url: str,
+    list_id: str,
+    sources: dict[str, Path],
+    mapping: dict[str, Any] | None = None,
+    consent: bool = True,
+    schedule: str | None = None,
+    filters: dict[str, str] | None = None,
+    export: str = "customers",
+) -> Config:
+    """Write a config with one connection, one segment per source and one export; load it."""
+    connection: dict[str, Any] = {
+        "display_name": "Sandbox",
+        "base_url": base_url,
+        "revision": REVISION,
+    }
+    if consent:
+        connection["consent_accepted_at"] = "2026-11-01T10:00:00+00:00"
+        connection["consent_accepted_by"] = "tester"
+    segments: dict[str, Any] = {}
+    for name, source in sources.items():
+        segments[name] = {"source": str(source)}
+        if filters and name in filters:
+            segments[name]["filter"] = filters[name]
+    export_table: dict[str, Any] = {
+        "connection": "sandbox",
+        "list_id": list_id,
+        "segments": list(sources),
+        "default_region": "US",
+        "mapping": mapping or {"email": "email"},
+    }
+    if schedule:
+        export_table["schedule"] = schedule
+    document = {
+        "connections": {"sandbox": connection},
+        "segments": segments,
+        "exports": {export: export_table},
+    }
+    path.write_text("# test config\n" + tomlkit.dumps(document), encoding="utf-8")
+    return load_config(path)

@@ -1,0 +1,297 @@
+"""The engine end to end against a real sandbox over loopback: every final state, 400-pointer
+stripping, import errors over several pages, faults, dry runs, resume after a crash."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from engine_support import create_list, import_jobs, list_emails, write_config, write_customers
+
+from klaviyo_tui.config import Config
+from klaviyo_tui.engine import EngineError, run_export
+from klaviyo_tui.history import HistoryStore
+from klaviyo_tui.klaviyo import KlaviyoClient
+from klaviyo_tui.model import ExitCode, JobConfirmed, RowState, RunSummary
+from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
+from klaviyo_tui.sandbox.server import SandboxServer
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(SandboxSettings(rate_limits=False, job_delay=0.0)) as server:
+        yield server
+
+
+@pytest.fixture
+def store() -> Iterator[HistoryStore]:
+    s = HistoryStore()
+    yield s
+    s.close()
+
+
+def customers(n: int, *, start: int = 0) -> list[dict[str, str]]:
+    return [
+        {
+            "email": f"  Customer{i}@Example.com ",
+            "first_name": f"First{i}",
+            "phone": f"+1415555{i % 10000:04d}",
+            "orders": str(i % 7),
+        }
+        for i in range(start, start + n)
+    ]
+
+
+async def drain(
+    export_name: str, config: Config, store: HistoryStore, **kwargs: object
+) -> tuple[RunSummary, list[object]]:
+    events: list[object] = []
+    summary = None
+    async for event in run_export(
+        config.exports[export_name],
+        config=config,
+        api_key=DEMO_KEY,
+        store=store,
+        **kwargs,  # type: ignore[arg-type]
+    ):
+        events.append(event)
+        if isinstance(event, RunSummary):
+            summary = event
+    assert summary is not None
+    return summary, events
+
+
+async def test_every_state_and_exact_list_contents(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    rows = customers(120)
+    rows[5]["email"] = "not-an-email"  # invalid locally
+    rows[9]["phone"] = "12"  # invalid phone: the row is invalid
+    rows[50]["email"] = rows[10]["email"].upper()  # duplicate of row 11, later row wins
+    source = write_customers(tmp_path / "c.csv", rows)
+    list_id = create_list(sandbox.base_url)
+    config = write_config(
+        tmp_path / "config.toml",
+        base_url=sandbox.base_url,
+        list_id=list_id,
+        sources={"main": source},
+        mapping={
+            "email": "email",
+            "phone_number": "phone",
+            "first_name": "first_name",
+            "properties": ["orders"],
+        },
+    )
+    summary, events = await drain("customers", config, store)
+    counts = summary.counts
+    assert counts[RowState.INVALID.value] == 2
+    assert counts[RowState.DUPLICATE.value] == 1
+    assert counts[RowState.IMPORTED.value] == 117
+    assert counts[RowState.REJECTED.value] == 0
+    assert counts[RowState.NOT_SENT.value] == 0
+    assert summary.total_rows == 120
+    assert summary.exit_code == ExitCode.OK
+    expected = {r["email"].strip().lower() for i, r in enumerate(rows) if i not in (5, 9)}
+    assert sorted(list_emails(sandbox.base_url, list_id)) == sorted(expected)
+    assert any(isinstance(e, JobConfirmed) for e in events)
+    record = store.run(summary.run_id)  # type: ignore[arg-type]
+    assert record is not None and record.status == "ok"
+    assert summary.rejects_path is not None and summary.rejects_path.exists()
+    text = summary.rejects_path.read_text()
+    assert "not-an-email" in text and "duplicate" in text
+
+
+async def test_klaviyo_400_pointers_strip_exactly_those_rows(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    """A proxy corrupts two emails in the first job so the sandbox answers 400 with pointers."""
+    rows = customers(30)
+    source = write_customers(tmp_path / "c.csv", rows)
+    list_id = create_list(sandbox.base_url)
+    config = write_config(
+        tmp_path / "config.toml",
+        base_url=sandbox.base_url,
+        list_id=list_id,
+        sources={"main": source},
+    )
+    corrupted: list[bytes] = []
+
+    class Corrupting(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.inner = httpx.AsyncHTTPTransport()
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if (
+                request.method == "POST"
+                and "profile-bulk-import-jobs" in request.url.path
+                and not corrupted
+            ):
+                body = await request.aread()
+                bad = body.replace(b"customer3@example.com", b"customer3@@broken", 1)
+                bad = bad.replace(b"customer17@example.com", b"customer17@@broken", 1)
+                corrupted.append(bad)
+                headers = {k: v for k, v in request.headers.items() if k != "content-length"}
+                request = httpx.Request(request.method, request.url, headers=headers, content=bad)
+            return await self.inner.handle_async_request(request)
+
+    async with KlaviyoClient(sandbox.base_url, DEMO_KEY, transport=Corrupting()) as client:
+        summary, _ = await drain("customers", config, store, client=client)
+    assert corrupted, "the proxy never saw an import"
+    assert summary.counts[RowState.REJECTED.value] == 2
+    assert summary.counts[RowState.IMPORTED.value] == 28
+    assert summary.exit_code == ExitCode.PARTIAL
+    emails = set(list_emails(sandbox.base_url, list_id))
+    assert "customer3@example.com" not in emails and "customer17@example.com" not in emails
+    assert len(emails) == 28
+    failures = store.failures(summary.run_id)  # type: ignore[arg-type]
+    assert sorted(f.row for f in failures) == [4, 18]
+    assert all(f.state == RowState.REJECTED for f in failures)
+
+
+async def test_import_errors_over_several_pages(tmp_path: Path, store: HistoryStore) -> None:
+    settings = SandboxSettings(rate_limits=False, job_delay=0.0, faults={"rowfail": 0.1}, seed=3)
+    with SandboxServer(settings) as server:
+        rows = customers(3000)
+        source = write_customers(tmp_path / "c.csv", rows)
+        list_id = create_list(server.base_url)
+        config = write_config(
+            tmp_path / "config.toml",
+            base_url=server.base_url,
+            list_id=list_id,
+            sources={"main": source},
+        )
+        summary, _ = await drain("customers", config, store)
+        rejected = summary.counts[RowState.REJECTED.value]
+        assert rejected > 200  # > 2 pages of 100 import errors
+        imported = summary.counts[RowState.IMPORTED.value]
+        assert imported + rejected == 3000
+        assert len(list_emails(server.base_url, list_id)) == imported
+        failures = store.failures(summary.run_id)  # type: ignore[arg-type]
+        assert len({f.row for f in failures}) == rejected  # each tied to its own source row
+        assert summary.exit_code == ExitCode.PARTIAL
+
+
+@pytest.mark.slow
+async def test_faults_still_deliver_exactly_the_valid_rows(
+    tmp_path: Path, store: HistoryStore
+) -> None:
+    faults = {
+        "429": 0.1,
+        "500": 0.05,
+        "502": 0.03,
+        "503": 0.03,
+        "reset": 0.03,
+        "hang": 0.02,
+        "cf403": 0.02,
+    }
+    settings = SandboxSettings(rate_limits=False, job_delay=0.0, faults=faults, seed=7)
+    with SandboxServer(settings) as server:
+        rows = customers(25_000)
+        source = write_customers(tmp_path / "c.csv", rows)
+        list_id = create_list_retrying(server.base_url)
+        config = write_config(
+            tmp_path / "config.toml",
+            base_url=server.base_url,
+            list_id=list_id,
+            sources={"main": source},
+        )
+        client = KlaviyoClient(
+            server.base_url, DEMO_KEY, timeout=httpx.Timeout(2.0), max_retries=12
+        )
+        async with client:
+            summary, _ = await drain("customers", config, store, client=client)
+        assert summary.exit_code == ExitCode.OK, summary.error
+        assert summary.counts[RowState.IMPORTED.value] == 25_000
+        expected = {r["email"].strip().lower() for r in rows}
+        assert sorted(list_emails(server.base_url, list_id)) == sorted(expected)
+
+
+def create_list_retrying(base_url: str) -> str:
+    for _ in range(50):
+        try:
+            return create_list(base_url)
+        except (httpx.HTTPError, KeyError, ValueError, AssertionError):
+            continue
+    raise AssertionError("could not create a list through the faults")
+
+
+async def test_dry_run_sends_no_write(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    rows = customers(40)
+    rows[0]["email"] = "bad"
+    source = write_customers(tmp_path / "c.csv", rows)
+    list_id = create_list(sandbox.base_url)
+    config = write_config(
+        tmp_path / "config.toml",
+        base_url=sandbox.base_url,
+        list_id=list_id,
+        sources={"main": source},
+    )
+    summary, _ = await drain("customers", config, store, dry_run=True)
+    assert summary.dry_run
+    assert summary.plan["jobs"] == 1
+    assert summary.plan["profiles"] == 39
+    assert summary.counts[RowState.INVALID.value] == 1
+    sample = str(summary.plan["sample_payload"])
+    assert "customer" not in sample.lower()  # values are masked
+    assert import_jobs(sandbox.base_url) == []
+    assert list_emails(sandbox.base_url, list_id) == []
+
+
+async def test_missing_consent_and_segment_refuse_before_any_request(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    source = write_customers(tmp_path / "c.csv", customers(3))
+    config = write_config(
+        tmp_path / "config.toml",
+        base_url=sandbox.base_url,
+        list_id="AbC123",
+        sources={"main": source},
+        consent=False,
+    )
+    with pytest.raises(EngineError, match="consent"):
+        await drain("customers", config, store)
+    assert store.runs() == []
+
+
+async def test_unknown_list_fails_with_a_clear_message(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    source = write_customers(tmp_path / "c.csv", customers(3))
+    config = write_config(
+        tmp_path / "config.toml",
+        base_url=sandbox.base_url,
+        list_id="Nope12",
+        sources={"main": source},
+    )
+    summary, _ = await drain("customers", config, store)
+    assert summary.exit_code == ExitCode.USAGE
+    assert summary.error is not None and "Nope12" in summary.error
+    assert import_jobs(sandbox.base_url) == []
+
+
+async def test_union_of_segments_with_filter(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    a = write_customers(tmp_path / "a.csv", customers(20))
+    b = write_customers(tmp_path / "b.csv", customers(20, start=10))  # 10 overlap with a
+    list_id = create_list(sandbox.base_url)
+    config = write_config(
+        tmp_path / "config.toml",
+        base_url=sandbox.base_url,
+        list_id=list_id,
+        sources={"a": a, "b": b},
+        filters={"b": "orders != '0'"},
+        mapping={"email": "email", "properties": ["orders"]},
+    )
+    summary, _ = await drain("customers", config, store)
+    kept_b = [i for i in range(10, 30) if i % 7 != 0]
+    expected = {f"customer{i}@example.com" for i in range(20)} | {
+        f"customer{i}@example.com" for i in kept_b
+    }
+    assert set(list_emails(sandbox.base_url, list_id)) == expected
+    overlap = [i for i in kept_b if i < 20]
+    assert summary.counts[RowState.DUPLICATE.value] == len(overlap)
