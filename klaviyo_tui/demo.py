@@ -23,7 +23,7 @@ ENV_OVERRIDES = ("KLAVIYO_TUI_CONFIG", "KLAVIYO_TUI_DATA", "KLAVIYO_API_KEY")
 class DemoMemoryKeyring(KeyringBackend):
     """Keys live in memory for the demo's lifetime (so the OS keyring stays untouched)."""
 
-    priority = 1  # type: ignore[assignment]
+    priority = 1
 
     def __init__(self) -> None:
         super().__init__()

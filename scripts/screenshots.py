@@ -78,7 +78,8 @@ async def shoot(app: KlaviyoApp, out: Path, demo: DemoInfo) -> None:
         await pilot.click("#create")
         await until(pilot, lambda: screen() is builder and builder.list_id is not None)
         builder.query_one("#tabs").active = "tab-source"
-        await pilot.click("#load")
+        await pilot.pause()
+        builder.load_source()
         await until(pilot, lambda: builder.frame is not None)
         builder.query_one("#filter", Input).value = "country == 'US'"
         await until(pilot, lambda: "match" in str(builder.query_one("#count").render()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keyring
 import keyring.backends.fail
 from textual.widgets import Button, Static
+from tui_support import SIZE, run_wizard, sandbox, wait_screen, wait_until
 
 from klaviyo_tui.config import load_config
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
@@ -13,8 +14,6 @@ from klaviyo_tui.secrets import SERVICE
 from klaviyo_tui.tui.app import make_app
 from klaviyo_tui.tui.screens.connection import ConnectionFormScreen, VerifyScreen
 from klaviyo_tui.tui.screens.home import HomeScreen
-
-from tui_support import SIZE, run_wizard, sandbox, wait_screen, wait_until
 
 __all__ = ["sandbox"]
 
@@ -35,7 +34,8 @@ async def test_first_launch_wizard_saves_connection_and_key(sandbox, memory_keyr
     conn = config.connections["acme-sandbox"]
     assert conn.display_name == "Acme sandbox"
     assert conn.base_url == sandbox.base_url
-    assert conn.consent_accepted_at and conn.consent_accepted_by
+    assert conn.consent_accepted_at
+    assert conn.consent_accepted_by
     assert memory_keyring.passwords[(SERVICE, "acme-sandbox")] == DEMO_KEY
 
 

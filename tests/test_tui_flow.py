@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.widgets import Button, DataTable, Input, Select, Static
+from tui_support import SIZE, sample_csv, sandbox, type_into, wait_screen, wait_until
 
 from klaviyo_tui.config import ConfigStore, Connection, load_config
 from klaviyo_tui.consent import accept
@@ -20,7 +21,6 @@ from klaviyo_tui.tui.screens.history import HistoryScreen, RunDetailScreen
 from klaviyo_tui.tui.screens.home import HomeScreen
 from klaviyo_tui.tui.screens.pickers import ListPickerScreen
 from klaviyo_tui.tui.screens.run import RunScreen
-from tui_support import SIZE, sample_csv, sandbox, type_into, wait_screen, wait_until
 
 __all__ = ["sandbox"]
 
@@ -45,7 +45,8 @@ async def build_export(pilot, csv: Path, name: str = "vip", matching: int = 20) 
     await pilot.click("#create")
     await wait_screen(pilot, ExportBuilderScreen)
     builder = app.screen
-    assert builder.list_id and builder.list_name == name
+    assert builder.list_id
+    assert builder.list_name == name
     builder.query_one("#tabs").active = "tab-source"
     await pilot.pause()
     await type_into(pilot, "#path", str(csv))
@@ -85,7 +86,8 @@ async def test_build_run_and_history(sandbox, tmp_path: Path) -> None:
         run = app.screen
         await wait_until(pilot, lambda: run.has_class("-finished"), tries=1500)
         summary = run.handle.progress.summary
-        assert summary is not None and summary.exit_code == ExitCode.OK
+        assert summary is not None
+        assert summary.exit_code == ExitCode.OK
         assert summary.counts["imported"] == 16  # 20 gold rows, 4 broken emails
         assert "Finished" in str(run.query_one("#summary", Static).render())
         await pilot.press("h")
@@ -137,7 +139,8 @@ async def _cancel_then_resume(base_url: str, tmp_path: Path) -> None:
         await pilot.press("u")
         await wait_screen(pilot, RunScreen)
         resumed = app.runs["big"]
-        assert resumed is not handle and resumed.kind == "resume"
+        assert resumed is not handle
+        assert resumed.kind == "resume"
         await wait_until(pilot, lambda: not resumed.active, tries=3000)
         assert resumed.progress.summary is not None
         assert resumed.progress.summary.exit_code == ExitCode.OK, resumed.progress.log[-5:]

@@ -143,6 +143,9 @@ class KlaviyoApp(App[int]):
     # ---- errors ----------------------------------------------------------------------------------
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
+        for handle in self.runs.values():
+            if handle.worker is worker and event.state not in (WorkerState.PENDING,):
+                self.run_updated.publish(handle)  # a finished run changes the keys on show
         if event.state != WorkerState.ERROR or worker.error is None:
             return
         if worker.group == "io":  # awaited by a caller, which shows the error itself

@@ -26,6 +26,7 @@ from textual.widgets import (
     Static,
     TabbedContent,
     TabPane,
+    Tabs,
 )
 
 from klaviyo_tui.config import Export, Mapping, Segment
@@ -51,8 +52,8 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save"),
         Binding("escape", "cancel", "Cancel"),
-        Binding("ctrl+pagedown", "tab(1)", "Next tab", show=False),
-        Binding("ctrl+pageup", "tab(-1)", "Previous tab", show=False),
+        Binding("f6,ctrl+pagedown", "switch_tab(1)", "Next tab", key_display="F6", priority=True),
+        Binding("f5,ctrl+pageup", "switch_tab(-1)", "Prev tab", key_display="F5", priority=True),
     ]
 
     def __init__(self, existing: Export | None = None) -> None:
@@ -193,10 +194,11 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         self.list_id, self.list_name = list_id, name
         self.query_one("#list-label", Static).update(self._list_text())
 
-    def action_tab(self, step: int) -> None:
+    def action_switch_tab(self, step: int) -> None:
         tabs = self.query_one(TabbedContent)
         ids = ["tab-list", "tab-source", "tab-columns", "tab-check"]
         current = ids.index(tabs.active) if tabs.active in ids else 0
+        tabs.query_one(Tabs).focus()  # focus left in the old pane would switch back to it
         tabs.active = ids[(current + step) % len(ids)]
 
     # ---- list ------------------------------------------------------------------------------------

@@ -100,16 +100,17 @@ class RunScreen(BaseScreen[None]):
         )
         self.query_one("#run-title", Label).update(f"Run · {p.export}{kind} · {phase}")
         bar = self.query_one("#overall", ProgressBar)
-        if p.total:
+        if p.summary is not None and not p.interrupted:
+            bar.update(total=1, progress=1)
+        elif p.total:
             bar.update(total=p.total, progress=min(p.done_rows, p.total))
-        elif p.summary is not None:
-            bar.update(total=max(1, p.done_rows), progress=max(1, p.done_rows))
         rows, jobs = stats_lines(p)
         self.query_one("#rows", Static).update(rows)
         self.query_one("#jobs", Static).update(jobs)
         eta = "done" if p.finished else format_duration(p.eta_s)
         self.query_one("#rate-label", Static).update(f"{p.rate:,.0f} profiles/s · ETA {eta}")
-        self.query_one("#rate", Sparkline).data = list(p.rates) or [0.0]
+        rates = list(p.rates)
+        self.query_one("#rate", Sparkline).data = rates if any(rates) else []
         log = self.query_one(Log)
         if self._logged < len(p.log):
             log.write_lines(p.log[self._logged :])
