@@ -26,7 +26,7 @@ import orjson
 from klaviyo_tui import rejects as rejects_file
 from klaviyo_tui.batching import Batch, BatchPacker
 from klaviyo_tui.config import Config, ConfigError, Export
-from klaviyo_tui.history import HistoryStore
+from klaviyo_tui.history import BatchRecord, HistoryStore
 from klaviyo_tui.klaviyo import (
     ImportErrorItem,
     ImportJob,
@@ -87,6 +87,7 @@ class _Pending:
 
     batch: Batch
     job_id: str
+    stripped: int = 0  # rows of `batch` that a 400 removed before Klaviyo accepted the job
 
 
 def check_runnable(export: Export, config: Config) -> None:
@@ -167,7 +168,7 @@ class _ExportRun:
     async def execute(
         self, *, resume: bool, retry_failed_of: int | None, client: KlaviyoClient | None
     ) -> AsyncIterator[ProgressEvent]:
-        journal: dict[int, object] = {}
+        journal: dict[int, BatchRecord] = {}
         if resume:
             previous = await asyncio.to_thread(self.store.resumable_run, self.export.name)
             if previous is None:
@@ -210,7 +211,7 @@ class _ExportRun:
         except (asyncio.CancelledError, GeneratorExit):
             worker.cancel()
             with contextlib.suppress(BaseException):
-                await asyncio.shield(asyncio.sleep(0))
+                await asyncio.wait({worker}, timeout=10)  # its cleanup writes the rejects file
             self._finish_sync(
                 self._make_summary(ExitCode.INTERRUPTED, "interrupted; resume with --resume")
             )
@@ -286,7 +287,7 @@ class _ExportRun:
 
     # ---- the work ---------------------------------------------------------------------------
 
-    async def _work(self, journal: dict[int, object], client: KlaviyoClient | None) -> None:
+    async def _work(self, journal: dict[int, BatchRecord], client: KlaviyoClient | None) -> None:
         self.events.put_nowait(Phase("checking", f"list {self.export.list_id}"))
         if client is not None:
             await self._work_with(client, journal)
@@ -299,14 +300,16 @@ class _ExportRun:
         ) as owned:
             await self._work_with(owned, journal)
 
-    async def _work_with(self, client: KlaviyoClient, journal: dict[int, object]) -> None:
+    async def _work_with(self, client: KlaviyoClient, journal: dict[int, BatchRecord]) -> None:
         try:
             await client.get_list(self.export.list_id)
         except NotFoundError as error:
             raise EngineError(
                 f"{error}; pick another list for export {self.export.name!r}", ExitCode.USAGE
             ) from error
-        batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=READ_AHEAD_BATCHES)
+        batches: asyncio.Queue[Batch | BaseException | None] = asyncio.Queue(
+            maxsize=READ_AHEAD_BATCHES
+        )
         reader = asyncio.create_task(self._read(batches))
         self.events.put_nowait(Phase("uploading" if not self.dry_run else "planning"))
         pending: dict[str, _Pending] = {}
@@ -320,6 +323,8 @@ class _ExportRun:
         uploads: set[asyncio.Task[None]] = set()
         try:
             while (batch := await batches.get()) is not None:
+                if isinstance(batch, BaseException):
+                    raise batch
                 if self.dry_run:
                     continue
                 record = journal.get(batch.number)
@@ -347,62 +352,74 @@ class _ExportRun:
                 await asyncio.to_thread(rejects_file.write, self.store, self.run_id)
         self.events.put_nowait(Phase("done"))
 
-    def _resume_batch(self, batch: Batch, record: object, pending: dict[str, _Pending]) -> None:
-        job_id = getattr(record, "job_id", None)
-        if getattr(record, "state", "") == "finished":
-            imported = int(getattr(record, "imported", 0) or 0)
-            failed = int(getattr(record, "failed", 0) or 0)
-            self.tally.counts[RowState.IMPORTED] += imported
-            self.tally.counts[RowState.REJECTED] += failed
-            self.tally.jobs += 1
+    def _resume_batch(
+        self, batch: Batch, record: BatchRecord, pending: dict[str, _Pending]
+    ) -> None:
+        """Accepted before the interruption: count it or wait for it, never send it again."""
+        assert record.job_id is not None
+        self.tally.jobs += 1
+        self.tally.counts[RowState.REJECTED] += record.rejected
+        if record.state == "finished":
+            self.tally.counts[RowState.IMPORTED] += record.imported
+            self.tally.counts[RowState.REJECTED] += record.failed
             self.events.put_nowait(
-                Notice(f"batch {batch.number + 1}: already confirmed (job {job_id}), not resent")
+                Notice(
+                    f"batch {batch.number + 1}: already confirmed (job {record.job_id}), not resent"
+                )
             )
             return
-        assert job_id is not None
-        pending[job_id] = _Pending(batch, job_id)
-        self.tally.jobs += 1
+        pending[record.job_id] = _Pending(batch, record.job_id, stripped=record.rejected)
         self.events.put_nowait(
-            Notice(f"batch {batch.number + 1}: accepted before (job {job_id}), waiting for it")
+            Notice(
+                f"batch {batch.number + 1}: accepted before (job {record.job_id}), waiting for it"
+            )
         )
 
-    async def _read(self, out: asyncio.Queue[Batch | None]) -> None:
-        """Drive the reading/validating/packing generator from a thread, one step at a time."""
+    async def _read(self, out: asyncio.Queue[Batch | BaseException | None]) -> None:
+        """Drive the reading/validating/packing generator from a thread, one step at a time.
+
+        Ends the queue with None, or hands a failure to the consumer; on cancel it just stops (the
+        consumer is gone, and a put could block forever on a full queue).
+        """
         self.events.put_nowait(Phase("reading"))
         produced = _produce(self.export, self.config, self.retry_rows)
         try:
-            while True:
-                step = await asyncio.to_thread(next, produced, None)
-                if step is None:
-                    break
-                if step.rejects:
-                    await asyncio.to_thread(self.store.add_failures, self._run, step.rejects)
-                    for reject in step.rejects:
-                        self.tally.counts[reject.state] += 1
-                self.tally.read = step.read
-                self.tally.valid = step.valid
-                self.tally.total = step.total
-                self.events.put_nowait(
-                    RowsRead(
-                        read=step.read,
-                        valid=step.valid,
-                        invalid=self.tally.counts[RowState.INVALID],
-                        duplicates=self.tally.counts[RowState.DUPLICATE],
-                    )
-                )
-                for batch in step.batches:
-                    if self.sample_payload is None:
-                        self.sample_payload = _first_profile(batch.body)
-                    self.planned_jobs += 1
-                    await out.put(batch)
-            self.events.put_nowait(
-                JobsPlanned(
-                    jobs=self.planned_jobs, profiles=self.tally.valid, total=self.tally.read
-                )
-            )
+            while (step := await asyncio.to_thread(next, produced, None)) is not None:
+                await self._take(step, out)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            await out.put(error)
+            return
         finally:
-            produced.close()
-            await out.put(None)
+            with contextlib.suppress(ValueError):  # still running in its thread after a cancel
+                produced.close()
+        self.events.put_nowait(
+            JobsPlanned(jobs=self.planned_jobs, profiles=self.tally.valid, total=self.tally.read)
+        )
+        await out.put(None)
+
+    async def _take(self, step: _Step, out: asyncio.Queue[Batch | BaseException | None]) -> None:
+        if step.rejects:
+            await asyncio.to_thread(self.store.add_failures, self._run, step.rejects)
+            for reject in step.rejects:
+                self.tally.counts[reject.state] += 1
+        self.tally.read = step.read
+        self.tally.valid = step.valid
+        self.tally.total = step.total
+        self.events.put_nowait(
+            RowsRead(
+                read=step.read,
+                valid=step.valid,
+                invalid=self.tally.counts[RowState.INVALID],
+                duplicates=self.tally.counts[RowState.DUPLICATE],
+            )
+        )
+        for batch in step.batches:
+            if self.sample_payload is None:
+                self.sample_payload = _first_profile(batch.body)
+            self.planned_jobs += 1
+            await out.put(batch)
 
     async def _upload(
         self,
@@ -441,6 +458,9 @@ class _ExportRun:
                         for i, (field_name, detail) in sorted(bad.items())
                     ]
                     await asyncio.to_thread(self.store.add_failures, self._run, rejects)
+                    await asyncio.to_thread(
+                        self.store.batch_rejected_rows, self._run, batch.number, len(rejects)
+                    )
                     self.tally.counts[RowState.REJECTED] += len(rejects)
                     self.events.put_nowait(
                         RowsRejected(len(rejects), f"batch {batch.number + 1}: {rejects[0].reason}")
@@ -497,7 +517,7 @@ class _ExportRun:
             self.events.put_nowait(
                 RowsRejected(len(rejects), rejects[0].reason if rejects else "import error")
             )
-        imported = batch.count - len(rejects)
+        imported = batch.count - entry.stripped - len(rejects)
         self.tally.counts[RowState.IMPORTED] += imported
         self.tally.counts[RowState.REJECTED] += len(rejects)
         await asyncio.to_thread(
@@ -519,6 +539,8 @@ def _produce(
     export: Export, config: Config, only_rows: set[tuple[str, int]] | None
 ) -> Generator[_Step, None, None]:
     """Runs in a worker thread: read, validate, de-duplicate and pack (all CPU work)."""
+    import numpy as np  # only this function needs it; keeps the engine's imports light
+
     segments = {name: config.segments[name] for name in export.segments}
     packer = BatchPacker(export.list_id)
     read = valid = 0
@@ -531,16 +553,13 @@ def _produce(
         if only_rows is not None:
             rejects = [r for r in rejects if (r.segment, r.row) in only_rows]
         read += item.read if only_rows is None else len(rejects)
-        batches: list[Batch] = []
-        for payload, row, email in zip(item.payloads, item.rows, item.emails, strict=True):
-            if only_rows is not None:
-                if (item.segment, row) not in only_rows:
-                    continue
-                read += 1
-            valid += 1
-            full = packer.add(payload, row, email, item.segment)
-            if full is not None:
-                batches.append(full)
+        payloads, rows, emails = item.payload_array, item.row_array, item.email_array
+        if only_rows is not None:
+            wanted = np.array([(item.segment, r) in only_rows for r in rows.tolist()], dtype=bool)
+            payloads, rows, emails = payloads.filter(wanted), rows[wanted], emails.filter(wanted)
+            read += len(rows)
+        valid += len(rows)
+        batches: list[Batch] = packer.add_arrays(payloads, rows, emails, item.segment)
         yield _Step(read=read, valid=valid, total=total, rejects=rejects, batches=batches)
     last = packer.flush()
     yield _Step(read=read, valid=valid, total=total, rejects=[], batches=[last] if last else [])

@@ -306,7 +306,7 @@ class HistoryStore:
                 "INSERT INTO batches (run_id, batch_no, fingerprint, profiles, state) "
                 "VALUES (?, ?, ?, ?, 'submitting') ON CONFLICT (run_id, batch_no) DO UPDATE SET "
                 "fingerprint = excluded.fingerprint, profiles = excluded.profiles, "
-                "job_id = NULL, state = 'submitting', imported = 0, failed = 0",
+                "job_id = NULL, state = 'submitting', imported = 0, failed = 0, rejected = 0",
                 (run_id, batch_no, fingerprint, profiles),
             )
 
