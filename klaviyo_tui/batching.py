@@ -4,15 +4,22 @@ Sizes are measured on the exact bytes that will be POSTed, so a body is never ov
 (the default leaves headroom under Klaviyo's 5 MB cap). Packing is a pure function of the input
 sequence: the same payloads in the same order give the same batches and fingerprints, which is
 what resuming an interrupted run relies on.
+
+Memory: a batch keeps only its body plus compact columns (payload offsets into the body, rows as
+int64, emails as one Arrow string array); `payloads`, `rows`, `emails` and `segments` are built as
+lists on access. The engine holds dozens of batches while their jobs run, so no Python object per
+profile is kept. `add_arrays` packs Arrow columns without touching each row in Python.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 MAX_PROFILES = 10_000
 MAX_BYTES = 4_500_000
@@ -32,30 +39,127 @@ def _fingerprint(body: bytes) -> str:
     return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
-@dataclass(frozen=True)
+def _offsets(arr: pa.Array) -> np.ndarray:
+    """Value boundaries of a binary/string array, rebased to 0 (n + 1 int64)."""
+    offs = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
+    return offs.astype(np.int64) - int(offs[0]) if len(offs) else np.zeros(1, np.int64)
+
+
+def _joined(payloads: pa.Array) -> pa.Buffer | bytes:
+    """The payloads joined with commas, in one C++ pass (no Python object per payload)."""
+    if len(payloads) == 0:
+        return b""
+    lists = pa.ListArray.from_arrays(pa.array([0, len(payloads)], pa.int32()), payloads)
+    return pc.binary_join(lists, pa.scalar(b",", pa.binary()))[0].as_buffer()
+
+
 class Batch:
     """One bulk import job's body plus the source rows it carries, aligned by position."""
 
-    number: int  # 0-based, sequential within a run
-    list_id: str
-    body: bytes  # the exact POST body
-    payloads: list[bytes]  # each profile resource, as in `body`
-    rows: list[int]  # 1-based source row numbers
-    emails: list[str]  # normalized emails
-    segments: list[str]  # the segment each row came from ("" when not given)
-    fingerprint: str = field(default="")
+    __slots__ = (
+        "number",
+        "list_id",
+        "body",
+        "fingerprint",
+        "_offsets",
+        "_rows",
+        "_emails",
+        "_runs",
+    )
 
-    def __post_init__(self) -> None:
-        if not self.fingerprint:
-            object.__setattr__(self, "fingerprint", _fingerprint(self.body))
+    def __init__(
+        self,
+        number: int,  # 0-based, sequential within a run
+        list_id: str,
+        body: bytes,  # the exact POST body
+        payloads: Sequence[bytes],  # each profile resource, as in `body`
+        rows: Sequence[int],  # 1-based source row numbers
+        emails: Sequence[str],  # normalized emails
+        segments: Sequence[str],  # the segment each row came from ("" when not given)
+        fingerprint: str = "",
+    ) -> None:
+        sizes = np.fromiter(map(len, payloads), np.int64, count=len(payloads))
+        runs: list[tuple[str, int]] = []
+        for seg in segments:
+            if runs and runs[-1][0] == seg:
+                runs[-1] = (seg, runs[-1][1] + 1)
+            else:
+                runs.append((seg, 1))
+        self._init(
+            number,
+            list_id,
+            body,
+            np.concatenate([[0], np.cumsum(sizes)]),
+            np.asarray(rows, np.int64),
+            pa.array(list(emails), pa.string()),
+            runs,
+            fingerprint,
+        )
+
+    def _init(
+        self,
+        number: int,
+        list_id: str,
+        body: bytes,
+        offsets: np.ndarray,
+        rows: np.ndarray,
+        emails: pa.Array,
+        runs: list[tuple[str, int]],
+        fingerprint: str = "",
+    ) -> None:
+        self.number = number
+        self.list_id = list_id
+        self.body = body
+        self._offsets = offsets  # payload boundaries within the joined payloads (no commas)
+        self._rows = rows
+        self._emails = emails
+        self._runs = runs
+        self.fingerprint = fingerprint or _fingerprint(body)
+
+    @classmethod
+    def _compact(
+        cls,
+        number: int,
+        list_id: str,
+        body: bytes,
+        offsets: np.ndarray,
+        rows: np.ndarray,
+        emails: pa.Array,
+        runs: list[tuple[str, int]],
+    ) -> Batch:
+        batch = cls.__new__(cls)
+        batch._init(number, list_id, body, offsets, rows, emails, runs)
+        return batch
+
+    def __repr__(self) -> str:
+        return f"Batch(number={self.number}, count={self.count}, size={self.size})"
 
     @property
     def count(self) -> int:
-        return len(self.payloads)
+        return len(self._rows)
 
     @property
     def size(self) -> int:
         return len(self.body)
+
+    @property
+    def payloads(self) -> list[bytes]:
+        start = len(_PREFIX) + self._offsets[:-1] + np.arange(self.count)
+        end = start + np.diff(self._offsets)
+        body = self.body
+        return [body[s:e] for s, e in zip(start.tolist(), end.tolist(), strict=True)]
+
+    @property
+    def rows(self) -> list[int]:
+        return self._rows.tolist()
+
+    @property
+    def emails(self) -> list[str]:
+        return self._emails.to_pylist()
+
+    @property
+    def segments(self) -> list[str]:
+        return [seg for seg, n in self._runs for _ in range(n)]
 
     def without(self, indexes: set[int]) -> Batch:
         """The same batch (same number) minus the profiles at `indexes` (positions in `data`).
@@ -63,15 +167,16 @@ class Batch:
         Used after a 400 whose error pointers name rows Klaviyo refused: the rest is resent.
         """
         keep = [i for i in range(self.count) if i not in indexes]
-        payloads = [self.payloads[i] for i in keep]
+        payloads, rows, emails, segments = self.payloads, self.rows, self.emails, self.segments
+        kept = [payloads[i] for i in keep]
         return Batch(
             number=self.number,
             list_id=self.list_id,
-            body=_build_body(payloads, self.list_id),
-            payloads=payloads,
-            rows=[self.rows[i] for i in keep],
-            emails=[self.emails[i] for i in keep],
-            segments=[self.segments[i] for i in keep],
+            body=_build_body(kept, self.list_id),
+            payloads=kept,
+            rows=[rows[i] for i in keep],
+            emails=[emails[i] for i in keep],
+            segments=[segments[i] for i in keep],
         )
 
 
@@ -80,7 +185,7 @@ def _build_body(payloads: list[bytes], list_id: str) -> bytes:
 
 
 class BatchPacker:
-    """Accumulates payloads; `add` hands back a full batch when the next payload would not fit."""
+    """Accumulates payloads; hands back a full batch when the next payload would not fit."""
 
     def __init__(
         self, list_id: str, *, max_profiles: int = MAX_PROFILES, max_bytes: int = MAX_BYTES
@@ -90,15 +195,15 @@ class BatchPacker:
         self.list_id = list_id
         self.max_profiles = max_profiles
         self.max_bytes = max_bytes
-        self._overhead = len(_PREFIX) + len(_suffix(list_id))
+        self._suffix = _suffix(list_id)
+        self._overhead = len(_PREFIX) + len(self._suffix)
         self._number = 0
         self._reset()
 
     def _reset(self) -> None:
-        self._payloads: list[bytes] = []
-        self._rows: list[int] = []
-        self._emails: list[str] = []
-        self._segments: list[str] = []
+        # pieces of the batch being filled: (payloads, rows, emails, segment)
+        self._pieces: list[tuple[pa.Array, np.ndarray, pa.Array, str]] = []
+        self._count = 0
         self._size = self._overhead
 
     @property
@@ -108,59 +213,62 @@ class BatchPacker:
     @property
     def pending(self) -> int:
         """Profiles waiting in the batch being filled."""
-        return len(self._payloads)
+        return self._count
 
     def add(self, payload: bytes, row: int, email: str, segment: str = "") -> Batch | None:
         """Add one profile; returns the previous batch if this profile starts a new one."""
-        extra = len(payload) + (1 if self._payloads else 0)
-        if self._overhead + len(payload) > self.max_bytes:
-            raise ValueError(
-                f"row {row}: a profile of {len(payload)} bytes cannot fit a "
-                f"{self.max_bytes}-byte request"
-            )
-        full: Batch | None = None
-        if len(self._payloads) >= self.max_profiles or self._size + extra > self.max_bytes:
-            full = self.flush()
-            extra = len(payload)
-        self._payloads.append(payload)
-        self._rows.append(row)
-        self._emails.append(email)
-        self._segments.append(segment)
-        self._size += extra
-        return full
+        out = self.add_arrays(
+            pa.array([payload], pa.binary()),
+            np.array([row], np.int64),
+            pa.array([email], pa.string()),
+            segment,
+        )
+        return out[0] if out else None
 
     def add_many(
         self, payloads: list[bytes], rows: list[int], emails: list[str], segment: str = ""
     ) -> list[Batch]:
         """`add` for a whole chunk at once (same batches, without a Python call per row)."""
+        return self.add_arrays(
+            pa.array(payloads, pa.binary()),
+            np.asarray(rows, np.int64),
+            pa.array(emails, pa.string()),
+            segment,
+        )
+
+    def add_arrays(
+        self, payloads: pa.Array, rows: np.ndarray, emails: pa.Array, segment: str = ""
+    ) -> list[Batch]:
+        """`add` for Arrow columns (binary payloads, string emails) and int64 row numbers."""
+        total = len(payloads)
+        if total == 0:
+            return []
+        if payloads.type != pa.binary():
+            payloads = payloads.cast(pa.binary())
+        lengths = np.diff(_offsets(payloads))
+        biggest = int(lengths.max())
+        if biggest + self._overhead > self.max_bytes:
+            i = int(np.argmax(lengths + self._overhead > self.max_bytes))
+            raise ValueError(
+                f"row {int(rows[i])}: a profile of {int(lengths[i])} bytes cannot fit a "
+                f"{self.max_bytes}-byte request"
+            )
+        sizes = lengths + 1  # each payload plus the comma before it (the first has none)
         out: list[Batch] = []
-        start, total = 0, len(payloads)
-        if total and max(map(len, payloads)) + self._overhead > self.max_bytes:
-            for i, p in enumerate(payloads):  # let `add` raise for the first oversize payload
-                if len(p) + self._overhead > self.max_bytes:
-                    self.add(p, rows[i], emails[i], segment)
-        sizes = np.fromiter(map(len, payloads), dtype=np.int64, count=total) + 1
+        start = 0
         while start < total:
-            room_count = self.max_profiles - len(self._payloads)
-            # bytes still free, counting a comma before every payload (the first has none)
-            room_bytes = self.max_bytes - self._size + (0 if self._payloads else 1)
-            fits = np.searchsorted(
-                np.cumsum(sizes[start : start + room_count]), room_bytes, "right"
-            )
-            end = start + int(fits)
-            if end == start:
-                batch = self.flush()
-                if batch is not None:
-                    out.append(batch)
-                continue
-            self._payloads.extend(payloads[start:end])
-            self._rows.extend(rows[start:end])
-            self._emails.extend(emails[start:end])
-            self._segments.extend([segment] * (end - start))
-            self._size += int(sizes[start:end].sum()) - (
-                0 if len(self._payloads) > end - start else 1
-            )
-            start = end
+            room_count = self.max_profiles - self._count
+            room_bytes = self.max_bytes - self._size + (0 if self._count else 1)
+            window = sizes[start : start + room_count]
+            end = start + int(np.searchsorted(np.cumsum(window), room_bytes, "right"))
+            if end > start:
+                n = end - start
+                self._pieces.append(
+                    (payloads.slice(start, n), rows[start:end], emails.slice(start, n), segment)
+                )
+                self._size += int(sizes[start:end].sum()) - (0 if self._count else 1)
+                self._count += n
+                start = end
             if start < total:
                 batch = self.flush()
                 if batch is not None:
@@ -169,18 +277,26 @@ class BatchPacker:
 
     def flush(self) -> Batch | None:
         """The batch being filled, if it holds anything (call once at the end of input)."""
-        if not self._payloads:
+        if not self._count:
             return None
-        body = _build_body(self._payloads, self.list_id)
+        pieces = self._pieces
+        payloads = pa.concat_arrays([p[0] for p in pieces])
+        body = b"".join((_PREFIX, _joined(payloads), self._suffix))
         assert len(body) == self._size, "size bookkeeping drifted"
-        batch = Batch(
-            number=self._number,
-            list_id=self.list_id,
-            body=body,
-            payloads=self._payloads,
-            rows=self._rows,
-            emails=self._emails,
-            segments=self._segments,
+        runs: list[tuple[str, int]] = []
+        for _, piece_rows, _, seg in pieces:
+            if runs and runs[-1][0] == seg:
+                runs[-1] = (seg, runs[-1][1] + len(piece_rows))
+            else:
+                runs.append((seg, len(piece_rows)))
+        batch = Batch._compact(
+            self._number,
+            self.list_id,
+            body,
+            _offsets(payloads),
+            np.concatenate([p[1] for p in pieces]).astype(np.int64, copy=False),
+            pa.concat_arrays([p[2] for p in pieces]),
+            runs,
         )
         self._number += 1
         self._reset()

@@ -49,14 +49,32 @@ KINDS = ("number", "bool", "date", "string")
 
 @dataclass
 class ValidatedChunk:
-    """One chunk's outcome. payloads/emails/rows are aligned; rejects are in row order."""
+    """One chunk's outcome. The valid rows' payloads/emails/rows are aligned Arrow/numpy columns
+    (no Python object per row; the list properties are for tests and small callers); rejects are
+    in row order."""
 
     segment: str
-    payloads: list[bytes]
-    emails: list[str]
-    rows: list[int]
+    payload_array: pa.Array  # binary: each valid row's profile JSON
+    email_array: pa.Array  # string: the normalized emails
+    row_array: np.ndarray  # int64: source row numbers
     rejects: list[Reject]
     read: int = 0  # rows of the chunk (after the segment filter)
+
+    @property
+    def payloads(self) -> list[bytes]:
+        return self.payload_array.to_pylist()
+
+    @property
+    def emails(self) -> list[str]:
+        return self.email_array.to_pylist()
+
+    @property
+    def rows(self) -> list[int]:
+        return self.row_array.tolist()
+
+    @property
+    def valid(self) -> int:
+        return len(self.row_array)
 
 
 @dataclass
@@ -236,9 +254,9 @@ def validate_chunk(
     rejects = _rejects(df, bad, rows, segment)
     return ValidatedChunk(
         segment=segment,
-        payloads=pc.cast(payload.filter(keep_arr), pa.binary()).to_pylist(),
-        emails=emails.filter(keep_arr).to_pylist(),
-        rows=rows[keep].tolist(),
+        payload_array=pc.cast(payload.filter(keep_arr), pa.binary()),
+        email_array=emails.filter(keep_arr),
+        row_array=rows[keep],
         rejects=rejects,
         read=n,
     )
@@ -247,10 +265,18 @@ def validate_chunk(
 def _rejects(
     df: pd.DataFrame, bad: dict[int, tuple[str, str]], rows: np.ndarray, segment: str
 ) -> list[Reject]:
+    positions = sorted(bad)
+    by_column: dict[str, list[int]] = {}
+    for pos in positions:
+        by_column.setdefault(bad[pos][0], []).append(pos)
+    values: dict[int, object] = {}
+    for column, where in by_column.items():
+        got = df[column].iloc[where].tolist() if column else [""] * len(where)
+        values.update(zip(where, got, strict=True))
     out = []
-    for pos in sorted(bad):
+    for pos in positions:
         column, reason = bad[pos]
-        value = "" if not column else df[column].iloc[pos]
+        value = values[pos]
         out.append(
             Reject(
                 row=int(rows[pos]),
@@ -315,6 +341,6 @@ def validation_preview(df: pd.DataFrame, mapping: Mapping, default_region: str) 
             if len(ex["duplicates"]) < 5:
                 ex["duplicates"].append(f"row {seen[email]} and row {row}: {email}")
         seen[email] = row
-    report.valid = len(chunk.payloads) - report.duplicates
+    report.valid = chunk.valid - report.duplicates
     report.examples = ex
     return report

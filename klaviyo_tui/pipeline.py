@@ -210,7 +210,7 @@ def iter_validated(
                 chunk.rejects = sorted([*chunk.rejects, *dup_rejects], key=lambda r: r.row)
             chunk.read = len(df)
             read += len(df)
-            valid += len(chunk.payloads)
+            valid += chunk.valid
             duplicates += len(dup_rejects)
             invalid += len(chunk.rejects) - len(dup_rejects)
             yield chunk
