@@ -139,8 +139,9 @@ def test_journal(store: HistoryStore) -> None:
         0: BatchRecord(0, "fp0", 100, "job-0", "finished", 98, 2, 0),
         1: BatchRecord(1, "fp1", 50, "job-1", "accepted", 0, 0, 2),
     }
-    store.batch_submitting(run_id, 1, "fp1b", 48)  # resubmitted on resume
-    assert store.journal(run_id)[1] == BatchRecord(1, "fp1b", 48, None, "submitting", 0, 0, 2)
+    # Resubmitted on resume: the resend strips (and records) its rejected rows afresh.
+    store.batch_submitting(run_id, 1, "fp1b", 48)
+    assert store.journal(run_id)[1] == BatchRecord(1, "fp1b", 48, None, "submitting", 0, 0, 0)
     assert store.journal(9999) == {}
 
 
