@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable
 
 import click
 
@@ -52,50 +54,74 @@ def connections_add(
     revision: str,
     accept_consent: bool,
 ) -> None:
-    """Add (or replace) connection NAME: key by hidden prompt, consent, live check, save."""
-    from klaviyo_tui.secrets import SecretsError, backend_info, mask_key, store_api_key
+    """Add (or replace) connection NAME: key by hidden prompt, consent, live check, save.
+
+    The key goes to the OS keyring. Without a usable keyring (a headless server), or when
+    KLAVIYO_API_KEY is set, the connection is saved without storing a key: runs then read it from
+    KLAVIYO_API_KEY.
+    """
+    from klaviyo_tui.secrets import ENV_VAR, SecretsError, backend_info, mask_key, store_api_key
 
     store = _store(ctx)
     display = display_name or click.prompt(
         "Display name (what this connection is for)", default=name
     )
+    env_key = os.environ.get(ENV_VAR, "").strip()
     backend = backend_info()
-    click.echo(f"The key will be stored in: {backend.name}. {backend.message}", err=True)
-    key = click.prompt("Klaviyo private API key (input hidden)", hide_input=True).strip()
+    if env_key:
+        key = env_key
+        click.echo(f"Using the key from {ENV_VAR} ({mask_key(key)}); it is not stored.", err=True)
+    else:
+        if backend.usable:
+            click.echo(
+                f"The key will be stored in {backend.name}. {backend.message}".strip(), err=True
+            )
+        else:
+            click.echo(
+                f"No usable OS keyring here: the key is checked but not stored; set {ENV_VAR} "
+                "when you run exports from this connection.",
+                err=True,
+            )
+        key = click.prompt("Klaviyo private API key (input hidden)", hide_input=True).strip()
     click.echo(f"\n{consent.CONSENT_TITLE}\n\n{consent.CONSENT_TEXT}\n", err=True)
-    if not accept_consent and not click.confirm("Do you accept these terms?", default=False):
+    if not accept_consent and not click.confirm(
+        "Do you accept these terms?", default=False, err=True
+    ):
         fail("consent not given; nothing was saved", ExitCode.USAGE)
     connection = consent.accept(
         Connection(name=name, display_name=display, base_url=base_url, revision=revision)
     )
     redact = redactor(key)
-    check = _verify(connection, key, redact)
-    if check is not None:
-        click.echo(f"connected to {check}", err=True)
-    try:
-        store_api_key(name, key)
-    except SecretsError as error:
-        fail(redact(f"{error} (nothing was saved)"), ExitCode.AUTH)
+    click.echo(f"connected to {_verify(connection, key, redact)}", err=True)
+    where = f"from {ENV_VAR}"
+    if not env_key and backend.usable:
+        try:
+            store_api_key(name, key)
+        except SecretsError as error:
+            fail(redact(f"{error} (nothing was saved)"), ExitCode.AUTH)
+        where = f"in {backend.name}"
+    elif not env_key:
+        where = f"not stored: set {ENV_VAR}"
     store.put_connection(connection)
     _save(store)
-    click.echo(f"saved connection {name!r} (key {mask_key(key)} in {backend.name})")
+    click.echo(f"saved connection {name!r} (key {mask_key(key)}, {where})")
 
 
-def _verify(connection: Connection, key: str, redact: object) -> str | None:
+def _verify(connection: Connection, key: str, redact: Callable[[str], str]) -> str:
     """Check the key live; exit with a clear message when it cannot export."""
-    from klaviyo_tui.klaviyo import KlaviyoClient, KlaviyoError
+    from klaviyo_tui.klaviyo import KeyCheck, KlaviyoClient, KlaviyoError
 
-    async def check() -> object:
+    async def check() -> KeyCheck:
         async with KlaviyoClient(connection.base_url, key, revision=connection.revision) as client:
             return await client.verify_key()
 
     try:
         result = asyncio.run(check())
     except KlaviyoError as error:
-        fail(redact(str(error)), error.exit_code)  # type: ignore[operator]
-    if not getattr(result, "ok", False):
-        fail(redact(str(getattr(result, "fix_hint", "the key cannot export"))), ExitCode.AUTH)  # type: ignore[operator]
-    name = getattr(result, "account_name", None)
+        fail(redact(str(error)), error.exit_code)
+    if not result.ok:
+        fail(redact(result.fix_hint), ExitCode.AUTH)
+    name = result.account_name
     return name or "the account (the key cannot read the account name: accounts:read not granted)"
 
 

@@ -22,7 +22,7 @@ def _record_json(record: RunRecord) -> dict[str, object]:
         "ended_at": record.ended_at,
         "status": record.status,
         "counts": record.counts,
-        "duration_s": record.duration_s,
+        "duration_s": round(record.duration_s or 0, 3),
         "exit_code": record.exit_code,
         "error": record.error,
         "rejects_path": record.rejects_path,
@@ -50,7 +50,7 @@ def show_runs(export: str | None, *, as_json: bool) -> None:
         c = r.counts
         click.echo(
             f"{r.id:>5}  {r.export[:20]:<20} {r.started_at[:19].replace('T', ' '):<20} "
-            f"{r.status:<12} {c.get('imported', 0):>9,} {c.get('invalid', 0):>8,} "
+            f"{'dry run' if r.dry_run else r.status:<12} {c.get('imported', 0):>9,} {c.get('invalid', 0):>8,} "
             f"{c.get('rejected_by_klaviyo', 0):>9,} {c.get('not_sent', 0):>9,}"
         )
 

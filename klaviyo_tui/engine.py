@@ -288,7 +288,7 @@ class _ExportRun:
     # ---- the work ---------------------------------------------------------------------------
 
     async def _work(self, journal: dict[int, BatchRecord], client: KlaviyoClient | None) -> None:
-        self.events.put_nowait(Phase("checking", f"list {self.export.list_id}"))
+        self.events.put_nowait(Phase("checking", f"list {self.export.list_id} in Klaviyo"))
         if client is not None:
             await self._work_with(client, journal)
             return
@@ -311,7 +311,7 @@ class _ExportRun:
             maxsize=READ_AHEAD_BATCHES
         )
         reader = asyncio.create_task(self._read(batches))
-        self.events.put_nowait(Phase("uploading" if not self.dry_run else "planning"))
+        self.events.put_nowait(Phase("planning" if self.dry_run else "reading and uploading"))
         pending: dict[str, _Pending] = {}
         done_reading = asyncio.Event()
         poller = (
@@ -381,7 +381,6 @@ class _ExportRun:
         Ends the queue with None, or hands a failure to the consumer; on cancel it just stops (the
         consumer is gone, and a put could block forever on a full queue).
         """
-        self.events.put_nowait(Phase("reading"))
         produced = _produce(self.export, self.config, self.retry_rows)
         try:
             while (step := await asyncio.to_thread(next, produced, None)) is not None:

@@ -113,6 +113,9 @@ class BatchRecord:
     rejected: int = 0  # rows Klaviyo refused before accepting the job (400 pointers)
 
 
+DUPLICATE_REASON = "duplicate email: a later row with the same email is sent instead"
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -355,11 +358,12 @@ class HistoryStore:
         return [Reject(r[0], r[1], r[2], r[3], r[4], RowState(r[5])) for r in rows]
 
     def failure_reasons(self, run_id: int) -> list[tuple[str, str, int]]:
-        """(reason, state, count), most frequent first."""
+        """(reason, state, count), most frequent first. Duplicates count as one reason (each
+        names its own winning row, which would make every one a group of its own)."""
         rows = self._query(
-            "SELECT reason, state, COUNT(*) AS n FROM failures WHERE run_id = ? "
-            "GROUP BY reason, state ORDER BY n DESC, reason",
-            (run_id,),
+            "SELECT CASE WHEN state = ? THEN ? ELSE reason END AS why, state, COUNT(*) AS n "
+            "FROM failures WHERE run_id = ? GROUP BY why, state ORDER BY n DESC, why",
+            (RowState.DUPLICATE.value, DUPLICATE_REASON, run_id),
         )
         return [(row[0], row[1], row[2]) for row in rows]
 
