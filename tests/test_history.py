@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from klaviyo_tui import paths
-from klaviyo_tui.history import BatchRecord, HistoryError, HistoryStore
+from klaviyo_tui.history import DUPLICATE_REASON, BatchRecord, HistoryError, HistoryStore
 from klaviyo_tui.locking import export_lock
 from klaviyo_tui.model import ExitCode, Reject, RowState, RunSummary
 
@@ -158,7 +158,7 @@ def test_failures(store: HistoryStore) -> None:
     assert store.failure_reasons(run_id) == [
         ("not an email", "invalid", 5),
         ("Klaviyo: bad phone", "rejected_by_klaviyo", 2),
-        ("duplicate", "duplicate", 1),
+        (DUPLICATE_REASON, "duplicate", 1),
     ]
     store.clear_failures(run_id, [RowState.INVALID, RowState.DUPLICATE])
     assert store.failures(run_id) == kl
@@ -234,7 +234,7 @@ def test_newer_schema_is_refused() -> None:
 
 WRITER = """
 import sys
-from klaviyo_tui.history import HistoryStore
+from klaviyo_tui.history import DUPLICATE_REASON, HistoryStore
 from klaviyo_tui.locking import export_lock
 from klaviyo_tui.model import Reject
 
