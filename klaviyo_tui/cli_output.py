@@ -67,6 +67,9 @@ def format_summary(summary: RunSummary) -> str:
     return text
 
 
+PACING_NEWS_S = 2.0
+
+
 class ProgressPrinter:
     """A one-line bar on a terminal, plain timestamped lines otherwise (cron, pipes, CI)."""
 
@@ -103,7 +106,10 @@ class ProgressPrinter:
             case RowsRejected(count=count, reason=reason):
                 self._line(f"{count:,} rows rejected: {reason}")
             case Waiting(seconds=seconds, reason=reason):
-                self._line(f"waiting {seconds:.1f}s: {reason}")
+                # Short waits for the rate limit are the normal rhythm of a run, not news; long
+                # waits and Klaviyo's own Retry-After are worth a line.
+                if seconds >= PACING_NEWS_S or "asked" in reason:
+                    self._line(f"waiting {seconds:.1f}s: {reason}")
             case Retrying(attempt=attempt, reason=reason):
                 self._line(f"retry {attempt}: {reason}")
             case Notice(message=message, level=level):
