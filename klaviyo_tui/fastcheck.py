@@ -19,6 +19,8 @@ import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from klaviyo_tui.jsoncols import drop_bytes
+
 # ---- email ----------------------------------------------------------------------------------
 
 _ATEXT = r"a-z0-9!#$%&'*+/=?^_`{|}~-"
@@ -183,7 +185,7 @@ def phone_fast(raw: pa.Array, default_region: str) -> tuple[np.ndarray, pa.Array
     if n == 0:
         return settled, pa.nulls(0, pa.string())
     short = pc.less_equal(pc.utf8_length(raw), _MAX_INPUT)
-    cleaned = pc.replace_substring_regex(raw, r"[ ().\-]", "")
+    cleaned = drop_bytes(raw, b" ().-")
     intl = pc.and_(short, pc.match_substring_regex(cleaned, r"^\+[1-9][0-9]{2,17}$"))
     national = pc.and_(short, pc.match_substring_regex(cleaned, r"^[1-9][0-9]{1,16}$"))
     digits = pc.utf8_ltrim(cleaned, "+")
