@@ -49,9 +49,8 @@ def drop_bytes(arr: pa.Array, chars: bytes) -> pa.Array:
     if arr.offset:
         arr = pa.concat_arrays([arr])  # rebase, so every buffer starts at the first value
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[: len(arr) + 1]
-    kept = np.zeros(len(data) + 1, dtype=np.int64)
-    np.cumsum(~drop, out=kept[1:])
-    new_offsets = kept[offsets - offsets[0]].astype(np.int32)
+    starts = offsets - offsets[0]
+    new_offsets = (starts - np.searchsorted(np.flatnonzero(drop), starts)).astype(np.int32)
     return pa.StringArray.from_buffers(
         len(arr),
         pa.py_buffer(new_offsets),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -138,6 +139,12 @@ def property_member(column: str, series: pd.Series, kind: str | None) -> pa.Arra
 # ---- careful per-row checks -----------------------------------------------------------------
 
 
+# Values that miss the fast path are mostly junk that repeats ("0000000", "n/a"); both passes meet
+# each email, so the careful verdicts are cached (pure functions; bounded, ~10 MB at most).
+_CAREFUL_CACHE = 1 << 16
+
+
+@lru_cache(maxsize=_CAREFUL_CACHE)
 def careful_email(value: str) -> tuple[str | None, str]:
     """(normalized email, "") or (None, reason), by email-validator without DNS."""
     from email_validator import EmailNotValidError, validate_email
@@ -149,6 +156,7 @@ def careful_email(value: str) -> tuple[str | None, str]:
     return result.normalized.lower(), ""
 
 
+@lru_cache(maxsize=_CAREFUL_CACHE)
 def careful_phone(value: str, region: str) -> tuple[str | None, str]:
     """(E.164, "") or (None, reason), by phonenumbers with the default region."""
     import phonenumbers
