@@ -3,14 +3,17 @@
 One draw per /api request (before auth and before the request takes effect): 429, 500,
 502, 503, reset (the TCP connection is dropped with an RST, no response), hang (no
 response until the server stops), cf403 (a Cloudflare-style HTML challenge). `rowfail`
-is drawn per profile when a bulk job is accepted. The same seed and the same sequence of
-requests give the same faults.
+picks profiles by a seeded hash of their identity (email, else phone, else external id), so
+the same profile fails in every job, like a row Klaviyo cannot take: a batch sent twice (a
+client resending after a crash) gets the same verdict both times. The same seed and the same
+sequence of requests give the same faults.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 import socket
 import struct
@@ -33,7 +36,7 @@ class FaultInjector:
         self.request_faults = [(k, faults[k]) for k in REQUEST_FAULTS if faults.get(k)]
         self.rowfail = faults.get("rowfail", 0.0)
         self._rng = random.Random(f"faults-{seed}")
-        self._row_rng = random.Random(f"rowfail-{seed}")
+        self._row_salt = f"rowfail-{seed}".encode()
 
     def draw(self) -> str | None:
         """The fault for this request, if any."""
@@ -47,11 +50,23 @@ class FaultInjector:
                 return kind
         return None
 
-    def failing_rows(self, count: int) -> frozenset[int]:
+    def failing_rows(self, profiles: list[Any]) -> frozenset[int]:
+        """Indexes of the profiles that fail: the same identity always gets the same verdict."""
         if not self.rowfail:
             return frozenset()
-        rnd, p = self._row_rng.random, self.rowfail
-        return frozenset(i for i in range(count) if rnd() < p)
+        threshold = int(self.rowfail * 2**64)
+        salt = self._row_salt
+        failing = []
+        for i, resource in enumerate(profiles):
+            attrs = resource.get("attributes") if isinstance(resource, dict) else None
+            attrs = attrs if isinstance(attrs, dict) else {}
+            ident = attrs.get("email") or attrs.get("phone_number") or attrs.get("external_id")
+            digest = hashlib.blake2b(
+                salt + str(ident or i).strip().lower().encode(), digest_size=8
+            ).digest()
+            if int.from_bytes(digest, "big") < threshold:
+                failing.append(i)
+        return frozenset(failing)
 
 
 def fault_response(kind: str) -> Response | None:

@@ -271,7 +271,7 @@ async def bulk_import_profiles(ctx: Ctx) -> Response:
     store = ctx.store
     check_sizes = len(ctx.body) > bulk.MAX_PROFILE_BYTES
     rows, list_ids = bulk.validate(doc, store.lists.__contains__, check_sizes)
-    job = store.create_job(rows, list_ids, ctx.faults.failing_rows(len(rows)), ctx.now)
+    job = store.create_job(rows, list_ids, ctx.faults.failing_rows(rows), ctx.now)
     body = {
         "data": resources.job(job, ctx.now, ctx.base),
         "links": {"self": f"{ctx.base}/api/profile-bulk-import-jobs/"},
