@@ -24,7 +24,7 @@ from textual.worker import Worker, WorkerFailed, WorkerState
 
 from klaviyo_tui import paths
 from klaviyo_tui.config import Config, Connection
-from klaviyo_tui.model import ExitCode
+from klaviyo_tui.model import ExitCode, JobConfirmed
 from klaviyo_tui.tui.errors import describe_error
 from klaviyo_tui.tui.progress import RunProgress
 from klaviyo_tui.tui.screens.dialogs import ErrorModal
@@ -88,7 +88,7 @@ class KlaviyoApp(App[int]):
         from klaviyo_tui.tui.screens.home import HomeScreen
 
         self.push_screen(HomeScreen())
-        self.set_interval(1.0, self._sample_runs)
+        self.set_interval(0.5, self._sample_runs)
         self._load_config()
 
     @work(thread=True, exit_on_error=False, group="config")
@@ -197,6 +197,7 @@ class KlaviyoApp(App[int]):
                 return None
             kind = "resume" if resume else "retry" if retry_failed_of is not None else "run"
             handle = RunHandle(export_name, RunProgress(export_name), kind=kind)
+            handle.progress.sample(handle.started)  # the rate's baseline
             self.runs[export_name] = handle
             handle.worker = self._run_worker(handle, resume, retry_failed_of)
         self.push_screen(RunScreen(handle))
@@ -236,6 +237,8 @@ class KlaviyoApp(App[int]):
             )
             async for event in events:
                 progress.apply(event)
+                if isinstance(event, JobConfirmed):
+                    progress.sample(time.monotonic())
                 self.run_updated.publish(handle)
         except asyncio.CancelledError:
             progress.interrupted = True

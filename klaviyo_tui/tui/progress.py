@@ -26,7 +26,7 @@ from klaviyo_tui.model import (
     Waiting,
 )
 
-RATE_WINDOW = 60  # samples kept for the sparkline (one a second)
+RATE_WINDOW = 60  # samples kept for the sparkline (every confirmed job, and twice a second)
 
 
 @dataclass
@@ -84,7 +84,8 @@ class RunProgress:
                     f"job {event.batch} done: {event.imported:,} imported, {event.failed:,} failed"
                 )
             case RowsRejected():
-                line = f"{event.count:,} rows rejected by Klaviyo: {event.reason}"
+                reason = event.reason.removeprefix("Klaviyo: ")
+                line = f"{event.count:,} rows rejected by Klaviyo: {reason}"
             case Waiting():
                 self.waits += 1
                 self.waited_s += event.seconds
@@ -104,9 +105,14 @@ class RunProgress:
         return line
 
     def sample(self, now: float) -> None:
-        """Record profiles confirmed per second since the previous sample (called once a second)."""
+        """Record profiles confirmed per second since the previous sample.
+
+        Called on a timer and on every confirmed job, so even a run of one job draws a point.
+        """
         if self._last_sample is not None:
             then, count = self._last_sample
+            if now - then < 0.05 and self.confirmed == count:
+                return  # a timer tick right after a job: keep the job's sample
             if now > then:
                 self.rates.append(max(0.0, (self.confirmed - count) / (now - then)))
         self._last_sample = (now, self.confirmed)
@@ -125,6 +131,13 @@ class RunProgress:
         """Profiles per second, averaged over the last few samples."""
         recent = list(self.rates)[-5:]
         return sum(recent) / len(recent) if recent else 0.0
+
+    @property
+    def average_rate(self) -> float | None:
+        """Profiles confirmed per second over the whole run, once it has finished."""
+        if self.summary is None or not self.summary.duration_s:
+            return None
+        return self.confirmed / self.summary.duration_s
 
     @property
     def eta_s(self) -> float | None:

@@ -1,7 +1,7 @@
 """The export builder: list, source and filter, columns, checks and schedule, in four tabs.
 
-Fits 80×24 because each tab holds one concern. Saving writes the config only; the export runs
-when the user presses `r` on Home (or from cron with `klaviyo-tui run --due`).
+Fits 80×24 because each tab holds one concern; a button row under the tabs always shows the way
+forward (Next, Save, Save and run). Leaving with unsaved changes asks first.
 """
 
 from __future__ import annotations
@@ -9,41 +9,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import (
     Button,
     Footer,
     Header,
     Input,
-    Label,
     RadioButton,
     RadioSet,
     Select,
     Static,
     TabbedContent,
-    TabPane,
     Tabs,
 )
 
 from klaviyo_tui.config import Export, Mapping, Segment
 from klaviyo_tui.tui.errors import describe_error
+from klaviyo_tui.tui.screens import builder_tabs as tabs
 from klaviyo_tui.tui.screens.base import BaseScreen
 from klaviyo_tui.tui.screens.connection import slugify
+from klaviyo_tui.tui.screens.dialogs import ConfirmModal
 from klaviyo_tui.tui.screens.pickers import FilePickerScreen, ListPickerScreen, api_key_for
 from klaviyo_tui.tui.widgets.columns import ColumnsPane
 from klaviyo_tui.tui.widgets.report import render_report
 
 if TYPE_CHECKING:
     from klaviyo_tui.tui.app import KlaviyoApp
-
-SAVE_NOTE = (
-    "Saving does not run the export. Run it from Home with [b]r[/b], "
-    "or headless with: klaviyo-tui run NAME."
-)
 
 
 class ExportBuilderScreen(BaseScreen[Export | None]):
@@ -64,6 +59,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         self.frame: Any = None  # preview DataFrame of the current source
         self.loaded_segment: Segment | None = None
         self._count_timer: Timer | None = None
+        self._baseline: tuple[object, ...] = ()
 
     # ---- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -73,102 +69,11 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         conns = [(c.display_name, n) for n, c in sorted(app.config.connections.items())]
         yield Header()
         with TabbedContent(id="tabs"):
-            with TabPane("1 List", id="tab-list"), VerticalScroll():
-                yield Label("Export name", classes="field-label")
-                yield Input(
-                    e.name if e else "",
-                    placeholder="e.g. vip-customers",
-                    id="name",
-                    disabled=e is not None,
-                    compact=True,
-                )
-                yield Label("Connection", classes="field-label")
-                yield Select(
-                    conns,
-                    compact=True,
-                    id="connection",
-                    allow_blank=False,
-                    value=e.connection if e else conns[0][1],
-                )
-                yield Label("Klaviyo list", classes="field-label")
-                yield Static(self._list_text(), id="list-label")
-                with Horizontal(classes="row"):
-                    yield Button(
-                        "Pick or create list…", id="pick-list", variant="primary", compact=True
-                    )
-                with Horizontal(classes="row"):
-                    yield Input(
-                        placeholder="…or type a list ID (e.g. Y6nRLr)", id="list-id", compact=True
-                    )
-                    yield Button("Check ID", id="check-list", compact=True)
-            with TabPane("2 Source", id="tab-source"), VerticalScroll():
-                is_sql = bool(segment and segment.query)
-                with RadioSet(id="source-kind"):
-                    yield RadioButton(
-                        "File (CSV, Parquet, xlsx, JSONL)", value=not is_sql, id="kind-file"
-                    )
-                    yield RadioButton("SQL database (URL + query)", value=is_sql, id="kind-sql")
-                with Horizontal(classes="row", id="file-row"):
-                    yield Input(
-                        segment.source if segment and not is_sql else "",
-                        placeholder="/path/to/customers.csv",
-                        id="path",
-                        compact=True,
-                    )
-                    yield Button("Browse…", id="browse", compact=True)
-                yield Input(
-                    segment.source if segment and is_sql else "",
-                    placeholder="sqlite:///shop.db or postgresql://user@host/db",
-                    id="sql-url",
-                    compact=True,
-                )
-                yield Input(
-                    segment.query or "" if segment else "",
-                    placeholder="SELECT email, phone FROM customers",
-                    id="sql-query",
-                    compact=True,
-                )
-                with Horizontal(classes="row"):
-                    yield Button("Load columns", id="load", variant="primary", compact=True)
-                yield Static("", id="source-status", classes="help")
-                yield Label("Filter (optional, pandas query)", classes="field-label")
-                yield Input(
-                    segment.filter or "" if segment else "",
-                    placeholder="e.g. country == 'US' and orders > 2",
-                    id="filter",
-                    compact=True,
-                )
-                yield Static("", id="count", classes="help")
-            with TabPane("3 Columns", id="tab-columns"):
-                yield ColumnsPane(id="columns")
-            with TabPane("4 Check & save", id="tab-check"), VerticalScroll():
-                yield Static("Press Check rows to validate the mapped rows.", id="checks")
-                yield Label(
-                    "Default phone region (for numbers without +country)", classes="field-label"
-                )
-                with Horizontal(classes="row"):
-                    yield Input(
-                        e.default_region if e else "US",
-                        id="region",
-                        placeholder="Default phone region, e.g. US",
-                        compact=True,
-                    )
-                    yield Button("Check rows", id="check", compact=True)
-                yield Label("Schedule (optional, cron, local time)", classes="field-label")
-                yield Input(
-                    e.schedule or "" if e else "",
-                    placeholder="e.g. 0 6 * * 1-5",
-                    id="schedule",
-                    compact=True,
-                )
-                yield Static(
-                    "Empty: runs only when you start it.", id="schedule-status", classes="help"
-                )
-                yield Static(SAVE_NOTE, classes="help")
-                yield Static("", id="save-error", classes="error-text")
-                with Horizontal(classes="row"):
-                    yield Button("Cancel", id="cancel", compact=True)
-                    yield Button("Save export", id="save", variant="success", compact=True)
+            yield from tabs.list_tab(e, conns, self._list_text())
+            yield from tabs.source_tab(segment)
+            yield from tabs.columns_tab()
+            yield from tabs.check_tab(e)
+        yield from tabs.nav_bar()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -176,13 +81,14 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         app: KlaviyoApp = self.app  # type: ignore[assignment]
         if self.existing:
             self.load_source()
-        else:
-            self.query_one("#name", Input).focus()
-            if app.demo:
-                self.query_one("#path", Input).value = str(app.demo.sample_path)
-                self.query_one("#source-status", Static).update(
-                    "Demo: the sample customers file is filled in. Press Load columns."
-                )
+        elif app.demo:
+            self.query_one("#path", Input).value = str(app.demo.sample_path)
+            self.query_one("#source-status", Static).update(
+                "Demo: the sample customers file is filled in. Press Load columns."
+            )
+        self._baseline = self._form_state()
+        self._show_nav("tab-list")
+        self.query_one(tabs.first_field(self, "tab-list")).focus()
 
     def _list_text(self) -> str:
         if not self.list_id:
@@ -195,11 +101,34 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         self.query_one("#list-label", Static).update(self._list_text())
 
     def action_switch_tab(self, step: int) -> None:
-        tabs = self.query_one(TabbedContent)
-        ids = ["tab-list", "tab-source", "tab-columns", "tab-check"]
-        current = ids.index(tabs.active) if tabs.active in ids else 0
-        tabs.query_one(Tabs).focus()  # focus left in the old pane would switch back to it
-        tabs.active = ids[(current + step) % len(ids)]
+        tabbed = self.query_one(TabbedContent)
+        ids = tabs.TAB_IDS
+        current = ids.index(tabbed.active) if tabbed.active in ids else 0
+        tabbed.query_one(Tabs).focus()  # focus left in the old pane would switch back to it
+        tabbed.active = ids[max(0, min(len(ids) - 1, current + step))]
+
+    @on(TabbedContent.TabActivated)
+    def _tab_opened(self, event: TabbedContent.TabActivated) -> None:
+        tab = event.pane.id or "tab-list"
+        self._show_nav(tab)
+        self.call_after_refresh(self._focus_first, tab)
+
+    def _focus_first(self, tab: str) -> None:
+        if self.query_one(TabbedContent).active == tab:
+            self.query_one(tabs.first_field(self, tab)).focus()
+
+    def _show_nav(self, tab: str) -> None:
+        index = tabs.TAB_IDS.index(tab) if tab in tabs.TAB_IDS else 0
+        self.query_one("#prev", Button).display = index > 0
+        self.query_one("#next", Button).display = index < len(tabs.TAB_IDS) - 1
+
+    @on(Button.Pressed, "#next")
+    def _next(self) -> None:
+        self.action_switch_tab(1)
+
+    @on(Button.Pressed, "#prev")
+    def _prev(self) -> None:
+        self.action_switch_tab(-1)
 
     # ---- list ------------------------------------------------------------------------------------
     def _connection(self) -> Any:
@@ -211,9 +140,15 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         def picked(result: Any) -> None:
             if result is not None:
                 self._set_list(result.id, result.name)
+                self.query_one("#next", Button).focus()
 
         suggested = self.query_one("#name", Input).value.strip()
         self.app.push_screen(ListPickerScreen(self._connection(), suggested), picked)
+
+    @on(Input.Submitted, "#name")
+    def _name_submitted(self) -> None:
+        target = "#next" if self.list_id else "#pick-list"
+        self.query_one(target, Button).focus()
 
     @on(Input.Submitted, "#list-id")
     @on(Button.Pressed, "#check-list")
@@ -235,7 +170,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
                 found = await client.get_list(list_id)
         except Exception as exc:
             info = describe_error(exc)
-            label.update(f"[b]{info.title}[/b]: {info.message} {info.hint}")
+            label.update(f"[b]{info.title}[/b]: {escape(info.message)} {info.hint}")
             label.add_class("error-text")
             return
         label.remove_class("error-text")
@@ -305,9 +240,11 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
     def _preview_failed(self, exc: Exception) -> None:
         info = describe_error(exc)
+        self.frame = self.loaded_segment = None  # the columns shown before belong to another file
         status = self.query_one("#source-status", Static)
-        status.update(f"[b]{info.title}[/b]: {info.message}\nWhat to do: {info.hint}")
+        status.update(f"[b]{info.title}[/b]: {escape(info.message)}\nWhat to do: {info.hint}")
         status.add_class("error-text")
+        self.query_one("#count", Static).update("")
 
     def _preview_loaded(self, segment: Segment, frame: Any, email: str | None) -> None:
         self.frame, self.loaded_segment = frame, segment
@@ -318,6 +255,12 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         mapping = self.existing.mapping if self.existing and not self.frame_changed() else None
         self.query_one(ColumnsPane).load(frame, email, mapping)
         self._schedule_count()
+        if self.query_one(TabbedContent).active == "tab-source":
+            self.query_one("#filter", Input).focus()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self) -> None:
+        self.action_switch_tab(1)
 
     def frame_changed(self) -> bool:
         if not self.existing or not self.loaded_segment:
@@ -342,9 +285,11 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
     @work(thread=True, exclusive=True, group="count", exit_on_error=False)
     def _count(self, segment: Segment) -> None:
-        from klaviyo_tui.segments import count_matching
+        from klaviyo_tui.segments import apply_filter, count_matching
 
         try:
+            if self.frame is not None:  # fast check first; its message lists every column
+                apply_filter(self.frame, segment.filter)
             n = count_matching(segment)
             text = f"{n:,} rows match." if segment.filter else f"{n:,} rows (no filter)."
         except Exception as exc:
@@ -353,9 +298,14 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
             text = (
                 ""
                 if type(exc).__name__ == "SourceError"
-                else f"[b]{info.title}[/b]: {info.message}"
+                else f"[b]{info.title}[/b]: {escape(info.message)}\nWhat to do: {info.hint}"
             )
-        self.app.call_from_thread(self.query_one("#count", Static).update, text)
+        self.app.call_from_thread(self._counted, text)
+
+    def _counted(self, text: str) -> None:
+        count = self.query_one("#count", Static)
+        count.update(text)
+        count.set_class(text.startswith("[b]"), "error-text")
 
     # ---- checks ----------------------------------------------------------------------------------
     @on(TabbedContent.TabActivated, pane="#tab-check")
@@ -383,7 +333,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
             text = render_report(validation_preview(self.frame, mapping, region), len(self.frame))
         except Exception as exc:
             info = describe_error(exc)
-            text = f"[b]{info.title}[/b]: {info.message}"
+            text = f"[b]{info.title}[/b]: {escape(info.message)}"
         self.app.call_from_thread(self.query_one("#checks", Static).update, text)
 
     @on(Input.Changed, "#schedule")
@@ -451,7 +401,10 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         return export, segment
 
     @on(Button.Pressed, "#save")
-    def action_save(self) -> None:
+    def _save_pressed(self) -> None:
+        self.action_save()
+
+    def action_save(self, run: bool = False) -> None:
         built = self.build()
         error = self.query_one("#save-error", Static)
         if isinstance(built, str):
@@ -459,10 +412,14 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
             self.notify(built, title="Not saved yet", severity="warning")
             return
         error.update("")
-        self._save(*built)
+        self._save(*built, run=run)
+
+    @on(Button.Pressed, "#save-run")
+    def _save_and_run(self) -> None:
+        self.action_save(run=True)
 
     @work(exclusive=True, group="save", exit_on_error=False)
-    async def _save(self, export: Export, segment: Segment) -> None:
+    async def _save(self, export: Export, segment: Segment, run: bool = False) -> None:
         app: KlaviyoApp = self.app  # type: ignore[assignment]
 
         def edit(store: Any) -> None:
@@ -470,13 +427,44 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
             store.put_export(export)
 
         await app.save_config(edit)
+        self.dismiss(export)
+        if run:
+            app.start_run(export.name)
+            return
         self.notify(
             f"Saved “{export.name}”. It has not run: press r on Home to run it.",
             title="Export saved",
             timeout=6,
         )
-        self.dismiss(export)
+
+    # ---- leaving -----------------------------------------------------------------------------
+    def _form_state(self) -> tuple[object, ...]:
+        inputs = tuple(w.value for w in self.query(Input))
+        kind = self.query_one("#kind-sql", RadioButton).value
+        return (*inputs, kind, self.list_id, str(self.query_one("#connection", Select).value))
+
+    def has_changes(self) -> bool:
+        """Would leaving now lose something the user did?"""
+        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        if self.existing is not None:
+            built = self.build()
+            if not isinstance(built, str):
+                export, segment = built
+                old = app.config.segments.get(self.existing.segments[0])
+                return export != self.existing or segment != old
+            return self._form_state() != self._baseline
+        return self._form_state() != self._baseline or self.frame is not None
 
     @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    @work(exclusive=True, group="leave", exit_on_error=False)
+    async def action_cancel(self) -> None:
+        if self.has_changes():
+            question = "Leave the builder? The changes to this export have not been saved."
+            if not await self.app.push_screen_wait(
+                ConfirmModal("Discard changes?", question, yes="Discard", no="Keep editing")
+            ):
+                return
         self.dismiss(None)

@@ -170,7 +170,7 @@ class ConnectionFormScreen(BaseScreen[ConnectionDraft | None]):
         name = self.query_one("#display-name", Input)
         if not name.value:
             name.value = "Demo sandbox"
-        self.notify("Demo key and sandbox URL filled in.")
+        self.notify("Demo key and sandbox URL filled in.", timeout=3)
 
     @on(DemoBanner.UseKey)
     def _banner_use_key(self) -> None:

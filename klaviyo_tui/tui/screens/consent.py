@@ -60,7 +60,10 @@ class ConsentScreen(BaseScreen[tuple[str, str] | None]):
 
     @on(Checkbox.Changed, "#accept")
     def _toggled(self, event: Checkbox.Changed) -> None:
-        self.query_one("#accept-button", Button).disabled = not event.value
+        button = self.query_one("#accept-button", Button)
+        button.disabled = not event.value
+        if event.value:  # the next Enter should go forward, not untick the box again
+            button.focus()
 
     @on(Button.Pressed, "#accept-button")
     def _accepted(self) -> None:

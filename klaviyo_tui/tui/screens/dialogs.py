@@ -22,6 +22,7 @@ class ConfirmModal(ModalScreen[bool]):
         border: thick $warning; background: $surface;
     }
     ConfirmModal .title { text-style: bold; margin-bottom: 1; }
+    ConfirmModal .keys { color: $text-muted; margin-top: 1; }
     ConfirmModal Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
     ConfirmModal Button { margin-left: 1; }
     """
@@ -38,6 +39,7 @@ class ConfirmModal(ModalScreen[bool]):
         with Vertical():
             yield Label(self._title, classes="title")
             yield Static(self._message)
+            yield Static(f"y: {self._yes} · n or esc: {self._no}", classes="keys", markup=False)
             with Horizontal():
                 yield Button(self._no, id="no")
                 yield Button(self._yes, id="yes", variant="error")

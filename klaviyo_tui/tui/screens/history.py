@@ -75,7 +75,7 @@ class HistoryScreen(BaseScreen[None]):
                 "Imported",
                 "Invalid",
                 "Rejected",
-                "Not sent",
+                "Unsent",
                 "Took",
             )
             yield table
@@ -223,7 +223,8 @@ class RunDetailScreen(BaseScreen[None]):
         )
         lines = [
             f"{_when(record.started_at)} → {_when(record.ended_at) or '…'} · {record.status} · "
-            f"{format_duration(record.duration_s)} · {record.jobs} jobs"
+            f"{format_duration(record.duration_s)} · {record.jobs} job"
+            + ("" if record.jobs == 1 else "s")
         ]
         if record.error:
             lines.append(f"[b]Error:[/b] {record.error}")

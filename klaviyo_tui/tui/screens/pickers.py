@@ -37,7 +37,8 @@ PICKER_CSS = """
 {name} .title {{ text-style: bold; margin-bottom: 1; }}
 {name} .row {{ height: auto; }}
 {name} .row Input {{ width: 1fr; }}
-{name} .row Button {{ width: auto; margin-left: 1; }}
+{name} .row Button {{ width: auto; min-width: 0; padding: 0 1; margin-left: 1; }}
+{name} .row Button#cancel {{ margin-left: 0; }}
 {name} OptionList, {name} DirectoryTree {{ height: 1fr; }}
 {name} #status {{ height: auto; color: $text-muted; }}
 {name} #status.-error {{ color: $error; }}

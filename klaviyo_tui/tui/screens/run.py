@@ -21,13 +21,12 @@ if TYPE_CHECKING:
 
 def stats_lines(p: RunProgress) -> tuple[str, str]:
     rows = (
-        f"Rows  read [b]{p.read:,}[/b] · valid [b]{p.valid:,}[/b] · sent [b]{p.sent:,}[/b] · "
-        f"confirmed [b]{p.confirmed:,}[/b] · rejected [b]{p.rejected:,}[/b]"
+        f"Rows     read [b]{p.read:,}[/b] · valid [b]{p.valid:,}[/b] · sent [b]{p.sent:,}[/b]\n"
+        f"Klaviyo  confirmed [b]{p.confirmed:,}[/b] · rejected [b]{p.rejected:,}[/b]"
     )
     jobs = (
-        f"Jobs  queued {p.jobs_queued} · in flight {p.jobs_in_flight} · "
-        f"done {p.jobs_confirmed} · rate-limit waits {p.waits} ({p.waited_s:.0f}s) · "
-        f"retries {p.retries}"
+        f"Jobs     queued {p.jobs_queued} · in flight {p.jobs_in_flight} · "
+        f"done {p.jobs_confirmed} · waits {p.waits} ({p.waited_s:.0f}s) · retries {p.retries}"
     )
     return rows, jobs
 
@@ -39,7 +38,10 @@ def summary_text(p: RunProgress) -> str:
     if s is None:
         return "[b]Cancelled.[/b] The run is resumable: press [b]u[/b] here or use History."
     counts = " · ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in s.counts.items() if v)
-    tail = "Press [b]o[/b] for the rejects, [b]h[/b] for history."
+    not_imported = sum(v for k, v in s.counts.items() if k != "imported")
+    tail = "Press [b]o[/b] for the details, [b]h[/b] for history."
+    if not_imported:
+        tail = "Press [b]o[/b] for the rejects and why, [b]h[/b] for history."
     if s.exit_code == ExitCode.INTERRUPTED:
         tail = "Press [b]u[/b] to resume, [b]o[/b] for details."
     return (
@@ -52,7 +54,7 @@ class RunScreen(BaseScreen[None]):
     """Progress, counters, rate sparkline, ETA, jobs, waits and an event log for one run."""
 
     BINDINGS = [
-        Binding("escape", "back", "Back (keeps running)"),
+        Binding("escape", "back", "Back"),
         Binding("c", "cancel_run", "Cancel run"),
         Binding("o", "open_rejects", "Rejects"),
         Binding("u", "resume", "Resume"),
@@ -107,8 +109,12 @@ class RunScreen(BaseScreen[None]):
         rows, jobs = stats_lines(p)
         self.query_one("#rows", Static).update(rows)
         self.query_one("#jobs", Static).update(jobs)
-        eta = "done" if p.finished else format_duration(p.eta_s)
-        self.query_one("#rate-label", Static).update(f"{p.rate:,.0f} profiles/s · ETA {eta}")
+        if p.finished and p.average_rate is not None:
+            rate = f"{p.average_rate:,.0f} profiles/s average"
+        else:
+            eta = "–" if p.finished else format_duration(p.eta_s)
+            rate = f"{p.rate:,.0f} profiles/s · ETA {eta}"
+        self.query_one("#rate-label", Static).update(rate)
         rates = list(p.rates)
         self.query_one("#rate", Sparkline).data = rates if any(rates) else []
         log = self.query_one(Log)

@@ -57,7 +57,7 @@ class ColumnsPane(VerticalScroll):
     """Preview table plus mapping controls. `load()` fills it; `mapping()` reads it back."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(can_focus=False, **kwargs)
         self.columns: list[str] = []
 
     def compose(self) -> ComposeResult:
