@@ -144,6 +144,8 @@ class Batch:
 
     @property
     def payloads(self) -> list[bytes]:
+        if not len(self._offsets):
+            raise ValueError(f"batch {self.number} is a receipt: its body was dropped")
         start = len(_PREFIX) + self._offsets[:-1] + np.arange(self.count)
         end = start + np.diff(self._offsets)
         body = self.body
@@ -160,6 +162,22 @@ class Batch:
     @property
     def segments(self) -> list[str]:
         return [seg for seg, n in self._runs for _ in range(n)]
+
+    def receipt(self) -> Batch:
+        """This batch without its body or payloads: all that confirming an accepted job needs
+        (number, fingerprint, count, rows, emails, segments). Keeps ~2.5 MB less per pending job."""
+        batch = Batch.__new__(Batch)
+        batch._init(
+            self.number,
+            self.list_id,
+            b"",
+            np.zeros(0, np.int64),
+            self._rows,
+            self._emails,
+            self._runs,
+            self.fingerprint,
+        )
+        return batch
 
     def without(self, indexes: set[int]) -> Batch:
         """The same batch (same number) minus the profiles at `indexes` (positions in `data`).

@@ -119,3 +119,39 @@ def test_add_many_matches_add(chunks: list[list[int]], max_profiles: int, max_by
     assert [(b.number, b.fingerprint, b.rows) for b in got] == [
         (b.number, b.fingerprint, b.rows) for b in expected
     ]
+
+
+def test_receipt_keeps_what_confirming_needs() -> None:
+    (batch,) = _pack(BatchPacker("L"), [_payload(i) for i in range(5)])
+    slim = batch.receipt()
+    assert (slim.number, slim.fingerprint, slim.count) == (batch.number, batch.fingerprint, 5)
+    assert (slim.rows, slim.emails, slim.segments) == (batch.rows, batch.emails, batch.segments)
+    assert slim.body == b""
+    with pytest.raises(ValueError, match="receipt"):
+        slim.payloads  # noqa: B018
+
+
+def test_add_arrays_matches_add_many() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    payloads = [_payload(i, pad=i % 70) for i in range(200)]
+    rows = list(range(1, 201))
+    emails = [f"u{r}@x.com" for r in rows]
+    a = BatchPacker("L", max_profiles=30, max_bytes=3000)
+    b = BatchPacker("L", max_profiles=30, max_bytes=3000)
+    got = a.add_many(payloads, rows, emails, "s") + [x for x in [a.flush()] if x]
+    arr = pa.array(payloads, pa.binary())
+    want: list[Batch] = []
+    for start in range(0, 200, 37):  # uneven chunks, sliced arrays
+        end = min(start + 37, 200)
+        want += b.add_arrays(
+            arr.slice(start, end - start),
+            np.asarray(rows[start:end], np.int64),
+            pa.array(emails[start:end]),
+            "s",
+        )
+    want += [x for x in [b.flush()] if x]
+    assert [(x.fingerprint, x.rows, x.emails, x.payloads) for x in got] == [
+        (x.fingerprint, x.rows, x.emails, x.payloads) for x in want
+    ]
