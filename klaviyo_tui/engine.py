@@ -500,6 +500,19 @@ class _ExportRun:
             if pending:
                 await asyncio.sleep(delay)
 
+    async def _check_list_exists(self, client: KlaviyoClient) -> None:
+        """A list deleted mid-run fails every row: stop with that reason instead of paging
+        through thousands of identical import errors."""
+        try:
+            await client.get_list(self.export.list_id)
+        except NotFoundError as error:
+            raise EngineError(
+                f"list {self.export.list_id} no longer exists in Klaviyo "
+                "(deleted during the run?); "
+                f"pick another list for export {self.export.name!r} and run it again",
+                ExitCode.USAGE,
+            ) from error
+
     async def _confirm(self, client: KlaviyoClient, entry: _Pending, job: ImportJob) -> None:
         batch = entry.batch
         failed = job.failed_count
@@ -511,6 +524,8 @@ class _ExportRun:
                 ExitCode.UNAVAILABLE,
             )
         if failed:
+            if failed >= batch.count:  # the whole batch failed: is the list still there?
+                await self._check_list_exists(client)
             rejects = _map_import_errors(batch, await client.import_errors(entry.job_id), failed)
             await asyncio.to_thread(self.store.add_failures, self._run, rejects)
             self.events.put_nowait(

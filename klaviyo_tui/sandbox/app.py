@@ -77,6 +77,11 @@ class SandboxApp:
             self.store.tick()
             await asyncio.sleep(0.05)
 
+    def revoke_key(self, key: str) -> None:
+        """Test hook (in-process only, no HTTP route): the key is rejected with 401 from now on,
+        like a key deleted in Klaviyo's settings while a run uses it."""
+        self.keys.pop(key, None)
+
     def stop_hanging(self) -> None:
         """Release hung requests (call on the server's loop before shutdown)."""
         if self.stopping is not None:

@@ -118,6 +118,10 @@ class SandboxServer:
                 raise RuntimeError("the sandbox server did not start in time")
         return self
 
+    def revoke_key(self, key: str) -> None:
+        """Revoke `key` mid-run (tests): later requests with it get 401. No HTTP back door."""
+        self.app.revoke_key(key)
+
     def stop(self) -> None:
         """Shut down cleanly: release hung requests, close connections, join the thread."""
         server, thread, loop = self._server, self._thread, self._loop
