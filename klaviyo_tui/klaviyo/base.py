@@ -210,7 +210,14 @@ class ClientBase:
             )
         if 400 <= status < 500:
             scrubbed = tuple(
-                type(e)(e.status, e.code, e.title, self._scrub(e.detail), e.pointer, e.parameter)
+                type(e)(
+                    e.status,
+                    self._scrub(e.code),
+                    self._scrub(e.title),
+                    self._scrub(e.detail),
+                    e.pointer,
+                    e.parameter,
+                )
                 for e in errors
             )
             raise RequestRejected(self._rejection_text(op, status, scrubbed), scrubbed, status)
