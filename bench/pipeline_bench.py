@@ -78,8 +78,9 @@ def main() -> None:
     for item in iter_validated(export, {"customers": seg}):
         if isinstance(item, mapping.ValidatedChunk):
             p = time.process_time()
-            valid += len(item.payloads)
-            batches += len(packer.add_many(item.payloads, item.rows, item.emails, item.segment))
+            valid += item.valid
+            columns = (item.payload_array, item.row_array, item.email_array)
+            batches += len(packer.add_arrays(*columns, item.segment))
             pack_s += time.process_time() - p
     batches += packer.flush() is not None
     total = time.process_time() - t
