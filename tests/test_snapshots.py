@@ -276,3 +276,60 @@ def test_help(snap_compare) -> None:
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_list_picker(snap_compare, sandbox) -> None:
+    from tui_support import add_sandbox_connection, create_lists
+
+    add_sandbox_connection(sandbox.base_url)
+    create_lists(sandbox.base_url, ["Newsletter", "VIP customers", "Winback 2026"])
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        from klaviyo_tui.tui.screens.pickers import ListPickerScreen
+
+        await settle(pilot)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: bool(pilot.app.screen.query("#pick-list")))
+        pilot.app.screen.query_one("#name", Input).value = "vip"
+        await pilot.click("#pick-list")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, ListPickerScreen))
+        picker = pilot.app.screen
+        await wait_until(pilot, lambda: "3 of 3" in str(picker.query_one("#status").render()))
+        await pilot.press("V", "I", "P")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_builder_discard_prompt(snap_compare) -> None:
+    write_config()
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        await settle(pilot)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: bool(pilot.app.screen.query("#name")))
+        await pilot.press("n", "e", "w")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: bool(pilot.app.screen.query("#yes")))
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_run_failed(snap_compare) -> None:
+    write_config()
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        from klaviyo_tui.tui.screens.run import RunScreen
+
+        await settle(pilot)
+        handle = mid_upload()
+        handle.progress.error = (
+            "Klaviyo refused the API key: 401 authentication_failed.\n"
+            "What to do: Check the key (a private key, pk_…) and retry."
+        )
+        handle.progress.log.append("error: 401 authentication_failed")
+        await pilot.app.push_screen(RunScreen(handle))
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)

@@ -75,3 +75,36 @@ def sample_csv(path: Path, rows: int = 40) -> Path:
         )
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def add_sandbox_connection(base_url: str, key: str = DEMO_KEY, name: str = "sandbox") -> None:
+    """A saved, consented connection whose key is in the (test) keyring."""
+    from klaviyo_tui.config import ConfigStore, Connection
+    from klaviyo_tui.consent import accept
+    from klaviyo_tui.secrets import store_api_key
+
+    store = ConfigStore()
+    store.put_connection(accept(Connection(name, "Sandbox", base_url=base_url)))
+    store.save()
+    store_api_key(name, key)
+
+
+def create_lists(base_url: str, names: list[str], key: str = DEMO_KEY) -> list[str]:
+    """Create lists in the sandbox over its HTTP API; returns their ids."""
+    from sandbox_helpers import client
+
+    ids = []
+    with client(base_url, key) as c:
+        for name in names:
+            body = {"data": {"type": "list", "attributes": {"name": name}}}
+            response = c.post("/api/lists", json=body)
+            response.raise_for_status()
+            ids.append(response.json()["data"]["id"])
+    return ids
+
+
+def delete_list(base_url: str, list_id: str, key: str = DEMO_KEY) -> None:
+    from sandbox_helpers import client
+
+    with client(base_url, key) as c:
+        c.delete(f"/api/lists/{list_id}").raise_for_status()

@@ -215,6 +215,7 @@ class KlaviyoApp(App[int]):
         from klaviyo_tui.secrets import get_api_key
 
         progress = handle.progress
+        key: str | None = None
         export = self.config.exports[handle.export]
         connection = self.config.connections.get(export.connection)
         try:
@@ -226,6 +227,7 @@ class KlaviyoApp(App[int]):
                     "SecretsError",
                     f"No API key for {connection.display_name!r}. {lookup.hint or ''}".strip(),
                 )
+            key = lookup.key
             store = HistoryStore()
             events = run_export(
                 export,
@@ -246,7 +248,7 @@ class KlaviyoApp(App[int]):
             self.run_updated.publish(handle)
             raise
         except Exception as exc:  # shown in the run view, with what to do
-            info = describe_error(exc)
+            info = describe_error(exc, key)
             progress.error = f"{info.title}: {info.message}\nWhat to do: {info.hint}"
             progress.log.append(f"error: {info.message}")
             self.run_updated.publish(handle)

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -301,7 +302,7 @@ class VerifyScreen(BaseScreen[Connection | None]):
         self.query_one("#spinner", LoadingIndicator).display = False
         self.add_class("-failed")
         status = self.query_one("#status", Static)
-        status.update(f"[b]{title}[/b]\n{message}")
+        status.update(f"[b]{escape(title)}[/b]\n{escape(message)}")
         self.query_one("#back", Button).focus()
 
     @on(Button.Pressed, "#retry")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -31,9 +32,20 @@ def stats_lines(p: RunProgress) -> tuple[str, str]:
     return rows, jobs
 
 
+FIXES = {
+    ExitCode.USAGE: "Edit the export (e on Home), fix what the message says, then run it again.",
+    ExitCode.INPUT: "Check the source file and the column mapping (e on Home), then run again.",
+    ExitCode.AUTH: (
+        "Edit the connection (select it on Home, press Enter) with a valid private key "
+        "that has the needed scopes, then resume from History."
+    ),
+    ExitCode.UNAVAILABLE: "Wait a few minutes, then resume from History: no row is sent twice.",
+}
+
+
 def summary_text(p: RunProgress) -> str:
     if p.error:
-        return f"[b]The run stopped.[/b] {p.error}"
+        return f"[b]The run stopped.[/b] {escape(p.error)}"
     s = p.summary
     if s is None:
         return "[b]Cancelled.[/b] The run is resumable: press [b]u[/b] here or use History."
@@ -44,10 +56,13 @@ def summary_text(p: RunProgress) -> str:
         tail = "Press [b]o[/b] for the rejects and why, [b]h[/b] for history."
     if s.exit_code == ExitCode.INTERRUPTED:
         tail = "Press [b]u[/b] to resume, [b]o[/b] for details."
-    return (
-        f"[b]Finished in {format_duration(s.duration_s)}: {describe_exit(s.exit_code)}.[/b]\n"
-        f"{counts or 'no rows'}\n{tail}"
-    )
+    verb = "Stopped after" if s.exit_code in FIXES else "Finished in"
+    head = f"[b]{verb} {format_duration(s.duration_s)}: {describe_exit(s.exit_code)}.[/b]"
+    if s.error:
+        head += f"\n{escape(s.error)}"
+    if s.exit_code in FIXES:
+        head += f"\nWhat to do: {FIXES[ExitCode(s.exit_code)]}"
+    return f"{head}\n{counts or 'no rows'}\n{tail}"
 
 
 class RunScreen(BaseScreen[None]):
@@ -100,6 +115,8 @@ class RunScreen(BaseScreen[None]):
         kind = {"resume": " (resumed)", "retry": " (retrying failed rows)"}.get(
             self.handle.kind, ""
         )
+        if p.error:
+            phase = "stopped by an error"
         self.query_one("#run-title", Label).update(f"Run · {p.export}{kind} · {phase}")
         bar = self.query_one("#overall", ProgressBar)
         if p.summary is not None and not p.interrupted:
