@@ -19,7 +19,7 @@ import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from klaviyo_tui.jsoncols import drop_bytes
+from klaviyo_tui.jsoncols import data_bytes, drop_bytes
 
 # ---- email ----------------------------------------------------------------------------------
 
@@ -37,12 +37,32 @@ def email_fast(normalized: pa.Array) -> np.ndarray:
         return np.zeros(0, dtype=bool)
     ok = pc.match_substring_regex(normalized, EMAIL_FAST_RE)
     ok = pc.and_(ok, pc.less_equal(pc.binary_length(normalized), 254))
-    # local part <= 64; no "--" in the domain (IDNA rules); no special-use name at the end.
-    ok = pc.and_not(ok, pc.match_substring_regex(normalized, r"^[^@]{65,}@"))
-    ok = pc.and_not(ok, pc.match_substring_regex(normalized, r"@.*--"))
+    # no special-use name at the end
     for name in _SPECIAL_TLDS:
         ok = pc.and_not(ok, pc.ends_with(normalized, "." + name))
-    return ok.fill_null(False).to_numpy(zero_copy_only=False)
+    mask = ok.fill_null(False).to_numpy(zero_copy_only=False)
+    return mask & ~_long_local_or_dashes(normalized)
+
+
+def _long_local_or_dashes(arr: pa.Array) -> np.ndarray:
+    """Rows whose part before the first "@" is over 64 bytes, or with "--" after the first "@"
+    (IDNA rules); one numpy sweep over the bytes instead of two more regex passes."""
+    n = len(arr)
+    data = data_bytes(arr)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + n + 1]
+    starts = offsets.astype(np.int64) - int(offsets[0])
+    at = np.flatnonzero(data == ord("@"))
+    at_row = np.searchsorted(starts, at, "right") - 1
+    first_at = np.full(n, -1, dtype=np.int64)
+    first_at[at_row[::-1]] = at[::-1]  # the last write wins: the first "@" of each row
+    bad = (first_at >= 0) & (first_at - starts[:-1] > 64)
+    dashes = np.flatnonzero((data[:-1] == ord("-")) & (data[1:] == ord("-")))
+    dash_row = np.searchsorted(starts, dashes, "right") - 1
+    inside = dashes + 1 < starts[dash_row + 1]  # both dashes in the same row
+    dash_row, dashes = dash_row[inside], dashes[inside]
+    first = first_at[dash_row]
+    bad[dash_row[(first >= 0) & (dashes > first)]] = True
+    return bad
 
 
 # ---- phone ----------------------------------------------------------------------------------
