@@ -85,3 +85,57 @@ async def test_no_keyring_backend_offers_env_var(sandbox) -> None:
         assert "no usable OS keyring" in str(backend.render())
         assert backend.has_class("warning-text")
         assert form.query_one("#use-env").value is True
+
+
+async def test_edit_connection_renames_and_keeps_the_stored_key(sandbox, memory_keyring) -> None:
+    from textual.widgets import DataTable, Input
+    from tui_support import add_sandbox_connection
+
+    add_sandbox_connection(sandbox.base_url)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await wait_until(pilot, lambda: bool(app.config.connections))
+        table = app.screen.query_one("#connections", DataTable)
+        table.focus()
+        await pilot.press("e")
+        await wait_screen(pilot, ConnectionFormScreen)
+        form = app.screen
+        assert form.query_one("#key", Input).value == ""  # the stored key is never shown
+        form.query_one("#display-name", Input).value = "Sandbox renamed"
+        await pilot.click("#next")
+        await wait_screen(pilot, VerifyScreen)  # consent was given already
+        verify = app.screen
+        save = verify.query_one("#save", Button)
+        await wait_until(pilot, lambda: not save.disabled)
+        await pilot.click("#save")
+        await wait_screen(pilot, HomeScreen)
+        await wait_until(
+            pilot, lambda: app.config.connections["sandbox"].display_name == "Sandbox renamed"
+        )
+    assert load_config().connections["sandbox"].display_name == "Sandbox renamed"
+    assert memory_keyring.passwords[(SERVICE, "sandbox")] == DEMO_KEY
+
+
+async def test_remove_connection_asks_then_deletes_key(sandbox, memory_keyring) -> None:
+    from textual.widgets import DataTable
+    from tui_support import add_sandbox_connection
+
+    add_sandbox_connection(sandbox.base_url)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await wait_until(pilot, lambda: bool(app.config.connections))
+        app.screen.query_one("#connections", DataTable).focus()
+        await pilot.press("x")
+        await wait_until(pilot, lambda: bool(app.screen.query("#yes")))
+        await pilot.press("n")  # changed my mind
+        await wait_screen(pilot, HomeScreen)
+        assert "sandbox" in app.config.connections
+        await pilot.press("x")
+        await wait_until(pilot, lambda: bool(app.screen.query("#yes")))
+        await pilot.press("y")
+        await wait_screen(pilot, HomeScreen)
+        await wait_until(pilot, lambda: not app.config.connections)
+    assert not load_config().connections
+    assert (SERVICE, "sandbox") not in memory_keyring.passwords
