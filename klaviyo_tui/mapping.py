@@ -94,8 +94,11 @@ class PreviewReport:
 # ---- property typing ------------------------------------------------------------------------
 
 
-def infer_kinds(arr: pa.Array) -> set[str]:
-    """Which JSON kinds every non-empty value of this column could be sent as."""
+def infer_kinds(arr: pa.Array, candidates: set[str] | None = None) -> set[str]:
+    """Which JSON kinds every non-empty value of this column could be sent as.
+
+    `candidates` (kinds still possible from earlier chunks) spares the checks that cannot matter.
+    """
     values = arr.drop_null()
     kinds = {"string"}
     if len(values) == 0:
@@ -105,6 +108,8 @@ def infer_kinds(arr: pa.Array) -> set[str]:
         ("bool", _BOOL_RE, b"truefalsTRUEFALS"),
         ("date", _DATE_RE, b"0123456789-:.+TZ "),
     ):
+        if candidates is not None and kind not in candidates:
+            continue
         if only_bytes(values, chars) and pc.all(pc.match_substring_regex(values, pattern)).as_py():
             kinds.add(kind)
             break  # the three shapes exclude one another

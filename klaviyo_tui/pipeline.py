@@ -172,8 +172,10 @@ def first_pass(
             total += len(df)
             index.add(_positions(si, df.index), email_keys(df[mapping.email]))
             for column in mapping.properties:
+                if kinds[column] == {"string"}:
+                    continue  # settled: nothing later can change it
                 if pd.api.types.is_string_dtype(df[column].dtype):
-                    kinds[column] &= infer_kinds(text(df[column]))
+                    kinds[column] &= infer_kinds(text(df[column]), kinds[column])
     index.finish()
     return index, {c: pick_kind(k) for c, k in kinds.items()}, total
 
