@@ -60,7 +60,14 @@ def connections_add(
     KLAVIYO_API_KEY is set, the connection is saved without storing a key: runs then read it from
     KLAVIYO_API_KEY.
     """
-    from klaviyo_tui.secrets import ENV_VAR, SecretsError, backend_info, mask_key, store_api_key
+    from klaviyo_tui.secrets import (
+        ENV_VAR,
+        SecretsError,
+        backend_info,
+        delete_api_key,
+        mask_key,
+        store_api_key,
+    )
 
     store = _store(ctx)
     display = display_name or click.prompt(
@@ -93,17 +100,23 @@ def connections_add(
     )
     redact = redactor(key)
     click.echo(f"connected to {_verify(connection, key, redact)}", err=True)
-    where = f"from {ENV_VAR}"
+    store.put_connection(connection)
+    stored = False
     if not env_key and backend.usable:
         try:
             store_api_key(name, key)
         except SecretsError as error:
             fail(redact(f"{error} (nothing was saved)"), ExitCode.AUTH)
-        where = f"in {backend.name}"
-    elif not env_key:
+        stored = True
+    try:
+        store.save()
+    except ConfigError as error:
+        if stored:  # nothing half-done: no key left behind for a connection that was not saved
+            delete_api_key(name)
+        fail(f"{error} (nothing was saved)", ExitCode.USAGE)
+    where = f"in {backend.name}" if stored else f"from {ENV_VAR}"
+    if not env_key and not stored:
         where = f"not stored: set {ENV_VAR}"
-    store.put_connection(connection)
-    _save(store)
     click.echo(f"saved connection {name!r} (key {mask_key(key)}, {where})")
 
 

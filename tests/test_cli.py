@@ -207,3 +207,44 @@ def test_resume_after_sigkill_at_several_points(tmp_path: Path, isolated_dirs: P
         assert batches <= len(jobs) <= batches + unjournaled
         statuses = json.loads(cli("history", "--json").stdout)
         assert statuses[0]["status"] == "ok"
+
+
+def test_connections_add_leaves_no_key_behind_when_the_config_cannot_be_saved(
+    sandbox: SandboxServer, memory_keyring: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from klaviyo_tui.cli import cli as root
+
+    def refuse(*_: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    result = CliRunner().invoke(
+        root,
+        ["connections", "add", "acme", "--display-name", "Acme", "--base-url", sandbox.base_url],
+        input=f"{DEMO_KEY}\ny\n",
+    )
+    assert result.exit_code == 2
+    assert "nothing was saved" in result.output
+    assert memory_keyring.passwords == {}  # type: ignore[attr-defined]
+    assert not Path(os.environ["KLAVIYO_TUI_CONFIG"]).exists()
+
+
+def test_connections_add_stores_the_key_in_the_keyring(
+    sandbox: SandboxServer, memory_keyring: object
+) -> None:
+    from click.testing import CliRunner
+
+    from klaviyo_tui.cli import cli as root
+
+    result = CliRunner().invoke(
+        root,
+        ["connections", "add", "acme", "--display-name", "Acme", "--base-url", sandbox.base_url],
+        input=f"{DEMO_KEY}\ny\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert memory_keyring.passwords == {("klaviyo-tui", "acme"): DEMO_KEY}  # type: ignore[attr-defined]
+    text = Path(os.environ["KLAVIYO_TUI_CONFIG"]).read_text()
+    assert "consent_accepted_at" in text and DEMO_KEY not in text
+    assert DEMO_KEY not in result.output

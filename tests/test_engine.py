@@ -198,7 +198,12 @@ async def test_faults_still_deliver_exactly_the_valid_rows(
             sources={"main": source},
         )
         client = KlaviyoClient(
-            server.base_url, DEMO_KEY, timeout=httpx.Timeout(2.0), max_retries=12
+            server.base_url,
+            DEMO_KEY,
+            timeout=httpx.Timeout(2.0),
+            max_retries=12,
+            backoff_base=0.05,
+            backoff_cap=0.5,
         )
         async with client:
             summary, _ = await drain("customers", config, store, client=client)
