@@ -138,6 +138,12 @@ class DedupeIndex:
         return hit, self.winners[idx]
 
 
+def _release() -> None:
+    """Hand Arrow's freed pages back to the OS after each chunk. mimalloc otherwise keeps them, and
+    they add up across the reader's threads: measured at 1M rows, peak RSS 425 -> 358 MB."""
+    pa.default_memory_pool().release_unused()
+
+
 def _positions(segment_index: int, rows: pd.Index) -> np.ndarray:
     return (np.uint64(segment_index) << np.uint64(_ROW_BITS)) | np.asarray(rows, dtype=np.uint64)
 
@@ -171,6 +177,7 @@ def first_pass(
             df = apply_filter(df, seg.filter)
             total += len(df)
             index.add(_positions(si, df.index), email_keys(df[mapping.email]))
+            _release()
             for column in mapping.properties:
                 if kinds[column] == {"string"}:
                     continue  # settled: nothing later can change it
@@ -215,6 +222,7 @@ def iter_validated(
             valid += chunk.valid
             duplicates += len(dup_rejects)
             invalid += len(chunk.rejects) - len(dup_rejects)
+            _release()
             yield chunk
             yield PipelineStats(seg.name, read, valid, invalid, duplicates, total)
     yield PipelineStats(name, read, valid, invalid, duplicates, total, done=True)
