@@ -19,7 +19,7 @@ from textual.widgets import Input
 from klaviyo_tui.demo import demo_environment
 from klaviyo_tui.tui.app import DemoInfo, KlaviyoApp, make_app
 
-SIZE = (100, 30)
+SIZE = (80, 24)
 
 
 async def until(pilot: Pilot[object], condition: Callable[[], bool], tries: int = 3000) -> None:
@@ -77,18 +77,19 @@ async def shoot(app: KlaviyoApp, out: Path, demo: DemoInfo) -> None:
         save("04-list-picker")
         await pilot.click("#create")
         await until(pilot, lambda: screen() is builder and builder.list_id is not None)
-        builder.query_one("#tabs").active = "tab-source"
+        builder.show_tab("tab-source")
         await pilot.pause()
         builder.load_source()
         await until(pilot, lambda: builder.frame is not None)
-        builder.query_one("#filter", Input).value = "country == 'US'"
-        await until(pilot, lambda: "match" in str(builder.query_one("#count").render()))
+        builder.query_one("#filter", Input).value = "country == 'US' and orders > 2"
+        await until(pilot, lambda: "rows match" in str(builder.query_one("#count").render()))
         save("05-export-source")
-        builder.query_one("#tabs").active = "tab-columns"
+        builder.show_tab("tab-columns")
         await pilot.pause()
         save("06-export-columns")
-        builder.query_one("#tabs").active = "tab-check"
-        await until(pilot, lambda: "valid" in str(builder.query_one("#checks").render()))
+        builder.show_tab("tab-check")
+        await until(pilot, lambda: "would be sent" in str(builder.query_one("#checks").render()))
+        await pilot.pause()
         save("07-export-check")
         await pilot.press("ctrl+s")
         await until(pilot, lambda: isinstance(screen(), HomeScreen) and bool(app.config.exports))

@@ -173,7 +173,10 @@ def _builder(tab: str, path: str) -> object:
         app.edit_export("vip")
         await wait_until(pilot, lambda: bool(app.screen.query("#tabs")))
         builder = app.screen
-        builder.query_one("#tabs").active = tab
+        status = builder.query_one("#source-status")
+        # the source loads first, so the focus the tab picks does not depend on timing
+        await wait_until(pilot, lambda: builder.frame is not None or "What" in str(status.render()))
+        builder.show_tab(tab)
         await app.workers.wait_for_complete()
         await wait_until(pilot, lambda: "…" not in str(builder.query_one("#count").render()))
         await app.workers.wait_for_complete()

@@ -54,7 +54,7 @@ async def open_source_tab(pilot) -> ExportBuilderScreen:  # type: ignore[no-unty
     await pilot.press("n")
     await wait_screen(pilot, ExportBuilderScreen)
     builder = app.screen
-    builder.query_one("#tabs").active = "tab-source"
+    builder.show_tab("tab-source")
     await pilot.pause()
     return builder  # type: ignore[no-any-return]
 

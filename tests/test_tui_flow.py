@@ -47,7 +47,7 @@ async def build_export(pilot, csv: Path, name: str = "vip", matching: int = 20) 
     builder = app.screen
     assert builder.list_id
     assert builder.list_name == name
-    builder.query_one("#tabs").active = "tab-source"
+    builder.show_tab("tab-source")
     await pilot.pause()
     await type_into(pilot, "#path", str(csv))
     await pilot.click("#load")
@@ -58,7 +58,7 @@ async def build_export(pilot, csv: Path, name: str = "vip", matching: int = 20) 
     count = builder.query_one("#count", Static)
     await wait_until(pilot, lambda: "rows match" in str(count.render()), tries=800)
     assert f"{matching:,} rows match" in str(count.render())
-    builder.query_one("#tabs").active = "tab-check"
+    builder.show_tab("tab-check")
     await pilot.pause()
     checks = builder.query_one("#checks", Static)
     await wait_until(pilot, lambda: "valid" in str(checks.render()))

@@ -68,7 +68,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         segment = app.config.segments.get(e.segments[0]) if e and e.segments else None
         conns = [(c.display_name, n) for n, c in sorted(app.config.connections.items())]
         yield Header()
-        with TabbedContent(id="tabs"):
+        with tabs.BuilderTabs(id="tabs"):
             yield from tabs.list_tab(e, conns, self._list_text())
             yield from tabs.source_tab(segment)
             yield from tabs.columns_tab()
@@ -88,7 +88,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
             )
         self._baseline = self._form_state()
         self._show_nav("tab-list")
-        self.query_one(tabs.first_field(self, "tab-list")).focus()
+        self.call_after_refresh(self._focus_first, "tab-list")
 
     def _list_text(self) -> str:
         if not self.list_id:
@@ -101,11 +101,16 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         self.query_one("#list-label", Static).update(self._list_text())
 
     def action_switch_tab(self, step: int) -> None:
-        tabbed = self.query_one(TabbedContent)
         ids = tabs.TAB_IDS
-        current = ids.index(tabbed.active) if tabbed.active in ids else 0
-        tabbed.query_one(Tabs).focus()  # focus left in the old pane would switch back to it
-        tabbed.active = ids[max(0, min(len(ids) - 1, current + step))]
+        active = self.query_one(TabbedContent).active
+        current = ids.index(active) if active in ids else 0
+        self.show_tab(ids[max(0, min(len(ids) - 1, current + step))])
+
+    def show_tab(self, tab: str) -> None:
+        """Open `tab`; its first field gets the focus."""
+        tabbed = self.query_one(TabbedContent)
+        self.set_focus(tabbed.query_one(Tabs))  # focus left in the old pane would switch back to it
+        tabbed.active = tab
 
     @on(TabbedContent.TabActivated)
     def _tab_opened(self, event: TabbedContent.TabActivated) -> None:
@@ -114,8 +119,9 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         self.call_after_refresh(self._focus_first, tab)
 
     def _focus_first(self, tab: str) -> None:
+        # set_focus is immediate (widget.focus() is deferred and could land after a tab switch)
         if self.query_one(TabbedContent).active == tab:
-            self.query_one(tabs.first_field(self, tab)).focus()
+            self.set_focus(self.query_one(tabs.first_field(self, tab)))
 
     def _show_nav(self, tab: str) -> None:
         index = tabs.TAB_IDS.index(tab) if tab in tabs.TAB_IDS else 0
@@ -256,7 +262,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         self.query_one(ColumnsPane).load(frame, email, mapping)
         self._schedule_count()
         if self.query_one(TabbedContent).active == "tab-source":
-            self.query_one("#filter", Input).focus()
+            self.set_focus(self.query_one("#filter", Input))
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self) -> None:

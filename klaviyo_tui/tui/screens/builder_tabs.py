@@ -11,7 +11,17 @@ from typing import Any
 
 from textual.containers import Horizontal, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Select, Static, TabPane
+from textual.widgets import (
+    Button,
+    Input,
+    Label,
+    RadioButton,
+    RadioSet,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+)
 
 from klaviyo_tui.config import Export, Segment
 from klaviyo_tui.tui.widgets.columns import ColumnsPane
@@ -21,6 +31,21 @@ SAVE_NOTE = (
     "Save keeps the export for later (run it from Home with [b]r[/b], or headless with "
     "[b]klaviyo-tui run NAME[/b]); [b]Save and run[/b] starts it now."
 )
+
+
+class BuilderTabs(TabbedContent):
+    """TabbedContent that ignores a stale "focus moved into pane X" message.
+
+    Focusing a field posts that message; if the user switched tabs before it arrived (F6 right
+    after the builder opened), the stock widget would jump back to the old tab.
+    """
+
+    def _on_tab_pane_focused(self, event: TabPane.Focused) -> None:
+        focused = self.screen.focused
+        if focused is None or event.tab_pane not in focused.ancestors:
+            event.stop()
+            return
+        super()._on_tab_pane_focused(event)
 
 
 def _scroll() -> VerticalScroll:

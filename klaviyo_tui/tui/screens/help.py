@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Markdown
 
@@ -17,7 +17,7 @@ Sends customer rows from files or databases to a **Klaviyo list**, and confirms 
 1. **Connection** (`c` on Home): a Klaviyo account, its private key (kept in the OS keyring,
    or set `KLAVIYO_API_KEY`), and your data privacy acknowledgement.
 2. **Export** (`n`): a list, a source (file or SQL) with an optional filter, the columns to send.
-   Saving does not send anything.
+   **Save** keeps it for later; **Save and run** starts it at once.
 3. **Run** (`r`): a live view; it keeps going if you leave it. `c` cancels (resumable).
 4. **History** (`h`): every run, why rows were rejected, rejects as CSV, retry, resume.
 
@@ -25,8 +25,8 @@ Sends customer rows from files or databases to a **Klaviyo list**, and confirms 
 |---|---|
 | Everywhere | `?` help · `ctrl+p` command palette · `escape` back · `ctrl+q` quit |
 | Home | `c` connection · `n` export · `r` run · `e`/`enter` edit · `x` remove · `h` history |
-| Export | `ctrl+s` save · `ctrl+pageup/pagedown` switch tabs |
-| Run | `c` cancel · `o` open rejects · `h` history |
+| Export | `F6`/`F5` next/previous tab · `ctrl+s` save · `escape` leave (asks if unsaved) |
+| Run | `c` cancel · `u` resume · `o` open rejects · `h` history |
 | History | `enter` details · `s` sort · `f` filter |
 | Run details | `w` write rejects CSV · `t` retry failed rows · `u` resume |
 
@@ -38,17 +38,22 @@ class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > Vertical {
-        width: 90%; max-width: 96; height: 90%; border: thick $primary; background: $surface;
+        width: 100%; max-width: 96; height: 100%; max-height: 40;
+        border: thick $primary; background: $surface;
     }
-    HelpScreen Markdown { height: 1fr; overflow-y: auto; }
+    HelpScreen VerticalScroll { height: 1fr; }
     HelpScreen Button { dock: bottom; width: 100%; }
     """
     BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Markdown(HELP)
+            with VerticalScroll():  # focused: arrows and page keys scroll it
+                yield Markdown(HELP)
             yield Button("Close", id="close", variant="primary", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).focus()
 
     @on(Button.Pressed, "#close")
     def action_close(self) -> None:

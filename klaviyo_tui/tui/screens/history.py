@@ -9,6 +9,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
 from klaviyo_tui.model import RowState
@@ -75,7 +76,6 @@ class HistoryScreen(BaseScreen[None]):
                 "Imported",
                 "Invalid",
                 "Rejected",
-                "Unsent",
                 "Took",
             )
             yield table
@@ -118,7 +118,6 @@ class HistoryScreen(BaseScreen[None]):
                 f"{c.get('imported', 0):,}",
                 f"{c.get('invalid', 0):,}",
                 f"{c.get('rejected_by_klaviyo', 0):,}",
-                f"{c.get('not_sent', 0):,}",
                 format_duration(r.duration_s),
                 key=str(r.id),
             )
@@ -170,6 +169,7 @@ class RunDetailScreen(BaseScreen[None]):
         self.run_id = run_id
         self.record: Any = None
         self.resumable = False
+        self.reasons: list[tuple[str, str, int]] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -183,6 +183,7 @@ class RunDetailScreen(BaseScreen[None]):
             reasons: DataTable[str] = DataTable(id="reasons", cursor_type="row")
             reasons.add_columns("Rows", "State", "Reason")
             yield reasons
+            yield Static("", id="reason-full", classes="help")
             yield Label("Write the rejects to a CSV file:", classes="field-label")
             with Horizontal(classes="row"):
                 yield Input(
@@ -237,13 +238,27 @@ class RunDetailScreen(BaseScreen[None]):
             counts.add_row(state.replace("_", " "), f"{record.counts.get(state, 0):,}")
         table = self.query_one("#reasons", DataTable)
         table.clear()
+        self.reasons = reasons
         for reason, state, count in reasons:
             table.add_row(f"{count:,}", str(state).replace("_", " "), reason)
+        self._show_reason(0)
         failed = sum(n for _, s, n in reasons if s != RowState.INVALID.value)
         self.query_one("#retry", Button).disabled = failed == 0
         self.query_one("#resume", Button).disabled = not self.resumable
         self.query_one("#write", Button).disabled = not reasons
         self.refresh_bindings()
+
+    @on(DataTable.RowHighlighted, "#reasons")
+    def _reason_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_reason(event.cursor_row)
+
+    def _show_reason(self, row: int) -> None:
+        """The whole reason of the highlighted row: the table cuts long ones at 80 columns."""
+        text = ""
+        if 0 <= row < len(self.reasons):
+            reason, state, count = self.reasons[row]
+            text = f"{count:,} {str(state).replace('_', ' ')}: {reason}"
+        self.query_one("#reason-full", Static).update(Content(text))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "retry":
