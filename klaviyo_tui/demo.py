@@ -1,8 +1,9 @@
 """`klaviyo-tui demo`: the whole flow against an in-process sandbox, with throwaway everything.
 
-The sandbox runs with Klaviyo's published rate limits, a one-second job delay and a few rows that
-fail inside jobs, so the run view has something to show. Config, history and the keyring are
-temporary: the user's own config and OS keyring are never touched.
+The sandbox runs with Klaviyo's published rate limits, a 2.5 s job delay (time to watch the run
+and to cancel it) and a few rows that fail inside jobs, so the run view has something to show.
+Config, history and the keyring are temporary: the user's own config and OS keyring are never
+touched.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class DemoMemoryKeyring(KeyringBackend):
 
 
 @contextmanager
-def demo_environment(rows: int = DEMO_ROWS, *, job_delay: float = 1.0) -> Iterator[object]:
+def demo_environment(rows: int = DEMO_ROWS, *, job_delay: float = 2.5) -> Iterator[object]:
     """Temp dirs, sample data, env vars, memory keyring and a running sandbox; all undone after."""
     from klaviyo_tui.sample_data import generate_customers
     from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings

@@ -8,7 +8,7 @@ from pathlib import Path
 from textual.widgets import Button, DataTable, Input, Select, Static
 from tui_support import SIZE, sample_csv, sandbox, type_into, wait_screen, wait_until
 
-from klaviyo_tui.config import ConfigStore, Connection, load_config
+from klaviyo_tui.config import ConfigStore, Connection, Export, Mapping, Segment, load_config
 from klaviyo_tui.consent import accept
 from klaviyo_tui.history import HistoryStore
 from klaviyo_tui.model import ExitCode
@@ -144,3 +144,28 @@ async def _cancel_then_resume(base_url: str, tmp_path: Path) -> None:
         await wait_until(pilot, lambda: not resumed.active, tries=3000)
         assert resumed.progress.summary is not None
         assert resumed.progress.summary.exit_code == ExitCode.OK, resumed.progress.log[-5:]
+
+
+async def test_palette_offers_every_action_of_an_export(sandbox) -> None:
+    from types import SimpleNamespace
+
+    from klaviyo_tui.tui.commands import export_commands
+
+    add_connection(sandbox.base_url)
+    store = ConfigStore()
+    store.put_segment(Segment("vip", "/data/customers.csv"))
+    store.put_export(Export("vip", "sandbox", "Y6nRLr", ("vip",), Mapping("email")))
+    store.save()
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: "vip" in app.config.exports)
+        titles = {c.title for c in export_commands(app, "vip")}
+        assert {"Run vip", "Edit vip", "History of vip", "Remove export vip"} <= titles
+        assert not any(t.startswith(("Resume", "Retry", "Last run")) for t in titles)
+        counts = {"imported": 5, "rejected_by_klaviyo": 2}
+        app.last_runs["vip"] = SimpleNamespace(id=7, status="interrupted", counts=counts)
+        titles = {c.title for c in export_commands(app, "vip")}
+        assert {"Resume vip", "Retry failed rows of vip", "Last run of vip"} <= titles
+        palette_titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert "Remove connection Sandbox" in palette_titles
+        assert "Edit connection Sandbox" in palette_titles

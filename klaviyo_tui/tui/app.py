@@ -25,9 +25,10 @@ from textual.worker import Worker, WorkerFailed, WorkerState
 from klaviyo_tui import paths
 from klaviyo_tui.config import Config, Connection
 from klaviyo_tui.model import ExitCode, JobConfirmed
+from klaviyo_tui.tui.commands import export_commands
 from klaviyo_tui.tui.errors import describe_error
 from klaviyo_tui.tui.progress import RunProgress
-from klaviyo_tui.tui.screens.dialogs import ErrorModal
+from klaviyo_tui.tui.screens.dialogs import ConfirmModal, ErrorModal
 
 R = TypeVar("R")
 
@@ -80,6 +81,7 @@ class KlaviyoApp(App[int]):
         self.store: Any = None  # ConfigStore once loaded
         self.config_error: str | None = None
         self.runs: dict[str, RunHandle] = {}
+        self.last_runs: dict[str, Any] = {}  # export -> its latest history RunRecord (from Home)
         self.run_updated: Signal[RunHandle] = Signal(self, "run-updated")
         self._first_launch_checked = False
 
@@ -261,6 +263,51 @@ class KlaviyoApp(App[int]):
                 severity="information" if summary.exit_code == ExitCode.OK else "warning",
             )
 
+    @work(exclusive=True, group="remove", exit_on_error=False)
+    async def remove_export(self, name: str) -> None:
+        """Ask, then remove the export (and its segments no other export uses)."""
+        if name not in self.config.exports:
+            return
+        question = f"Remove the export “{name}”? Its run history is kept."
+        if not await self.push_screen_wait(ConfirmModal("Remove export?", question)):
+            return
+        export = self.config.exports[name]
+
+        def remove(store: Any) -> None:
+            store.remove_export(name)
+            for segment in export.segments:
+                others = [e for e in store.config.exports.values() if segment in e.segments]
+                if not others and segment in store.config.segments:
+                    store.remove_segment(segment)
+
+        await self.save_config(remove)
+        self.notify(f"Removed export “{name}”.")
+
+    @work(exclusive=True, group="remove", exit_on_error=False)
+    async def remove_connection(self, name: str) -> None:
+        """Ask, then remove the connection and delete its key from the keyring."""
+        from klaviyo_tui.secrets import delete_api_key
+
+        conn = self.config.connections.get(name)
+        if conn is None:
+            return
+        users = [e.name for e in self.config.exports.values() if e.connection == name]
+        extra = f"\nExports that use it will not run: {', '.join(users)}." if users else ""
+        question = (
+            f"Remove the connection “{conn.display_name}” and delete its API key from the "
+            f"keyring? Data already in Klaviyo stays there.{extra}"
+        )
+        if not await self.push_screen_wait(ConfirmModal("Remove connection?", question)):
+            return
+        await self.in_thread(delete_api_key, name)
+        await self.save_config(lambda store: store.remove_connection(name))
+        self.notify(f"Removed “{conn.display_name}” and its key.")
+
+    def show_run_detail(self, run_id: int) -> None:
+        from klaviyo_tui.tui.screens.history import RunDetailScreen
+
+        self.push_screen(RunDetailScreen(run_id))
+
     def cancel_run(self, export_name: str) -> None:
         handle = self.runs.get(export_name)
         if handle and handle.worker and handle.active:
@@ -298,23 +345,13 @@ class KlaviyoApp(App[int]):
         yield SystemCommand("History", "Past runs, rejects, retry and resume", self.action_history)
         yield SystemCommand("Help", "Keys and how the app works", self.action_help)
         for name in sorted(self.config.exports):
-            yield SystemCommand(
-                f"Run {name}", "Start this export now", partial(self.start_run, name)
-            )
-            yield SystemCommand(
-                f"Edit {name}", "Change this export", partial(self.edit_export, name)
-            )
-        for conn in sorted(self.config.connections.values(), key=lambda c: c.display_name):
-            yield SystemCommand(
-                f"Edit connection {conn.display_name}",
-                "Rename, change the key or base URL",
-                partial(self.connection_wizard, conn),
-            )
-        for name, handle in sorted(self.runs.items()):
-            if handle.active:
-                yield SystemCommand(
-                    f"Show run {name}", "The live view", partial(self.start_run, name)
-                )
+            yield from export_commands(self, name)
+        for key, conn in sorted(self.config.connections.items()):
+            label = conn.display_name
+            edit = partial(self.connection_wizard, conn)
+            yield SystemCommand(f"Edit connection {label}", "Rename, change key or URL", edit)
+            remove = partial(self.remove_connection, key)
+            yield SystemCommand(f"Remove connection {label}", "And delete its key", remove)
 
 
 class _Named(Exception):

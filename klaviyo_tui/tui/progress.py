@@ -151,7 +151,10 @@ class RunProgress:
 
     @property
     def jobs_queued(self) -> int:
-        return max(0, self.jobs_planned - self.jobs_submitted)
+        # a resumed run confirms jobs it did not submit (accepted before the interruption)
+        if self.finished:
+            return 0
+        return max(0, self.jobs_planned - max(self.jobs_submitted, self.jobs_confirmed))
 
     def as_dict(self) -> dict[str, Any]:
         return {

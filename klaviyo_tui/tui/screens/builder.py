@@ -88,7 +88,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
             )
         self._baseline = self._form_state()
         self._show_nav("tab-list")
-        self.call_after_refresh(self._focus_first, "tab-list")
+        self._focus_first("tab-list")  # at once: keys typed right after `n` land in the name
 
     def _list_text(self) -> str:
         if not self.list_id:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -227,8 +228,8 @@ class RunDetailScreen(BaseScreen[None]):
             f"{format_duration(record.duration_s)} · {record.jobs} job"
             + ("" if record.jobs == 1 else "s")
         ]
-        if record.error:
-            lines.append(f"[b]Error:[/b] {record.error}")
+        if record.error and record.status != "interrupted":  # that case has its own line
+            lines.append(f"[b]Error:[/b] {escape(record.error)}")
         if self.resumable:
             lines.append("This run was interrupted: press [b]u[/b] to resume where it stopped.")
         summary.update("\n".join(lines))

@@ -12,7 +12,6 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from klaviyo_tui.config import Config
 from klaviyo_tui.tui.screens.base import BaseScreen
-from klaviyo_tui.tui.screens.dialogs import ConfirmModal
 from klaviyo_tui.tui.widgets.banner import DemoBanner
 from klaviyo_tui.tui.widgets.tables import fill_table
 
@@ -134,6 +133,7 @@ class HomeScreen(BaseScreen[None]):
 
     def _last_runs_loaded(self, last: dict[str, Any]) -> None:
         self.last_runs = last
+        self.app.last_runs = last  # type: ignore[attr-defined]  # the palette offers resume/retry
         self._show_config(self.app.config)  # type: ignore[attr-defined]
 
     # ---- selection -------------------------------------------------------------------------------
@@ -173,43 +173,16 @@ class HomeScreen(BaseScreen[None]):
         if export:
             app.edit_export(export)
 
-    @work(exclusive=True, group="remove", exit_on_error=False)
-    async def action_remove(self) -> None:
+    def action_remove(self) -> None:
         app: KlaviyoApp = self.app  # type: ignore[assignment]
         table = self._focused_table()
         name = self._selected(table)
         if name is None:
             return
         if table == "connections":
-            conn = app.config.connections[name]
-            users = [e.name for e in app.config.exports.values() if e.connection == name]
-            extra = f"\nExports that use it will not run: {', '.join(users)}." if users else ""
-            question = (
-                f"Remove the connection “{conn.display_name}” and delete its API key from the "
-                f"keyring? Data already in Klaviyo stays there.{extra}"
-            )
-            if not await app.push_screen_wait(ConfirmModal("Remove connection?", question)):
-                return
-            from klaviyo_tui.secrets import delete_api_key
-
-            await app.in_thread(delete_api_key, name)
-            await app.save_config(lambda store: store.remove_connection(name))
-            self.notify(f"Removed “{conn.display_name}” and its key.")
+            app.remove_connection(name)
         else:
-            question = f"Remove the export “{name}”? Its run history is kept."
-            if not await app.push_screen_wait(ConfirmModal("Remove export?", question)):
-                return
-            export = app.config.exports[name]
-
-            def remove(store: Any) -> None:
-                store.remove_export(name)
-                for segment in export.segments:
-                    others = [e for e in store.config.exports.values() if segment in e.segments]
-                    if not others and segment in store.config.segments:
-                        store.remove_segment(segment)
-
-            await app.save_config(remove)
-            self.notify(f"Removed export “{name}”.")
+            app.remove_export(name)
 
 
 def _short(source: str, width: int = 24) -> str:
