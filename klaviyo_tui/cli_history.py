@@ -50,7 +50,8 @@ def show_runs(export: str | None, *, as_json: bool) -> None:
         c = r.counts
         click.echo(
             f"{r.id:>5}  {r.export[:20]:<20} {r.started_at[:19].replace('T', ' '):<20} "
-            f"{'dry run' if r.dry_run else r.status:<12} {c.get('imported', 0):>9,} {c.get('invalid', 0):>8,} "
+            f"{'dry run' if r.dry_run else r.status:<12} {c.get('imported', 0):>9,} "
+            f"{c.get('invalid', 0):>8,} "
             f"{c.get('rejected_by_klaviyo', 0):>9,} {c.get('not_sent', 0):>9,}"
         )
 

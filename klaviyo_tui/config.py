@@ -16,7 +16,6 @@ config helper and may grow, but these signatures stay):
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import re
 import stat
@@ -25,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import tomlkit
 from tomlkit.container import Container
@@ -35,6 +33,7 @@ from tomlkit.toml_document import TOMLDocument
 
 from klaviyo_tui import paths
 from klaviyo_tui.secrets import ENV_VAR, KEY_PATTERN, mask_key
+from klaviyo_tui.urls import base_url_problem
 
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
 DEFAULT_REVISION = "2026-07-15"
@@ -253,19 +252,8 @@ def _texts(data: dict[str, Any], key: str, path: Path, table: str) -> tuple[str,
 
 
 def check_base_url(url: str) -> str | None:
-    """None when `url` is acceptable: https, or http only on a loopback address (the sandbox)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme == "https" and host:
-        return None
-    if parts.scheme == "http" and host:
-        try:
-            if host == "localhost" or ipaddress.ip_address(host).is_loopback:
-                return None
-        except ValueError:
-            pass
-        return f"{url!r} uses plain http; only https:// is allowed (http only for loopback)"
-    return f"{url!r} is not an https:// URL"
+    """None when `url` is acceptable (https, or http only on loopback), else what is wrong."""
+    return base_url_problem(url)
 
 
 def _connection(name: str, data: dict[str, Any], path: Path) -> Connection:
@@ -273,7 +261,7 @@ def _connection(name: str, data: dict[str, Any], path: Path) -> Connection:
     _known(data, _CONNECTION_KEYS, path, table)
     base_url = _text(data, "base_url", path, table) or DEFAULT_BASE_URL
     if problem := check_base_url(base_url):
-        raise ConfigError(f"{_where(path, table, 'base_url')}: {problem}.")
+        raise ConfigError(f"{_where(path, table, 'base_url')}: {problem}")
     return Connection(
         name=name,
         display_name=_text(data, "display_name", path, table) or name,

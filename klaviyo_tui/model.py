@@ -1,7 +1,7 @@
 """Small immutable types shared by the core and both front ends.
 
-Everything here is plain data: no I/O, no textual. The engine yields `ProgressEvent`s and ends with a
-`RunSummary`; the CLI prints them and the TUI folds them into reactives.
+Everything here is plain data: no I/O, no textual. The engine yields `ProgressEvent`s and ends with
+a `RunSummary`; the CLI prints them and the TUI folds them into reactives.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from klaviyo_tui.klaviyo.errors import (
 )
 from klaviyo_tui.klaviyo.models import ImportErrorItem, ImportJob, KeyCheck, KlaviyoList
 from klaviyo_tui.klaviyo.pacing import OPERATIONS, Operation, Pacer
-from klaviyo_tui.klaviyo.transport import check_base_url, mask_key
+from klaviyo_tui.klaviyo.transport import check_base_url
+from klaviyo_tui.secrets import mask_key
 
 __all__ = [
     "DEFAULT_REVISION",

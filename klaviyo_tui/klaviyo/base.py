@@ -31,10 +31,10 @@ from klaviyo_tui.klaviyo.transport import (
     Requester,
     check_base_url,
     is_json,
-    mask_key,
     parse_json,
 )
 from klaviyo_tui.model import ProgressEvent
+from klaviyo_tui.secrets import mask_key
 
 DEFAULT_REVISION = "2026-07-15"
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)

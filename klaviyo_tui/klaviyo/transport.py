@@ -8,7 +8,6 @@ other 4xx. Every retry and every wait of ~0.2 s or more is reported as a progres
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,6 +18,7 @@ import orjson
 from klaviyo_tui.klaviyo.errors import InvalidBaseURL, UnavailableError, UnexpectedResponse
 from klaviyo_tui.klaviyo.pacing import Operation, Pacer
 from klaviyo_tui.model import ProgressEvent, Retrying, Waiting
+from klaviyo_tui.urls import UnsafeBaseURL, normalise_base_url
 
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 _STATUS_WORDS = {
@@ -33,54 +33,12 @@ _BODY_HEADERS = {"Content-Type": "application/vnd.api+json"}
 JSON_TYPES = ("application/vnd.api+json", "application/json")
 
 
-def mask_key(key: str) -> str:
-    """`pk_…abcd`: enough to recognise a key, never enough to use it."""
-    key = key.strip()
-    if len(key) < 12:
-        return "…" + key[-2:] if len(key) >= 6 else "…"
-    return f"{key[:3]}…{key[-4:]}"
-
-
-def _is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_base_url(base_url: str) -> str:
     """Return the normalised base URL, or raise InvalidBaseURL saying what is wrong."""
     try:
-        url = httpx.URL(base_url.strip())
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise InvalidBaseURL(
-            f"The Klaviyo base URL {base_url!r} is not a valid URL ({exc})."
-        ) from None
-    if not url.host:
-        raise InvalidBaseURL(
-            f"The Klaviyo base URL {base_url!r} has no host; use https://a.klaviyo.com."
-        )
-    if url.userinfo:
-        raise InvalidBaseURL("The Klaviyo base URL must not contain a user name or password.")
-    if url.query or url.fragment:
-        raise InvalidBaseURL(
-            f"The Klaviyo base URL {base_url!r} must not have a query or fragment."
-        )
-    if url.scheme == "https" or (url.scheme == "http" and _is_loopback(url.host)):
-        pass
-    elif url.scheme == "http":
-        raise InvalidBaseURL(
-            f"The Klaviyo base URL {base_url!r} uses http://, which would send the API key "
-            "unencrypted; use https:// (plain http is allowed only for loopback, e.g. the sandbox)."
-        )
-    else:
-        raise InvalidBaseURL(
-            f"The Klaviyo base URL {base_url!r} must start with https:// (e.g. https://a.klaviyo.com)."
-        )
-    return str(url).rstrip("/")
+        return normalise_base_url(base_url)
+    except UnsafeBaseURL as problem:
+        raise InvalidBaseURL(str(problem)) from None
 
 
 def is_json(response: httpx.Response) -> bool:

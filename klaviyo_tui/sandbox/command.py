@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 
 import click
 
+from klaviyo_tui.urls import is_loopback_host
+
 from .settings import SandboxSettings, parse_faults, parse_key
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @click.command(
@@ -71,7 +63,7 @@ def sandbox_command(
     """
     from .server import serve  # uvicorn import only when actually serving
 
-    if not _loopback(host):
+    if not is_loopback_host(host):
         raise click.UsageError(
             f"--host {host} is not a loopback address. The sandbox has no TLS and accepts "
             "published demo keys, so it only listens on loopback (127.0.0.1 or ::1)."
