@@ -126,6 +126,11 @@ async def test_bad_filter_is_explained_in_the_builder(tmp_path: Path) -> None:
             # every column is listed, not only the ones the filter names
             assert "email" in message and "tier" in message
             assert count.has_class("error-text")
+        builder.query_one("#name", Input).value = "vip"
+        builder.list_id = "Y6nRLr"
+        await pilot.click("#save")  # not saved with a filter that cannot run
+        assert "Fix the filter" in text(builder.query_one("#save-error", Static))
+        assert app.screen is builder
         await type_into(pilot, "#filter", "tier == 'gold'")
         await wait_until(pilot, lambda: "rows match" in text(count), tries=800)
         assert not count.has_class("error-text")

@@ -387,6 +387,8 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
             return segment
         if self.frame is None:
             return "Load the source's columns (Source tab › Load columns)."
+        if self.query_one("#count", Static).has_class("error-text"):
+            return "Fix the filter first (Source tab): it is not a valid condition."
         mapping = self.query_one(ColumnsPane).mapping()
         if isinstance(mapping, str):
             return mapping
