@@ -169,3 +169,22 @@ async def test_palette_offers_every_action_of_an_export(sandbox) -> None:
         palette_titles = {c.title for c in app.get_system_commands(app.screen)}
         assert "Remove connection Sandbox" in palette_titles
         assert "Edit connection Sandbox" in palette_titles
+
+
+async def test_no_color_is_respected(sandbox, monkeypatch) -> None:
+    import re
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    add_connection(sandbox.base_url)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await wait_until(pilot, lambda: bool(app.config.connections))
+        await pilot.press("question_mark")
+        await pilot.pause()
+        svg = app.export_screenshot()
+    colours = set(re.findall(r"#([0-9a-fA-F]{6})\b", svg))
+    assert colours
+    chrome = {"28c840", "c5c8c6", "febc2e", "ff5f57"}  # the SVG's window frame, not the app
+    coloured = {c for c in colours - chrome if len({c[0:2], c[2:4], c[4:6]}) > 1}
+    assert not coloured, coloured  # greys only
