@@ -29,9 +29,9 @@ from textual.widgets import (
 
 from klaviyo_tui.config import Export, Mapping, Segment
 from klaviyo_tui.tui.errors import describe_error
+from klaviyo_tui.tui.screens import builder_form as form
 from klaviyo_tui.tui.screens import builder_tabs as tabs
 from klaviyo_tui.tui.screens.base import BaseScreen
-from klaviyo_tui.tui.screens.connection import slugify
 from klaviyo_tui.tui.screens.dialogs import ConfirmModal
 from klaviyo_tui.tui.screens.pickers import FilePickerScreen, ListPickerScreen, api_key_for
 from klaviyo_tui.tui.widgets.columns import ColumnsPane
@@ -205,21 +205,6 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
         app.push_screen(FilePickerScreen(start.resolve()), chosen)
 
-    def segment(self) -> Segment | str:
-        """The segment the Source tab describes, or what is missing."""
-        name = self._export_name() or "segment"
-        filter_text = self.query_one("#filter", Input).value.strip() or None
-        if self.query_one("#kind-sql", RadioButton).value:
-            url = self.query_one("#sql-url", Input).value.strip()
-            query = self.query_one("#sql-query", Input).value.strip()
-            if not url or not query:
-                return "Give the database URL and the SQL query (Source tab)."
-            return Segment(name, url, query=query, filter=filter_text)
-        path = self.query_one("#path", Input).value.strip()
-        if not path:
-            return "Choose a source file (Source tab › Browse…)."
-        return Segment(name, str(Path(path).expanduser()), filter=filter_text)
-
     @on(Input.Submitted, "#path,#sql-query,#sql-url")
     @on(Button.Pressed, "#load")
     def load_source(self) -> None:
@@ -363,50 +348,11 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
             )
 
     # ---- save ------------------------------------------------------------------------------------
-    def _export_name(self) -> str:
-        return (
-            slugify(self.query_one("#name", Input).value.strip(), set())
-            if self.query_one("#name", Input).value.strip()
-            else ""
-        )
+    def segment(self) -> Segment | str:
+        return form.read_segment(self)
 
     def build(self) -> tuple[Export, Segment] | str:
-        """The export and its segment, or the first thing that is missing (with where to fix it)."""
-        from klaviyo_tui.schedule import validate_schedule
-
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
-        name = self.existing.name if self.existing else self._export_name()
-        if not name:
-            return "Give the export a name (List tab)."
-        if not self.existing and name in app.config.exports:
-            return f"An export named {name!r} exists already; choose another name."
-        if not self.list_id:
-            return "Choose the Klaviyo list (List tab)."
-        segment = self.segment()
-        if isinstance(segment, str):
-            return segment
-        if self.frame is None:
-            return "Load the source's columns (Source tab › Load columns)."
-        if self.query_one("#count", Static).has_class("error-text"):
-            return "Fix the filter first (Source tab): it is not a valid condition."
-        mapping = self.query_one(ColumnsPane).mapping()
-        if isinstance(mapping, str):
-            return mapping
-        schedule = self.query_one("#schedule", Input).value.strip() or None
-        if schedule and (problem := validate_schedule(schedule)):
-            return f"Schedule: {problem}"
-        segment = Segment(name, segment.source, query=segment.query, filter=segment.filter)
-        export = Export(
-            name=name,
-            connection=str(self.query_one("#connection", Select).value),
-            list_id=self.list_id,
-            list_name=self.list_name,
-            segments=(name,),
-            mapping=mapping,
-            default_region=self.query_one("#region", Input).value.strip().upper() or "US",
-            schedule=schedule,
-        )
-        return export, segment
+        return form.read_export(self)
 
     @on(Button.Pressed, "#save")
     def _save_pressed(self) -> None:
@@ -447,21 +393,11 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
     # ---- leaving -----------------------------------------------------------------------------
     def _form_state(self) -> tuple[object, ...]:
-        inputs = tuple(w.value for w in self.query(Input))
-        kind = self.query_one("#kind-sql", RadioButton).value
-        return (*inputs, kind, self.list_id, str(self.query_one("#connection", Select).value))
+        return form.form_state(self)
 
     def has_changes(self) -> bool:
         """Would leaving now lose something the user did?"""
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
-        if self.existing is not None:
-            built = self.build()
-            if not isinstance(built, str):
-                export, segment = built
-                old = app.config.segments.get(self.existing.segments[0])
-                return export != self.existing or segment != old
-            return self._form_state() != self._baseline
-        return self._form_state() != self._baseline or self.frame is not None
+        return form.has_changes(self)
 
     @on(Button.Pressed, "#cancel")
     def _cancel_pressed(self) -> None:
