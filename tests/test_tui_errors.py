@@ -6,6 +6,7 @@ they happen in life: through the API, or by the sandbox no longer accepting the 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,26 @@ async def test_leaving_the_builder_with_changes_asks_first(tmp_path: Path) -> No
         await pilot.press("y")
         await wait_screen(pilot, HomeScreen)
         assert "draft" not in app.config.exports
+
+
+@pytest.mark.slow  # the engine retries with backoff before it gives up
+async def test_klaviyo_unavailable_during_a_run(tmp_path: Path) -> None:
+    with SandboxServer(SandboxSettings(rate_limits=False, job_delay=0.0)) as healthy:
+        add_sandbox_connection(healthy.base_url)
+        [list_id] = create_lists(healthy.base_url, ["VIP"])
+    settings = SandboxSettings(rate_limits=False, job_delay=0.0, faults={"503": 1.0})
+    with SandboxServer(settings) as down:
+        store = ConfigStore()
+        conn = store.config.connections["sandbox"]
+        store.put_connection(dataclasses.replace(conn, base_url=down.base_url))
+        store.save()
+        save_export(sample_csv(tmp_path / "customers.csv"), list_id)
+        app = make_app()
+        async with app.run_test(size=SIZE) as pilot:
+            run = await run_and_wait(pilot)
+            assert run.has_class("-failed")
+            summary = text(run.query_one("#summary", Static))
+            assert "What to do" in summary
+            assert "Traceback" not in summary
+    records = HistoryStore().runs("vip")
+    assert all(r.status != "running" for r in records)

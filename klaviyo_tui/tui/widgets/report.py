@@ -14,8 +14,16 @@ CHECKS = (
 )
 
 
+def _example(text: str) -> list[str]:
+    """`row 88: 'x' (why)` as two indented lines, so 80 columns do not wrap it mid-word."""
+    where, sep, why = text.partition(" (")
+    if not sep or not why.endswith(")"):
+        return [f"   e.g. {escape(text)}"]
+    return [f"   e.g. {escape(where)}", f"        [dim]{escape(why[:-1])}[/dim]"]
+
+
 def render_report(report: Any, rows: int) -> str:
-    """One line per check: the count, then up to two examples."""
+    """One line per check: the count, then one example (value, then why)."""
     examples: dict[str, list[str]] = getattr(report, "examples", {}) or {}
     lines = [
         f"Checked the first {getattr(report, 'rows', rows):,} rows: "
@@ -26,7 +34,7 @@ def render_report(report: Any, rows: int) -> str:
         if not count and attr == "other_invalid":
             continue
         lines.append(f"[b]{count:,}[/b] {label}")
-        for example in examples.get(attr, [])[:2]:
-            lines.append(f"   e.g. {escape(example)}")
+        for example in examples.get(attr, [])[:1]:
+            lines.extend(_example(example))
     lines.append("Invalid rows are skipped and listed in the run's rejects.")
     return "\n".join(lines)
