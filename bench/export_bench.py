@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from klaviyo_tui.klaviyo.pacing import OPERATIONS, least_seconds_for
 from klaviyo_tui.sample_data import generate_customers
 from klaviyo_tui.sandbox import DEMO_KEY
 
@@ -37,12 +38,9 @@ HEADERS = {
 }
 
 
-def rate_limit_bound_s(jobs: int, per_second: int = 10, per_minute: int = 150) -> float:
+def rate_limit_bound_s(jobs: int) -> float:
     """The least time Klaviyo's fixed windows allow to accept `jobs` bulk import jobs."""
-    if jobs <= 0:
-        return 0.0
-    full_minutes, rest = divmod(jobs - 1, per_minute)
-    return full_minutes * 60 + rest / per_second
+    return least_seconds_for(OPERATIONS["bulk_import_profiles"], jobs)
 
 
 def start_sandbox(rate_limits: str, job_delay: float) -> tuple[subprocess.Popen[str], str]:

@@ -35,6 +35,7 @@ from klaviyo_tui.klaviyo import (
     NotFoundError,
     RequestRejected,
 )
+from klaviyo_tui.klaviyo.pacing import OPERATIONS, least_seconds_for
 from klaviyo_tui.locking import export_lock
 from klaviyo_tui.model import (
     ExitCode,
@@ -57,8 +58,8 @@ from klaviyo_tui.sources import SourceError
 SUBMIT_CONCURRENCY = 8
 #: Packed batches waiting for upload: bounds memory whatever the input size.
 READ_AHEAD_BATCHES = 4
-#: Klaviyo's steady limit for bulk import jobs (per minute), used for dry-run estimates.
-JOBS_PER_MINUTE = 150
+#: A rough allowance for the last jobs to finish inside Klaviyo, for dry-run estimates.
+JOB_FINISH_S = 5.0
 
 
 class EngineError(Exception):
@@ -207,7 +208,12 @@ class _ExportRun:
                 while not self.events.empty():
                     yield self.events.get_nowait()
                 break
-            summary = self._summary(worker)
+            try:
+                summary = self._summary(worker)
+            except Exception as error:  # a bug, not the user's doing: still close the record
+                failed = self._make_summary(ExitCode.PARTIAL, f"internal error: {error!r}")
+                self._finish_sync(failed)
+                raise
         except (asyncio.CancelledError, GeneratorExit):
             worker.cancel()
             with contextlib.suppress(BaseException):
@@ -270,12 +276,13 @@ class _ExportRun:
 
     def _plan(self) -> dict[str, object]:
         jobs = self.planned_jobs
-        minutes = max(0, (jobs - 1)) // JOBS_PER_MINUTE
+        op = OPERATIONS["bulk_import_profiles"]
         return {
             "jobs": jobs,
             "profiles": self.tally.valid,
-            "estimated_seconds": minutes * 60 + min(jobs, JOBS_PER_MINUTE) / 10 + 2,
-            "rate_tier": "10/s burst, 150/min steady (bulk import jobs)",
+            # Klaviyo's rate limit bounds the upload; jobs then take a few seconds to finish.
+            "estimated_seconds": round(least_seconds_for(op, jobs) + JOB_FINISH_S, 1),
+            "rate_tier": f"{op.burst}/s burst, {op.steady}/min steady (bulk import jobs)",
             "sample_payload": _masked(self.sample_payload) if self.sample_payload else None,
         }
 

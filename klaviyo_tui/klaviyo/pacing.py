@@ -62,6 +62,18 @@ OPERATIONS: dict[str, Operation] = {
 }
 
 
+def least_seconds_for(op: Operation, requests: int) -> float:
+    """The least time Klaviyo's fixed windows allow for `requests` calls of `op`.
+
+    With fixed 1 s and 60 s windows, at best `steady` calls go in each minute, `burst` a second:
+    this is the bound no client can beat, used for dry-run estimates and by the benchmark.
+    """
+    if requests <= 0:
+        return 0.0
+    full_minutes, rest = divmod(requests - 1, op.steady)
+    return full_minutes * STEADY_WINDOW_S + rest / op.burst
+
+
 class _Bucket:
     def __init__(self, op: Operation) -> None:
         self.op = op
