@@ -27,7 +27,6 @@ from pathlib import Path
 import httpx
 
 from klaviyo_tui.klaviyo.pacing import OPERATIONS, least_seconds_for
-from klaviyo_tui.sample_data import generate_customers
 from klaviyo_tui.sandbox import DEMO_KEY
 
 HEADERS = {
@@ -97,7 +96,20 @@ def run(rows: int, rate_limits: str, job_delay: float, keep: bool) -> dict[str, 
     work = Path(tempfile.mkdtemp(prefix="klaviyo-bench-"))
     data = work / "customers.csv"
     t0 = time.perf_counter()
-    generate_customers(data, rows, invalid_rate=0.01, seed=1)
+    # In a child process: Linux children inherit the parent's peak RSS at fork time, so data
+    # generated in this process would inflate the export's figure.
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; "
+            "from klaviyo_tui.sample_data import generate_customers; "
+            "generate_customers(Path(sys.argv[1]), int(sys.argv[2]), invalid_rate=0.01, seed=1)",
+            str(data),
+            str(rows),
+        ],
+        check=True,
+    )
     gen_s = time.perf_counter() - t0
     sandbox, base_url = start_sandbox(rate_limits, job_delay)
     try:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Generator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,10 @@ from klaviyo_tui.sources import SourceError
 SUBMIT_CONCURRENCY = 8
 #: Packed batches waiting for upload: bounds memory whatever the input size.
 READ_AHEAD_BATCHES = 4
+#: Jobs Klaviyo accepted but has not finished. Each keeps its rows and emails (not its body) to
+#: tie import errors back to source rows; the cap keeps memory flat however long jobs take,
+#: and is high enough that Klaviyo's 150 jobs a minute stay the bound unless a job takes ~25 s.
+MAX_UNCONFIRMED_JOBS = 64
 #: A rough allowance for the last jobs to finish inside Klaviyo, for dry-run estimates.
 JOB_FINISH_S = 5.0
 
@@ -158,6 +163,7 @@ class _ExportRun:
         self.sample_payload: bytes | None = None
         self.planned_jobs = 0
         self.retry_rows: set[tuple[str, int]] | None = None
+        self.unconfirmed = asyncio.Semaphore(MAX_UNCONFIRMED_JOBS)
 
     @property
     def _run(self) -> int:
@@ -336,8 +342,11 @@ class _ExportRun:
                     continue
                 record = journal.get(batch.number)
                 if record is not None and _accepted(record, batch):
+                    if record.state != "finished":
+                        await self.unconfirmed.acquire()
                     self._resume_batch(batch, record, pending)
                     continue
+                await self.unconfirmed.acquire()
                 await sem.acquire()
                 task = asyncio.create_task(self._upload(client, batch, pending, sem))
                 uploads.add(task)
@@ -375,7 +384,7 @@ class _ExportRun:
                 )
             )
             return
-        pending[record.job_id] = _Pending(batch, record.job_id, stripped=record.rejected)
+        pending[record.job_id] = _Pending(batch.receipt(), record.job_id, stripped=record.rejected)
         self.events.put_nowait(
             Notice(
                 f"batch {batch.number + 1}: accepted before (job {record.job_id}), waiting for it"
@@ -389,8 +398,11 @@ class _ExportRun:
         consumer is gone, and a put could block forever on a full queue).
         """
         produced = _produce(self.export, self.config, self.retry_rows)
+        loop = asyncio.get_running_loop()
+        # One thread for the whole read: pandas/Arrow keep their per-thread arenas warm.
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="klaviyo-tui-read")
         try:
-            while (step := await asyncio.to_thread(next, produced, None)) is not None:
+            while (step := await loop.run_in_executor(reader, next, produced, None)) is not None:
                 await self._take(step, out)
         except asyncio.CancelledError:
             raise
@@ -398,6 +410,7 @@ class _ExportRun:
             await out.put(error)
             return
         finally:
+            reader.shutdown(wait=False)
             with contextlib.suppress(ValueError):  # still running in its thread after a cancel
                 produced.close()
         self.events.put_nowait(
@@ -434,6 +447,7 @@ class _ExportRun:
         pending: dict[str, _Pending],
         sem: asyncio.Semaphore,
     ) -> None:
+        accepted = False
         try:
             await asyncio.to_thread(
                 self.store.batch_submitting,
@@ -482,10 +496,13 @@ class _ExportRun:
                 )
             await asyncio.to_thread(self.store.batch_accepted, self._run, batch.number, job.id)
             self.tally.jobs += 1
-            pending[job.id] = _Pending(current, job.id)
+            pending[job.id] = _Pending(current.receipt(), job.id)
+            accepted = True
             self.events.put_nowait(JobSubmitted(job.id, batch.number, current.count))
         finally:
             sem.release()
+            if not accepted:  # nothing for the poller to confirm
+                self.unconfirmed.release()
 
     async def _poll(
         self, client: KlaviyoClient, pending: dict[str, _Pending], done_reading: asyncio.Event
@@ -503,6 +520,7 @@ class _ExportRun:
             for job in finished:
                 entry = pending.pop(job.id)
                 await self._confirm(client, entry, job)
+                self.unconfirmed.release()
             delay = 0.2 if finished else min(delay * 1.5, 3.0)
             if pending:
                 await asyncio.sleep(delay)
@@ -586,11 +604,12 @@ def _produce(
     yield _Step(read=read, valid=valid, total=total, rejects=[], batches=[last] if last else [])
 
 
-def _accepted(record: object, batch: Batch) -> bool:
+def _accepted(record: BatchRecord, batch: Batch) -> bool:
+    """Klaviyo accepted this very batch (same fingerprint) before: it must not be sent again."""
     return (
-        getattr(record, "fingerprint", None) == batch.fingerprint
-        and getattr(record, "state", "") in ("accepted", "finished")
-        and bool(getattr(record, "job_id", None))
+        record.fingerprint == batch.fingerprint
+        and record.state in ("accepted", "finished")
+        and bool(record.job_id)
     )
 
 
