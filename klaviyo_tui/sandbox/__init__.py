@@ -22,8 +22,22 @@ the request takes effect): a faulted request changes no state and uses no rate b
 `rowfail` instead fails single profiles inside a bulk job.
 """
 
-from .server import SandboxServer, serve
+from typing import TYPE_CHECKING, Any
+
 from .settings import ALL_SCOPES, DEMO_KEY, SandboxSettings, parse_faults, parse_key
+
+if TYPE_CHECKING:
+    from .server import SandboxServer, serve
+
+
+def __getattr__(name: str) -> Any:
+    """The server (starlette, uvicorn) loads on first use: `klaviyo-tui run` never needs it."""
+    if name in ("SandboxServer", "serve"):
+        from . import server
+
+        return getattr(server, name)
+    raise AttributeError(name)
+
 
 __all__ = [
     "ALL_SCOPES",
