@@ -6,7 +6,8 @@ is assembled from per-column fragments (`"first_name":"Ada"`) joined per row, so
 built per profile; strings needing escapes go through orjson.
 
 Rules, in the order a row is judged (one reject per row, for the first rule it breaks):
-- email: mandatory; trimmed, lower-cased, syntax-checked like email-validator (no DNS).
+- email: mandatory; trimmed, lower-cased, syntax-checked like email-validator (no DNS);
+  internationalized domains are sent as punycode, non-ASCII local parts are rejected.
 - phone_number: converted to E.164 with phonenumbers and the export's default region.
 - external_id: at most 255 characters.
 - the serialized profile: at most 100,000 bytes (Klaviyo's 100 KB, read strictly).
@@ -151,14 +152,24 @@ _CAREFUL_CACHE = 1 << 16
 
 @lru_cache(maxsize=_CAREFUL_CACHE)
 def careful_email(value: str) -> tuple[str | None, str]:
-    """(normalized email, "") or (None, reason), by email-validator without DNS."""
+    """(normalized email, "") or (None, reason), by email-validator without DNS.
+
+    Klaviyo takes ASCII addresses, so an internationalized domain (`user@bücher.de`) is sent in
+    its punycode form (`user@xn--bcher-kva.de`, the same mailbox), and a non-ASCII part before
+    the "@" (which has no ASCII form) is rejected here with that reason rather than by Klaviyo.
+    """
     from email_validator import EmailNotValidError, validate_email
 
     try:
         result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
         return None, f"invalid email: {exc}"
-    return result.normalized.lower(), ""
+    if result.ascii_email is None:
+        return None, (
+            "invalid email: non-ASCII characters before the @ (an internationalized mailbox); "
+            "Klaviyo accepts ASCII email addresses only"
+        )
+    return result.ascii_email.lower(), ""
 
 
 @lru_cache(maxsize=_CAREFUL_CACHE)

@@ -38,10 +38,14 @@ def _run(df: pd.DataFrame, mapping: Mapping, region: str = "US") -> tuple[list[d
 
 def test_email_rules() -> None:
     df = _frame(
-        email=["  Ada@Example.COM ", "", "bad@", "two@@x.com", "x@localhost", "zoë@exämple.de"]
+        email=["  Ada@Example.COM ", "", "bad@", "two@@x.com", "x@localhost", "ada@exämple.de"]
     )
     profiles, rejects = _run(df, Mapping(email="email"))
-    assert [p["attributes"]["email"] for p in profiles] == ["ada@example.com", "zoë@exämple.de"]
+    # an internationalized domain is sent as punycode (Klaviyo takes ASCII addresses)
+    assert [p["attributes"]["email"] for p in profiles] == [
+        "ada@example.com",
+        "ada@xn--exmple-cua.de",
+    ]
     assert profiles[0] == {"type": "profile", "attributes": {"email": "ada@example.com"}}
     assert [(r.row, r.column) for r in rejects] == [
         (2, "email"),
