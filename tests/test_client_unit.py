@@ -386,15 +386,21 @@ async def test_create_list_after_ambiguous_failure_looks_before_posting_again() 
 # ---- polling -----------------------------------------------------------------------------------
 
 
-async def test_poll_many_jobs_uses_the_running_listing() -> None:
+async def test_poll_many_jobs_reads_the_listing_and_fetches_only_the_unlisted() -> None:
     ids = ["J1", "J2", "J3", "J4"]
 
     def handler(request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path == "/api/profile-bulk-import-jobs":
-            assert request.url.params["filter"] == 'any(status,["queued","processing"])'
+            assert request.url.params["sort"] == "-created_at"
             assert request.url.params["page[size]"] == "100"
-            return doc({"data": [job_obj("J1", "processing"), job_obj("OTHER", "queued")]})
+            listed = [
+                job_obj("J1", "processing"),
+                job_obj("OTHER", "queued"),
+                job_obj("J2", "complete", total_count=10, completed_count=9, failed_count=1),
+                job_obj("J3", "complete", total_count=10, completed_count=10),
+            ]
+            return doc({"data": listed})
         jid = path.rsplit("/", 1)[1]
         return doc({"data": job_obj(jid, "complete", total_count=10, completed_count=10)})
 
@@ -405,9 +411,12 @@ async def test_poll_many_jobs_uses_the_running_listing() -> None:
     assert list(jobs) == ids
     assert jobs["J1"].running
     assert all(jobs[i].finished for i in ids[1:])
-    paths = sorted(r.url.path for r in rec.requests)
+    assert jobs["J2"].failed_count == 1  # counts come from the listing itself
+    paths = [r.url.path for r in rec.requests]
     assert paths.count("/api/profile-bulk-import-jobs") == 1
-    assert "/api/profile-bulk-import-jobs/J1" not in paths
+    assert "/api/profile-bulk-import-jobs/J4" in paths  # not listed: fetched on its own
+    assert "/api/profile-bulk-import-jobs/J2" in paths[-1:]  # the single-id poll
+    assert not {"/api/profile-bulk-import-jobs/J1", "/api/profile-bulk-import-jobs/J3"} & set(paths)
     assert few["J2"].completed_count == 10
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -251,7 +251,7 @@ class ClientBase:
 
     async def _pages(
         self, op_name: str, path: str, params: dict[str, str] | None, not_found: str | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         response = await self._send(op_name, "GET", path, params=params, not_found=not_found)
         while True:
             doc = self._document(response, op_name)

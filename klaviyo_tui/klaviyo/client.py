@@ -39,6 +39,10 @@ __all__ = ["DEFAULT_REVISION", "DEFAULT_TIMEOUT", "KlaviyoClient"]
 _PROBE_ID = "00000000000000000000000000"  # a job id that cannot exist
 
 
+#: Pages of other jobs (100 each) a poll may read past before fetching its own one by one.
+POLL_EXTRA_PAGES = 2
+
+
 class KlaviyoClient(ClientBase):
     """Async context manager; use `async with KlaviyoClient(url, key) as k: await k.lists()`."""
 
@@ -201,17 +205,30 @@ class KlaviyoClient(ClientBase):
         ]
 
     async def poll_jobs(self, job_ids: Collection[str]) -> dict[str, ImportJob]:
-        """Current state of each job, in few calls: one listing of running jobs, then a GET for
-        each job that is no longer running (for its final counts). One or two ids: just GET them."""
+        """Current state of each job, in few calls. Many ids: page through the account's jobs,
+        newest first, 100 a page (a run's own jobs are the newest), until all are seen; the
+        listing carries the counts, so finished jobs need no call of their own. The few not
+        found within a bounded number of pages, or one or two ids, are fetched one by one."""
         ids = list(dict.fromkeys(job_ids))
         for job_id in ids:
             check_id(job_id, "import job")
         result: dict[str, ImportJob] = {}
         if len(ids) > 2:
             wanted = set(ids)
-            for job in await self.running_jobs():
-                if job.id in wanted and job.running:
-                    result[job.id] = job
+            budget = (len(ids) + 99) // 100 + POLL_EXTRA_PAGES
+            params = {"sort": "-created_at", "page[size]": "100"}
+            seen = 0
+            pages = self._pages("get_bulk_import_profiles_jobs", JOBS, params)
+            try:
+                async for item in pages:
+                    job = parse_job(item)
+                    if job.id in wanted:
+                        result[job.id] = job
+                    seen += 1
+                    if len(result) == len(wanted) or seen >= budget * 100:
+                        break
+            finally:
+                await pages.aclose()
         rest = [i for i in ids if i not in result]
         for job_id, job in zip(
             rest, await asyncio.gather(*(self.get_job(i) for i in rest)), strict=True
