@@ -234,7 +234,14 @@ class _ExportRun:
     def _summary(self, worker: asyncio.Task[None]) -> RunSummary:
         error = worker.exception()
         if error is None:
-            return self._make_summary(self._exit_code(), None)
+            code = self._exit_code()
+            if code != ExitCode.INPUT:
+                return self._make_summary(code, None)
+            return self._make_summary(
+                code,
+                f"no valid rows: all {self.tally.read} rows read are invalid or duplicates, so "
+                "nothing was sent; the rejects file gives each row's reason",
+            )
         if isinstance(error, EngineError):
             return self._make_summary(error.exit_code, str(error))
         if isinstance(error, KlaviyoError):
