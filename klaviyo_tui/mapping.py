@@ -161,7 +161,8 @@ def careful_email(value: str) -> tuple[str | None, str]:
     from email_validator import EmailNotValidError, validate_email
 
     try:
-        result = validate_email(value, check_deliverability=False)
+        # strict: RFC 5321's 64-octet local part too, which Klaviyo enforces
+        result = validate_email(value, check_deliverability=False, strict=True)
     except EmailNotValidError as exc:
         return None, f"invalid email: {exc}"
     if result.ascii_email is None:

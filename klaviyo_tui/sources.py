@@ -41,6 +41,8 @@ _SAMPLE_BYTES = 256 * 1024
 # The streaming reader reads ~25 blocks ahead of the consumer, so its memory is ~25 x this size:
 # measured at 1M rows, 2 MB blocks held 50-75 MB in Arrow's pool, 256 KB blocks ~9 MB, same CPU.
 _BLOCK_BYTES = 256 << 10
+# A row must fit in one block: files with huge fields are read again with bigger blocks.
+_BLOCK_SIZES = (_BLOCK_BYTES, 8 << 20, 64 << 20)
 
 
 class SourceError(Exception):
@@ -219,24 +221,50 @@ def _csv_chunks(path: Path, columns: list[str] | None, chunk_rows: int) -> Itera
     if columns is not None:
         _select(pd.DataFrame(columns=header), columns, str(path))
     pa_encoding = "utf8" if encoding in ("utf-8", "utf-8-sig") else encoding
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(encoding=pa_encoding, block_size=_BLOCK_BYTES),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in header},
-            include_columns=list(columns) if columns is not None else None,
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
+    done = 0  # rows already yielded, skipped when a retry starts over
+    for block in _BLOCK_SIZES:
+        try:
+            reader = pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(encoding=pa_encoding, block_size=block),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={name: pa.string() for name in header},
+                    include_columns=list(columns) if columns is not None else None,
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+            for df in _rebatch(_skip(iter(reader), done), chunk_rows, done):
+                done += len(df)
+                yield df
+            return
+        except pa.ArrowInvalid as exc:
+            if "Empty CSV file" in str(exc):
+                raise SourceError(f"{path} has no data rows.") from None
+            if "straddl" not in str(exc):
+                raise
+    raise SourceError(
+        f"{path}: a row is larger than {_BLOCK_SIZES[-1] >> 20} MB; "
+        "split very large fields out of the file."
     )
-    yield from _rebatch(iter(reader), chunk_rows)
 
 
-def _rebatch(batches: Iterator[pa.RecordBatch], chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _skip(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """The stream without its first `rows` rows."""
+    for batch in batches:
+        if rows >= batch.num_rows:
+            rows -= batch.num_rows
+            continue
+        yield batch.slice(rows) if rows else batch
+        rows = 0
+
+
+def _rebatch(
+    batches: Iterator[pa.RecordBatch], chunk_rows: int, start: int = 0
+) -> Iterator[pd.DataFrame]:
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
-    start = 0
     for batch in batches:
         pending.append(batch)
         pending_rows += batch.num_rows
