@@ -214,3 +214,48 @@ def test_a_huge_field_late_in_the_file_is_read_once(tmp_path: Path) -> None:
     emails = [e for df in chunks for e in df["email"]]
     assert emails == [f"u{i}@example.com" for i in range(3_000)]
     assert len(chunks[2].loc[2_500, "note"]) == 1_000_000
+
+
+TUI_CASES = ["empty_file", "binary_garbage", "truncated_parquet", "directory", "sql_missing_table"]
+
+
+@pytest.mark.parametrize("name", TUI_CASES)
+async def test_tui_run_on_corpus_shows_an_error(
+    name: str, tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    """The TUI ends such a run on its failed-run panel with the reason, not a crash."""
+    from textual.widgets import Static
+    from tui_support import SIZE, add_sandbox_connection, wait_screen, wait_until
+
+    from klaviyo_tui.config import ConfigStore, Export, Mapping, Segment
+    from klaviyo_tui.tui.app import make_app
+    from klaviyo_tui.tui.screens.dialogs import ErrorModal
+    from klaviyo_tui.tui.screens.home import HomeScreen
+    from klaviyo_tui.tui.screens.run import RunScreen
+
+    case = BY_NAME[name]
+    source = case.build(tmp_path)
+    add_sandbox_connection(sandbox.base_url)
+    list_id = create_list(sandbox.base_url, name=f"tui {name}")
+    store = ConfigStore()
+    store.put_segment(Segment("vip", source.path, query=source.query))
+    store.put_export(Export("vip", "sandbox", list_id, ("vip",), Mapping(email="email")))
+    store.save()
+    jobs_before = len(import_jobs(sandbox.base_url))
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_screen(pilot, HomeScreen)
+        await wait_until(pilot, lambda: "vip" in app.config.exports)
+        handle = app.start_run("vip")
+        assert handle is not None
+        await wait_screen(pilot, RunScreen)
+        await wait_until(pilot, lambda: not handle.active, tries=3000)
+        await pilot.pause()
+        run = app.screen
+        assert isinstance(run, RunScreen) and not isinstance(run, ErrorModal)
+        assert run.has_class("-failed")
+        summary = str(run.query_one("#summary", Static).render())
+        assert "Traceback" not in summary
+        assert case.message in " ".join(summary.lower().split()), summary
+    assert list_emails(sandbox.base_url, list_id) == []
+    assert len(import_jobs(sandbox.base_url)) == jobs_before
