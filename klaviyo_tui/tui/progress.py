@@ -75,13 +75,14 @@ class RunProgress:
             case JobSubmitted():
                 self.jobs_submitted += 1
                 self.sent += event.profiles
-                line = f"job {event.batch} submitted: {event.profiles:,} profiles"
+                line = f"batch {event.batch + 1} sent: {event.profiles:,} profiles"
             case JobConfirmed():
                 self.jobs_confirmed += 1
                 self.confirmed += event.imported
                 self.rejected += event.failed
                 line = (
-                    f"job {event.batch} done: {event.imported:,} imported, {event.failed:,} failed"
+                    f"batch {event.batch + 1} confirmed: {event.imported:,} imported, "
+                    f"{event.failed:,} failed"
                 )
             case RowsRejected():
                 reason = event.reason.removeprefix("Klaviyo: ")
