@@ -61,6 +61,7 @@ def write_config(
     consent: bool = True,
     schedule: str | None = None,
     filters: dict[str, str] | None = None,
+    queries: dict[str, str] | None = None,
     export: str = "customers",
 ) -> Config:
     """Write a config with one connection, one segment per source and one export; load it."""
@@ -77,6 +78,8 @@ def write_config(
         segments[name] = {"source": str(source)}
         if filters and name in filters:
             segments[name]["filter"] = filters[name]
+        if queries and name in queries:
+            segments[name]["query"] = queries[name]
     export_table: dict[str, Any] = {
         "connection": "sandbox",
         "list_id": list_id,

@@ -15,6 +15,7 @@ from klaviyo_tui.engine import EngineError, run_export
 from klaviyo_tui.history import HistoryStore
 from klaviyo_tui.klaviyo import KlaviyoClient
 from klaviyo_tui.model import ExitCode, JobConfirmed, RowState, RunSummary
+from klaviyo_tui.sample_data import generate_customers
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
 from klaviyo_tui.sandbox.server import SandboxServer
 
@@ -300,3 +301,58 @@ async def test_union_of_segments_with_filter(
     assert set(list_emails(sandbox.base_url, list_id)) == expected
     overlap = [i for i in kept_b if i < 20]
     assert summary.counts[RowState.DUPLICATE.value] == len(overlap)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "parquet", "xlsx", "jsonl", "sqlite"])
+async def test_every_source_format_ends_in_the_same_list(
+    fmt: str, tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    """The same 300 customers from each format: the same members, the same final states."""
+    import sqlite3
+
+    import pandas as pd
+
+    from klaviyo_tui.sample_data import customers_table
+
+    table = customers_table(300, invalid_rate=0.05, seed=11)
+    frame = table.to_pandas().astype("string")
+    segment: dict[str, Path] = {}
+    query = None
+    if fmt in ("csv", "parquet", "xlsx", "jsonl"):
+        path = generate_customers(tmp_path / f"c.{fmt}", 300, invalid_rate=0.05, seed=11, fmt=fmt)
+    elif fmt == "tsv":
+        path = tmp_path / "c.tsv"
+        frame.to_csv(path, sep="\t", index=False)
+    else:
+        path = tmp_path / "c.sqlite"
+        with sqlite3.connect(path) as db:
+            frame.to_sql("customers", db, index=False)
+        query = "SELECT * FROM customers"
+    segment["main"] = path
+    list_id = create_list(sandbox.base_url)
+    config = write_config(
+        tmp_path / "config.toml",
+        base_url=sandbox.base_url,
+        list_id=list_id,
+        sources=segment,
+        mapping={
+            "email": "email",
+            "phone_number": "phone",
+            "first_name": "first_name",
+            "properties": ["orders", "lifetime_value"],
+        },
+        queries={"main": query} if query else None,
+    )
+    summary, _ = await drain("customers", config, store)
+    counts = summary.counts
+    assert summary.total_rows == 300
+    assert counts[RowState.INVALID.value] > 0
+    imported = counts[RowState.IMPORTED.value]
+    members = list_emails(sandbox.base_url, list_id)
+    assert (
+        len(members)
+        == imported
+        == 300 - counts[RowState.INVALID.value] - counts[RowState.DUPLICATE.value]
+    )
+    expected = set(pd.Series(frame["email"]).str.strip().str.lower())
+    assert set(members) <= expected
