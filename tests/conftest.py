@@ -35,7 +35,7 @@ class MemoryKeyring(KeyringBackend):
 
 
 @pytest.fixture(autouse=True)
-def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)
     (home / "data").mkdir(parents=True)
@@ -45,7 +45,7 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "xdg-data"))
     monkeypatch.delenv("KLAVIYO_API_KEY", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
-    yield home
+    return home
 
 
 @pytest.fixture(autouse=True)
