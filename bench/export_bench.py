@@ -42,6 +42,31 @@ def rate_limit_bound_s(jobs: int) -> float:
     return least_seconds_for(OPERATIONS["bulk_import_profiles"], jobs)
 
 
+def _phases(log: Path) -> dict[str, object]:
+    """When the first and last batch were sent and confirmed, from the CLI's timestamped lines."""
+    sent: list[float] = []
+    confirmed: list[float] = []
+    first: float | None = None
+    for line in log.read_text(encoding="utf-8").splitlines():
+        stamp = line[:19]
+        try:
+            t = time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S"))
+        except ValueError:
+            continue
+        first = t if first is None else first
+        if " sent (job " in line:
+            sent.append(t)
+        elif " confirmed, " in line:
+            confirmed.append(t)
+    if first is None or not sent:
+        return {}
+    return {
+        "first_sent_after_s": sent[0] - first,
+        "sending_s": sent[-1] - sent[0],
+        "last_confirmed_after_last_sent_s": (confirmed[-1] if confirmed else sent[-1]) - sent[-1],
+    }
+
+
 def start_sandbox(rate_limits: str, job_delay: float) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [
@@ -94,6 +119,7 @@ properties = ["lifetime_value", "orders", "signup_date"]
 
 def run(rows: int, rate_limits: str, job_delay: float, keep: bool) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="klaviyo-bench-"))
+    phases: dict[str, object] = {}
     data = work / "customers.csv"
     t0 = time.perf_counter()
     # In a child process: Linux children inherit the parent's peak RSS at fork time, so data
@@ -129,21 +155,25 @@ def run(rows: int, rate_limits: str, job_delay: float, keep: bool) -> dict[str, 
             KLAVIYO_API_KEY=DEMO_KEY,
         )
         start = time.perf_counter()
+        log = open(work / "export.log", "w")  # noqa: SIM115 - closed once the child has ended
         proc = subprocess.Popen(
             [sys.executable, "-m", "klaviyo_tui", "run", "bench", "--json"],
             env=env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=log,
             text=True,
         )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
+        log.close()
+        phases.update(_phases(work / "export.log"))
         assert proc.stdout is not None
         out = proc.stdout.read()
         summary = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
     finally:
         sandbox.terminate()
-        sandbox.wait(timeout=30)
+        _, _, sandbox_usage = os.wait4(sandbox.pid, 0)
+    phases["sandbox_cpu_s"] = round(sandbox_usage.ru_utime + sandbox_usage.ru_stime, 1)
     counts = summary.get("counts", {})
     imported = int(counts.get("imported", 0))
     jobs = int(summary.get("jobs", 0))
@@ -162,6 +192,7 @@ def run(rows: int, rate_limits: str, job_delay: float, keep: bool) -> dict[str, 
         "cpu_sys_s": round(usage.ru_stime, 2),
         "cpu_total_s": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        **phases,
         "klaviyo_bound_s": round(bound, 2),
         "ratio_to_bound": round(wall / bound, 3) if bound else None,
     }
