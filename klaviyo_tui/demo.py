@@ -16,13 +16,15 @@ from pathlib import Path
 
 import keyring
 from keyring.backend import KeyringBackend
+from keyring.errors import PasswordDeleteError
 
 DEMO_ROWS = 25_000
 ENV_OVERRIDES = ("KLAVIYO_TUI_CONFIG", "KLAVIYO_TUI_DATA", "KLAVIYO_API_KEY")
 
 
-class DemoMemoryKeyring(KeyringBackend):
-    """Keys live in memory for the demo's lifetime (so the OS keyring stays untouched)."""
+class MemoryKeyring(KeyringBackend):
+    """A real keyring backend that keeps keys in memory: the demo's (so the OS keyring stays
+    untouched) and the test suite's. Deleting a missing entry raises, as real backends do."""
 
     priority = 1
 
@@ -37,7 +39,8 @@ class DemoMemoryKeyring(KeyringBackend):
         self.passwords[(service, username)] = password
 
     def delete_password(self, service: str, username: str) -> None:
-        self.passwords.pop((service, username), None)
+        if self.passwords.pop((service, username), None) is None:
+            raise PasswordDeleteError(f"no key stored for {username!r}")
 
 
 @contextmanager
@@ -61,7 +64,7 @@ def demo_environment(rows: int = DEMO_ROWS, *, job_delay: float = 2.5) -> Iterat
         os.environ["KLAVIYO_TUI_CONFIG"] = str(root / "config" / "config.toml")
         os.environ["KLAVIYO_TUI_DATA"] = str(root / "data")
         os.environ.pop("KLAVIYO_API_KEY", None)  # the demo key must be the one used
-        keyring.set_keyring(DemoMemoryKeyring())
+        keyring.set_keyring(MemoryKeyring())
         settings = SandboxSettings(rate_limits=True, faults={"rowfail": 0.002}, job_delay=job_delay)
         server = SandboxServer(settings)
         try:

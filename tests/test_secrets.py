@@ -9,6 +9,7 @@ import pytest
 from keyring.backends import fail, null
 
 from klaviyo_tui import secrets
+from klaviyo_tui.demo import MemoryKeyring
 from klaviyo_tui.secrets import (
     SERVICE,
     SecretsError,
@@ -20,7 +21,6 @@ from klaviyo_tui.secrets import (
     redact,
     store_api_key,
 )
-from tests.conftest import MemoryKeyring
 
 KEY = "pk_" + "0123456789abcdefABCDEF0123456789ab"  # 34 after the prefix
 
