@@ -20,6 +20,19 @@ class RowState(enum.StrEnum):
     DUPLICATE = "duplicate"  # an earlier row with the same email, superseded by a later one
     NOT_SENT = "not_sent"  # valid, but the run ended before Klaviyo confirmed it
 
+    @property
+    def label(self) -> str:
+        """How people read the state: "rejected by Klaviyo", "not sent"."""
+        return self.value.replace("_", " ").replace("klaviyo", "Klaviyo")
+
+
+def state_label(value: str) -> str:
+    """The label of a state given by its stored value (unknown values are shown as they are)."""
+    try:
+        return RowState(value).label
+    except ValueError:
+        return value
+
 
 class ExitCode(enum.IntEnum):
     """Process exit codes (decisions.md). README documents them."""

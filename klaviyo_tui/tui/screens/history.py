@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
-from klaviyo_tui.model import RowState
+from klaviyo_tui.model import RowState, state_label
 from klaviyo_tui.tui.progress import format_duration
 from klaviyo_tui.tui.screens.base import BaseScreen
 
@@ -236,12 +236,12 @@ class RunDetailScreen(BaseScreen[None]):
         counts = self.query_one("#counts", DataTable)
         counts.clear()
         for state in STATES:
-            counts.add_row(state.replace("_", " "), f"{record.counts.get(state, 0):,}")
+            counts.add_row(state_label(state), f"{record.counts.get(state, 0):,}")
         table = self.query_one("#reasons", DataTable)
         table.clear()
         self.reasons = reasons
         for reason, state, count in reasons:
-            table.add_row(f"{count:,}", str(state).replace("_", " "), reason)
+            table.add_row(f"{count:,}", state_label(str(state)), reason)
         self._show_reason(0)
         failed = sum(n for _, s, n in reasons if s != RowState.INVALID.value)
         self.query_one("#retry", Button).disabled = failed == 0
@@ -258,7 +258,7 @@ class RunDetailScreen(BaseScreen[None]):
         text = ""
         if 0 <= row < len(self.reasons):
             reason, state, count = self.reasons[row]
-            text = f"{count:,} {str(state).replace('_', ' ')}: {reason}"
+            text = f"{count:,} {state_label(str(state))}: {reason}"
         self.query_one("#reason-full", Static).update(Content(text))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header, Label, Log, ProgressBar, Sparkline, Static
 
-from klaviyo_tui.model import ExitCode
+from klaviyo_tui.model import ExitCode, state_label
 from klaviyo_tui.tui.progress import RunProgress, describe_exit, format_duration
 from klaviyo_tui.tui.screens.base import BaseScreen
 from klaviyo_tui.tui.screens.dialogs import ConfirmModal
@@ -49,7 +49,7 @@ def summary_text(p: RunProgress) -> str:
     s = p.summary
     if s is None:
         return "[b]Cancelled.[/b] The run is resumable: press [b]u[/b] here or use History."
-    counts = " · ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in s.counts.items() if v)
+    counts = " · ".join(f"{state_label(k)} {v:,}" for k, v in s.counts.items() if v)
     not_imported = sum(v for k, v in s.counts.items() if k != "imported")
     tail = "Press [b]o[/b] for the details, [b]h[/b] for history."
     if not_imported:
