@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -45,6 +46,18 @@ def customers(n: int, *, start: int = 0) -> list[dict[str, str]]:
     ]
 
 
+def one_csv_export(
+    tmp_path: Path, base_url: str, rows: list[dict[str, str]], list_id: str | None = None, **kw: Any
+) -> tuple[Config, str]:
+    """The customers as one CSV segment of export "customers" into a new (or given) list."""
+    source = write_customers(tmp_path / "c.csv", rows)
+    list_id = list_id or create_list(base_url)
+    config = write_config(
+        tmp_path / "config.toml", base_url=base_url, list_id=list_id, sources={"main": source}, **kw
+    )
+    return config, list_id
+
+
 async def drain(
     export_name: str, config: Config, store: HistoryStore, **kwargs: object
 ) -> tuple[RunSummary, list[object]]:
@@ -71,13 +84,10 @@ async def test_every_state_and_exact_list_contents(
     rows[5]["email"] = "not-an-email"  # invalid locally
     rows[9]["phone"] = "12"  # invalid phone: the row is invalid
     rows[50]["email"] = rows[10]["email"].upper()  # duplicate of row 11, later row wins
-    source = write_customers(tmp_path / "c.csv", rows)
-    list_id = create_list(sandbox.base_url)
-    config = write_config(
-        tmp_path / "config.toml",
-        base_url=sandbox.base_url,
-        list_id=list_id,
-        sources={"main": source},
+    config, list_id = one_csv_export(
+        tmp_path,
+        sandbox.base_url,
+        rows,
         mapping={
             "email": "email",
             "phone_number": "phone",
@@ -109,14 +119,7 @@ async def test_klaviyo_400_pointers_strip_exactly_those_rows(
 ) -> None:
     """A proxy corrupts two emails in the first job so the sandbox answers 400 with pointers."""
     rows = customers(30)
-    source = write_customers(tmp_path / "c.csv", rows)
-    list_id = create_list(sandbox.base_url)
-    config = write_config(
-        tmp_path / "config.toml",
-        base_url=sandbox.base_url,
-        list_id=list_id,
-        sources={"main": source},
-    )
+    config, list_id = one_csv_export(tmp_path, sandbox.base_url, rows)
     corrupted: list[bytes] = []
 
     class Corrupting(httpx.AsyncBaseTransport):
@@ -155,14 +158,7 @@ async def test_import_errors_over_several_pages(tmp_path: Path, store: HistorySt
     settings = SandboxSettings(rate_limits=False, job_delay=0.0, faults={"rowfail": 0.1}, seed=3)
     with SandboxServer(settings) as server:
         rows = customers(3000)
-        source = write_customers(tmp_path / "c.csv", rows)
-        list_id = create_list(server.base_url)
-        config = write_config(
-            tmp_path / "config.toml",
-            base_url=server.base_url,
-            list_id=list_id,
-            sources={"main": source},
-        )
+        config, list_id = one_csv_export(tmp_path, server.base_url, rows)
         summary, _ = await drain("customers", config, store)
         rejected = summary.counts[RowState.REJECTED.value]
         assert rejected > 200  # > 2 pages of 100 import errors
@@ -190,13 +186,8 @@ async def test_faults_still_deliver_exactly_the_valid_rows(
     settings = SandboxSettings(rate_limits=False, job_delay=0.0, faults=faults, seed=7)
     with SandboxServer(settings) as server:
         rows = customers(25_000)
-        source = write_customers(tmp_path / "c.csv", rows)
-        list_id = create_list_retrying(server.base_url)
-        config = write_config(
-            tmp_path / "config.toml",
-            base_url=server.base_url,
-            list_id=list_id,
-            sources={"main": source},
+        config, list_id = one_csv_export(
+            tmp_path, server.base_url, rows, list_id=create_list_retrying(server.base_url)
         )
         client = KlaviyoClient(
             server.base_url,
@@ -228,14 +219,7 @@ async def test_dry_run_sends_no_write(
 ) -> None:
     rows = customers(40)
     rows[0]["email"] = "bad"
-    source = write_customers(tmp_path / "c.csv", rows)
-    list_id = create_list(sandbox.base_url)
-    config = write_config(
-        tmp_path / "config.toml",
-        base_url=sandbox.base_url,
-        list_id=list_id,
-        sources={"main": source},
-    )
+    config, list_id = one_csv_export(tmp_path, sandbox.base_url, rows)
     summary, _ = await drain("customers", config, store, dry_run=True)
     assert summary.dry_run
     assert summary.plan["jobs"] == 1
