@@ -17,19 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import orjson
 
 from klaviyo_tui import rejects as rejects_file
-from klaviyo_tui.batching import Batch, BatchPacker
+from klaviyo_tui.batching import Batch
 from klaviyo_tui.config import Config, ConfigError, Export
 from klaviyo_tui.history import BatchRecord, HistoryStore
 from klaviyo_tui.klaviyo import (
-    ImportErrorItem,
     ImportJob,
     KlaviyoClient,
     KlaviyoError,
@@ -52,7 +48,8 @@ from klaviyo_tui.model import (
     RowState,
     RunSummary,
 )
-from klaviyo_tui.pipeline import PipelineStats, iter_validated
+from klaviyo_tui.outcomes import first_profile, map_import_errors, masked
+from klaviyo_tui.reading import Step, produce
 from klaviyo_tui.sources import SourceError
 
 #: Bulk import jobs in flight at once; the client's pacer keeps them inside the rate tier.
@@ -296,7 +293,7 @@ class _ExportRun:
             # Klaviyo's rate limit bounds the upload; jobs then take a few seconds to finish.
             "estimated_seconds": round(least_seconds_for(op, jobs) + JOB_FINISH_S, 1),
             "rate_tier": f"{op.burst}/s burst, {op.steady}/min steady (bulk import jobs)",
-            "sample_payload": _masked(self.sample_payload) if self.sample_payload else None,
+            "sample_payload": masked(self.sample_payload) if self.sample_payload else None,
         }
 
     def _finish_sync(self, summary: RunSummary) -> None:
@@ -404,7 +401,7 @@ class _ExportRun:
         Ends the queue with None, or hands a failure to the consumer; on cancel it just stops (the
         consumer is gone, and a put could block forever on a full queue).
         """
-        produced = _produce(self.export, self.config, self.retry_rows)
+        produced = produce(self.export, self.config, self.retry_rows)
         loop = asyncio.get_running_loop()
         # One thread for the whole read: pandas/Arrow keep their per-thread arenas warm.
         reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="klaviyo-tui-read")
@@ -425,7 +422,7 @@ class _ExportRun:
         )
         await out.put(None)
 
-    async def _take(self, step: _Step, out: asyncio.Queue[Batch | BaseException | None]) -> None:
+    async def _take(self, step: Step, out: asyncio.Queue[Batch | BaseException | None]) -> None:
         if step.rejects:
             await asyncio.to_thread(self.store.add_failures, self._run, step.rejects)
             for reject in step.rejects:
@@ -443,7 +440,7 @@ class _ExportRun:
         )
         for batch in step.batches:
             if self.sample_payload is None:
-                self.sample_payload = _first_profile(batch.body)
+                self.sample_payload = first_profile(batch.body)
             self.planned_jobs += 1
             await out.put(batch)
 
@@ -558,7 +555,7 @@ class _ExportRun:
         if failed:
             if failed >= batch.count:  # the whole batch failed: is the list still there?
                 await self._check_list_exists(client)
-            rejects = _map_import_errors(batch, await client.import_errors(entry.job_id), failed)
+            rejects = map_import_errors(batch, await client.import_errors(entry.job_id), failed)
             await asyncio.to_thread(self.store.add_failures, self._run, rejects)
             self.events.put_nowait(
                 RowsRejected(len(rejects), rejects[0].reason if rejects else "import error")
@@ -570,45 +567,6 @@ class _ExportRun:
             self.store.batch_finished, self._run, batch.number, imported, len(rejects)
         )
         self.events.put_nowait(JobConfirmed(entry.job_id, batch.number, imported, len(rejects)))
-
-
-@dataclass
-class _Step:
-    read: int
-    valid: int
-    total: int | None
-    rejects: list[Reject]
-    batches: list[Batch]
-
-
-def _produce(
-    export: Export, config: Config, only_rows: set[tuple[str, int]] | None
-) -> Generator[_Step, None, None]:
-    """Runs in a worker thread: read, validate, de-duplicate and pack (all CPU work)."""
-    import numpy as np  # only this function needs it; keeps the engine's imports light
-
-    segments = {name: config.segments[name] for name in export.segments}
-    packer = BatchPacker(export.list_id)
-    read = valid = 0
-    total: int | None = None
-    for item in iter_validated(export, segments):
-        if isinstance(item, PipelineStats):
-            total = item.total
-            continue
-        rejects = item.rejects
-        if only_rows is not None:
-            rejects = [r for r in rejects if (r.segment, r.row) in only_rows]
-        read += item.read if only_rows is None else len(rejects)
-        payloads, rows, emails = item.payload_array, item.row_array, item.email_array
-        if only_rows is not None:
-            wanted = np.array([(item.segment, r) in only_rows for r in rows.tolist()], dtype=bool)
-            payloads, rows, emails = payloads.filter(wanted), rows[wanted], emails.filter(wanted)
-            read += len(rows)
-        valid += len(rows)
-        batches: list[Batch] = packer.add_arrays(payloads, rows, emails, item.segment)
-        yield _Step(read=read, valid=valid, total=total, rejects=rejects, batches=batches)
-    last = packer.flush()
-    yield _Step(read=read, valid=valid, total=total, rejects=[], batches=[last] if last else [])
 
 
 def _accepted(record: BatchRecord, batch: Batch) -> bool:
@@ -624,80 +582,3 @@ def _raise_failed(tasks: set[asyncio.Task[None]]) -> None:
     for task in list(tasks):
         if task.done() and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
-
-
-def _map_import_errors(
-    batch: Batch, errors: Sequence[ImportErrorItem], failed: int
-) -> list[Reject]:
-    """Tie Klaviyo's import errors back to source rows through the email in original_payload."""
-    by_email = {email: i for i, email in enumerate(batch.emails)}
-    rejects: list[Reject] = []
-    seen: set[int] = set()
-    for error in errors:
-        payload = error.original_payload or {}
-        email = str(payload.get("email", "")).strip().lower()
-        index = by_email.get(email)
-        detail = error.detail or error.title or "import error"
-        if index is not None and index not in seen:
-            seen.add(index)
-            rejects.append(
-                Reject(
-                    row=batch.rows[index],
-                    segment=batch.segments[index],
-                    column=_field_from_pointer(error.pointer),
-                    value=email,
-                    reason=f"Klaviyo: {detail}",
-                    state=RowState.REJECTED,
-                )
-            )
-    # Failures Klaviyo counted but did not itemise are still rejected rows: say so honestly.
-    for _ in range(max(0, failed - len(rejects))):
-        rejects.append(
-            Reject(
-                row=0,
-                segment="",
-                column="",
-                value="",
-                reason="Klaviyo: counted as failed without an itemised import error",
-                state=RowState.REJECTED,
-            )
-        )
-    return rejects
-
-
-def _field_from_pointer(pointer: str | None) -> str:
-    if not pointer:
-        return ""
-    return pointer.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _first_profile(body: bytes) -> bytes | None:
-    try:
-        data = orjson.loads(body)
-        return orjson.dumps(data["data"]["attributes"]["profiles"]["data"][0])
-    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
-        return None
-
-
-def _masked(payload: bytes) -> object:
-    """A sample profile with every value masked: shows the shape, never the data."""
-
-    def mask(value: object) -> object:
-        if isinstance(value, dict):
-            return {k: (v if k == "type" else mask(v)) for k, v in value.items()}
-        if isinstance(value, list):
-            return [mask(v) for v in value]
-        if isinstance(value, str):
-            if "@" in value:
-                local, _, domain = value.partition("@")
-                return f"{local[:1]}***@{domain[:1]}***"
-            return value[:1] + "***" if value else value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return 0
-        return value
-
-    return mask(orjson.loads(payload))
-
-
-def rejects_path(run_id: int) -> Path:
-    return rejects_file.path_for(run_id)

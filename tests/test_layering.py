@@ -16,6 +16,8 @@ CORE_MODULES = [
     "klaviyo_tui.locking",
     "klaviyo_tui.schedule",
     "klaviyo_tui.rejects",
+    "klaviyo_tui.reading",
+    "klaviyo_tui.outcomes",
     "klaviyo_tui.consent",
     "klaviyo_tui.sample_data",
     "klaviyo_tui.secrets",

@@ -1,0 +1,56 @@
+"""The reading side of a run, in its own worker thread: read, validate, de-duplicate, pack.
+
+All the CPU work of an export (pandas, pyarrow, orjson, hashing) happens here, one step per
+validated chunk, so the event loop that talks to Klaviyo never stalls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+
+from klaviyo_tui.batching import Batch, BatchPacker
+from klaviyo_tui.config import Config, Export
+from klaviyo_tui.model import Reject
+from klaviyo_tui.pipeline import PipelineStats, iter_validated
+
+
+@dataclass
+class Step:
+    """Cumulative counts after one chunk, its rejects, and the batches it filled."""
+
+    read: int
+    valid: int
+    total: int | None
+    rejects: list[Reject]
+    batches: list[Batch]
+
+
+def produce(
+    export: Export, config: Config, only_rows: set[tuple[str, int]] | None
+) -> Generator[Step, None, None]:
+    """Runs in a worker thread: read, validate, de-duplicate and pack (all CPU work)."""
+    import numpy as np  # only this function needs it; keeps the engine's imports light
+
+    segments = {name: config.segments[name] for name in export.segments}
+    packer = BatchPacker(export.list_id)
+    read = valid = 0
+    total: int | None = None
+    for item in iter_validated(export, segments):
+        if isinstance(item, PipelineStats):
+            total = item.total
+            continue
+        rejects = item.rejects
+        if only_rows is not None:
+            rejects = [r for r in rejects if (r.segment, r.row) in only_rows]
+        read += item.read if only_rows is None else len(rejects)
+        payloads, rows, emails = item.payload_array, item.row_array, item.email_array
+        if only_rows is not None:
+            wanted = np.array([(item.segment, r) in only_rows for r in rows.tolist()], dtype=bool)
+            payloads, rows, emails = payloads.filter(wanted), rows[wanted], emails.filter(wanted)
+            read += len(rows)
+        valid += len(rows)
+        batches: list[Batch] = packer.add_arrays(payloads, rows, emails, item.segment)
+        yield Step(read=read, valid=valid, total=total, rejects=rejects, batches=batches)
+    last = packer.flush()
+    yield Step(read=read, valid=valid, total=total, rejects=[], batches=[last] if last else [])
