@@ -27,8 +27,8 @@ class DemoBanner(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Static(
-            f"[b]Demo mode[/b]: sandbox at {self.demo.base_url}, API key "
-            f"[b]{self.demo.api_key}[/b] — paste it in the wizard",
+            f"[b]Demo mode[/b]: a sandbox Klaviyo at {self.demo.base_url} (nothing real is "
+            f"touched); its API key is [b]{self.demo.api_key}[/b]",
             id="demo-text",
         )
         if self.show_button:
