@@ -10,6 +10,9 @@ that ends with a `RunSummary`. Work is split so the event loop never stalls:
 Resume: batches are deterministic for the same input, so each one has a fingerprint. The journal
 records every batch Klaviyo accepted (with its job id); a resumed run re-reads the input, skips the
 batches already accepted (polling their jobs instead) and sends only the rest.
+
+`EngineError` (defined with the other shared types in `model`) is re-exported here: the front ends
+catch it from the engine they call.
 """
 
 from __future__ import annotations
@@ -19,78 +22,37 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from klaviyo_tui import rejects as rejects_file
 from klaviyo_tui.batching import Batch
 from klaviyo_tui.config import Config, ConfigError, Export
 from klaviyo_tui.history import BatchRecord, HistoryStore
+from klaviyo_tui.jobs import JobTracker, Tally
 from klaviyo_tui.klaviyo import (
-    ImportJob,
     KlaviyoClient,
     KlaviyoError,
     NotFoundError,
-    RequestRejected,
 )
 from klaviyo_tui.klaviyo.pacing import OPERATIONS, least_seconds_for
 from klaviyo_tui.locking import export_lock
 from klaviyo_tui.model import (
+    EngineError,
     ExitCode,
-    JobConfirmed,
     JobsPlanned,
-    JobSubmitted,
-    Notice,
     Phase,
     ProgressEvent,
-    Reject,
     RowsRead,
-    RowsRejected,
     RowState,
     RunSummary,
 )
-from klaviyo_tui.outcomes import first_profile, map_import_errors, masked
+from klaviyo_tui.outcomes import first_profile, masked
 from klaviyo_tui.reading import Step, produce
 from klaviyo_tui.sources import SourceError
 
-#: Bulk import jobs in flight at once; the client's pacer keeps them inside the rate tier.
-SUBMIT_CONCURRENCY = 8
 #: Packed batches waiting for upload: bounds memory whatever the input size.
 READ_AHEAD_BATCHES = 4
-#: Jobs Klaviyo accepted but has not finished. Each keeps its rows and emails (not its body) to
-#: tie import errors back to source rows; the cap keeps memory flat however long jobs take,
-#: and is high enough that Klaviyo's 150 jobs a minute stay the bound unless a job takes ~25 s.
-MAX_UNCONFIRMED_JOBS = 64
 #: A rough allowance for the last jobs to finish inside Klaviyo, for dry-run estimates.
 JOB_FINISH_S = 5.0
-
-
-class EngineError(Exception):
-    """A run could not start or had to stop; the message says why and what to do."""
-
-    def __init__(self, message: str, exit_code: ExitCode) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-@dataclass
-class _Tally:
-    read: int = 0
-    valid: int = 0
-    counts: dict[RowState, int] = field(default_factory=lambda: {s: 0 for s in RowState})
-    jobs: int = 0
-    total: int | None = None  # rows the run will read, known after the first pass
-
-    def as_dict(self) -> dict[str, int]:
-        return {state.value: n for state, n in self.counts.items()}
-
-
-@dataclass
-class _Pending:
-    """A batch Klaviyo accepted, waiting for its job to finish."""
-
-    batch: Batch
-    job_id: str
-    stripped: int = 0  # rows of `batch` that a 400 removed before Klaviyo accepted the job
 
 
 def check_runnable(export: Export, config: Config) -> None:
@@ -143,6 +105,9 @@ async def run_export(
             yield event
 
 
+__all__ = ["EngineError", "check_runnable", "run_export"]
+
+
 class _ExportRun:
     def __init__(
         self, export: Export, config: Config, api_key: str, store: HistoryStore, *, dry_run: bool
@@ -153,14 +118,13 @@ class _ExportRun:
         self.api_key = api_key
         self.store = store
         self.dry_run = dry_run
-        self.tally = _Tally()
+        self.tally = Tally()
         self.events: asyncio.Queue[ProgressEvent] = asyncio.Queue()
         self.run_id: int | None = None  # set before any work starts
         self.started = time.monotonic()
         self.sample_payload: bytes | None = None
         self.planned_jobs = 0
         self.retry_rows: set[tuple[str, int]] | None = None
-        self.unconfirmed = asyncio.Semaphore(MAX_UNCONFIRMED_JOBS)
 
     @property
     def _run(self) -> int:
@@ -329,14 +293,17 @@ class _ExportRun:
         )
         reader = asyncio.create_task(self._read(batches))
         self.events.put_nowait(Phase("planning" if self.dry_run else "reading and uploading"))
-        pending: dict[str, _Pending] = {}
-        done_reading = asyncio.Event()
-        poller = (
-            asyncio.create_task(self._poll(client, pending, done_reading))
-            if not self.dry_run
-            else None
+        tracker = JobTracker(
+            client=client,
+            store=self.store,
+            run_id=self._run,
+            export_name=self.export.name,
+            list_id=self.export.list_id,
+            tally=self.tally,
+            emit=self.events.put_nowait,
         )
-        sem = asyncio.Semaphore(SUBMIT_CONCURRENCY)
+        done_reading = asyncio.Event()
+        poller = None if self.dry_run else asyncio.create_task(tracker.poll(done_reading))
         uploads: set[asyncio.Task[None]] = set()
         try:
             while (batch := await batches.get()) is not None:
@@ -346,13 +313,9 @@ class _ExportRun:
                     continue
                 record = journal.get(batch.number)
                 if record is not None and _accepted(record, batch):
-                    if record.state != "finished":
-                        await self.unconfirmed.acquire()
-                    self._resume_batch(batch, record, pending)
+                    await tracker.resumed(batch, record)
                     continue
-                await self.unconfirmed.acquire()
-                await sem.acquire()
-                task = asyncio.create_task(self._upload(client, batch, pending, sem))
+                task = await tracker.start_upload(batch)
                 uploads.add(task)
                 task.add_done_callback(uploads.discard)
                 _raise_failed(uploads)
@@ -371,29 +334,6 @@ class _ExportRun:
             if self.run_id is not None:
                 await asyncio.to_thread(rejects_file.write, self.store, self.run_id)
         self.events.put_nowait(Phase("done"))
-
-    def _resume_batch(
-        self, batch: Batch, record: BatchRecord, pending: dict[str, _Pending]
-    ) -> None:
-        """Accepted before the interruption: count it or wait for it, never send it again."""
-        assert record.job_id is not None
-        self.tally.jobs += 1
-        self.tally.counts[RowState.REJECTED] += record.rejected
-        if record.state == "finished":
-            self.tally.counts[RowState.IMPORTED] += record.imported
-            self.tally.counts[RowState.REJECTED] += record.failed
-            self.events.put_nowait(
-                Notice(
-                    f"batch {batch.number + 1}: already confirmed (job {record.job_id}), not resent"
-                )
-            )
-            return
-        pending[record.job_id] = _Pending(batch.receipt(), record.job_id, stripped=record.rejected)
-        self.events.put_nowait(
-            Notice(
-                f"batch {batch.number + 1}: accepted before (job {record.job_id}), waiting for it"
-            )
-        )
 
     async def _read(self, out: asyncio.Queue[Batch | BaseException | None]) -> None:
         """Drive the reading/validating/packing generator from a thread, one step at a time.
@@ -443,130 +383,6 @@ class _ExportRun:
                 self.sample_payload = first_profile(batch.body)
             self.planned_jobs += 1
             await out.put(batch)
-
-    async def _upload(
-        self,
-        client: KlaviyoClient,
-        batch: Batch,
-        pending: dict[str, _Pending],
-        sem: asyncio.Semaphore,
-    ) -> None:
-        accepted = False
-        try:
-            await asyncio.to_thread(
-                self.store.batch_submitting,
-                self._run,
-                batch.number,
-                batch.fingerprint,
-                batch.count,
-            )
-            current = batch
-            for _ in range(5):
-                try:
-                    job = await client.submit_import(current.body)
-                except RequestRejected as error:
-                    bad = {i: (f, d) for i, f, d in error.row_errors if i < current.count}
-                    if not bad or error.unattributed:
-                        raise EngineError(
-                            f"Klaviyo refused batch {batch.number + 1}: {error}", ExitCode.INPUT
-                        ) from error
-                    rejects = [
-                        Reject(
-                            row=current.rows[i],
-                            segment=current.segments[i],
-                            column=field_name,
-                            value="",
-                            reason=f"Klaviyo: {detail}",
-                            state=RowState.REJECTED,
-                        )
-                        for i, (field_name, detail) in sorted(bad.items())
-                    ]
-                    await asyncio.to_thread(self.store.add_failures, self._run, rejects)
-                    await asyncio.to_thread(
-                        self.store.batch_rejected_rows, self._run, batch.number, len(rejects)
-                    )
-                    self.tally.counts[RowState.REJECTED] += len(rejects)
-                    self.events.put_nowait(
-                        RowsRejected(len(rejects), f"batch {batch.number + 1}: {rejects[0].reason}")
-                    )
-                    current = current.without(set(bad))
-                    if current.count == 0:
-                        return
-                    continue
-                break
-            else:
-                raise EngineError(
-                    f"batch {batch.number + 1} kept being refused by Klaviyo", ExitCode.PARTIAL
-                )
-            await asyncio.to_thread(self.store.batch_accepted, self._run, batch.number, job.id)
-            self.tally.jobs += 1
-            pending[job.id] = _Pending(current.receipt(), job.id)
-            accepted = True
-            self.events.put_nowait(JobSubmitted(job.id, batch.number, current.count))
-        finally:
-            sem.release()
-            if not accepted:  # nothing for the poller to confirm
-                self.unconfirmed.release()
-
-    async def _poll(
-        self, client: KlaviyoClient, pending: dict[str, _Pending], done_reading: asyncio.Event
-    ) -> None:
-        """Poll running jobs until every accepted batch has a final count."""
-        delay = 0.2
-        while True:
-            if not pending:
-                if done_reading.is_set():
-                    return
-                await asyncio.sleep(0.05)
-                continue
-            jobs = await client.poll_jobs(list(pending))
-            finished = [j for j in jobs.values() if j.finished]
-            for job in finished:
-                entry = pending.pop(job.id)
-                await self._confirm(client, entry, job)
-                self.unconfirmed.release()
-            delay = 0.2 if finished else min(delay * 1.5, 3.0)
-            if pending:
-                await asyncio.sleep(delay)
-
-    async def _check_list_exists(self, client: KlaviyoClient) -> None:
-        """A list deleted mid-run fails every row: stop with that reason instead of paging
-        through thousands of identical import errors."""
-        try:
-            await client.get_list(self.export.list_id)
-        except NotFoundError as error:
-            raise EngineError(
-                f"list {self.export.list_id} no longer exists in Klaviyo "
-                "(deleted during the run?); "
-                f"pick another list for export {self.export.name!r} and run it again",
-                ExitCode.USAGE,
-            ) from error
-
-    async def _confirm(self, client: KlaviyoClient, entry: _Pending, job: ImportJob) -> None:
-        batch = entry.batch
-        failed = job.failed_count
-        rejects: list[Reject] = []
-        if job.status == "cancelled":
-            raise EngineError(
-                f"Klaviyo cancelled job {entry.job_id} (batch {batch.number + 1}); resume the run "
-                "to send it again",
-                ExitCode.UNAVAILABLE,
-            )
-        if failed:
-            if failed >= batch.count:  # the whole batch failed: is the list still there?
-                await self._check_list_exists(client)
-            rejects = map_import_errors(batch, await client.import_errors(entry.job_id), failed)
-            await asyncio.to_thread(self.store.add_failures, self._run, rejects)
-            self.events.put_nowait(
-                RowsRejected(len(rejects), rejects[0].reason if rejects else "import error")
-            )
-        imported = batch.count - entry.stripped - len(rejects)
-        self.tally.counts[RowState.IMPORTED] += imported
-        self.tally.counts[RowState.REJECTED] += len(rejects)
-        await asyncio.to_thread(
-            self.store.batch_finished, self._run, batch.number, imported, len(rejects)
-        )
-        self.events.put_nowait(JobConfirmed(entry.job_id, batch.number, imported, len(rejects)))
 
 
 def _accepted(record: BatchRecord, batch: Batch) -> bool:

@@ -46,6 +46,14 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130
 
 
+class EngineError(Exception):
+    """A run could not start or had to stop; the message says why and what to do."""
+
+    def __init__(self, message: str, exit_code: ExitCode) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 @dataclass(frozen=True, slots=True)
 class Reject:
     """One row that will not reach (or did not make it into) Klaviyo, with the reason."""

@@ -18,6 +18,7 @@ CORE_MODULES = [
     "klaviyo_tui.rejects",
     "klaviyo_tui.reading",
     "klaviyo_tui.outcomes",
+    "klaviyo_tui.jobs",
     "klaviyo_tui.consent",
     "klaviyo_tui.sample_data",
     "klaviyo_tui.secrets",
