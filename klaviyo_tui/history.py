@@ -31,6 +31,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -113,6 +114,8 @@ class BatchRecord:
     rejected: int = 0  # rows Klaviyo refused before accepting the job (400 pointers)
 
 
+OPEN_RETRIES = 40  # about 40 s of patience in all, for a fresh file's switch to WAL
+
 DUPLICATE_REASON = "duplicate email: a later row with the same email is sent instead"
 
 
@@ -170,17 +173,30 @@ class HistoryStore:
             raise HistoryError(f"cannot open the history database {self.path}: {exc}") from None
         self._db.row_factory = sqlite3.Row
         try:
-            self._db.execute("PRAGMA busy_timeout = 30000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
+            self._prepare()
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise HistoryError(
                 f"the history database {self.path} is unreadable ({exc}); move it aside "
                 "and klaviyo-tui will start a fresh history"
             ) from None
+
+    def _prepare(self) -> None:
+        """Pragmas and schema. Switching a new file to WAL takes an exclusive lock that SQLite's
+        busy handler does not wait for, so two stores opening a fresh file at once (the app's
+        screens and a run) retry briefly instead of failing."""
+        self._db.execute("PRAGMA busy_timeout = 30000")
+        for attempt in range(OPEN_RETRIES):
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == OPEN_RETRIES - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._migrate()
 
     def _migrate(self) -> None:
         with self._tx() as db:

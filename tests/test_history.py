@@ -283,3 +283,30 @@ def test_survives_sigkill_mid_write() -> None:
         with export_lock("nightly"):
             store.reopen_run(run_id)
             assert store.run(run_id).status == "running"  # type: ignore[union-attr]
+
+
+def test_stores_opening_a_fresh_file_at_once_do_not_fail(tmp_path: Path) -> None:
+    """The app's screens and a run open the history together; the first switch to WAL locks."""
+    import threading
+
+    for round_no in range(30):
+        path = tmp_path / f"h{round_no}.sqlite3"
+        errors: list[BaseException] = []
+        start = threading.Barrier(4)
+
+        def open_and_write(path: Path = path, errors: list[BaseException] = errors) -> None:
+            start.wait()
+            try:
+                store = HistoryStore(path)
+                store.start_run(export="e", connection="c", list_id="L")
+                store.close()
+            except BaseException as error:  # collected for the assertion below
+                errors.append(error)
+
+        threads = [threading.Thread(target=open_and_write) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert len(HistoryStore(path).runs()) == 4
