@@ -294,7 +294,11 @@ def test_stores_opening_a_fresh_file_at_once_do_not_fail(tmp_path: Path) -> None
         errors: list[BaseException] = []
         start = threading.Barrier(4)
 
-        def open_and_write(path: Path = path, errors: list[BaseException] = errors) -> None:
+        def open_and_write(
+            path: Path = path,
+            errors: list[BaseException] = errors,
+            start: threading.Barrier = start,
+        ) -> None:
             start.wait()
             try:
                 store = HistoryStore(path)
