@@ -234,13 +234,8 @@ async def test_dry_run_sends_no_write(
 async def test_missing_consent_and_segment_refuse_before_any_request(
     tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
 ) -> None:
-    source = write_customers(tmp_path / "c.csv", customers(3))
-    config = write_config(
-        tmp_path / "config.toml",
-        base_url=sandbox.base_url,
-        list_id="AbC123",
-        sources={"main": source},
-        consent=False,
+    config, _ = one_csv_export(
+        tmp_path, sandbox.base_url, customers(3), list_id="AbC123", consent=False
     )
     with pytest.raises(EngineError, match="consent"):
         await drain("customers", config, store)
@@ -250,13 +245,7 @@ async def test_missing_consent_and_segment_refuse_before_any_request(
 async def test_unknown_list_fails_with_a_clear_message(
     tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
 ) -> None:
-    source = write_customers(tmp_path / "c.csv", customers(3))
-    config = write_config(
-        tmp_path / "config.toml",
-        base_url=sandbox.base_url,
-        list_id="Nope12",
-        sources={"main": source},
-    )
+    config, _ = one_csv_export(tmp_path, sandbox.base_url, customers(3), list_id="Nope12")
     summary, _ = await drain("customers", config, store)
     assert summary.exit_code == ExitCode.USAGE
     assert summary.error is not None and "Nope12" in summary.error
