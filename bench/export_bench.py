@@ -129,7 +129,7 @@ def run(rows: int, rate_limits: str, job_delay: float, keep: bool) -> dict[str, 
             sys.executable,
             "-c",
             "import sys; from pathlib import Path; "
-            "from klaviyo_tui.sample_data import generate_customers; "
+            "from klaviyo_tui.demo.sample_data import generate_customers; "
             "generate_customers(Path(sys.argv[1]), int(sys.argv[2]), invalid_rate=0.01, seed=1)",
             str(data),
             str(rows),

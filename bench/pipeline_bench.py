@@ -14,12 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from klaviyo_tui import mapping
-from klaviyo_tui.batching import BatchPacker
-from klaviyo_tui.config import Export, Mapping, Segment
-from klaviyo_tui.pipeline import first_pass, iter_validated
-from klaviyo_tui.sample_data import generate_customers
-from klaviyo_tui.sources import read_chunks
+from klaviyo_tui.demo.sample_data import generate_customers
+from klaviyo_tui.input import mapping
+from klaviyo_tui.input.batching import BatchPacker
+from klaviyo_tui.input.pipeline import first_pass, iter_validated
+from klaviyo_tui.input.sources import read_chunks
+from klaviyo_tui.store.config import Export, Mapping, Segment
 
 MAPPING = Mapping(
     email="email",

@@ -1,3 +1,3 @@
-from klaviyo_tui.cli import main
+from klaviyo_tui.cli.main import main
 
 main()

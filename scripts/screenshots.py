@@ -16,7 +16,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from klaviyo_tui.demo import demo_environment
+from klaviyo_tui.demo.launch import demo_environment
 from klaviyo_tui.tui.app import DemoInfo, KlaviyoApp, make_app
 
 SIZE = (80, 24)

@@ -8,7 +8,7 @@ from pathlib import Path
 import keyring
 import pytest
 
-from klaviyo_tui.demo import MemoryKeyring
+from klaviyo_tui.demo.launch import MemoryKeyring
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,8 @@ from typing import Any
 import sandbox_helpers
 import tomlkit
 
-from klaviyo_tui.config import Config, load_config
 from klaviyo_tui.sandbox import DEMO_KEY
+from klaviyo_tui.store.config import Config, load_config
 
 REVISION = sandbox_helpers.REVISION
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from klaviyo_tui.batching import Batch, BatchPacker
+from klaviyo_tui.input.batching import Batch, BatchPacker
 
 
 def _payload(i: int, pad: int = 0) -> bytes:

@@ -214,7 +214,7 @@ def test_connections_add_leaves_no_key_behind_when_the_config_cannot_be_saved(
 ) -> None:
     from click.testing import CliRunner
 
-    from klaviyo_tui.cli import cli as root
+    from klaviyo_tui.cli.main import cli as root
 
     def refuse(*_: object) -> None:
         raise PermissionError(13, "Permission denied")
@@ -236,7 +236,7 @@ def test_connections_add_stores_the_key_in_the_keyring(
 ) -> None:
     from click.testing import CliRunner
 
-    from klaviyo_tui.cli import cli as root
+    from klaviyo_tui.cli.main import cli as root
 
     result = CliRunner().invoke(
         root,

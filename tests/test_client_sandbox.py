@@ -16,6 +16,8 @@ import httpx
 import orjson
 import pytest
 
+from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.events import Retrying, Waiting
 from klaviyo_tui.klaviyo import (
     EXPORT_SCOPES,
     AuthError,
@@ -28,7 +30,6 @@ from klaviyo_tui.klaviyo import (
     ScopeError,
     UnavailableError,
 )
-from klaviyo_tui.model import ExitCode, Retrying, Waiting
 
 sandbox = pytest.importorskip("klaviyo_tui.sandbox.server", reason="sandbox server not built yet")
 from klaviyo_tui.sandbox import ALL_SCOPES, DEMO_KEY, SandboxSettings  # noqa: E402

@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from klaviyo_tui.batching import BatchPacker
+from klaviyo_tui.input.batching import BatchPacker
 from klaviyo_tui.klaviyo import KlaviyoClient, RequestRejected
 
 jsonschema = pytest.importorskip("jsonschema")

@@ -13,6 +13,8 @@ import httpx
 import orjson
 import pytest
 
+from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.events import Retrying, Waiting
 from klaviyo_tui.klaviyo import (
     AuthError,
     InvalidBaseURL,
@@ -29,7 +31,6 @@ from klaviyo_tui.klaviyo import (
     mask_key,
 )
 from klaviyo_tui.klaviyo.pacing import OPERATIONS
-from klaviyo_tui.model import ExitCode, Retrying, Waiting
 
 KEY = "pk_abcdefghijklmnopqrstuvwxyz0123456789"
 BASE = "https://a.klaviyo.com"

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from klaviyo_tui import paths
-from klaviyo_tui.config import (
+from klaviyo_tui.store import paths
+from klaviyo_tui.store.config import (
     Config,
     ConfigError,
-    ConfigStore,
     Connection,
     Export,
     Mapping,
     Segment,
     load_config,
 )
+from klaviyo_tui.store.config_store import ConfigStore
 
 SAMPLE = """\
 # my klaviyo config

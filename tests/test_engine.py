@@ -11,14 +11,15 @@ import httpx
 import pytest
 from engine_support import create_list, import_jobs, list_emails, write_config, write_customers
 
-from klaviyo_tui.config import Config
-from klaviyo_tui.engine import EngineError, run_export
-from klaviyo_tui.history import HistoryStore
+from klaviyo_tui.demo.sample_data import generate_customers
+from klaviyo_tui.errors import ExitCode, RunError
+from klaviyo_tui.events import JobConfirmed, RowState, RunSummary
 from klaviyo_tui.klaviyo import KlaviyoClient
-from klaviyo_tui.model import ExitCode, JobConfirmed, RowState, RunSummary
-from klaviyo_tui.sample_data import generate_customers
+from klaviyo_tui.run.engine import run_export
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
 from klaviyo_tui.sandbox.server import SandboxServer
+from klaviyo_tui.store.config import Config
+from klaviyo_tui.store.history import HistoryStore
 
 
 @pytest.fixture
@@ -237,7 +238,7 @@ async def test_missing_consent_and_segment_refuse_before_any_request(
     config, _ = one_csv_export(
         tmp_path, sandbox.base_url, customers(3), list_id="AbC123", consent=False
     )
-    with pytest.raises(EngineError, match="consent"):
+    with pytest.raises(RunError, match="consent"):
         await drain("customers", config, store)
     assert store.runs() == []
 
@@ -285,7 +286,7 @@ async def test_every_source_format_ends_in_the_same_list(
 
     import pandas as pd
 
-    from klaviyo_tui.sample_data import customers_table
+    from klaviyo_tui.demo.sample_data import customers_table
 
     table = customers_table(300, invalid_rate=0.05, seed=11)
     frame = table.to_pandas().astype("string")

@@ -20,12 +20,13 @@ import pytest
 from engine_support import import_jobs, list_emails, write_config, write_customers
 from test_engine import create_list_retrying, drain
 
-from klaviyo_tui.history import HistoryStore
+from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.events import RowState
 from klaviyo_tui.klaviyo import KlaviyoClient
-from klaviyo_tui.model import ExitCode, RowState
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
 from klaviyo_tui.sandbox.faults import FaultInjector
 from klaviyo_tui.sandbox.server import SandboxServer
+from klaviyo_tui.store.history import HistoryStore
 
 N_ROWS = int(os.environ.get("CHAOS_ROWS", "200000"))
 #: Every fault kind the sandbox knows, at once (request faults add up to 28 %).
@@ -43,7 +44,7 @@ ALL_FAULTS = {
 SHORT_TIMEOUT_CLI = (
     "import httpx, klaviyo_tui.klaviyo.base as b; "
     "b.DEFAULT_TIMEOUT = httpx.Timeout(2.0); "
-    "from klaviyo_tui.cli import main; main()"
+    "from klaviyo_tui.cli.main import main; main()"
 )
 
 

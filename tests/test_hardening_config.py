@@ -18,10 +18,10 @@ from engine_support import create_list, list_emails, write_config, write_custome
 from test_cli import cli, rows
 from test_hardening_chaos import run_cli
 
-from klaviyo_tui.history import HistoryStore
-from klaviyo_tui.model import ExitCode
+from klaviyo_tui.errors import ExitCode
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
 from klaviyo_tui.sandbox.server import SandboxServer
+from klaviyo_tui.store.history import HistoryStore
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -246,11 +246,11 @@ def _headers() -> dict[str, str]:
 
 
 ENOSPC_CLI = (
-    "import errno, klaviyo_tui.rejects as r\n"
+    "import errno, klaviyo_tui.run.rejects as r\n"
     "def full(*a, **k):\n"
     "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
     "r.write = full\n"
-    "from klaviyo_tui.cli import main; main()"
+    "from klaviyo_tui.cli.main import main; main()"
 )
 
 
@@ -284,7 +284,7 @@ READ_ONLY_CLI = (
     "def refuse(*a, **k):\n"
     "    raise PermissionError(errno.EACCES, 'Permission denied')\n"
     "os.replace = refuse\n"
-    "from klaviyo_tui.cli import main; main()"
+    "from klaviyo_tui.cli.main import main; main()"
 )
 
 

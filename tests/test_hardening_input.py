@@ -20,12 +20,13 @@ import tomlkit
 from corpus import BY_NAME, CASES, Case, Source
 from engine_support import create_list, import_jobs, list_emails, write_config
 
-from klaviyo_tui.config import Config
-from klaviyo_tui.engine import run_export
-from klaviyo_tui.history import HistoryStore
-from klaviyo_tui.model import ExitCode, RunSummary
+from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.events import RunSummary
+from klaviyo_tui.run.engine import run_export
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
 from klaviyo_tui.sandbox.server import SandboxServer
+from klaviyo_tui.store.config import Config
+from klaviyo_tui.store.history import HistoryStore
 
 CLI_CASES = [
     "empty_file",
@@ -70,7 +71,7 @@ def configure(case: Case, tmp_path: Path, base_url: str) -> tuple[str, Source, C
     if source.query:
         document["segments"]["main"]["query"] = source.query  # type: ignore[index]
     path.write_text(tomlkit.dumps(document), encoding="utf-8")
-    from klaviyo_tui.config import load_config
+    from klaviyo_tui.store.config import load_config
 
     return list_id, source, load_config(path)
 
@@ -202,8 +203,8 @@ async def test_unreadable_file_is_reported(
 
 def test_a_huge_field_late_in_the_file_is_read_once(tmp_path: Path) -> None:
     """The reader starts over with bigger blocks on a huge row: rows already read are skipped."""
-    from klaviyo_tui.config import Segment
-    from klaviyo_tui.sources import read_chunks
+    from klaviyo_tui.input.sources import read_chunks
+    from klaviyo_tui.store.config import Segment
 
     lines = ["email,note"] + [f"u{i}@example.com,n{i}" for i in range(3_000)]
     lines[2_500] = "u2499@example.com," + "x" * 1_000_000
@@ -227,7 +228,8 @@ async def test_tui_run_on_corpus_shows_an_error(
     from textual.widgets import Static
     from tui_support import SIZE, add_sandbox_connection, wait_screen, wait_until
 
-    from klaviyo_tui.config import ConfigStore, Export, Mapping, Segment
+    from klaviyo_tui.store.config import Export, Mapping, Segment
+    from klaviyo_tui.store.config_store import ConfigStore
     from klaviyo_tui.tui.app import make_app
     from klaviyo_tui.tui.screens.dialogs import ErrorModal
     from klaviyo_tui.tui.screens.home import HomeScreen

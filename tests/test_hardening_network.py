@@ -14,11 +14,11 @@ import httpx
 import pytest
 import tomlkit
 
-from klaviyo_tui.config import ConfigError, load_config
 from klaviyo_tui.klaviyo import KlaviyoClient, UnavailableError
-from klaviyo_tui.klaviyo.errors import InvalidBaseURL
+from klaviyo_tui.klaviyo.exceptions import InvalidBaseURL
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
 from klaviyo_tui.sandbox.server import SandboxServer
+from klaviyo_tui.store.config import ConfigError, load_config
 
 REFUSED = [
     "http://a.klaviyo.com",

@@ -16,11 +16,16 @@ import pyarrow as pa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from klaviyo_tui.batching import MAX_BYTES, MAX_PROFILES, Batch, BatchPacker
-from klaviyo_tui.config import Export, Mapping, Segment
-from klaviyo_tui.mapping import MAX_PROFILE_BYTES, careful_email, careful_phone, validate_chunk
-from klaviyo_tui.model import RowState
-from klaviyo_tui.pipeline import iter_validated
+from klaviyo_tui.events import RowState
+from klaviyo_tui.input.batching import MAX_BYTES, MAX_PROFILES, Batch, BatchPacker
+from klaviyo_tui.input.mapping import (
+    MAX_PROFILE_BYTES,
+    careful_email,
+    careful_phone,
+    validate_chunk,
+)
+from klaviyo_tui.input.pipeline import iter_validated
+from klaviyo_tui.store.config import Export, Mapping, Segment
 
 KLAVIYO_MAX_BODY = 5 * 1024 * 1024
 KLAVIYO_MAX_PROFILES = 10_000  # literal: the packer's own constant could drift

@@ -16,10 +16,10 @@ from engine_support import create_list, write_config, write_customers
 from test_cli import rows
 
 from klaviyo_tui.klaviyo import KlaviyoClient, KlaviyoError
+from klaviyo_tui.redaction import mask_key
 from klaviyo_tui.sandbox import SandboxSettings
 from klaviyo_tui.sandbox.server import SandboxServer
 from klaviyo_tui.sandbox.settings import ALL_SCOPES
-from klaviyo_tui.secrets import mask_key
 
 LEAK = "pk_" + "LEAKCHECK" + "a1B2c3D4e5F6g7H8i9J0k1L2m"
 WRONG = "pk_" + "LEAKCHECK" + "zzzzzzzzzzzzzzzzzzzzzzzzz"

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from klaviyo_tui import paths
-from klaviyo_tui.history import DUPLICATE_REASON, BatchRecord, HistoryError, HistoryStore
-from klaviyo_tui.locking import export_lock
-from klaviyo_tui.model import ExitCode, Reject, RowState, RunSummary
+from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.events import Reject, RowState, RunSummary
+from klaviyo_tui.run.locking import export_lock
+from klaviyo_tui.store import paths
+from klaviyo_tui.store.history import DUPLICATE_REASON, BatchRecord, HistoryError, HistoryStore
 
 KEY = "pk_" + "q" * 34
 
@@ -234,9 +235,9 @@ def test_newer_schema_is_refused() -> None:
 
 WRITER = """
 import sys
-from klaviyo_tui.history import DUPLICATE_REASON, HistoryStore
-from klaviyo_tui.locking import export_lock
-from klaviyo_tui.model import Reject
+from klaviyo_tui.store.history import DUPLICATE_REASON, HistoryStore
+from klaviyo_tui.run.locking import export_lock
+from klaviyo_tui.events import Reject
 
 with export_lock("nightly"):
     store = HistoryStore()

@@ -7,7 +7,7 @@ import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from klaviyo_tui.jsoncols import drop_bytes
+from klaviyo_tui.input.jsoncols import drop_bytes
 
 _VALUES = st.lists(
     st.one_of(st.none(), st.text(alphabet=st.sampled_from("+1234 ().-xé\n"), max_size=20)),
@@ -33,7 +33,7 @@ def test_drop_bytes_matches_regex_replace(values: list[str | None], start: int) 
     st.integers(0, 5),
 )
 def test_email_byte_sweep_matches_the_regexes(values: list[str | None], start: int) -> None:
-    from klaviyo_tui.fastcheck import _long_local_or_dashes
+    from klaviyo_tui.input.fastcheck import _long_local_or_dashes
 
     arr = pa.array(values, pa.string()).slice(min(start, len(values)))
     long_local = pc.match_substring_regex(arr, r"^[^@]{65,}@")

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from klaviyo_tui.locking import RunInProgress, export_lock, is_locked, lock_holder, lock_path
+from klaviyo_tui.run.locking import RunInProgress, export_lock, is_locked, lock_holder, lock_path
 
 
 def test_lock_is_exclusive_and_released() -> None:
@@ -40,7 +40,7 @@ def test_odd_names_get_distinct_files() -> None:
 def test_lock_released_when_holder_is_killed() -> None:
     code = (
         "import sys\n"
-        "from klaviyo_tui.locking import export_lock\n"
+        "from klaviyo_tui.run.locking import export_lock\n"
         "with export_lock('nightly'):\n"
         "    print('held', flush=True)\n"
         "    sys.stdin.read()\n"

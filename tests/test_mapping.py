@@ -12,17 +12,17 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from klaviyo_tui.config import Mapping
-from klaviyo_tui.fastcheck import email_fast, phone_fast
-from klaviyo_tui.jsoncols import lower
-from klaviyo_tui.mapping import (
+from klaviyo_tui.events import RowState
+from klaviyo_tui.input.fastcheck import email_fast, phone_fast
+from klaviyo_tui.input.jsoncols import lower
+from klaviyo_tui.input.mapping import (
     MAX_PROFILE_BYTES,
     careful_email,
     detect_email_column,
     validate_chunk,
     validation_preview,
 )
-from klaviyo_tui.model import RowState
+from klaviyo_tui.store.config import Mapping
 
 
 def _frame(**cols: list[object]) -> pd.DataFrame:
@@ -203,7 +203,7 @@ _EMAILS = st.one_of(
 @given(st.lists(_EMAILS, min_size=1, max_size=20))
 def test_email_fast_path_agrees_with_email_validator(values: list[str]) -> None:
     arr = pa.array(values, pa.string())
-    from klaviyo_tui.jsoncols import text
+    from klaviyo_tui.input.jsoncols import text
 
     trimmed = text(pd.Series(values, dtype="str"))
     accepted = email_fast(lower(trimmed))

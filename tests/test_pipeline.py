@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from klaviyo_tui.config import Export, Mapping, Segment
-from klaviyo_tui.mapping import ValidatedChunk
-from klaviyo_tui.model import RowState
-from klaviyo_tui.pipeline import DedupeIndex, PipelineStats, iter_validated
-from klaviyo_tui.segments import FilterError, apply_filter, count_matching
+from klaviyo_tui.events import RowState
+from klaviyo_tui.input.filters import FilterError, apply_filter, count_matching
+from klaviyo_tui.input.mapping import ValidatedChunk
+from klaviyo_tui.input.pipeline import DedupeIndex, PipelineStats, iter_validated
+from klaviyo_tui.store.config import Export, Mapping, Segment
 
 
 def _csv(path: Path, rows: list[dict[str, str]]) -> str:
@@ -102,7 +102,7 @@ def test_filter_errors_name_columns() -> None:
 
 
 def test_unknown_segment(tmp_path: Path) -> None:
-    from klaviyo_tui.sources import SourceError
+    from klaviyo_tui.input.sources import SourceError
 
     export = Export("e", "c", "L", ("nope",), Mapping(email="email"))
     with pytest.raises(SourceError, match="not configured"):

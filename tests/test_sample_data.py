@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from klaviyo_tui.config import Export, Mapping, Segment
-from klaviyo_tui.mapping import ValidatedChunk
-from klaviyo_tui.model import RowState
-from klaviyo_tui.pipeline import iter_validated
-from klaviyo_tui.sample_data import customers_table, generate_customers
+from klaviyo_tui.demo.sample_data import customers_table, generate_customers
+from klaviyo_tui.events import RowState
+from klaviyo_tui.input.mapping import ValidatedChunk
+from klaviyo_tui.input.pipeline import iter_validated
+from klaviyo_tui.store.config import Export, Mapping, Segment
 
 MAPPING = Mapping(
     email="email",
@@ -52,7 +52,7 @@ def test_other_formats(tmp_path: Path, fmt: str) -> None:
     df = pd.concat(
         [
             c
-            for c in __import__("klaviyo_tui.sources", fromlist=["x"]).read_chunks(
+            for c in __import__("klaviyo_tui.input.sources", fromlist=["x"]).read_chunks(
                 Segment("s", str(path))
             )
         ]

@@ -119,7 +119,7 @@ def test_invalid_settings_rejected() -> None:
 
 @pytest.fixture
 def cli() -> Iterator[subprocess.Popen[str]]:
-    code = "from klaviyo_tui.sandbox.command import sandbox_command; sandbox_command()"
+    code = "from klaviyo_tui.cli.sandbox import sandbox_command; sandbox_command()"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "--job-delay", "0", "--rate-limits", "off"],
         stdout=subprocess.PIPE,
@@ -145,7 +145,7 @@ def test_command_prints_url_first_and_exits_quietly(cli: subprocess.Popen[str]) 
 
 
 def test_command_refuses_non_loopback_host() -> None:
-    code = "from klaviyo_tui.sandbox.command import sandbox_command; sandbox_command()"
+    code = "from klaviyo_tui.cli.sandbox import sandbox_command; sandbox_command()"
     result = subprocess.run(
         [sys.executable, "-c", code, "--host", "0.0.0.0"],
         capture_output=True,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from klaviyo_tui.schedule import is_due, next_run, validate_schedule
+from klaviyo_tui.run.schedule import is_due, next_run, validate_schedule
 
 MONDAY_6 = "0 6 * * 1"
 MON = datetime(2026, 6, 1, 6, 0)  # a Monday, naive local time

@@ -8,17 +8,15 @@ import keyring
 import pytest
 from keyring.backends import fail, null
 
-from klaviyo_tui import secrets
-from klaviyo_tui.demo import MemoryKeyring
-from klaviyo_tui.secrets import (
+from klaviyo_tui.demo.launch import MemoryKeyring
+from klaviyo_tui.redaction import looks_like_key, mask_key, redact
+from klaviyo_tui.store import secrets
+from klaviyo_tui.store.secrets import (
     SERVICE,
     SecretsError,
     backend_info,
     delete_api_key,
     get_api_key,
-    looks_like_key,
-    mask_key,
-    redact,
     store_api_key,
 )
 

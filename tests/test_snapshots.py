@@ -12,11 +12,8 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static
 from tui_support import sample_csv, sandbox, wait_until
 
-from klaviyo_tui import history
-from klaviyo_tui.config import ConfigStore, Connection, Export, Mapping, Segment
-from klaviyo_tui.history import HistoryStore
-from klaviyo_tui.model import (
-    ExitCode,
+from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.events import (
     JobConfirmed,
     JobsPlanned,
     JobSubmitted,
@@ -29,10 +26,14 @@ from klaviyo_tui.model import (
     RunSummary,
     Waiting,
 )
+from klaviyo_tui.run.progress import RunProgress
 from klaviyo_tui.sandbox import DEMO_KEY
-from klaviyo_tui.secrets import store_api_key
+from klaviyo_tui.store import history
+from klaviyo_tui.store.config import Connection, Export, Mapping, Segment
+from klaviyo_tui.store.config_store import ConfigStore
+from klaviyo_tui.store.history import HistoryStore
+from klaviyo_tui.store.secrets import store_api_key
 from klaviyo_tui.tui.app import DemoInfo, KlaviyoApp, RunHandle, make_app
-from klaviyo_tui.tui.progress import RunProgress
 
 __all__ = ["sandbox"]
 

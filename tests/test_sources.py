@@ -10,8 +10,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from klaviyo_tui.config import Segment
-from klaviyo_tui.sources import SUPPORTED_EXTENSIONS, SourceError, columns_of, preview, read_chunks
+from klaviyo_tui.input.sources import (
+    SUPPORTED_EXTENSIONS,
+    SourceError,
+    columns_of,
+    preview,
+    read_chunks,
+)
+from klaviyo_tui.store.config import Segment
 
 ROWS = [
     {"email": "ada@example.com", "zip": "02134", "note": "first"},

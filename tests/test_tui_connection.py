@@ -7,10 +7,10 @@ import keyring.backends.fail
 from textual.widgets import Button, Static
 from tui_support import SIZE, run_wizard, sandbox, wait_screen, wait_until
 
-from klaviyo_tui.config import load_config
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
 from klaviyo_tui.sandbox.server import SandboxServer
-from klaviyo_tui.secrets import SERVICE
+from klaviyo_tui.store.config import load_config
+from klaviyo_tui.store.secrets import SERVICE
 from klaviyo_tui.tui.app import make_app
 from klaviyo_tui.tui.screens.connection import ConnectionFormScreen, VerifyScreen
 from klaviyo_tui.tui.screens.home import HomeScreen

@@ -23,10 +23,11 @@ from tui_support import (
     wait_until,
 )
 
-from klaviyo_tui.config import ConfigStore, Export, Mapping, Segment
-from klaviyo_tui.history import HistoryStore
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
 from klaviyo_tui.sandbox.server import SandboxServer
+from klaviyo_tui.store.config import Export, Mapping, Segment
+from klaviyo_tui.store.config_store import ConfigStore
+from klaviyo_tui.store.history import HistoryStore
 from klaviyo_tui.tui.app import make_app
 from klaviyo_tui.tui.screens.builder import ExportBuilderScreen
 from klaviyo_tui.tui.screens.dialogs import ErrorModal

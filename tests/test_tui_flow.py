@@ -8,13 +8,14 @@ from pathlib import Path
 from textual.widgets import Button, DataTable, Input, Select, Static
 from tui_support import SIZE, sample_csv, sandbox, type_into, wait_screen, wait_until
 
-from klaviyo_tui.config import ConfigStore, Connection, Export, Mapping, Segment, load_config
-from klaviyo_tui.consent import accept
-from klaviyo_tui.history import HistoryStore
-from klaviyo_tui.model import ExitCode
+from klaviyo_tui.errors import ExitCode
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
 from klaviyo_tui.sandbox.server import SandboxServer
-from klaviyo_tui.secrets import store_api_key
+from klaviyo_tui.store.config import Connection, Export, Mapping, Segment, load_config
+from klaviyo_tui.store.config_store import ConfigStore
+from klaviyo_tui.store.consent import accept
+from klaviyo_tui.store.history import HistoryStore
+from klaviyo_tui.store.secrets import store_api_key
 from klaviyo_tui.tui.app import make_app
 from klaviyo_tui.tui.screens.builder import ExportBuilderScreen
 from klaviyo_tui.tui.screens.history import HistoryScreen, RunDetailScreen
@@ -149,7 +150,7 @@ async def _cancel_then_resume(base_url: str, tmp_path: Path) -> None:
 async def test_palette_offers_every_action_of_an_export(sandbox) -> None:
     from types import SimpleNamespace
 
-    from klaviyo_tui.tui.commands import export_commands
+    from klaviyo_tui.tui.palette import export_commands
 
     add_connection(sandbox.base_url)
     store = ConfigStore()

@@ -18,10 +18,11 @@ from textual.app import App
 from textual.widgets import Button, Log, Static
 from tui_support import SIZE, create_lists, sample_csv, type_into, wait_screen, wait_until
 
-from klaviyo_tui.config import Export, Mapping, Segment
+from klaviyo_tui.redaction import mask_key
 from klaviyo_tui.sandbox import ALL_SCOPES, SandboxSettings
 from klaviyo_tui.sandbox.server import SandboxServer
-from klaviyo_tui.secrets import SERVICE, mask_key
+from klaviyo_tui.store.config import Export, Mapping, Segment
+from klaviyo_tui.store.secrets import SERVICE
 from klaviyo_tui.tui.app import make_app
 from klaviyo_tui.tui.screens.connection import ConnectionFormScreen, VerifyScreen
 from klaviyo_tui.tui.screens.consent import ConsentScreen

@@ -79,9 +79,10 @@ def sample_csv(path: Path, rows: int = 40) -> Path:
 
 def add_sandbox_connection(base_url: str, key: str = DEMO_KEY, name: str = "sandbox") -> None:
     """A saved, consented connection whose key is in the (test) keyring."""
-    from klaviyo_tui.config import ConfigStore, Connection
-    from klaviyo_tui.consent import accept
-    from klaviyo_tui.secrets import store_api_key
+    from klaviyo_tui.store.config import Connection
+    from klaviyo_tui.store.config_store import ConfigStore
+    from klaviyo_tui.store.consent import accept
+    from klaviyo_tui.store.secrets import store_api_key
 
     store = ConfigStore()
     store.put_connection(accept(Connection(name, "Sandbox", base_url=base_url)))

@@ -1,7 +1,7 @@
 """The async Klaviyo client (core: no textual). See client.KlaviyoClient."""
 
 from klaviyo_tui.klaviyo.client import DEFAULT_REVISION, DEFAULT_TIMEOUT, KlaviyoClient
-from klaviyo_tui.klaviyo.errors import (
+from klaviyo_tui.klaviyo.exceptions import (
     EXPORT_SCOPES,
     ApiErrorDetail,
     AuthError,
@@ -17,7 +17,7 @@ from klaviyo_tui.klaviyo.errors import (
 from klaviyo_tui.klaviyo.models import ImportErrorItem, ImportJob, KeyCheck, KlaviyoList
 from klaviyo_tui.klaviyo.pacing import OPERATIONS, Operation, Pacer
 from klaviyo_tui.klaviyo.transport import check_base_url
-from klaviyo_tui.secrets import mask_key
+from klaviyo_tui.redaction import mask_key
 
 __all__ = [
     "DEFAULT_REVISION",

@@ -15,7 +15,8 @@ from typing import Any, Self
 
 import httpx
 
-from klaviyo_tui.klaviyo.errors import (
+from klaviyo_tui.events import ProgressEvent
+from klaviyo_tui.klaviyo.exceptions import (
     KEY_HELP_URL,
     AuthError,
     InvalidConfiguration,
@@ -33,8 +34,7 @@ from klaviyo_tui.klaviyo.transport import (
     is_json,
     parse_json,
 )
-from klaviyo_tui.model import ProgressEvent
-from klaviyo_tui.secrets import mask_key
+from klaviyo_tui.redaction import mask_key
 
 DEFAULT_REVISION = "2026-07-15"
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)

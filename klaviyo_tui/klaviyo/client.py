@@ -19,7 +19,7 @@ from klaviyo_tui.klaviyo.base import (
     check_id,
     quote_filter,
 )
-from klaviyo_tui.klaviyo.errors import InvalidConfiguration, NotFoundError, UnexpectedResponse
+from klaviyo_tui.klaviyo.exceptions import InvalidConfiguration, NotFoundError, UnexpectedResponse
 from klaviyo_tui.klaviyo.models import (
     ImportErrorItem,
     ImportJob,

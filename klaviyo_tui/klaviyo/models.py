@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from klaviyo_tui.klaviyo.errors import EXPORT_SCOPES, ApiErrorDetail, scopes_hint
+from klaviyo_tui.klaviyo.exceptions import EXPORT_SCOPES, ApiErrorDetail, scopes_hint
 
 FINISHED_STATUSES = frozenset({"complete", "cancelled"})
 RUNNING_STATUSES = frozenset({"queued", "processing"})

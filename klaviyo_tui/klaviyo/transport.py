@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import orjson
 
-from klaviyo_tui.klaviyo.errors import InvalidBaseURL, UnavailableError, UnexpectedResponse
+from klaviyo_tui.events import ProgressEvent, Retrying, Waiting
+from klaviyo_tui.klaviyo.exceptions import InvalidBaseURL, UnavailableError, UnexpectedResponse
 from klaviyo_tui.klaviyo.pacing import Operation, Pacer
-from klaviyo_tui.model import ProgressEvent, Retrying, Waiting
-from klaviyo_tui.urls import UnsafeBaseURL, normalise_base_url
+from klaviyo_tui.klaviyo.urls import UnsafeBaseURL, normalise_base_url
 
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 _STATUS_WORDS = {

@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from . import faults as faultmod
 from .bulk import MAX_BODY_BYTES
-from .errors import ApiError, error_response, invalid
+from .error_responses import ApiError, error_response, invalid
 from .handlers import HANDLERS, Ctx
 from .limits import RateLimiter
 from .operations import OPERATIONS, match

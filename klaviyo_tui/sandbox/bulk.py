@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from .errors import ApiError, error_object
+from .error_responses import ApiError, error_object
 
 MAX_PROFILES = 10_000
 MAX_BODY_BYTES = 5 * 1024 * 1024

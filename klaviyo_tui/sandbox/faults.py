@@ -21,7 +21,7 @@ from typing import Any
 
 from starlette.responses import HTMLResponse, Response
 
-from .errors import ApiError, error_response
+from .error_responses import ApiError, error_response
 from .limits import throttled
 from .settings import REQUEST_FAULTS
 

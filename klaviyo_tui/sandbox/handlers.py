@@ -11,7 +11,7 @@ import orjson
 from starlette.responses import Response
 
 from . import bulk, resources
-from .errors import ApiError, invalid, json_response, not_found
+from .error_responses import ApiError, invalid, json_response, not_found
 from .faults import FaultInjector
 from .limits import RateLimiter
 from .operations import Operation

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from .errors import ApiError
+from .error_responses import ApiError
 from .operations import Operation
 
 

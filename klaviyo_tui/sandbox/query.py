@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from .errors import invalid
+from .error_responses import invalid
 
 Condition = tuple[str, str, Any]  # (operator, field, value)
 

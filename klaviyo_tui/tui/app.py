@@ -22,12 +22,13 @@ from textual.screen import Screen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerFailed, WorkerState
 
-from klaviyo_tui import paths
-from klaviyo_tui.config import Config, Connection
-from klaviyo_tui.model import ExitCode, JobConfirmed
-from klaviyo_tui.tui.commands import export_commands
+from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.events import JobConfirmed
+from klaviyo_tui.run.progress import RunProgress
+from klaviyo_tui.store import paths
+from klaviyo_tui.store.config import Config, Connection
 from klaviyo_tui.tui.errors import describe_error
-from klaviyo_tui.tui.progress import RunProgress
+from klaviyo_tui.tui.palette import export_commands
 from klaviyo_tui.tui.screens.dialogs import ConfirmModal, ErrorModal
 
 R = TypeVar("R")
@@ -95,7 +96,8 @@ class KlaviyoApp(App[int]):
 
     @work(thread=True, exit_on_error=False, group="config")
     def _load_config(self) -> None:
-        from klaviyo_tui.config import ConfigError, ConfigStore
+        from klaviyo_tui.store.config import ConfigError
+        from klaviyo_tui.store.config_store import ConfigStore
 
         try:
             store = ConfigStore(self.config_path)
@@ -129,7 +131,7 @@ class KlaviyoApp(App[int]):
 
     async def save_config(self, edit: Callable[[Any], None]) -> Config:
         """Apply an edit to the ConfigStore and save it atomically, off the event loop."""
-        from klaviyo_tui.config import ConfigStore
+        from klaviyo_tui.store.config_store import ConfigStore
 
         if self.store is None:
             self.store = await self.in_thread(ConfigStore, self.config_path)
@@ -212,9 +214,9 @@ class KlaviyoApp(App[int]):
         """Drive engine.run_export and fold its events; survives screen changes."""
         import asyncio
 
-        from klaviyo_tui.engine import run_export
-        from klaviyo_tui.history import HistoryStore
-        from klaviyo_tui.secrets import get_api_key
+        from klaviyo_tui.run.engine import run_export
+        from klaviyo_tui.store.history import HistoryStore
+        from klaviyo_tui.store.secrets import get_api_key
 
         progress = handle.progress
         key: str | None = None
@@ -286,7 +288,7 @@ class KlaviyoApp(App[int]):
     @work(exclusive=True, group="remove", exit_on_error=False)
     async def remove_connection(self, name: str) -> None:
         """Ask, then remove the connection and delete its key from the keyring."""
-        from klaviyo_tui.secrets import delete_api_key
+        from klaviyo_tui.store.secrets import delete_api_key
 
         conn = self.config.connections.get(name)
         if conn is None:

@@ -27,7 +27,7 @@ _HUMAN = {
         "The base URL is not allowed",
         "Use https://a.klaviyo.com or a loopback URL.",
     ),
-    "EngineError": ("The export cannot run", "Do what the message says, then run it again."),
+    "RunError": ("The export cannot run", "Do what the message says, then run it again."),
     "RunInProgress": ("This export is already running", "Wait for it to finish, or open it."),
 }
 

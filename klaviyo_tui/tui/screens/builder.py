@@ -27,7 +27,7 @@ from textual.widgets import (
     Tabs,
 )
 
-from klaviyo_tui.config import Export, Mapping, Segment
+from klaviyo_tui.store.config import Export, Mapping, Segment
 from klaviyo_tui.tui.errors import describe_error
 from klaviyo_tui.tui.screens import builder_form as form
 from klaviyo_tui.tui.screens import builder_tabs as tabs
@@ -218,8 +218,8 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
     def _read_preview(self, segment: Segment) -> None:
-        from klaviyo_tui.mapping import detect_email_column
-        from klaviyo_tui.sources import preview
+        from klaviyo_tui.input.mapping import detect_email_column
+        from klaviyo_tui.input.sources import preview
 
         try:
             frame = preview(segment, n=500)
@@ -276,7 +276,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
     @work(thread=True, exclusive=True, group="count", exit_on_error=False)
     def _count(self, segment: Segment) -> None:
-        from klaviyo_tui.segments import apply_filter, count_matching
+        from klaviyo_tui.input.filters import apply_filter, count_matching
 
         try:
             if self.frame is not None:  # fast check first; its message lists every column
@@ -318,7 +318,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
     @work(thread=True, exclusive=True, group="validate", exit_on_error=False)
     def _validate(self, mapping: Mapping, region: str) -> None:
-        from klaviyo_tui.mapping import validation_preview
+        from klaviyo_tui.input.mapping import validation_preview
 
         try:
             text = render_report(validation_preview(self.frame, mapping, region), len(self.frame))
@@ -329,7 +329,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
     @on(Input.Changed, "#schedule")
     def _schedule_changed(self, event: Input.Changed) -> None:
-        from klaviyo_tui.schedule import next_run, validate_schedule
+        from klaviyo_tui.run.schedule import next_run, validate_schedule
 
         status = self.query_one("#schedule-status", Static)
         text = event.value.strip()

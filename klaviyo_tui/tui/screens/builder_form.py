@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from textual.widgets import Input, RadioButton, Select, Static
 
-from klaviyo_tui.config import Export, Segment
+from klaviyo_tui.store.config import Export, Segment
 from klaviyo_tui.tui.screens.connection import slugify
 from klaviyo_tui.tui.widgets.columns import ColumnsPane
 
@@ -45,7 +45,7 @@ def export_name(screen: ExportBuilderScreen) -> str:
 
 def read_export(screen: ExportBuilderScreen) -> tuple[Export, Segment] | str:
     """The export and its segment, or the first thing that is missing (with where to fix it)."""
-    from klaviyo_tui.schedule import validate_schedule
+    from klaviyo_tui.run.schedule import validate_schedule
 
     app: KlaviyoApp = screen.app  # type: ignore[assignment]
     name = screen.existing.name if screen.existing else export_name(screen)

@@ -23,7 +23,7 @@ from textual.widgets import (
     TabPane,
 )
 
-from klaviyo_tui.config import Export, Segment
+from klaviyo_tui.store.config import Export, Segment
 from klaviyo_tui.tui.widgets.columns import ColumnsPane
 
 TAB_IDS = ("tab-list", "tab-source", "tab-columns", "tab-check")

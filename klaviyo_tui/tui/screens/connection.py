@@ -27,7 +27,7 @@ from textual.widgets import (
     Static,
 )
 
-from klaviyo_tui.config import DEFAULT_BASE_URL, Connection, check_base_url
+from klaviyo_tui.store.config import DEFAULT_BASE_URL, Connection, check_base_url
 from klaviyo_tui.tui.errors import describe_error
 from klaviyo_tui.tui.screens.base import BaseScreen
 from klaviyo_tui.tui.widgets.banner import DemoBanner
@@ -149,7 +149,7 @@ class ConnectionFormScreen(BaseScreen[ConnectionDraft | None]):
 
     @work(thread=True, exit_on_error=False, group="backend")
     def _check_backend(self) -> None:
-        from klaviyo_tui.secrets import backend_info
+        from klaviyo_tui.store.secrets import backend_info
 
         info = backend_info()
         self.app.call_from_thread(self._show_backend, info.usable, info.plaintext, info.message)
@@ -254,7 +254,7 @@ class VerifyScreen(BaseScreen[Connection | None]):
     @work(exclusive=True, group="verify", exit_on_error=False)
     async def verify(self) -> None:
         from klaviyo_tui.klaviyo import KlaviyoClient
-        from klaviyo_tui.secrets import get_api_key, mask_key
+        from klaviyo_tui.store.secrets import get_api_key, mask_key
 
         app: KlaviyoApp = self.app  # type: ignore[assignment]
         spinner = self.query_one("#spinner", LoadingIndicator)
@@ -319,7 +319,7 @@ class VerifyScreen(BaseScreen[Connection | None]):
 
     @work(exclusive=True, group="save", exit_on_error=False)
     async def save(self) -> None:
-        from klaviyo_tui.secrets import store_api_key
+        from klaviyo_tui.store.secrets import store_api_key
 
         app: KlaviyoApp = self.app  # type: ignore[assignment]
         connection = self.draft.connection()

@@ -8,8 +8,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Checkbox, Footer, Header, Label, Static
 
-from klaviyo_tui.config import Connection
-from klaviyo_tui.consent import CONSENT_TEXT, CONSENT_TITLE, accept
+from klaviyo_tui.store.config import Connection
+from klaviyo_tui.store.consent import CONSENT_TEXT, CONSENT_TITLE, accept
 from klaviyo_tui.tui.screens.base import BaseScreen
 
 

@@ -13,8 +13,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
-from klaviyo_tui.model import RowState, state_label
-from klaviyo_tui.tui.progress import format_duration
+from klaviyo_tui.events import RowState, state_label
+from klaviyo_tui.run.progress import format_duration
 from klaviyo_tui.tui.screens.base import BaseScreen
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ STATES = [s.value for s in RowState]
 
 
 def _load_runs(export: str | None) -> list[Any]:
-    from klaviyo_tui.history import HistoryStore
+    from klaviyo_tui.store.history import HistoryStore
 
     store = HistoryStore()
     try:
@@ -201,7 +201,7 @@ class RunDetailScreen(BaseScreen[None]):
 
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
     def load(self) -> None:
-        from klaviyo_tui.history import HistoryStore
+        from klaviyo_tui.store.history import HistoryStore
 
         store = HistoryStore()
         try:
@@ -277,8 +277,8 @@ class RunDetailScreen(BaseScreen[None]):
 
     @work(thread=True, exclusive=True, group="csv", exit_on_error=False)
     def _write(self, path: Path) -> None:
-        from klaviyo_tui import rejects
-        from klaviyo_tui.history import HistoryStore
+        from klaviyo_tui.run import rejects
+        from klaviyo_tui.store.history import HistoryStore
 
         store = HistoryStore()
         try:

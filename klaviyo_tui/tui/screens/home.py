@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from klaviyo_tui.config import Config
+from klaviyo_tui.store.config import Config
 from klaviyo_tui.tui.screens.base import BaseScreen
 from klaviyo_tui.tui.widgets.banner import DemoBanner
 from klaviyo_tui.tui.widgets.tables import fill_table
@@ -123,7 +123,7 @@ class HomeScreen(BaseScreen[None]):
 
     @work(thread=True, exclusive=True, group="last-runs", exit_on_error=False)
     def _load_last_runs(self) -> None:
-        from klaviyo_tui.history import HistoryStore
+        from klaviyo_tui.store.history import HistoryStore
 
         store = HistoryStore()
         last: dict[str, Any] = {}

@@ -22,7 +22,7 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
-from klaviyo_tui.config import Connection
+from klaviyo_tui.store.config import Connection
 from klaviyo_tui.tui.errors import describe_error
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ PICKER_CSS = """
 
 async def api_key_for(app: KlaviyoApp, connection: Connection) -> str:
     """The connection's key from env or keyring (thread worker), or a clear error."""
-    from klaviyo_tui.secrets import get_api_key
+    from klaviyo_tui.store.secrets import get_api_key
 
     lookup = await app.in_thread(get_api_key, connection.name)
     if not lookup.key:
@@ -206,7 +206,7 @@ class FilePickerScreen(ModalScreen[Path | None]):
         self.start = start
 
     def compose(self) -> ComposeResult:
-        from klaviyo_tui.sources import SUPPORTED_EXTENSIONS
+        from klaviyo_tui.input.sources import SUPPORTED_EXTENSIONS
 
         exts = sorted(SUPPORTED_EXTENSIONS)
         with Vertical():

@@ -11,8 +11,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header, Label, Log, ProgressBar, Sparkline, Static
 
-from klaviyo_tui.model import ExitCode, state_label
-from klaviyo_tui.tui.progress import RunProgress, describe_exit, format_duration
+from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.events import state_label
+from klaviyo_tui.run.progress import RunProgress, describe_exit, format_duration
 from klaviyo_tui.tui.screens.base import BaseScreen
 from klaviyo_tui.tui.screens.dialogs import ConfirmModal
 

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Collapsible, DataTable, Label, Select, SelectionList, Static
 
-from klaviyo_tui.config import Mapping
+from klaviyo_tui.store.config import Mapping
 
 FIELDS: tuple[tuple[str, str], ...] = (
     ("email", "Email *"),

@@ -16,15 +16,14 @@ import keyring
 import keyring.errors
 from keyring.backend import KeyringBackend
 
+from klaviyo_tui.errors import AppError, ExitCode
+from klaviyo_tui.redaction import mask_key, redact
+
 SERVICE = "klaviyo-tui"
 ENV_VAR = "KLAVIYO_API_KEY"
 
 # A private Klaviyo key is `pk_` + 34 alphanumerics; other lengths are only warned about.
 _KEY_SHAPE = re.compile(r"pk_[A-Za-z0-9]{34}")
-# Anything key-like inside free text (config values, error messages): long enough to not be a
-# column name such as `pk_id`.
-KEY_PATTERN = re.compile(r"(?<![A-Za-z0-9])pk_[A-Za-z0-9]{20,}")
-
 ALTERNATIVES = (
     f"set the {ENV_VAR} environment variable, or install and unlock a keyring backend "
     "(Secret Service / gnome-keyring or KWallet on Linux, the macOS Keychain, "
@@ -32,8 +31,12 @@ ALTERNATIVES = (
 )
 
 
-class SecretsError(Exception):
-    """Storing or deleting a key failed; the message says why and what to do (never the key)."""
+class SecretsError(AppError):
+    """Storing, reading or deleting a key failed; the message says why (never the key)."""
+
+    title = "API key problem"
+    default_hint = f"Set the {ENV_VAR} environment variable, or unlock the OS keyring and retry."
+    exit_code = ExitCode.AUTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,31 +52,6 @@ class BackendInfo:
     usable: bool
     plaintext: bool
     message: str
-
-
-def mask_key(key: str | None) -> str:
-    """`pk_…abcd`: enough to tell keys apart, useless to an onlooker."""
-    if not key:
-        return "(none)"
-    key = key.strip()
-    if len(key) < 12:
-        return "…"
-    prefix = "pk_" if key.startswith("pk_") else ""
-    return f"{prefix}…{key[-4:]}"
-
-
-def looks_like_key(text: str) -> bool:
-    """True when `text` contains something shaped like a private Klaviyo key."""
-    return KEY_PATTERN.search(text) is not None
-
-
-def redact(text: str, key: str | None = None) -> str:
-    """Replace `key` and anything key-shaped in `text` with its mask."""
-    if key:
-        key = key.strip()
-        if key:
-            text = text.replace(key, mask_key(key))
-    return KEY_PATTERN.sub(lambda m: mask_key(m.group(0)), text)
 
 
 def key_warning(key: str) -> str | None:

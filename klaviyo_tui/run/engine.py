@@ -11,7 +11,7 @@ Resume: batches are deterministic for the same input, so each one has a fingerpr
 records every batch Klaviyo accepted (with its job id); a resumed run re-reads the input, skips the
 batches already accepted (polling their jobs instead) and sends only the rest.
 
-`EngineError` (defined with the other shared types in `model`) is re-exported here: the front ends
+`RunError` (defined with the other shared types in `model`) is re-exported here: the front ends
 catch it from the engine they call.
 """
 
@@ -23,31 +23,23 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
-from klaviyo_tui import rejects as rejects_file
-from klaviyo_tui.batching import Batch
-from klaviyo_tui.config import Config, ConfigError, Export
-from klaviyo_tui.history import BatchRecord, HistoryStore
-from klaviyo_tui.jobs import JobTracker, Tally
+from klaviyo_tui.errors import ExitCode, RunError
+from klaviyo_tui.events import JobsPlanned, Phase, ProgressEvent, RowsRead, RowState, RunSummary
+from klaviyo_tui.input.batching import Batch
+from klaviyo_tui.input.sources import SourceError
 from klaviyo_tui.klaviyo import (
     KlaviyoClient,
     KlaviyoError,
     NotFoundError,
 )
 from klaviyo_tui.klaviyo.pacing import OPERATIONS, least_seconds_for
-from klaviyo_tui.locking import export_lock
-from klaviyo_tui.model import (
-    EngineError,
-    ExitCode,
-    JobsPlanned,
-    Phase,
-    ProgressEvent,
-    RowsRead,
-    RowState,
-    RunSummary,
-)
-from klaviyo_tui.outcomes import first_profile, masked
-from klaviyo_tui.reading import Step, produce
-from klaviyo_tui.sources import SourceError
+from klaviyo_tui.run import rejects as rejects_file
+from klaviyo_tui.run.jobs import JobTracker, Tally
+from klaviyo_tui.run.locking import export_lock
+from klaviyo_tui.run.outcomes import first_profile, masked
+from klaviyo_tui.run.reading import Step, produce
+from klaviyo_tui.store.config import Config, ConfigError, Export
+from klaviyo_tui.store.history import BatchRecord, HistoryStore
 
 #: Packed batches waiting for upload: bounds memory whatever the input size.
 READ_AHEAD_BATCHES = 4
@@ -59,26 +51,26 @@ def check_runnable(export: Export, config: Config) -> None:
     """Refuse early, with a fix, when the config cannot run this export."""
     connection = config.connections.get(export.connection)
     if connection is None:
-        raise EngineError(
+        raise RunError(
             f"export {export.name!r} uses connection {export.connection!r}, which does not exist; "
             "add it with `klaviyo-tui connections add` or fix the export",
-            ExitCode.USAGE,
+            exit_code=ExitCode.USAGE,
         )
     if not connection.has_consent:
-        raise EngineError(
+        raise RunError(
             f"connection {connection.name!r} has no recorded data-privacy consent; accept it in "
             "the TUI or with `klaviyo-tui connections add` before exporting",
-            ExitCode.USAGE,
+            exit_code=ExitCode.USAGE,
         )
     missing = [name for name in export.segments if name not in config.segments]
     if missing:
-        raise EngineError(
+        raise RunError(
             f"export {export.name!r} names segment(s) {', '.join(missing)} that do not exist in "
             "the config",
-            ExitCode.USAGE,
+            exit_code=ExitCode.USAGE,
         )
     if not export.segments:
-        raise EngineError(f"export {export.name!r} has no segments", ExitCode.USAGE)
+        raise RunError(f"export {export.name!r} has no segments", exit_code=ExitCode.USAGE)
 
 
 async def run_export(
@@ -94,7 +86,7 @@ async def run_export(
 ) -> AsyncIterator[ProgressEvent]:
     """Run one export, yielding progress; the last item is always a RunSummary.
 
-    Raises EngineError or RunInProgress before the first event when the run cannot start.
+    Raises RunError or RunInProgress before the first event when the run cannot start.
     """
     check_runnable(export, config)
     with export_lock(export.name):
@@ -105,7 +97,7 @@ async def run_export(
             yield event
 
 
-__all__ = ["EngineError", "check_runnable", "run_export"]
+__all__ = ["RunError", "check_runnable", "run_export"]
 
 
 class _ExportRun:
@@ -140,10 +132,10 @@ class _ExportRun:
         if resume:
             previous = await asyncio.to_thread(self.store.resumable_run, self.export.name)
             if previous is None:
-                raise EngineError(
+                raise RunError(
                     f"export {self.export.name!r} has no interrupted run to resume; run it without "
                     "--resume",
-                    ExitCode.USAGE,
+                    exit_code=ExitCode.USAGE,
                 )
             self.run_id = previous.id
             await asyncio.to_thread(self.store.reopen_run, previous.id)
@@ -203,7 +195,7 @@ class _ExportRun:
                 f"no valid rows: all {self.tally.read} rows read are invalid or duplicates, so "
                 "nothing was sent; the rejects file gives each row's reason",
             )
-        if isinstance(error, EngineError):
+        if isinstance(error, RunError):
             return self._make_summary(error.exit_code, str(error))
         if isinstance(error, KlaviyoError):
             return self._make_summary(ExitCode(error.exit_code), str(error))
@@ -285,8 +277,9 @@ class _ExportRun:
         try:
             await client.get_list(self.export.list_id)
         except NotFoundError as error:
-            raise EngineError(
-                f"{error}; pick another list for export {self.export.name!r}", ExitCode.USAGE
+            raise RunError(
+                f"{error}; pick another list for export {self.export.name!r}",
+                exit_code=ExitCode.USAGE,
             ) from error
         batches: asyncio.Queue[Batch | BaseException | None] = asyncio.Queue(
             maxsize=READ_AHEAD_BATCHES

@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import click
 
-from klaviyo_tui.model import (
+from klaviyo_tui.events import (
     JobConfirmed,
     JobsPlanned,
     JobSubmitted,
@@ -33,7 +33,7 @@ def fail(message: str, code: int) -> NoReturn:
 
 def redactor(key: str | None) -> Callable[[str], str]:
     """A function that masks the API key wherever it appears in a message."""
-    from klaviyo_tui.secrets import redact
+    from klaviyo_tui.redaction import redact
 
     if not key:
         return lambda text: text

@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 import orjson
 
-from klaviyo_tui.cli_output import fail
-from klaviyo_tui.history import HistoryStore, RunRecord
-from klaviyo_tui.model import ExitCode, RowState
+from klaviyo_tui.cli.output import fail
+from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.events import RowState
+from klaviyo_tui.store.history import HistoryStore, RunRecord
 
 STATE_ORDER = [s.value for s in RowState]
 

@@ -11,12 +11,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from klaviyo_tui.batching import Batch
-from klaviyo_tui.history import BatchRecord, HistoryStore
-from klaviyo_tui.klaviyo import ImportJob, KlaviyoClient, NotFoundError, RequestRejected
-from klaviyo_tui.model import (
-    EngineError,
-    ExitCode,
+from klaviyo_tui.errors import ExitCode, RunError
+from klaviyo_tui.events import (
     JobConfirmed,
     JobSubmitted,
     Notice,
@@ -25,7 +21,10 @@ from klaviyo_tui.model import (
     RowsRejected,
     RowState,
 )
-from klaviyo_tui.outcomes import map_import_errors
+from klaviyo_tui.input.batching import Batch
+from klaviyo_tui.klaviyo import ImportJob, KlaviyoClient, NotFoundError, RequestRejected
+from klaviyo_tui.run.outcomes import map_import_errors
+from klaviyo_tui.store.history import BatchRecord, HistoryStore
 
 #: Bulk import jobs being submitted at once; the client's pacer keeps them inside the rate tier.
 SUBMIT_CONCURRENCY = 8
@@ -123,8 +122,9 @@ class JobTracker:
                     if current.count == 0:
                         return
             else:
-                raise EngineError(
-                    f"batch {batch.number + 1} kept being refused by Klaviyo", ExitCode.PARTIAL
+                raise RunError(
+                    f"batch {batch.number + 1} kept being refused by Klaviyo",
+                    exit_code=ExitCode.PARTIAL,
                 )
             await asyncio.to_thread(self.store.batch_accepted, self.run_id, batch.number, job.id)
             self.tally.jobs += 1
@@ -140,7 +140,9 @@ class JobTracker:
         """Move exactly the rows Klaviyo's 400 points at to the rejects; the rest is resent."""
         bad = {i: (f, d) for i, f, d in error.row_errors if i < current.count}
         if not bad or error.unattributed:
-            raise EngineError(f"Klaviyo refused batch {batch.number + 1}: {error}", ExitCode.INPUT)
+            raise RunError(
+                f"Klaviyo refused batch {batch.number + 1}: {error}", exit_code=ExitCode.INPUT
+            )
         rejects = [
             Reject(
                 row=current.rows[i],
@@ -185,10 +187,10 @@ class JobTracker:
         try:
             await self.client.get_list(self.list_id)
         except NotFoundError as error:
-            raise EngineError(
+            raise RunError(
                 f"list {self.list_id} no longer exists in Klaviyo (deleted during the run?); "
                 f"pick another list for export {self.export_name!r} and run it again",
-                ExitCode.USAGE,
+                exit_code=ExitCode.USAGE,
             ) from error
 
     async def _confirm(self, entry: _Pending, job: ImportJob) -> None:
@@ -196,10 +198,10 @@ class JobTracker:
         failed = job.failed_count
         rejects: list[Reject] = []
         if job.status == "cancelled":
-            raise EngineError(
+            raise RunError(
                 f"Klaviyo cancelled job {entry.job_id} (batch {batch.number + 1}); resume the run "
                 "to send it again",
-                ExitCode.UNAVAILABLE,
+                exit_code=ExitCode.UNAVAILABLE,
             )
         if failed:
             if failed >= batch.count:  # the whole batch failed: is the list still there?

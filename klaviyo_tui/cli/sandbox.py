@@ -6,9 +6,8 @@ import sys
 
 import click
 
-from klaviyo_tui.urls import is_loopback_host
-
-from .settings import SandboxSettings, parse_faults, parse_key
+from klaviyo_tui.klaviyo.urls import is_loopback_host
+from klaviyo_tui.sandbox.settings import SandboxSettings, parse_faults, parse_key
 
 
 @click.command(
@@ -61,7 +60,7 @@ def sandbox_command(
 
     The first line of stdout is the base URL to use as the connection's base_url.
     """
-    from .server import serve  # uvicorn import only when actually serving
+    from klaviyo_tui.sandbox.server import serve  # uvicorn import only when actually serving
 
     if not is_loopback_host(host):
         raise click.UsageError(

@@ -10,8 +10,8 @@ import csv
 import os
 from pathlib import Path
 
-from klaviyo_tui import paths
-from klaviyo_tui.history import HistoryStore
+from klaviyo_tui.store import paths
+from klaviyo_tui.store.history import HistoryStore
 
 HEADER = ("segment", "row", "state", "column", "value", "reason")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from klaviyo_tui.errors import ExitCode
+
 
 class RowState(enum.StrEnum):
     """The one final state every input row ends in."""
@@ -32,26 +34,6 @@ def state_label(value: str) -> str:
         return RowState(value).label
     except ValueError:
         return value
-
-
-class ExitCode(enum.IntEnum):
-    """Process exit codes (decisions.md). README documents them."""
-
-    OK = 0
-    PARTIAL = 1
-    USAGE = 2
-    INPUT = 3
-    AUTH = 4
-    UNAVAILABLE = 5
-    INTERRUPTED = 130
-
-
-class EngineError(Exception):
-    """A run could not start or had to stop; the message says why and what to do."""
-
-    def __init__(self, message: str, exit_code: ExitCode) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @dataclass(frozen=True, slots=True)

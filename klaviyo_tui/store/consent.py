@@ -6,7 +6,7 @@ import dataclasses
 import getpass
 from datetime import UTC, datetime
 
-from klaviyo_tui.config import Connection
+from klaviyo_tui.store.config import Connection
 
 CONSENT_TITLE = "Data privacy and compliance"
 CONSENT_TEXT = (

@@ -46,7 +46,7 @@ class MemoryKeyring(KeyringBackend):
 @contextmanager
 def demo_environment(rows: int = DEMO_ROWS, *, job_delay: float = 2.5) -> Iterator[object]:
     """Temp dirs, sample data, env vars, memory keyring and a running sandbox; all undone after."""
-    from klaviyo_tui.sample_data import generate_customers
+    from klaviyo_tui.demo.sample_data import generate_customers
     from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
     from klaviyo_tui.sandbox.server import SandboxServer
     from klaviyo_tui.tui.app import DemoInfo

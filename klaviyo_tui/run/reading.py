@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass
 
-from klaviyo_tui.batching import Batch, BatchPacker
-from klaviyo_tui.config import Config, Export
-from klaviyo_tui.model import Reject
-from klaviyo_tui.pipeline import PipelineStats, iter_validated
+from klaviyo_tui.events import Reject
+from klaviyo_tui.input.batching import Batch, BatchPacker
+from klaviyo_tui.input.pipeline import PipelineStats, iter_validated
+from klaviyo_tui.store.config import Config, Export
 
 
 @dataclass

@@ -22,7 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from klaviyo_tui.config import Segment
+from klaviyo_tui.errors import AppError, ExitCode
+from klaviyo_tui.store.config import Segment
 
 SUPPORTED_EXTENSIONS: dict[str, str] = {
     ".csv": "csv",
@@ -45,8 +46,12 @@ _BLOCK_BYTES = 256 << 10
 _BLOCK_SIZES = (_BLOCK_BYTES, 8 << 20, 64 << 20)
 
 
-class SourceError(Exception):
+class SourceError(AppError):
     """A source that cannot be read; the message says what happened and what to do."""
+
+    title = "Could not read the source"
+    default_hint = "Check the path, format or query, then retry."
+    exit_code = ExitCode.INPUT
 
 
 # ---- public API -----------------------------------------------------------------------------

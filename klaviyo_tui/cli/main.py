@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 import click
 import orjson
 
-from klaviyo_tui import paths
-from klaviyo_tui.cli_admin import connections_group, exports_group
-from klaviyo_tui.cli_output import ProgressPrinter, fail, format_summary, redactor
-from klaviyo_tui.config import Config, ConfigError, Export, load_config
-from klaviyo_tui.model import ExitCode, RunSummary
-from klaviyo_tui.sandbox.command import sandbox_command
+from klaviyo_tui.cli.admin import connections_group, exports_group
+from klaviyo_tui.cli.output import ProgressPrinter, fail, format_summary, redactor
+from klaviyo_tui.cli.sandbox import sandbox_command
+from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.events import RunSummary
+from klaviyo_tui.store import paths
+from klaviyo_tui.store.config import Config, ConfigError, Export, load_config
 
 
 class _Context:
@@ -67,7 +68,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 @cli.command()
 def demo() -> None:
     """Try everything against a built-in sandbox Klaviyo with sample data (touches nothing real)."""
-    from klaviyo_tui.demo import run_demo
+    from klaviyo_tui.demo.launch import run_demo
 
     sys.exit(run_demo())
 
@@ -99,8 +100,8 @@ def run(
 
 
 def _run_due(config: Config, *, as_json: bool) -> int:
-    from klaviyo_tui.history import HistoryStore
-    from klaviyo_tui.schedule import is_due
+    from klaviyo_tui.run.schedule import is_due
+    from klaviyo_tui.store.history import HistoryStore
 
     now = datetime.now(UTC).astimezone()
     store = HistoryStore()
@@ -128,14 +129,15 @@ def _run_due(config: Config, *, as_json: bool) -> int:
 def _run_one(
     config: Config, export: Export, *, resume: bool, dry_run: bool, as_json: bool
 ) -> RunSummary:
-    from klaviyo_tui.engine import EngineError, check_runnable, run_export
-    from klaviyo_tui.history import HistoryStore
-    from klaviyo_tui.locking import RunInProgress
-    from klaviyo_tui.secrets import get_api_key
+    from klaviyo_tui.errors import RunError
+    from klaviyo_tui.run.engine import check_runnable, run_export
+    from klaviyo_tui.run.locking import RunInProgress
+    from klaviyo_tui.store.history import HistoryStore
+    from klaviyo_tui.store.secrets import get_api_key
 
     try:
         check_runnable(export, config)
-    except EngineError as error:
+    except RunError as error:
         fail(str(error), error.exit_code)
     lookup = get_api_key(export.connection)
     if not lookup.key:
@@ -172,7 +174,7 @@ def _run_one(
     except RunInProgress as error:
         fail(redact(str(error)), ExitCode.USAGE)
         raise
-    except EngineError as error:
+    except RunError as error:
         fail(redact(str(error)), error.exit_code)
         raise
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -211,7 +213,7 @@ def _summary_json(summary: RunSummary) -> dict[str, object]:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def history(args: tuple[str, ...], as_json: bool) -> None:
     """Past runs: `history [EXPORT]`, or `history show RUN` for one run's details."""
-    from klaviyo_tui.cli_history import show_run, show_runs
+    from klaviyo_tui.cli.history import show_run, show_runs
 
     if args and args[0] == "show":
         if len(args) != 2 or not args[1].isdigit():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from klaviyo_tui.model import ExitCode
+from klaviyo_tui.errors import AppError, ExitCode
 
 KEY_HELP_URL = "https://www.klaviyo.com/settings/account/api-keys"
 EXPORT_SCOPES: tuple[str, ...] = ("lists:read", "lists:write", "profiles:read", "profiles:write")
@@ -17,22 +17,19 @@ EXPORT_SCOPES: tuple[str, ...] = ("lists:read", "lists:write", "profiles:read", 
 _ROW_POINTER = re.compile(r"^/data/attributes/profiles/data/(\d+)(?:/attributes/?(.*))?$")
 
 
-class KlaviyoError(Exception):
+class KlaviyoError(AppError):
     """Base class: a problem talking to Klaviyo that a person can understand and act on."""
 
-    exit_code: ExitCode = ExitCode.UNAVAILABLE
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
+    title = "Klaviyo request failed"
+    default_hint = "Check the connection and retry."
+    exit_code = ExitCode.UNAVAILABLE
 
 
 class InvalidConfiguration(KlaviyoError):
     """The connection settings (base URL, revision, ids) cannot work; fix the configuration."""
 
+    title = "Connection settings problem"
+    default_hint = "Edit the connection (base URL, revision) or the export (list id)."
     exit_code = ExitCode.USAGE
 
 
@@ -43,12 +40,16 @@ class InvalidBaseURL(InvalidConfiguration):
 class AuthError(KlaviyoError):
     """401: Klaviyo does not know this key."""
 
+    title = "Klaviyo refused the API key"
+    default_hint = "Check the key (a private key, pk_…) or create a new one, then retry."
     exit_code = ExitCode.AUTH
 
 
 class ScopeError(KlaviyoError):
     """403 (JSON): the key is valid but lacks a scope the operation needs."""
 
+    title = "The API key lacks a permission"
+    default_hint = "Edit the key's scopes in Klaviyo (Settings › API keys), then retry."
     exit_code = ExitCode.AUTH
 
     def __init__(self, message: str, missing: tuple[str, ...]) -> None:
@@ -58,6 +59,9 @@ class ScopeError(KlaviyoError):
 
 class NotFoundError(KlaviyoError):
     """404: the list or job does not exist in this account."""
+
+    title = "Not found in Klaviyo"
+    default_hint = "Check the list ID, or pick the list from the account."
 
     exit_code = ExitCode.USAGE
 
@@ -87,6 +91,9 @@ class ApiErrorDetail:
 class RequestRejected(KlaviyoError):
     """400 (or another non-retryable 4xx): Klaviyo refused the request; `errors` says why."""
 
+    title = "Klaviyo refused the request"
+    default_hint = "Fix what Klaviyo names above, then retry."
+
     exit_code = ExitCode.INPUT
 
     def __init__(self, message: str, errors: tuple[ApiErrorDetail, ...], status: int = 400) -> None:
@@ -107,6 +114,9 @@ class RequestRejected(KlaviyoError):
 
 class UnavailableError(KlaviyoError):
     """Retries exhausted (429, 5xx, timeouts, resets, edge challenges): says what happened last."""
+
+    title = "Klaviyo is unavailable"
+    default_hint = "Wait a few minutes and retry; an interrupted run resumes with --resume."
 
     exit_code = ExitCode.UNAVAILABLE
 

@@ -32,10 +32,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from klaviyo_tui.config import Export, Mapping, Segment
-from klaviyo_tui.fastcheck import email_fast
-from klaviyo_tui.jsoncols import lower, text
-from klaviyo_tui.mapping import (
+from klaviyo_tui.events import Reject, RowState
+from klaviyo_tui.input.fastcheck import email_fast
+from klaviyo_tui.input.filters import apply_filter, filter_columns
+from klaviyo_tui.input.jsoncols import lower, text
+from klaviyo_tui.input.mapping import (
     KINDS,
     ValidatedChunk,
     careful_email,
@@ -43,9 +44,8 @@ from klaviyo_tui.mapping import (
     pick_kind,
     validate_chunk,
 )
-from klaviyo_tui.model import Reject, RowState
-from klaviyo_tui.segments import apply_filter, filter_columns
-from klaviyo_tui.sources import SourceError, columns_of, read_chunks
+from klaviyo_tui.input.sources import SourceError, columns_of, read_chunks
+from klaviyo_tui.store.config import Export, Mapping, Segment
 
 CHUNK_ROWS = 50_000
 _ROW_BITS = 40

@@ -17,11 +17,16 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from klaviyo_tui import paths
+from klaviyo_tui.errors import AppError, ExitCode
+from klaviyo_tui.store import paths
 
 
-class RunInProgress(Exception):
+class RunInProgress(AppError):
     """Another process (or another run in this one) holds the export's lock."""
+
+    title = "This export is already running"
+    default_hint = "Wait for it to finish, or open it."
+    exit_code = ExitCode.USAGE
 
     def __init__(self, export: str, pid: int | None, started: datetime | None) -> None:
         self.export = export

@@ -19,7 +19,7 @@ import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from klaviyo_tui.jsoncols import data_bytes, drop_bytes
+from klaviyo_tui.input.jsoncols import data_bytes, drop_bytes
 
 # ---- email ----------------------------------------------------------------------------------
 

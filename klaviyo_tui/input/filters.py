@@ -13,12 +13,17 @@ import tokenize
 
 import pandas as pd
 
-from klaviyo_tui.config import Segment
-from klaviyo_tui.sources import columns_of, read_chunks
+from klaviyo_tui.errors import AppError, ExitCode
+from klaviyo_tui.input.sources import columns_of, read_chunks
+from klaviyo_tui.store.config import Segment
 
 
-class FilterError(Exception):
+class FilterError(AppError):
     """A segment filter that cannot be evaluated; the message says why and lists the columns."""
+
+    title = "The filter is not valid"
+    default_hint = "Fix the filter, e.g. country = 'US' AND orders > 3."
+    exit_code = ExitCode.INPUT
 
 
 def filter_columns(expr: str | None, available: list[str]) -> list[str]:

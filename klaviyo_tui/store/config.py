@@ -25,9 +25,11 @@ import tomlkit
 from tomlkit.exceptions import ParseError, TOMLKitError
 from tomlkit.toml_document import TOMLDocument
 
-from klaviyo_tui import paths
-from klaviyo_tui.secrets import ENV_VAR, KEY_PATTERN, mask_key
-from klaviyo_tui.urls import base_url_problem
+from klaviyo_tui.errors import AppError, ExitCode
+from klaviyo_tui.klaviyo.urls import base_url_problem
+from klaviyo_tui.redaction import KEY_PATTERN, mask_key
+from klaviyo_tui.store import paths
+from klaviyo_tui.store.secrets import ENV_VAR
 
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
 DEFAULT_REVISION = "2026-07-15"
@@ -57,8 +59,14 @@ LOCATION_FIELDS: tuple[str, ...] = (
 )
 
 
-class ConfigError(Exception):
+class ConfigError(AppError):
     """A configuration problem a person can fix; the message says where and what."""
+
+    title = "Configuration problem"
+    default_hint = (
+        "Fix the config file in an editor (or with klaviyo-tui exports/connections), then retry."
+    )
+    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +344,7 @@ def config_from_data(data: dict[str, Any], path: Path) -> Config:
 
 def export_problems(config: Config, name: str) -> list[str]:
     """Cross-reference and schedule problems of one export, each saying what to fix."""
-    from klaviyo_tui.schedule import validate_schedule
+    from klaviyo_tui.run.schedule import validate_schedule
 
     export = config.exports.get(name)
     if export is None:
@@ -385,12 +393,3 @@ def load_config(path: Path | None = None) -> Config:
     path = path or paths.config_path()
     doc, _ = read_document(path)
     return Config() if doc is None else config_from_data(doc.unwrap(), path)
-
-
-# ---- editing: merge key by key so comments and order survive; write atomically -------------
-
-
-# The writer lives in its own module; importing it here keeps `config.ConfigStore` working.
-from klaviyo_tui.config_store import ConfigStore  # noqa: E402
-
-__all__ = ["ConfigStore"]

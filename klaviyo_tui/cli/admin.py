@@ -8,16 +8,16 @@ from collections.abc import Callable
 
 import click
 
-from klaviyo_tui import consent, paths
-from klaviyo_tui.cli_output import fail, redactor
-from klaviyo_tui.config import (
+from klaviyo_tui.cli.output import fail, redactor
+from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.store import consent, paths
+from klaviyo_tui.store.config import (
     DEFAULT_BASE_URL,
     DEFAULT_REVISION,
     ConfigError,
-    ConfigStore,
     Connection,
 )
-from klaviyo_tui.model import ExitCode
+from klaviyo_tui.store.config_store import ConfigStore
 
 
 def _store(ctx: click.Context) -> ConfigStore:
@@ -60,7 +60,7 @@ def connections_add(
     KLAVIYO_API_KEY is set, the connection is saved without storing a key: runs then read it from
     KLAVIYO_API_KEY.
     """
-    from klaviyo_tui.secrets import (
+    from klaviyo_tui.store.secrets import (
         ENV_VAR,
         SecretsError,
         backend_info,
@@ -142,7 +142,7 @@ def _verify(connection: Connection, key: str, redact: Callable[[str], str]) -> s
 @click.pass_context
 def connections_list(ctx: click.Context) -> None:
     """Connections, whether consent is recorded and where each key comes from."""
-    from klaviyo_tui.secrets import get_api_key, mask_key
+    from klaviyo_tui.store.secrets import get_api_key, mask_key
 
     config = _store(ctx).config
     if not config.connections:
@@ -160,7 +160,7 @@ def connections_list(ctx: click.Context) -> None:
 @click.pass_context
 def connections_test(ctx: click.Context, name: str) -> None:
     """Check NAME's key against Klaviyo and show what it can do."""
-    from klaviyo_tui.secrets import get_api_key
+    from klaviyo_tui.store.secrets import get_api_key
 
     config = _store(ctx).config
     connection = config.connections.get(name)
@@ -179,7 +179,7 @@ def connections_test(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def connections_remove(ctx: click.Context, name: str, yes: bool) -> None:
     """Remove NAME from the config and delete its key from the keyring."""
-    from klaviyo_tui.secrets import delete_api_key
+    from klaviyo_tui.store.secrets import delete_api_key
 
     store = _store(ctx)
     if name not in store.config.connections:

@@ -11,8 +11,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from klaviyo_tui.model import (
-    ExitCode,
+from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.events import (
     JobConfirmed,
     JobsPlanned,
     JobSubmitted,

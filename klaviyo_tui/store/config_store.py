@@ -18,8 +18,8 @@ import tomlkit
 from tomlkit.container import Container
 from tomlkit.items import AbstractTable, Table
 
-from klaviyo_tui import paths
-from klaviyo_tui.config import (
+from klaviyo_tui.store import paths
+from klaviyo_tui.store.config import (
     DEFAULT_BASE_URL,
     DEFAULT_REVISION,
     PROFILE_FIELDS,

@@ -37,10 +37,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from klaviyo_tui import paths
-from klaviyo_tui.locking import lock_holder
-from klaviyo_tui.model import ExitCode, Reject, RowState, RunSummary
-from klaviyo_tui.secrets import redact
+from klaviyo_tui.errors import AppError, ExitCode
+from klaviyo_tui.events import Reject, RowState, RunSummary
+from klaviyo_tui.redaction import redact
+from klaviyo_tui.run.locking import lock_holder
+from klaviyo_tui.store import paths
 
 SCHEMA_VERSION = 1
 _SCHEMA = (
@@ -76,8 +77,11 @@ _RUN_COLUMNS = (
 _STATUS = {ExitCode.OK: "ok", ExitCode.PARTIAL: "partial", ExitCode.INTERRUPTED: "interrupted"}
 
 
-class HistoryError(Exception):
+class HistoryError(AppError):
     """The history database can't be used; the message says what to do."""
+
+    title = "Run history unavailable"
+    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Turn one chunk of source rows into Klaviyo profile payloads (bytes) and rejects.
 
 Column-at-a-time with pyarrow.compute: strict vectorised checks settle most emails and phones
-(klaviyo_tui.fastcheck) and only the rest meet email-validator / phonenumbers row by row. The JSON
+(input/fastcheck.py) and only the rest meet email-validator / phonenumbers row by row. The JSON
 is assembled from per-column fragments (`"first_name":"Ada"`) joined per row, so no Python dict is
 built per profile; strings needing escapes go through orjson.
 
@@ -33,10 +33,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from klaviyo_tui.config import Mapping
-from klaviyo_tui.fastcheck import email_fast, phone_fast
-from klaviyo_tui.jsoncols import cat, json_object, lower, member, only_bytes, text
-from klaviyo_tui.model import Reject, RowState
+from klaviyo_tui.events import Reject, RowState
+from klaviyo_tui.input.fastcheck import email_fast, phone_fast
+from klaviyo_tui.input.jsoncols import cat, json_object, lower, member, only_bytes, text
+from klaviyo_tui.store.config import Mapping
 
 MAX_PROFILE_BYTES = 100_000
 MAX_EXTERNAL_ID = 255

@@ -10,9 +10,15 @@ import ipaddress
 
 import httpx
 
+from klaviyo_tui.errors import AppError, ExitCode
 
-class UnsafeBaseURL(ValueError):
+
+class UnsafeBaseURL(AppError):
     """The base URL cannot be used; the message says why and what to use instead."""
+
+    title = "The base URL is not allowed"
+    default_hint = "Use https://a.klaviyo.com, or a loopback URL for the sandbox."
+    exit_code = ExitCode.USAGE
 
 
 def is_loopback_host(host: str) -> bool:

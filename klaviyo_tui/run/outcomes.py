@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import orjson
 
-from klaviyo_tui.batching import Batch
+from klaviyo_tui.events import Reject, RowState
+from klaviyo_tui.input.batching import Batch
 from klaviyo_tui.klaviyo import ImportErrorItem
-from klaviyo_tui.model import Reject, RowState
 
 
 def map_import_errors(batch: Batch, errors: Sequence[ImportErrorItem], failed: int) -> list[Reject]:

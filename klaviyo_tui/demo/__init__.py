@@ -1,0 +1,1 @@
+"""`klaviyo-tui demo`: the app against an in-process sandbox with generated customers."""

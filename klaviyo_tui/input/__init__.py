@@ -1,0 +1,1 @@
+"""From source rows to request bodies: sources, filters, validation, dedupe, packing."""

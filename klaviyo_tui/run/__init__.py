@@ -1,0 +1,1 @@
+"""Running an export: the engine, its upload half, locks, rejects files, schedules."""

@@ -1,0 +1,1 @@
+"""Where state lives: the TOML config, API keys, run history, file locations."""
