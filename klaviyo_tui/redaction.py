@@ -37,3 +37,27 @@ def redact(text: str, key: str | None = None) -> str:
         if key:
             text = text.replace(key, mask_key(key))
     return KEY_PATTERN.sub(lambda m: mask_key(m.group(0)), text)
+
+
+# C0 and C1 control characters and DEL: what a terminal would act on (ESC starts escape sequences,
+# OSC 52 writes the clipboard, OSC 2 the window title). Tab and newline are kept where asked.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_AND_LAYOUT = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group(0).encode("unicode_escape").decode("ascii")
+
+
+def printable(text: str, *, keep_layout: bool = False) -> str:
+    """`text` with control characters shown as escapes (`\\x1b`): data never drives a terminal.
+
+    `keep_layout` keeps tab and newline (multi-line messages); otherwise they are escaped too.
+    """
+    pattern = _CONTROL if keep_layout else _CONTROL_AND_LAYOUT
+    return pattern.sub(_escape, text)
+
+
+def safe_text(text: str, *, keep_layout: bool = False) -> str:
+    """Text from data, config, files or Klaviyo, ready to show: keys masked, controls visible."""
+    return printable(redact(text), keep_layout=keep_layout)

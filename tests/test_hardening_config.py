@@ -198,7 +198,7 @@ def test_key_revoked_mid_run(slow_jobs_setup: tuple[SandboxServer, str, int]) ->
     server, _, n = slow_jobs_setup
     before = config_path().read_bytes()
     code, out, err = run_interfering(
-        ["run", "customers"], "profiles sent", lambda: server.revoke_key(DEMO_KEY)
+        ["run", "customers"], " sent: ", lambda: server.revoke_key(DEMO_KEY)
     )
     assert code == ExitCode.AUTH, err
     assert "Traceback" not in err + out
@@ -221,7 +221,7 @@ def test_list_deleted_mid_run(slow_jobs_setup: tuple[SandboxServer, str, int]) -
             assert c.delete(f"/api/lists/{list_id}").status_code == 204
 
     before = config_path().read_bytes()
-    code, out, err = run_interfering(["run", "customers"], "profiles sent", delete)
+    code, out, err = run_interfering(["run", "customers"], " sent: ", delete)
     assert code in (ExitCode.PARTIAL, ExitCode.INPUT, ExitCode.USAGE), err
     assert "Traceback" not in err + out
     assert list_id in err

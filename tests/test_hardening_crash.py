@@ -35,7 +35,7 @@ def test_second_run_of_a_running_export_is_refused(tmp_path: Path) -> None:
         )
         second: list[subprocess.CompletedProcess[str]] = []
         code, _, err = run_interfering(
-            ["run", "customers"], "profiles sent", lambda: second.append(cli("run", "customers"))
+            ["run", "customers"], " sent: ", lambda: second.append(cli("run", "customers"))
         )
         assert code == 0, err
         refused = second[0]

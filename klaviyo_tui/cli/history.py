@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import click
-import orjson
 
-from klaviyo_tui.cli.output import fail
-from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.cli.context import CliContext, pass_cli
+from klaviyo_tui.cli.output import emit_json, say
+from klaviyo_tui.errors import AppError
 from klaviyo_tui.events import RowState
-from klaviyo_tui.store.history import HistoryStore, RunRecord
+from klaviyo_tui.redaction import safe_text
+from klaviyo_tui.services import history as service
+from klaviyo_tui.services.history import RunRecord
 
 STATE_ORDER = [s.value for s in RowState]
 
@@ -25,31 +27,55 @@ def _record_json(record: RunRecord) -> dict[str, object]:
         "counts": record.counts,
         "duration_s": round(record.duration_s or 0, 3),
         "exit_code": record.exit_code,
-        "error": record.error,
+        "error": safe_text(record.error) if record.error else None,
         "rejects_path": record.rejects_path,
         "jobs": record.jobs,
         "dry_run": record.dry_run,
     }
 
 
+@click.command()
+@click.argument("args", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_cli
+def history(obj: CliContext, args: tuple[str, ...], as_json: bool) -> None:
+    """Past runs: `history [EXPORT]`, or `history show RUN` for one run's details.
+
+    \b
+    Examples:
+      klaviyo-tui history
+      klaviyo-tui history weekly --json
+      klaviyo-tui history show 12
+    """
+    obj.as_json = as_json
+    usage = AppError(
+        "usage: klaviyo-tui history [EXPORT] | history show RUN",
+        hint="RUN is a run number from `klaviyo-tui history`.",
+    )
+    if args and args[0] == "show":
+        if len(args) != 2 or not args[1].isdigit():
+            raise usage
+        show_run(int(args[1]), as_json=as_json)
+        return
+    if len(args) > 1:
+        raise usage
+    show_runs(args[0] if args else None, as_json=as_json)
+
+
 def show_runs(export: str | None, *, as_json: bool) -> None:
-    store = HistoryStore()
-    try:
-        records = store.runs(export)
-    finally:
-        store.close()
+    records = service.runs(export)
     if as_json:
-        click.echo(orjson.dumps([_record_json(r) for r in records]).decode())
+        emit_json([_record_json(r) for r in records])
         return
     if not records:
-        click.echo("no runs yet" + (f" for export {export!r}" if export else ""))
+        say("no runs yet" + (f" for export {export!r}" if export else ""))
         return
     header = f"{'RUN':>5}  {'EXPORT':<20} {'STARTED':<20} {'STATUS':<12} {'IMPORTED':>9} "
     header += f"{'INVALID':>8} {'REJECTED':>9} {'NOT SENT':>9}"
-    click.echo(header)
+    say(header)
     for r in records:
         c = r.counts
-        click.echo(
+        say(
             f"{r.id:>5}  {r.export[:20]:<20} {r.started_at[:19].replace('T', ' '):<20} "
             f"{'dry run' if r.dry_run else r.status:<12} {c.get('imported', 0):>9,} "
             f"{c.get('invalid', 0):>8,} "
@@ -58,33 +84,31 @@ def show_runs(export: str | None, *, as_json: bool) -> None:
 
 
 def show_run(run_id: int, *, as_json: bool) -> None:
-    store = HistoryStore()
-    try:
-        record = store.run(run_id)
-        if record is None:
-            fail(f"no run {run_id}; list runs with `klaviyo-tui history`", ExitCode.USAGE)
-        reasons = store.failure_reasons(run_id)
-    finally:
-        store.close()
+    detail = service.run_detail(run_id)
+    if detail is None:
+        raise AppError(f"there is no run {run_id}", hint="List runs with `klaviyo-tui history`.")
+    record = detail.record
     if as_json:
         data = _record_json(record)
-        data["reasons"] = [{"reason": r, "state": s, "count": n} for r, s, n in reasons]
-        click.echo(orjson.dumps(data).decode())
+        data["reasons"] = [
+            {"reason": safe_text(r), "state": s, "count": n} for r, s, n in detail.reasons
+        ]
+        emit_json(data)
         return
-    click.echo(f"run {record.id}: export {record.export} -> list {record.list_id}")
-    click.echo(f"  connection  {record.connection}")
-    click.echo(f"  started     {record.started_at}")
-    click.echo(f"  ended       {record.ended_at or '-'}")
-    click.echo(f"  status      {record.status} (exit code {record.exit_code})")
-    click.echo(f"  duration    {record.duration_s or 0:.1f}s, {record.jobs} jobs")
+    say(f"run {record.id}: export {record.export} -> list {record.list_id}")
+    say(f"  connection  {record.connection}")
+    say(f"  started     {record.started_at}")
+    say(f"  ended       {record.ended_at or '-'}")
+    say(f"  status      {record.status} (exit code {record.exit_code})")
+    say(f"  duration    {record.duration_s or 0:.1f}s, {record.jobs} jobs")
     for state in STATE_ORDER:
-        click.echo(f"  {state:<20}{record.counts.get(state, 0):>12,}")
+        say(f"  {state:<20}{record.counts.get(state, 0):>12,}")
     if record.error:
-        click.echo(f"  error       {record.error}")
-    if reasons:
-        click.echo("  reasons:")
-        for reason, state, count in reasons[:20]:
-            click.echo(f"    {count:>8,}  {state:<20} {reason}")
-    click.echo(f"  rejects     {record.rejects_path or 'none'}")
+        say(f"  error       {record.error}")
+    if detail.reasons:
+        say("  reasons:")
+        for reason, state, count in detail.reasons[:20]:
+            say(f"    {count:>8,}  {state:<20} {reason}")
+    say(f"  rejects     {record.rejects_path or 'none'}")
     if record.status == "interrupted":
-        click.echo(f"  resume with: klaviyo-tui run {record.export} --resume")
+        say(f"  resume with: klaviyo-tui run {record.export} --resume")

@@ -1,7 +1,9 @@
-"""The command line: the headless front end (run, history, connections, exports) and the launchers.
+"""The command line: the headless front end and the launchers.
 
-Only this module parses arguments. Headless commands never import textual: the TUI and the demo
-are imported inside their own commands.
+Only this package parses arguments. Every command calls the service layer and prints; errors
+reach one place (`KlaviyoCli.invoke`): an `AppError` prints its message and hint (a JSON object
+under --json) and exits with its code, anything else is a bug reported in one line with the
+traceback in the log file. Headless commands never import textual.
 """
 
 from __future__ import annotations
@@ -12,38 +14,65 @@ import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import click
-import orjson
 
-from klaviyo_tui.cli.admin import connections_group, exports_group
-from klaviyo_tui.cli.output import ProgressPrinter, fail, format_summary, redactor
+from klaviyo_tui.cli.connections import connections_group
+from klaviyo_tui.cli.context import CliContext, pass_cli
+from klaviyo_tui.cli.exports import exports_group
+from klaviyo_tui.cli.history import history
+from klaviyo_tui.cli.output import (
+    ProgressPrinter,
+    crash,
+    emit_json,
+    fail,
+    format_summary,
+    say,
+    summary_json,
+)
 from klaviyo_tui.cli.sandbox import sandbox_command
-from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.events import RunSummary
 from klaviyo_tui.store import paths
-from klaviyo_tui.store.config import Config, ConfigError, Export, load_config
+from klaviyo_tui.store.config import Config
 
 
-class _Context:
-    def __init__(self, config_path: str | None) -> None:
-        self.config_path = paths.config_path(config_path)
+class KlaviyoCli(click.Group):
+    """The root group: the one place where errors become messages and exit codes."""
 
-    def config(self) -> Config:
+    def invoke(self, ctx: click.Context) -> Any:
         try:
-            return load_config(self.config_path)
-        except ConfigError as error:
-            fail(str(error), ExitCode.USAGE)
-            raise AssertionError("unreachable") from error
+            return super().invoke(ctx)
+        except AppError as error:
+            fail(error, as_json=_as_json(ctx))
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as error:  # a bug: one line here, the traceback in the log
+            crash(error, as_json=_as_json(ctx))
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+def _as_json(ctx: click.Context) -> bool:
+    return isinstance(ctx.obj, CliContext) and ctx.obj.as_json
+
+
+def _help_config_path() -> str:
+    with contextlib.suppress(Exception):
+        return str(paths.config_path())
+    return "the platform's user config folder"
+
+
+@click.group(
+    cls=KlaviyoCli,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False),
     envvar="KLAVIYO_TUI_CONFIG",
-    help="Config file (default: the platform's user config dir).",
+    help=f"Config file (default: {_help_config_path()}; KLAVIYO_TUI_CONFIG also sets it).",
 )
 @click.version_option(package_name="klaviyo-tui")
 @click.pass_context
@@ -52,9 +81,15 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
     With no command on a terminal, opens the app. Exit codes: 0 success, 1 some rows rejected or
     not sent, 2 usage or configuration error, 3 input data error, 4 authentication or permission
-    error, 5 Klaviyo unavailable after retries, 130 interrupted (resumable with --resume).
+    error, 5 Klaviyo unavailable after retries, 70 internal error (see the log), 130 interrupted
+    (resumable with --resume).
+
+    \b
+    Examples:
+      klaviyo-tui demo                  try everything against a built-in sandbox
+      klaviyo-tui run weekly --dry-run  plan a run without sending anything
     """
-    ctx.obj = _Context(config_path)
+    ctx.obj = CliContext(config_path)
     if ctx.invoked_subcommand is not None:
         return
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -67,7 +102,12 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
 @cli.command()
 def demo() -> None:
-    """Try everything against a built-in sandbox Klaviyo with sample data (touches nothing real)."""
+    """Try everything against a built-in sandbox Klaviyo with sample data (touches nothing real).
+
+    \b
+    Example:
+      klaviyo-tui demo
+    """
     from klaviyo_tui.demo.launch import run_demo
 
     sys.exit(run_demo())
@@ -77,80 +117,81 @@ def demo() -> None:
 @click.argument("export_name", required=False)
 @click.option("--dry-run", is_flag=True, help="Read, validate and plan; send nothing.")
 @click.option("--resume", is_flag=True, help="Continue the last interrupted run of this export.")
+@click.option(
+    "--retry-failed",
+    "retry_of",
+    type=int,
+    metavar="RUN",
+    help="Send again only the rows Klaviyo rejected in run RUN.",
+)
 @click.option("--due", is_flag=True, help="Run every export whose schedule is due (for cron).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@click.pass_obj
+@pass_cli
 def run(
-    obj: _Context, export_name: str | None, dry_run: bool, resume: bool, due: bool, as_json: bool
+    obj: CliContext,
+    export_name: str | None,
+    dry_run: bool,
+    resume: bool,
+    retry_of: int | None,
+    due: bool,
+    as_json: bool,
 ) -> None:
-    """Run EXPORT now: progress on stderr, a one-line summary on stdout."""
+    """Run EXPORT now: progress on stderr, a one-line summary (or JSON) on stdout.
+
+    \b
+    Examples:
+      klaviyo-tui run weekly                 send, then confirm every row
+      klaviyo-tui run weekly --dry-run       counts, jobs and time at Klaviyo's limits
+      klaviyo-tui run weekly --resume        continue an interrupted run
+      klaviyo-tui run --due --json           every export whose schedule is due (cron)
+    """
+    obj.as_json = as_json
     config = obj.config()
     if due == bool(export_name):
-        fail("give an export name, or --due to run every export whose schedule is due", 2)
+        raise AppError(
+            "give an export name, or --due to run every export whose schedule is due",
+            hint="See `klaviyo-tui exports list` for the names.",
+        )
     if due:
         sys.exit(_run_due(config, as_json=as_json))
     assert export_name is not None
-    export = config.exports.get(export_name)
-    if export is None:
-        known = ", ".join(sorted(config.exports)) or "none yet"
-        fail(f"no export named {export_name!r} in {obj.config_path} (exports: {known})", 2)
-        return
-    summary = _run_one(config, export, resume=resume, dry_run=dry_run, as_json=as_json)
+    summary = _run_one(
+        config, export_name, resume=resume, dry_run=dry_run, retry_of=retry_of, as_json=as_json
+    )
     sys.exit(int(summary.exit_code))
 
 
 def _run_due(config: Config, *, as_json: bool) -> int:
-    from klaviyo_tui.run.schedule import is_due
-    from klaviyo_tui.store.history import HistoryStore
+    from klaviyo_tui.services.runs import due_exports
 
-    now = datetime.now(UTC).astimezone()
-    store = HistoryStore()
-    try:
-        due = []
-        for export in config.exports.values():
-            if not export.schedule:
-                continue
-            runs = [r for r in store.runs(export.name, limit=20) if not r.dry_run]
-            last = runs[0].started if runs else None
-            if is_due(export.schedule, last, now):
-                due.append(export)
-    finally:
-        store.close()
+    due = due_exports(config, datetime.now(UTC).astimezone())
     if not due:
-        click.echo("no export is due", err=True)
+        say("no export is due", err=True)
         return ExitCode.OK
     worst = ExitCode.OK
     for export in due:
-        summary = _run_one(config, export, resume=False, dry_run=False, as_json=as_json)
+        try:
+            summary = _run_one(config, export.name, as_json=as_json)
+        except AppError as error:  # one export's problem does not stop the others
+            say(f"klaviyo-tui: {export.name}: {error.message}", err=True)
+            worst = max(worst, error.exit_code)
+            continue
         worst = max(worst, summary.exit_code)
     return int(worst)
 
 
 def _run_one(
-    config: Config, export: Export, *, resume: bool, dry_run: bool, as_json: bool
+    config: Config,
+    export_name: str,
+    *,
+    resume: bool = False,
+    dry_run: bool = False,
+    retry_of: int | None = None,
+    as_json: bool,
 ) -> RunSummary:
-    from klaviyo_tui.errors import RunError
-    from klaviyo_tui.run.engine import check_runnable, run_export
-    from klaviyo_tui.run.locking import RunInProgress
-    from klaviyo_tui.store.history import HistoryStore
-    from klaviyo_tui.store.secrets import get_api_key
+    from klaviyo_tui.services.runs import run as run_service
 
-    try:
-        check_runnable(export, config)
-    except RunError as error:
-        fail(str(error), error.exit_code)
-    lookup = get_api_key(export.connection)
-    if not lookup.key:
-        fail(
-            f"no API key for connection {export.connection!r}: "
-            + (lookup.hint or "set KLAVIYO_API_KEY or store one with `connections add`"),
-            ExitCode.AUTH,
-        )
-    key = lookup.key
-    assert key is not None
-    redact = redactor(key)
-    printer = ProgressPrinter(export.name, redact=redact)
-    store = HistoryStore()
+    printer = ProgressPrinter(export_name)
 
     async def consume() -> RunSummary:
         task = asyncio.current_task()
@@ -159,72 +200,34 @@ def _run_one(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
         summary: RunSummary | None = None
-        async for event in run_export(
-            export, config=config, api_key=key, store=store, resume=resume, dry_run=dry_run
-        ):
+        events = run_service(
+            config, export_name, resume=resume, dry_run=dry_run, retry_failed_of=retry_of
+        )
+        async for event in events:
+            printer.event(event)
             if isinstance(event, RunSummary):
                 summary = event
-            else:
-                printer.event(event)
         assert summary is not None
         return summary
 
     try:
         summary = asyncio.run(consume())
-    except RunInProgress as error:
-        fail(redact(str(error)), ExitCode.USAGE)
-        raise
-    except RunError as error:
-        fail(redact(str(error)), error.exit_code)
-        raise
     except (KeyboardInterrupt, asyncio.CancelledError):
         printer.close()
-        click.echo(f"interrupted; continue with: klaviyo-tui run {export.name} --resume", err=True)
+        say(f"interrupted; continue with: klaviyo-tui run {export_name} --resume", err=True)
         sys.exit(ExitCode.INTERRUPTED)
     finally:
-        store.close()
-    printer.close()
+        printer.close()
     if as_json:
-        click.echo(orjson.dumps(_summary_json(summary)).decode())
+        emit_json(summary_json(summary))
     else:
-        click.echo(redact(format_summary(summary)))
+        say(format_summary(summary))
     if summary.error:
-        click.echo(redact(f"error: {summary.error}"), err=True)
+        say(f"error: {summary.error}", err=True)
     return summary
 
 
-def _summary_json(summary: RunSummary) -> dict[str, object]:
-    return {
-        "run_id": summary.run_id,
-        "export": summary.export,
-        "counts": summary.counts,
-        "duration_s": round(summary.duration_s, 3),
-        "exit_code": int(summary.exit_code),
-        "jobs": summary.jobs,
-        "dry_run": summary.dry_run,
-        "rejects_path": str(summary.rejects_path) if summary.rejects_path else None,
-        "error": summary.error,
-        **({"plan": summary.plan} if summary.dry_run else {}),
-    }
-
-
-@cli.command(context_settings={"ignore_unknown_options": False})
-@click.argument("args", nargs=-1)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def history(args: tuple[str, ...], as_json: bool) -> None:
-    """Past runs: `history [EXPORT]`, or `history show RUN` for one run's details."""
-    from klaviyo_tui.cli.history import show_run, show_runs
-
-    if args and args[0] == "show":
-        if len(args) != 2 or not args[1].isdigit():
-            fail("usage: klaviyo-tui history show RUN (a run number from `klaviyo-tui history`)", 2)
-        show_run(int(args[1]), as_json=as_json)
-        return
-    if len(args) > 1:
-        fail("usage: klaviyo-tui history [EXPORT] | history show RUN", 2)
-    show_runs(args[0] if args else None, as_json=as_json)
-
-
+cli.add_command(history)
 cli.add_command(connections_group)
 cli.add_command(exports_group)
 cli.add_command(sandbox_command, name="sandbox")

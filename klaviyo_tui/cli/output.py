@@ -1,47 +1,79 @@
-"""What the headless CLI prints: progress on stderr, the summary on stdout, no tracebacks."""
+"""What the headless CLI prints: progress on stderr, results on stdout, errors as one message and
+a hint (or one JSON object), never a traceback. Every string that came from data, config, files
+or Klaviyo passes through `safe_text` (keys masked, control characters made visible)."""
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from typing import NoReturn
 
 import click
+import orjson
 
+from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.events import (
     JobConfirmed,
     JobsPlanned,
     JobSubmitted,
-    Notice,
-    Phase,
     ProgressEvent,
-    Retrying,
-    RowsRead,
-    RowsRejected,
     RowState,
     RunSummary,
     Waiting,
 )
+from klaviyo_tui.redaction import safe_text
+from klaviyo_tui.run.progress import RunProgress, plural
+from klaviyo_tui.store import crashlog
 
 
-def fail(message: str, code: int) -> NoReturn:
-    """Print one clear error line on stderr and exit with the documented code."""
-    click.echo(f"klaviyo-tui: {message}", err=True)
-    sys.exit(int(code))
+def say(text: str, *, err: bool = False) -> None:
+    """One line of output, safe to show on a terminal."""
+    click.echo(safe_text(text, keep_layout=True), err=err)
 
 
-def redactor(key: str | None) -> Callable[[str], str]:
-    """A function that masks the API key wherever it appears in a message."""
-    from klaviyo_tui.redaction import redact
+def emit_json(data: object) -> None:
+    click.echo(orjson.dumps(data, default=str).decode())
 
-    if not key:
-        return lambda text: text
-    return lambda text: redact(text, key)
+
+def fail(error: AppError, *, as_json: bool = False) -> NoReturn:
+    """Report a user-facing error (message, then what to do) and exit with its code."""
+    say(f"klaviyo-tui: {error.message}", err=True)
+    if error.hint:
+        say(f"what to do: {error.hint}", err=True)
+    if as_json:
+        emit_json(
+            {
+                "error": safe_text(error.message),
+                "hint": safe_text(error.hint),
+                "kind": type(error).__name__,
+                "exit_code": int(error.exit_code),
+            }
+        )
+    sys.exit(int(error.exit_code))
+
+
+def crash(error: BaseException, *, as_json: bool = False) -> NoReturn:
+    """A bug: one short line, the traceback in the log file, exit code 70."""
+    message = crashlog.internal_message(error, crashlog.record(error))
+    say(f"klaviyo-tui: {message}", err=True)
+    if as_json:
+        emit_json({"error": safe_text(message), "kind": "internal", "exit_code": 70})
+    sys.exit(int(ExitCode.INTERNAL))
 
 
 def format_summary(summary: RunSummary) -> str:
     c = summary.counts
+    head = f"export {summary.export}"
+    if summary.dry_run:
+        plan = summary.plan
+        jobs = int(str(plan.get("jobs", 0)))
+        return (
+            f"{head} (dry run): {c.get(RowState.INVALID.value, 0):,} invalid, "
+            f"{c.get(RowState.DUPLICATE.value, 0):,} duplicates, "
+            f"{plural(int(str(plan.get('profiles', 0))), 'profile')} to send in "
+            f"{plural(jobs, 'job')}, about {plan.get('estimated_seconds', 0)}s at Klaviyo's rate "
+            "limits"
+        )
     parts = [
         f"{c.get(RowState.IMPORTED.value, 0):,} imported",
         f"{c.get(RowState.INVALID.value, 0):,} invalid",
@@ -49,15 +81,6 @@ def format_summary(summary: RunSummary) -> str:
         f"{c.get(RowState.DUPLICATE.value, 0):,} duplicates",
         f"{c.get(RowState.NOT_SENT.value, 0):,} not sent",
     ]
-    head = f"export {summary.export}"
-    if summary.dry_run:
-        plan = summary.plan
-        return (
-            f"{head} (dry run): {c.get(RowState.INVALID.value, 0):,} invalid, "
-            f"{c.get(RowState.DUPLICATE.value, 0):,} duplicates, {plan.get('profiles', 0):,} "
-            f"profiles to send in {plan.get('jobs', 0)} jobs, about "
-            f"{plan.get('estimated_seconds', 0)}s at Klaviyo's rate limits"
-        )
     text = f"{head}: {', '.join(parts)} in {summary.duration_s:.1f}s"
     if summary.run_id is not None:
         text += f" (run {summary.run_id}"
@@ -67,64 +90,67 @@ def format_summary(summary: RunSummary) -> str:
     return text
 
 
+def summary_json(summary: RunSummary) -> dict[str, object]:
+    return {
+        "run_id": summary.run_id,
+        "export": summary.export,
+        "counts": summary.counts,
+        "duration_s": round(summary.duration_s, 3),
+        "exit_code": int(summary.exit_code),
+        "jobs": summary.jobs,
+        "dry_run": summary.dry_run,
+        "rejects_path": str(summary.rejects_path) if summary.rejects_path else None,
+        "error": safe_text(summary.error) if summary.error else None,
+        **({"plan": summary.plan} if summary.dry_run else {}),
+    }
+
+
 PACING_NEWS_S = 2.0
 
 
 class ProgressPrinter:
-    """A one-line bar on a terminal, plain timestamped lines otherwise (cron, pipes, CI)."""
+    """Reads the core's fold (RunProgress): a one-line bar on a terminal, plain timestamped lines
+    otherwise (cron, pipes, CI)."""
 
-    def __init__(self, export: str, *, redact: Callable[[str], str]) -> None:
+    def __init__(self, export: str) -> None:
+        self.progress = RunProgress(export)
         self.export = export
-        self.redact = redact
         self.tty = sys.stderr.isatty()
-        self.total: int | None = None
-        self.read = 0
-        self.confirmed = 0
-        self.rejected = 0
         self.started = time.monotonic()
         self._last_bar = 0.0
 
     def event(self, event: ProgressEvent) -> None:
+        line = self.progress.apply(event)
         match event:
-            case Phase(name=name, detail=detail):
-                self._line(f"{name} {detail}".strip())
-            case RowsRead(read=read):
-                self.read = read
-                self._bar()
             case JobsPlanned(jobs=jobs, profiles=profiles, total=total):
-                self.total = profiles
-                self._line(f"read {total or self.read:,} rows: {profiles:,} to send in {jobs} jobs")
-            case JobSubmitted(job_id=job_id, batch=batch, profiles=profiles):
-                if not self.tty:
-                    self._line(f"batch {batch + 1}: {profiles:,} profiles sent (job {job_id})")
-            case JobConfirmed(batch=batch, imported=imported, failed=failed):
-                self.confirmed += imported
-                self.rejected += failed
-                if not self.tty:
-                    self._line(f"batch {batch + 1}: {imported:,} confirmed, {failed:,} failed")
+                rows = plural(total or self.progress.read, "row")
+                self._line(
+                    f"read {rows}: {plural(profiles, 'profile')} to send in {plural(jobs, 'job')}"
+                )
+            case JobSubmitted() | JobConfirmed():
+                if not self.tty and line:
+                    self._line(line)
                 self._bar()
-            case RowsRejected(count=count, reason=reason):
-                self._line(f"{count:,} rows rejected: {reason}")
             case Waiting(seconds=seconds, reason=reason):
                 # Short waits for the rate limit are the normal rhythm of a run, not news; long
                 # waits and Klaviyo's own Retry-After are worth a line.
                 if seconds >= PACING_NEWS_S or "asked" in reason:
                     self._line(f"waiting {seconds:.1f}s: {reason}")
-            case Retrying(attempt=attempt, reason=reason):
-                self._line(f"retry {attempt}: {reason}")
-            case Notice(message=message, level=level):
-                self._line(message if level == "info" else f"{level}: {message}")
-            case _:
+            case RunSummary():
                 pass
+            case _:
+                if line:
+                    self._line(line)
+                self._bar()
 
     def _line(self, text: str) -> None:
-        text = self.redact(text)
+        text = safe_text(text)
         if self.tty:
             click.echo("\r\033[K" + text, err=True)
             self._bar(force=True)
         else:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            click.echo(f"{stamp} {self.export}: {text}", err=True)
+            click.echo(f"{stamp} {safe_text(self.export)}: {text}", err=True)
 
     def _bar(self, force: bool = False) -> None:
         if not self.tty:
@@ -133,17 +159,15 @@ class ProgressPrinter:
         if not force and now - self._last_bar < 0.1:
             return
         self._last_bar = now
-        total = self.total
-        done = self.confirmed + self.rejected
-        elapsed = max(now - self.started, 1e-6)
-        rate = self.confirmed / elapsed
-        if total:
+        p = self.progress
+        rate = p.confirmed / max(now - self.started, 1e-6)
+        if p.total:
             width = 30
-            filled = int(width * min(done / total, 1.0))
+            filled = int(width * min(p.done_rows / p.total, 1.0))
             bar = "█" * filled + "░" * (width - filled)
-            text = f"{bar} {done:,}/{total:,} confirmed  {rate:,.0f}/s"
+            text = f"{bar} {p.done_rows:,}/{p.total:,} confirmed  {rate:,.0f}/s"
         else:
-            text = f"read {self.read:,} rows, {self.confirmed:,} confirmed"
+            text = f"read {plural(p.read, 'row')}, {p.confirmed:,} confirmed"
         click.echo("\r\033[K" + text, err=True, nl=False)
 
     def close(self) -> None:

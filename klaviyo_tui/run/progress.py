@@ -70,12 +70,11 @@ class RunProgress:
                 self.invalid, self.duplicates = event.invalid, event.duplicates
             case JobsPlanned():
                 self.jobs_planned = event.jobs
-                if event.total is not None:
-                    self.total = event.total
+                self.total = event.profiles
             case JobSubmitted():
                 self.jobs_submitted += 1
                 self.sent += event.profiles
-                line = f"batch {event.batch + 1} sent: {event.profiles:,} profiles"
+                line = f"batch {event.batch + 1} sent: {plural(event.profiles, 'profile')}"
             case JobConfirmed():
                 self.jobs_confirmed += 1
                 self.confirmed += event.imported
@@ -86,7 +85,7 @@ class RunProgress:
                 )
             case RowsRejected():
                 reason = event.reason.removeprefix("Klaviyo: ")
-                line = f"{event.count:,} rows rejected by Klaviyo: {reason}"
+                line = f"{plural(event.count, 'row')} rejected by Klaviyo: {reason}"
             case Waiting():
                 self.waits += 1
                 self.waited_s += event.seconds
@@ -176,8 +175,14 @@ def describe_exit(code: ExitCode | int) -> str:
         ExitCode.INPUT: "input data problem",
         ExitCode.AUTH: "authentication or permission problem",
         ExitCode.UNAVAILABLE: "Klaviyo unavailable after retries",
+        ExitCode.INTERNAL: "internal error (see the log file)",
         ExitCode.INTERRUPTED: "interrupted (resumable)",
     }.get(ExitCode(int(code)), str(code))
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """`1 row`, `2 rows`, `1,000 batches`: counts read as people say them."""
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
 
 
 def format_duration(seconds: float | None) -> str:

@@ -104,26 +104,34 @@ def backend_info() -> BackendInfo:
 
 
 def get_api_key(connection: str) -> KeyLookup:
-    """The key for `connection`: `KLAVIYO_API_KEY` wins, then the keyring. Never raises."""
+    """The key for `connection`: `KLAVIYO_API_KEY` wins, then the keyring. Never raises.
+
+    Without a key, `hint` says where we looked (the variable and the keyring), in our own words:
+    the keyring library's advice (install keyrings.alt) is not ours to give.
+    """
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
         return KeyLookup(env, "env")
     try:
         stored = keyring.get_password(SERVICE, connection)
-    except Exception as exc:  # any backend failure (locked, no D-Bus, no backend) means "no key"
-        reason = redact(str(exc)) or type(exc).__name__
-        return KeyLookup(None, None, f"the keyring could not be read ({reason}); {ALTERNATIVES}")
+    except keyring.errors.NoKeyringError:
+        return KeyLookup(None, None, _looked(connection, "no OS keyring is available here"))
+    except Exception as exc:  # any backend failure (locked, no D-Bus) means "no key"
+        reason = (redact(str(exc)).strip().splitlines() or [type(exc).__name__])[0][:200]
+        return KeyLookup(
+            None, None, _looked(connection, f"the OS keyring could not be read ({reason})")
+        )
     if stored and stored.strip():
         return KeyLookup(stored.strip(), "keyring")
-    info = backend_info()
-    if not info.usable:
-        return KeyLookup(None, None, info.message)
+    if not backend_info().usable:
+        return KeyLookup(None, None, _looked(connection, "no usable OS keyring was found here"))
     return KeyLookup(
-        None,
-        None,
-        f"no API key stored for connection {connection!r}; add one (it goes to the keyring) "
-        f"or set {ENV_VAR}",
+        None, None, _looked(connection, f"the OS keyring holds no key for {connection!r}")
     )
+
+
+def _looked(connection: str, keyring_state: str) -> str:
+    return f"{ENV_VAR} is not set and {keyring_state}"
 
 
 def store_api_key(connection: str, key: str) -> str | None:

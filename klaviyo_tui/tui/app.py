@@ -26,7 +26,7 @@ from klaviyo_tui.errors import ExitCode
 from klaviyo_tui.events import JobConfirmed
 from klaviyo_tui.run.progress import RunProgress
 from klaviyo_tui.store import paths
-from klaviyo_tui.store.config import Config, Connection
+from klaviyo_tui.store.config import Config, ConfigError, Connection
 from klaviyo_tui.tui.errors import describe_error
 from klaviyo_tui.tui.palette import export_commands
 from klaviyo_tui.tui.screens.dialogs import ConfirmModal, ErrorModal
@@ -96,13 +96,12 @@ class KlaviyoApp(App[int]):
 
     @work(thread=True, exit_on_error=False, group="config")
     def _load_config(self) -> None:
-        from klaviyo_tui.store.config import ConfigError
         from klaviyo_tui.store.config_store import ConfigStore
 
         try:
             store = ConfigStore(self.config_path)
         except ConfigError as exc:
-            self.call_from_thread(self._config_failed, str(exc))
+            self.call_from_thread(self._config_failed, exc)
             return
         self.call_from_thread(self._config_loaded, store)
 
@@ -114,10 +113,9 @@ class KlaviyoApp(App[int]):
             if not store.config.connections:
                 self.connection_wizard()
 
-    def _config_failed(self, message: str) -> None:
-        self.config_error = message
-        info = describe_error(_Named("ConfigError", message))
-        self.push_screen(ErrorModal(info))
+    def _config_failed(self, error: ConfigError) -> None:
+        self.config_error = error.message
+        self.push_screen(ErrorModal(describe_error(error)))
 
     async def in_thread(self, fn: Callable[..., R], *args: Any) -> R:
         """Run blocking work (keyring, SQLite, pandas, files) in a thread worker; await it."""
@@ -142,6 +140,14 @@ class KlaviyoApp(App[int]):
             return self.store.config
 
         self.config = await self.in_thread(apply)
+        return self.config
+
+    async def reload_config(self) -> Config:
+        """Re-read the file after a service changed it."""
+        from klaviyo_tui.store.config_store import ConfigStore
+
+        self.store = await self.in_thread(ConfigStore, self.config_path)
+        self.config = self.store.config
         return self.config
 
     # ---- errors ----------------------------------------------------------------------------------
@@ -211,33 +217,16 @@ class KlaviyoApp(App[int]):
     async def _run_worker(
         self, handle: RunHandle, resume: bool, retry_failed_of: int | None
     ) -> None:
-        """Drive engine.run_export and fold its events; survives screen changes."""
+        """Drive the run service and fold its events; survives screen changes."""
         import asyncio
 
-        from klaviyo_tui.run.engine import run_export
-        from klaviyo_tui.store.history import HistoryStore
-        from klaviyo_tui.store.secrets import get_api_key
+        from klaviyo_tui.services.runs import run
 
         progress = handle.progress
-        key: str | None = None
-        export = self.config.exports[handle.export]
-        connection = self.config.connections.get(export.connection)
         try:
-            if connection is None:
-                raise _Named("ConfigError", f"Export {export.name!r} uses a missing connection.")
-            lookup = await self.in_thread(get_api_key, connection.name)
-            if not lookup.key:
-                raise _Named(
-                    "SecretsError",
-                    f"No API key for {connection.display_name!r}. {lookup.hint or ''}".strip(),
-                )
-            key = lookup.key
-            store = HistoryStore()
-            events = run_export(
-                export,
-                config=self.config,
-                api_key=lookup.key,
-                store=store,
+            events = run(
+                self.config,
+                handle.export,
                 resume=resume,
                 retry_failed_of=retry_failed_of,
             )
@@ -252,43 +241,38 @@ class KlaviyoApp(App[int]):
             self.run_updated.publish(handle)
             raise
         except Exception as exc:  # shown in the run view, with what to do
-            info = describe_error(exc, key)
-            progress.error = f"{info.title}: {info.message}\nWhat to do: {info.hint}"
+            info = describe_error(exc)
+            progress.error = f"{info.title}: {info.as_text()}"
             progress.log.append(f"error: {info.message}")
             self.run_updated.publish(handle)
             return
         summary = progress.summary
         if summary is not None:
             self.notify(
-                f"{export.name}: {summary.counts.get('imported', 0):,} imported.",
+                f"{handle.export}: {summary.counts.get('imported', 0):,} imported.",
                 title="Run finished",
                 severity="information" if summary.exit_code == ExitCode.OK else "warning",
+                markup=False,
             )
 
     @work(exclusive=True, group="remove", exit_on_error=False)
     async def remove_export(self, name: str) -> None:
         """Ask, then remove the export (and its segments no other export uses)."""
+        from klaviyo_tui.services import exports
+
         if name not in self.config.exports:
             return
         question = f"Remove the export “{name}”? Its run history is kept."
         if not await self.push_screen_wait(ConfirmModal("Remove export?", question)):
             return
-        export = self.config.exports[name]
-
-        def remove(store: Any) -> None:
-            store.remove_export(name)
-            for segment in export.segments:
-                others = [e for e in store.config.exports.values() if segment in e.segments]
-                if not others and segment in store.config.segments:
-                    store.remove_segment(segment)
-
-        await self.save_config(remove)
-        self.notify(f"Removed export “{name}”.")
+        await self.in_thread(exports.remove_export, self.config_path, name)
+        await self.reload_config()
+        self.notify(f"Removed export “{name}”.", markup=False)
 
     @work(exclusive=True, group="remove", exit_on_error=False)
     async def remove_connection(self, name: str) -> None:
         """Ask, then remove the connection and delete its key from the keyring."""
-        from klaviyo_tui.store.secrets import delete_api_key
+        from klaviyo_tui.services import connections
 
         conn = self.config.connections.get(name)
         if conn is None:
@@ -301,9 +285,9 @@ class KlaviyoApp(App[int]):
         )
         if not await self.push_screen_wait(ConfirmModal("Remove connection?", question)):
             return
-        await self.in_thread(delete_api_key, name)
-        await self.save_config(lambda store: store.remove_connection(name))
-        self.notify(f"Removed “{conn.display_name}” and its key.")
+        await self.in_thread(connections.remove_connection, self.config_path, name)
+        await self.reload_config()
+        self.notify(f"Removed “{conn.display_name}” and its key.", markup=False)
 
     def show_run_detail(self, run_id: int) -> None:
         from klaviyo_tui.tui.screens.history import RunDetailScreen
@@ -354,14 +338,6 @@ class KlaviyoApp(App[int]):
             yield SystemCommand(f"Edit connection {label}", "Rename, change key or URL", edit)
             remove = partial(self.remove_connection, key)
             yield SystemCommand(f"Remove connection {label}", "And delete its key", remove)
-
-
-class _Named(Exception):
-    """An exception whose class name picks the error panel's title (see errors.describe_error)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 def make_app(config_path: Path | str | None = None, *, demo: DemoInfo | None = None) -> KlaviyoApp:

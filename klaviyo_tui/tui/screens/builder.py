@@ -13,6 +13,7 @@ from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.content import Content
 from textual.timer import Timer
 from textual.widgets import (
     Button,
@@ -33,7 +34,7 @@ from klaviyo_tui.tui.screens import builder_form as form
 from klaviyo_tui.tui.screens import builder_tabs as tabs
 from klaviyo_tui.tui.screens.base import BaseScreen
 from klaviyo_tui.tui.screens.dialogs import ConfirmModal
-from klaviyo_tui.tui.screens.pickers import FilePickerScreen, ListPickerScreen, api_key_for
+from klaviyo_tui.tui.screens.pickers import FilePickerScreen, ListPickerScreen
 from klaviyo_tui.tui.widgets.columns import ColumnsPane
 from klaviyo_tui.tui.widgets.report import render_report
 
@@ -165,18 +166,16 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
     @work(exclusive=True, group="check-list", exit_on_error=False)
     async def check_list(self, list_id: str) -> None:
-        from klaviyo_tui.klaviyo import KlaviyoClient
+        from klaviyo_tui.services.lists import get_list
 
-        connection = self._connection()
+        app: KlaviyoApp = self.app  # type: ignore[assignment]
         label = self.query_one("#list-label", Static)
-        label.update(f"Checking {list_id} …")
+        label.update(Content(f"Checking {list_id} …"))
         try:
-            key = await api_key_for(self.app, connection)  # type: ignore[arg-type]
-            async with KlaviyoClient(connection.base_url, key) as client:
-                found = await client.get_list(list_id)
+            found = await get_list(app.config, self._connection().name, list_id)
         except Exception as exc:
             info = describe_error(exc)
-            label.update(f"[b]{info.title}[/b]: {escape(info.message)} {info.hint}")
+            label.update(Content.assemble((info.title, "bold"), ": ", info.as_text()))
             label.add_class("error-text")
             return
         label.remove_class("error-text")

@@ -10,11 +10,11 @@ import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.widgets import (
     Button,
     Checkbox,
@@ -27,6 +27,7 @@ from textual.widgets import (
     Static,
 )
 
+from klaviyo_tui.redaction import mask_key, safe_text
 from klaviyo_tui.store.config import DEFAULT_BASE_URL, Connection, check_base_url
 from klaviyo_tui.tui.errors import describe_error
 from klaviyo_tui.tui.screens.base import BaseScreen
@@ -149,9 +150,9 @@ class ConnectionFormScreen(BaseScreen[ConnectionDraft | None]):
 
     @work(thread=True, exit_on_error=False, group="backend")
     def _check_backend(self) -> None:
-        from klaviyo_tui.store.secrets import backend_info
+        from klaviyo_tui.services.connections import key_storage
 
-        info = backend_info()
+        info = key_storage()
         self.app.call_from_thread(self._show_backend, info.usable, info.plaintext, info.message)
 
     def _show_backend(self, usable: bool, plaintext: bool, message: str) -> None:
@@ -253,8 +254,7 @@ class VerifyScreen(BaseScreen[Connection | None]):
 
     @work(exclusive=True, group="verify", exit_on_error=False)
     async def verify(self) -> None:
-        from klaviyo_tui.klaviyo import KlaviyoClient
-        from klaviyo_tui.store.secrets import get_api_key, mask_key
+        from klaviyo_tui.services.connections import api_key_for, check_key
 
         app: KlaviyoApp = self.app  # type: ignore[assignment]
         spinner = self.query_one("#spinner", LoadingIndicator)
@@ -263,37 +263,36 @@ class VerifyScreen(BaseScreen[Connection | None]):
         spinner.display = True
         save.disabled = True
         self.remove_class("-failed")
-        key = self.draft.api_key
-        if not key:
-            lookup = await app.in_thread(get_api_key, self.draft.name)
-            key = lookup.key or ""
-            if not key:
-                self._failed("No API key to check", lookup.hint or "Go back and paste the key.")
-                return
-        self.key = key
+        connection = self.draft.connection()
         try:
-            async with KlaviyoClient(self.draft.base_url, key) as client:
-                check = await client.verify_key()
+            key = self.draft.api_key or await app.in_thread(api_key_for, connection)
+            self.key = key
+            check = await check_key(connection, key)
         except Exception as exc:
-            info = describe_error(exc, key)
-            self._failed(info.title, f"{info.message}\nWhat to do: {info.hint}")
+            info = describe_error(exc)
+            self._failed(info.title, info.as_text())
             return
         finally:
             spinner.display = False
-        status.update(f"Connected with key {mask_key(key)}.")
+        status.update(Content(f"Connected with key {mask_key(key)}."))
         account = check.account_name or "(name hidden: the key lacks accounts:read)"
-        self.query_one("#account", Static).update(f"Account: [b]{account}[/b]")
+        self.query_one("#account", Static).update(
+            Content.assemble("Account: ", (safe_text(account), "bold"))
+        )
         granted = ", ".join(s for s, ok in sorted(check.granted.items()) if ok) or "none"
         scopes = self.query_one("#scopes", Static)
         if check.missing:
             scopes.update(
-                f"[b]Missing scopes:[/b] {', '.join(check.missing)}   (granted: {granted})"
+                Content.assemble(
+                    ("Missing scopes:", "bold"),
+                    f" {', '.join(check.missing)}   (granted: {granted})",
+                )
             )
             scopes.add_class("warning-text")
         else:
-            scopes.update(f"Scopes: {granted}")
+            scopes.update(Content(f"Scopes: {granted}"))
             scopes.remove_class("warning-text")
-        self.query_one("#fix", Static).update(check.fix_hint)
+        self.query_one("#fix", Static).update(Content(check.fix_hint))
         save.label = "Save connection" if check.ok else "Save anyway"
         save.disabled = False
         save.focus()
@@ -302,7 +301,7 @@ class VerifyScreen(BaseScreen[Connection | None]):
         self.query_one("#spinner", LoadingIndicator).display = False
         self.add_class("-failed")
         status = self.query_one("#status", Static)
-        status.update(f"[b]{escape(title)}[/b]\n{escape(message)}")
+        status.update(Content.assemble((title, "bold"), "\n", message))
         self.query_one("#back", Button).focus()
 
     @on(Button.Pressed, "#retry")
@@ -319,24 +318,24 @@ class VerifyScreen(BaseScreen[Connection | None]):
 
     @work(exclusive=True, group="save", exit_on_error=False)
     async def save(self) -> None:
-        from klaviyo_tui.store.secrets import store_api_key
+        from klaviyo_tui.services.connections import save_connection
 
         app: KlaviyoApp = self.app  # type: ignore[assignment]
         connection = self.draft.connection()
-        if self.draft.api_key and not self.draft.use_env:
-            try:
-                warning = await app.in_thread(store_api_key, connection.name, self.draft.api_key)
-            except Exception as exc:
-                info = describe_error(exc, self.draft.api_key)
-                self._failed(info.title, f"{info.message}\nWhat to do: {info.hint}")
-                return
-            if warning:
-                self.notify(warning, severity="warning")
+        key = self.draft.api_key if not self.draft.use_env else None
+        try:
+            saved = await app.in_thread(save_connection, app.config_path, connection, key or None)
+        except Exception as exc:
+            info = describe_error(exc)
+            self._failed(info.title, info.as_text())
+            return
+        if saved.warning:
+            self.notify(saved.warning, severity="warning", markup=False)
         elif self.draft.use_env:
             self.notify(
                 "The key was not stored. Set KLAVIYO_API_KEY before running exports.",
                 severity="warning",
                 timeout=8,
             )
-        await app.save_config(lambda store: store.put_connection(connection))
+        await app.reload_config()
         self.dismiss(connection)

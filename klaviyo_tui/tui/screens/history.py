@@ -25,13 +25,9 @@ STATES = [s.value for s in RowState]
 
 
 def _load_runs(export: str | None) -> list[Any]:
-    from klaviyo_tui.store.history import HistoryStore
+    from klaviyo_tui.services.history import runs
 
-    store = HistoryStore()
-    try:
-        return store.runs(export)
-    finally:
-        store.close()
+    return runs(export)
 
 
 def _when(text: str | None, *, year: bool = True) -> str:
@@ -201,25 +197,21 @@ class RunDetailScreen(BaseScreen[None]):
 
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
     def load(self) -> None:
-        from klaviyo_tui.store.history import HistoryStore
+        from klaviyo_tui.services.history import run_detail
 
-        store = HistoryStore()
-        try:
-            record = store.run(self.run_id)
-            reasons = store.failure_reasons(self.run_id) if record else []
-            resumable = store.resumable_run(record.export) if record else None
-        finally:
-            store.close()
+        detail = run_detail(self.run_id)
+        record = detail.record if detail else None
+        reasons = detail.reasons if detail else []
+        resumable = detail.resumable if detail else False
         self.app.call_from_thread(self._show, record, reasons, resumable)
 
-    def _show(self, record: Any, reasons: list[tuple[str, str, int]], resumable: Any) -> None:
+    def _show(self, record: Any, reasons: list[tuple[str, str, int]], resumable: bool) -> None:
         self.record = record
         summary = self.query_one("#detail-summary", Static)
         if record is None:
             summary.update(f"There is no run {self.run_id}.")
             return
-        resumable_id = getattr(resumable, "id", resumable)
-        self.resumable = resumable_id == record.id or record.status == "interrupted"
+        self.resumable = resumable
         self.query_one("#detail-title", Label).update(
             f"Run {record.id} · {record.export} → list {record.list_id}"
         )
@@ -277,17 +269,15 @@ class RunDetailScreen(BaseScreen[None]):
 
     @work(thread=True, exclusive=True, group="csv", exit_on_error=False)
     def _write(self, path: Path) -> None:
-        from klaviyo_tui.run import rejects
-        from klaviyo_tui.store.history import HistoryStore
+        from klaviyo_tui.services.history import write_rejects
 
-        store = HistoryStore()
         try:
-            written = rejects.write(store, self.run_id, path)
+            written = write_rejects(self.run_id, path)
         except OSError as exc:
-            self.notify(f"{exc}. Choose another path.", title="Not written", severity="error")
+            self.notify(
+                f"{exc}. Choose another path.", title="Not written", severity="error", markup=False
+            )
             return
-        finally:
-            store.close()
         if written is None:
             self.notify("This run has no rejected rows.")
         else:

@@ -123,13 +123,9 @@ class HomeScreen(BaseScreen[None]):
 
     @work(thread=True, exclusive=True, group="last-runs", exit_on_error=False)
     def _load_last_runs(self) -> None:
-        from klaviyo_tui.store.history import HistoryStore
+        from klaviyo_tui.services.history import last_runs
 
-        store = HistoryStore()
-        last: dict[str, Any] = {}
-        for record in store.runs(limit=500):
-            last.setdefault(record.export, record)
-        self.app.call_from_thread(self._last_runs_loaded, last)
+        self.app.call_from_thread(self._last_runs_loaded, last_runs())
 
     def _last_runs_loaded(self, last: dict[str, Any]) -> None:
         self.last_runs = last

@@ -46,18 +46,6 @@ PICKER_CSS = """
 """
 
 
-async def api_key_for(app: KlaviyoApp, connection: Connection) -> str:
-    """The connection's key from env or keyring (thread worker), or a clear error."""
-    from klaviyo_tui.store.secrets import get_api_key
-
-    lookup = await app.in_thread(get_api_key, connection.name)
-    if not lookup.key:
-        raise LookupError(
-            f"No API key for “{connection.display_name}”: {lookup.hint or 'edit the connection.'}"
-        )
-    return lookup.key
-
-
 class ListPickerScreen(ModalScreen[Any]):
     """Every list of the account (all pages), searchable, plus "create new list"."""
 
@@ -92,17 +80,14 @@ class ListPickerScreen(ModalScreen[Any]):
 
     @work(exclusive=True, group="lists", exit_on_error=False)
     async def load(self) -> None:
-        from klaviyo_tui.klaviyo import KlaviyoClient
+        from klaviyo_tui.services.lists import find_lists
 
         app: KlaviyoApp = self.app  # type: ignore[assignment]
         status = self.query_one("#status", Static)
         try:
-            key = await api_key_for(app, self.connection)
-            async with KlaviyoClient(self.connection.base_url, key) as client:
-                self.lists = sorted(await client.lists(), key=lambda lst: lst.name.lower())
+            self.lists = await find_lists(app.config, self.connection.name)
         except Exception as exc:
-            info = describe_error(exc)
-            status.update(f"{info.title}: {info.message}\nWhat to do: {info.hint}")
+            status.update(describe_error(exc).as_text())
             status.add_class("-error")
             return
         finally:
@@ -155,19 +140,17 @@ class ListPickerScreen(ModalScreen[Any]):
 
     @work(exclusive=True, group="create", exit_on_error=False)
     async def create(self, name: str) -> None:
-        from klaviyo_tui.klaviyo import KlaviyoClient
+        from klaviyo_tui.services.lists import create_list
 
         app: KlaviyoApp = self.app  # type: ignore[assignment]
         try:
-            key = await api_key_for(app, self.connection)
-            async with KlaviyoClient(self.connection.base_url, key) as client:
-                created, was_new = await client.find_or_create_list(name)
+            created, was_new = await create_list(app.config, self.connection.name, name)
         except Exception as exc:
             info = describe_error(exc)
-            self.notify(f"{info.message}\n{info.hint}", title=info.title, severity="error")
+            self.notify(info.as_text(), title=info.title, severity="error", markup=False)
             return
         verb = "Created" if was_new else "Found existing"
-        self.notify(f"{verb} list “{created.name}” ({created.id}).")
+        self.notify(f"{verb} list “{created.name}” ({created.id}).", markup=False)
         self.dismiss(created)
 
     @on(Button.Pressed, "#cancel")

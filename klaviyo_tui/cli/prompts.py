@@ -1,0 +1,48 @@
+"""Questions on a terminal or piped standard input, and what happens when no answer comes (cron):
+a message naming the flag that answers instead, never a bare "Aborted!"."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from klaviyo_tui.errors import AppError
+
+
+def has_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _unanswered(question: str, flag: str) -> AppError:
+    return AppError(
+        f"{question.rstrip('?')}: no answer (standard input is not a terminal, or it ended)",
+        hint=f"Run the command again with {flag}.",
+    )
+
+
+def confirm(question: str, *, flag: str = "--yes") -> bool:
+    """Ask a yes/no question; without an answer, say which flag answers it."""
+    try:
+        return click.confirm(question, default=False, err=True)
+    except click.Abort:
+        if has_terminal():
+            raise  # Ctrl-C at the prompt
+        raise _unanswered(question, f"{flag} to answer yes") from None
+
+
+def ask(question: str, *, flag: str, default: str | None = None, hide: bool = False) -> str:
+    """Ask for a value; without an answer, say which option or variable gives it."""
+    try:
+        value: str = click.prompt(question, default=default, hide_input=hide, err=True)
+    except click.Abort:
+        if has_terminal():
+            raise
+        raise _unanswered(question, flag) from None
+    return value.strip()
+
+
+def nothing_changed(message: str = "nothing changed") -> None:
+    """A declined confirmation is an answer, not an error: exit 0."""
+    click.echo(message, err=True)
+    sys.exit(0)

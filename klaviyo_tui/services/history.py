@@ -1,0 +1,52 @@
+"""Past runs: the list, one run's detail, and its rejects file, read without blocking writers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from klaviyo_tui.run import rejects
+from klaviyo_tui.store.history import HistoryStore, RunRecord
+
+__all__ = ["RunDetail", "RunRecord", "last_runs", "run_detail", "runs", "write_rejects"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunDetail:
+    record: RunRecord
+    reasons: list[tuple[str, str, int]]  # (reason, state, count), most frequent first
+    resumable: bool  # this is the export's latest real run and it was interrupted
+
+
+def runs(export: str | None = None, limit: int = 200) -> list[RunRecord]:
+    """Newest first. Blocks (SQLite): use a thread."""
+    with HistoryStore() as store:
+        return store.runs(export, limit=limit)
+
+
+def last_runs(limit: int = 500) -> dict[str, RunRecord]:
+    """Each export's latest real (not dry) run, for Home and the palette."""
+    out: dict[str, RunRecord] = {}
+    with HistoryStore() as store:
+        for record in store.runs(limit=limit):
+            if not record.dry_run:
+                out.setdefault(record.export, record)
+    return out
+
+
+def run_detail(run_id: int) -> RunDetail | None:
+    """The run and its reasons, or None when there is no such run."""
+    with HistoryStore() as store:
+        record = store.run(run_id)
+        if record is None:
+            return None
+        latest = store.resumable_run(record.export)
+        return RunDetail(
+            record, store.failure_reasons(run_id), latest is not None and latest.id == run_id
+        )
+
+
+def write_rejects(run_id: int, path: Path) -> Path | None:
+    """Write the run's rejects CSV to `path`; None when the run has no rejects."""
+    with HistoryStore() as store:
+        return rejects.write(store, run_id, path)
