@@ -26,7 +26,9 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def test_second_run_of_a_running_export_is_refused(tmp_path: Path) -> None:
-    with SandboxServer(SandboxSettings(rate_limits=False, job_delay=1.0)) as server:
+    # Jobs take 5 s: the second process must start (slow on a loaded machine) while the first
+    # still holds the lock.
+    with SandboxServer(SandboxSettings(rate_limits=False, job_delay=5.0)) as server:
         n = 30_000
         list_id = create_list(server.base_url)
         source = write_customers(tmp_path / "c.csv", rows(n))
