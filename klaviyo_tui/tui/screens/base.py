@@ -1,12 +1,18 @@
-"""A screen base that turns failed workers into error panels instead of tracebacks."""
+"""Screen bases: typed access to the app, and failed workers shown as error panels.
+
+`app` is typed as `KlaviyoApp` (textual.getters.app), so screens call the app's own methods
+without casts. Workers use exit_on_error=False; `on_worker_state_changed` shows their errors.
+"""
 
 from __future__ import annotations
 
 from typing import TypeVar
 
-from textual.screen import Screen
+from textual import getters
+from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
+from klaviyo_tui.tui.app import KlaviyoApp
 from klaviyo_tui.tui.errors import describe_error
 from klaviyo_tui.tui.screens.dialogs import ErrorModal
 
@@ -14,7 +20,9 @@ T = TypeVar("T")
 
 
 class BaseScreen(Screen[T]):
-    """Workers here use exit_on_error=False; this handler shows their errors to the user."""
+    """A full screen of klaviyo-tui."""
+
+    app = getters.app(KlaviyoApp)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -23,3 +31,9 @@ class BaseScreen(Screen[T]):
 
     def show_error(self, exc: BaseException) -> None:
         self.app.push_screen(ErrorModal(describe_error(exc)))
+
+
+class BaseModal(ModalScreen[T]):
+    """A dialog over another screen."""
+
+    app = getters.app(KlaviyoApp)

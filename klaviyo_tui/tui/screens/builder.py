@@ -39,7 +39,7 @@ from klaviyo_tui.tui.widgets.columns import ColumnsPane
 from klaviyo_tui.tui.widgets.report import render_report
 
 if TYPE_CHECKING:
-    from klaviyo_tui.tui.app import KlaviyoApp
+    pass
 
 
 class ExportBuilderScreen(BaseScreen[Export | None]):
@@ -64,7 +64,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
     # ---- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         e = self.existing
         segment = app.config.segments.get(e.segments[0]) if e and e.segments else None
         conns = [(c.display_name, n) for n, c in sorted(app.config.connections.items())]
@@ -79,7 +79,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
     def on_mount(self) -> None:
         self._show_kind()
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         if self.existing:
             self.load_source()
         elif app.demo:
@@ -139,7 +139,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
     # ---- list ------------------------------------------------------------------------------------
     def _connection(self) -> Any:
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         return app.config.connections[str(self.query_one("#connection", Select).value)]
 
     @on(Button.Pressed, "#pick-list")
@@ -168,7 +168,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
     async def check_list(self, list_id: str) -> None:
         from klaviyo_tui.services.lists import get_list
 
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         label = self.query_one("#list-label", Static)
         label.update(Content(f"Checking {list_id} …"))
         try:
@@ -191,7 +191,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
     @on(Button.Pressed, "#browse")
     def _browse(self) -> None:
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         current = Path(self.query_one("#path", Input).value or ".").expanduser()
         start = current.parent if current.is_file() else current if current.is_dir() else Path.cwd()
         if app.demo and not self.query_one("#path", Input).value:
@@ -255,7 +255,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
     def frame_changed(self) -> bool:
         if not self.existing or not self.loaded_segment:
             return True
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         old = app.config.segments.get(self.existing.segments[0])
         return old is None or old.source != self.loaded_segment.source
 
@@ -373,7 +373,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
     @work(exclusive=True, group="save", exit_on_error=False)
     async def _save(self, export: Export, segment: Segment, run: bool = False) -> None:
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
 
         def edit(store: Any) -> None:
             store.put_segment(segment)

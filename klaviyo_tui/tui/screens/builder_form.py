@@ -15,7 +15,6 @@ from klaviyo_tui.tui.screens.connection import slugify
 from klaviyo_tui.tui.widgets.columns import ColumnsPane
 
 if TYPE_CHECKING:
-    from klaviyo_tui.tui.app import KlaviyoApp
     from klaviyo_tui.tui.screens.builder import ExportBuilderScreen
 
 
@@ -47,7 +46,7 @@ def read_export(screen: ExportBuilderScreen) -> tuple[Export, Segment] | str:
     """The export and its segment, or the first thing that is missing (with where to fix it)."""
     from klaviyo_tui.run.schedule import validate_schedule
 
-    app: KlaviyoApp = screen.app  # type: ignore[assignment]
+    app = screen.app
     name = screen.existing.name if screen.existing else export_name(screen)
     if not name:
         return "Give the export a name (List tab)."
@@ -90,7 +89,7 @@ def form_state(screen: ExportBuilderScreen) -> tuple[object, ...]:
 
 def has_changes(screen: ExportBuilderScreen) -> bool:
     """Would leaving now lose something the user did?"""
-    app: KlaviyoApp = screen.app  # type: ignore[assignment]
+    app = screen.app
     if screen.existing is not None:
         built = read_export(screen)
         if not isinstance(built, str):

@@ -34,7 +34,7 @@ from klaviyo_tui.tui.screens.base import BaseScreen
 from klaviyo_tui.tui.widgets.banner import DemoBanner
 
 if TYPE_CHECKING:
-    from klaviyo_tui.tui.app import DemoInfo, KlaviyoApp
+    from klaviyo_tui.tui.app import DemoInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +205,7 @@ class ConnectionFormScreen(BaseScreen[ConnectionDraft | None]):
         if problem:
             error.update(problem)
             return
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         if self.existing:
             name = self.existing.name
             consent = (
@@ -256,7 +256,7 @@ class VerifyScreen(BaseScreen[Connection | None]):
     async def verify(self) -> None:
         from klaviyo_tui.services.connections import api_key_for, check_key
 
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         spinner = self.query_one("#spinner", LoadingIndicator)
         status = self.query_one("#status", Static)
         save = self.query_one("#save", Button)
@@ -320,7 +320,7 @@ class VerifyScreen(BaseScreen[Connection | None]):
     async def save(self) -> None:
         from klaviyo_tui.services.connections import save_connection
 
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         connection = self.draft.connection()
         key = self.draft.api_key if not self.draft.use_env else None
         try:

@@ -18,7 +18,7 @@ from klaviyo_tui.run.progress import format_duration
 from klaviyo_tui.tui.screens.base import BaseScreen
 
 if TYPE_CHECKING:
-    from klaviyo_tui.tui.app import KlaviyoApp
+    pass
 
 SORTS = (("started", "newest first"), ("export", "export"), ("status", "status"))
 STATES = [s.value for s in RowState]
@@ -51,7 +51,7 @@ class HistoryScreen(BaseScreen[None]):
         self.sort_index = 0
 
     def compose(self) -> ComposeResult:
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         options = [(name, name) for name in sorted(app.config.exports)]
         yield Header()
         with Vertical(id="history-body"):
@@ -286,12 +286,12 @@ class RunDetailScreen(BaseScreen[None]):
     @on(Button.Pressed, "#retry")
     def action_retry(self) -> None:
         if self.record is not None:
-            self.app.start_run(self.record.export, retry_failed_of=self.run_id)  # type: ignore[attr-defined]
+            self.app.start_run(self.record.export, retry_failed_of=self.run_id)
 
     @on(Button.Pressed, "#resume")
     def action_resume(self) -> None:
         if self.record is not None:
-            self.app.start_run(self.record.export, resume=True)  # type: ignore[attr-defined]
+            self.app.start_run(self.record.export, resume=True)
 
     def action_back(self) -> None:
         self.dismiss(None)

@@ -16,7 +16,7 @@ from klaviyo_tui.tui.widgets.banner import DemoBanner
 from klaviyo_tui.tui.widgets.tables import fill_table
 
 if TYPE_CHECKING:
-    from klaviyo_tui.tui.app import KlaviyoApp, RunHandle
+    from klaviyo_tui.tui.app import RunHandle
 
 EMPTY = (
     "No connections yet. Press [b]c[/b] to add one: a Klaviyo account, its private API key and "
@@ -47,7 +47,7 @@ class HomeScreen(BaseScreen[None]):
     ]
 
     def compose(self) -> ComposeResult:
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         yield Header()
         if app.demo:
             yield DemoBanner(app.demo)
@@ -61,7 +61,7 @@ class HomeScreen(BaseScreen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         self.watch(app, "config", self._show_config, init=False)
         app.run_updated.subscribe(self, self._run_updated)
         self.last_runs: dict[str, Any] = {}
@@ -74,10 +74,10 @@ class HomeScreen(BaseScreen[None]):
         if handle.progress.finished:
             self._load_last_runs()
         else:
-            self._show_config(self.app.config)  # type: ignore[attr-defined]
+            self._show_config(self.app.config)
 
     def _show_config(self, config: Config) -> None:
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         exports = self.query_one("#exports", DataTable)
         keep = exports.cursor_row
         rows: list[tuple[str, tuple[str, ...]]] = []
@@ -129,8 +129,8 @@ class HomeScreen(BaseScreen[None]):
 
     def _last_runs_loaded(self, last: dict[str, Any]) -> None:
         self.last_runs = last
-        self.app.last_runs = last  # type: ignore[attr-defined]  # the palette offers resume/retry
-        self._show_config(self.app.config)  # type: ignore[attr-defined]
+        self.app.last_runs = last  # the palette offers resume/retry
+        self._show_config(self.app.config)
 
     # ---- selection -------------------------------------------------------------------------------
     def _selected(self, table_id: str) -> str | None:
@@ -153,13 +153,13 @@ class HomeScreen(BaseScreen[None]):
         if name is None:
             self.notify("Build an export first (n).", severity="warning")
             return
-        self.app.start_run(name)  # type: ignore[attr-defined]
+        self.app.start_run(name)
 
     def action_history(self) -> None:
-        self.app.action_history(self._selected("exports"))  # type: ignore[attr-defined]
+        self.app.action_history(self._selected("exports"))
 
     def action_edit(self) -> None:
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         if self._focused_table() == "connections":
             name = self._selected("connections")
             if name and name in app.config.connections:
@@ -170,7 +170,7 @@ class HomeScreen(BaseScreen[None]):
             app.edit_export(export)
 
     def action_remove(self) -> None:
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         table = self._focused_table()
         name = self._selected(table)
         if name is None:

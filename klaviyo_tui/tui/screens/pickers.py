@@ -10,7 +10,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import (
     Button,
     DirectoryTree,
@@ -24,9 +23,10 @@ from textual.widgets.option_list import Option
 
 from klaviyo_tui.store.config import Connection
 from klaviyo_tui.tui.errors import describe_error
+from klaviyo_tui.tui.screens.base import BaseModal
 
 if TYPE_CHECKING:
-    from klaviyo_tui.tui.app import KlaviyoApp
+    pass
 
 PICKER_CSS = """
 {name} {{ align: center middle; }}
@@ -46,7 +46,7 @@ PICKER_CSS = """
 """
 
 
-class ListPickerScreen(ModalScreen[Any]):
+class ListPickerScreen(BaseModal[Any]):
     """Every list of the account (all pages), searchable, plus "create new list"."""
 
     DEFAULT_CSS = PICKER_CSS.format(name="ListPickerScreen")
@@ -82,7 +82,7 @@ class ListPickerScreen(ModalScreen[Any]):
     async def load(self) -> None:
         from klaviyo_tui.services.lists import find_lists
 
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         status = self.query_one("#status", Static)
         try:
             self.lists = await find_lists(app.config, self.connection.name)
@@ -142,7 +142,7 @@ class ListPickerScreen(ModalScreen[Any]):
     async def create(self, name: str) -> None:
         from klaviyo_tui.services.lists import create_list
 
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         try:
             created, was_new = await create_list(app.config, self.connection.name, name)
         except Exception as exc:
@@ -178,7 +178,7 @@ class SourceTree(DirectoryTree):
         ]
 
 
-class FilePickerScreen(ModalScreen[Path | None]):
+class FilePickerScreen(BaseModal[Path | None]):
     """Choose a CSV/Parquet/xlsx/JSONL file (or a SQLite database) to read rows from."""
 
     DEFAULT_CSS = PICKER_CSS.format(name="FilePickerScreen")

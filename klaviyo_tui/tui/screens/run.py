@@ -18,7 +18,7 @@ from klaviyo_tui.tui.screens.base import BaseScreen
 from klaviyo_tui.tui.screens.dialogs import ConfirmModal
 
 if TYPE_CHECKING:
-    from klaviyo_tui.tui.app import KlaviyoApp, RunHandle
+    from klaviyo_tui.tui.app import RunHandle
 
 
 def stats_lines(p: RunProgress) -> tuple[str, str]:
@@ -98,7 +98,7 @@ class RunScreen(BaseScreen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         app.run_updated.subscribe(self, self._updated)
         self._show()
 
@@ -165,7 +165,7 @@ class RunScreen(BaseScreen[None]):
 
     @work(exclusive=True, group="cancel", exit_on_error=False)
     async def action_cancel_run(self) -> None:
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         question = (
             "Stop this run? Jobs already sent finish in Klaviyo; the run is kept as "
             "interrupted and can be resumed later without sending rows twice."
@@ -181,6 +181,6 @@ class RunScreen(BaseScreen[None]):
             self.app.push_screen(RunDetailScreen(summary.run_id))
 
     def action_resume(self) -> None:
-        app: KlaviyoApp = self.app  # type: ignore[assignment]
+        app = self.app
         self.dismiss(None)
         app.start_run(self.handle.export, resume=True)
