@@ -221,8 +221,10 @@ def test_threads_and_a_second_connection(store: HistoryStore) -> None:
 def test_unreadable_database_gives_clear_error() -> None:
     path = paths.history_path()
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(HistoryError, match="move it aside"):
+    with pytest.raises(HistoryError, match="is damaged") as caught:
         HistoryStore()
+    assert "Move the file aside" in caught.value.hint
+    assert "resume journal" in caught.value.hint
 
 
 def test_newer_schema_is_refused() -> None:

@@ -1,55 +1,91 @@
 """The per-run rejects CSV: every row that was not imported, with its source row and the reason.
 
-Written from the history store (the one source of truth) at the end of a run. Cells that a
-spreadsheet would run as a formula are prefixed with a quote (CSV injection).
+Written from the history store (the one source of truth) at the end of a run. The cells keep the
+raw values (they are the user's data, needed to fix the rows) with three exceptions, each
+reversible by eye:
+- a cell a spreadsheet would run as a formula gets a leading `'` (CSV injection; OWASP and ASVS
+  1.2.10 list `=`, `+`, `-`, `@`, tab, CR, LF and NUL as triggers, and spreadsheets skip leading
+  blanks before one). DDE payloads (`=cmd|' /C calc'!A0`, `@SUM(1)*cmd|…`) start with one of these
+  too; `|` or `%` alone at the start of a cell is not a documented trigger, so it is left as is;
+- C0/C1 control characters other than tab and newline are written as `\\x1b`, so `cat`-ing the
+  file in a terminal can't run escape sequences;
+- anything shaped like an API key is masked (Klaviyo's error text may echo it).
+
+The file is private (0600) and written atomically through a temporary file from `mkstemp` in the
+same folder; `os.replace` swaps the name itself, so a symlink planted at the target (or anywhere
+a predictable temporary name would have been) is replaced, never followed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
+import re
+import tempfile
 from pathlib import Path
 
+from klaviyo_tui.redaction import redact
 from klaviyo_tui.store import paths
 from klaviyo_tui.store.history import HistoryStore
 
 HEADER = ("segment", "row", "state", "column", "value", "reason")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline
 
 
 def path_for(run_id: int) -> Path:
     return paths.rejects_dir() / f"run-{run_id}-rejects.csv"
 
 
+def _visible(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group(0)):02x}"
+
+
 def safe_cell(value: str) -> str:
-    """Neutralise spreadsheet formulas (`=HYPERLINK(...)`) without losing the text."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    """The text, safe to open in a spreadsheet and to print in a terminal."""
+    value = _CONTROL.sub(_visible, value)
+    stripped = value.lstrip(" \u00a0")
+    if value.startswith(_FORMULA_START) or stripped.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _cell(value: object) -> str:
+    return safe_cell(redact(str(value)))
 
 
 def write(store: HistoryStore, run_id: int, path: Path | None = None) -> Path | None:
-    """Write the run's rejects CSV (atomically); no file when the run has no rejects."""
+    """Write the run's rejects CSV (atomically, 0600); no file when the run has no rejects."""
     failures = store.failures(run_id)
     target = path or path_for(run_id)
     if not failures:
-        if path is None and target.exists():
-            target.unlink()
+        if path is None:
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()  # a symlink is removed itself, its target is left alone
         return None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(HEADER)
-        for reject in sorted(failures, key=lambda r: (r.segment, r.row)):
-            writer.writerow(
-                (
-                    reject.segment,
-                    reject.row,
-                    reject.state.value,
-                    safe_cell(reject.column),
-                    safe_cell(reject.value),
-                    safe_cell(reject.reason),
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with open(fd, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(HEADER)
+            for reject in sorted(failures, key=lambda r: (r.segment, r.row)):
+                writer.writerow(
+                    (
+                        _cell(reject.segment),
+                        reject.row,
+                        reject.state.value,
+                        _cell(reject.column),
+                        _cell(reject.value),
+                        _cell(reject.reason),
+                    )
                 )
-            )
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, target)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
     return target

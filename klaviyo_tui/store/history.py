@@ -3,11 +3,12 @@
 SQLite in WAL mode with synchronous=NORMAL: a killed process loses no committed transaction and
 never corrupts the file (a power cut may lose the last few commits). One connection per store,
 shared across threads behind a lock (the TUI calls it from thread workers, the engine via
-`asyncio.to_thread`); other processes (cron, a second terminal) use their own connections and
-wait on `busy_timeout`.
+`asyncio.to_thread`); other processes (cron, a second terminal) use their own connections. Read
+paths open the store with `readonly=True` and never wait for a writer; a write waits for another
+process's transaction within a bounded time, says who holds it, and gives up with `HistoryBusy`.
+Opening, diagnosing damaged or foreign files and the errors themselves live in `history_open`.
 
-A run left "running" by a killed process is reported as "interrupted": a run is only alive while
-its export's lock (see `locking`) is held by the process that started it.
+A run left "running" by a killed process reads as "interrupted" (see `history_records`).
 
 Privacy: failures keep the offending values (the user needs them to fix the rows). Successful
 rows are never stored in plain text: `export_rows` holds HMAC-SHA256 digests keyed by a random
@@ -31,205 +32,166 @@ import json
 import os
 import sqlite3
 import threading
-import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.events import Reject, RowState, RunSummary
 from klaviyo_tui.redaction import redact
 from klaviyo_tui.run.locking import lock_holder
 from klaviyo_tui.store import paths
-
-SCHEMA_VERSION = 1
-_SCHEMA = (
-    """CREATE TABLE runs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        export TEXT NOT NULL, connection TEXT NOT NULL, list_id TEXT NOT NULL,
-        started_at TEXT NOT NULL, ended_at TEXT, status TEXT NOT NULL,
-        counts TEXT NOT NULL DEFAULT '{}', duration_s REAL, exit_code INTEGER, error TEXT,
-        rejects_path TEXT, jobs INTEGER NOT NULL DEFAULT 0, dry_run INTEGER NOT NULL DEFAULT 0,
-        pid INTEGER)""",
-    "CREATE INDEX runs_by_export ON runs(export, id)",
-    """CREATE TABLE batches (
-        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-        batch_no INTEGER NOT NULL, fingerprint TEXT NOT NULL, profiles INTEGER NOT NULL,
-        job_id TEXT, state TEXT NOT NULL, imported INTEGER NOT NULL DEFAULT 0,
-        failed INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (run_id, batch_no)) WITHOUT ROWID""",
-    """CREATE TABLE failures (
-        id INTEGER PRIMARY KEY,
-        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-        row INTEGER NOT NULL, segment TEXT NOT NULL, column_name TEXT NOT NULL,
-        value TEXT NOT NULL, reason TEXT NOT NULL, state TEXT NOT NULL)""",
-    "CREATE INDEX failures_by_run ON failures(run_id, state)",
-    """CREATE TABLE export_rows (
-        export TEXT NOT NULL, list_id TEXT NOT NULL, key_hash BLOB NOT NULL,
-        row_hash BLOB NOT NULL, first_run INTEGER NOT NULL, last_run INTEGER NOT NULL,
-        PRIMARY KEY (export, list_id, key_hash)) WITHOUT ROWID""",
+from klaviyo_tui.store.history_open import (
+    BUSY_TIMEOUT_S,
+    SCHEMA,
+    SCHEMA_VERSION,
+    WAIT_NOTICE_S,
+    HistoryBusy,
+    HistoryCorrupt,
+    HistoryError,
+    HistoryForeign,
+    HistoryNewer,
+    HistoryReadOnly,
+    connect_reader,
+    connect_writer,
+    execute_waiting,
+    inspect,
+    load_or_create_secret,
+    translate,
 )
-_RUN_COLUMNS = (
-    "id, export, connection, list_id, started_at, ended_at, status, counts, duration_s, "
-    "exit_code, error, rejects_path, jobs, dry_run, pid"
+from klaviyo_tui.store.history_records import (
+    DUPLICATE_REASON,
+    RUN_COLUMNS,
+    STATUS_BY_EXIT,
+    BatchRecord,
+    RunRecord,
+    record_of,
 )
-_STATUS = {ExitCode.OK: "ok", ExitCode.PARTIAL: "partial", ExitCode.INTERRUPTED: "interrupted"}
 
-
-class HistoryError(AppError):
-    """The history database can't be used; the message says what to do."""
-
-    title = "Run history unavailable"
-    exit_code = ExitCode.USAGE
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    id: int
-    export: str
-    connection: str
-    list_id: str
-    started_at: str  # ISO 8601, UTC
-    ended_at: str | None
-    status: str  # running | ok | partial | failed | interrupted
-    counts: dict[str, int]
-    duration_s: float | None
-    exit_code: int | None
-    error: str | None
-    rejects_path: str | None
-    jobs: int
-    dry_run: bool
-
-    @property
-    def started(self) -> datetime:
-        return datetime.fromisoformat(self.started_at)
-
-
-@dataclass(frozen=True, slots=True)
-class BatchRecord:
-    batch_no: int
-    fingerprint: str
-    profiles: int
-    job_id: str | None
-    state: str  # submitting | accepted | finished
-    imported: int = 0
-    failed: int = 0
-    rejected: int = 0  # rows Klaviyo refused before accepting the job (400 pointers)
-
-
-OPEN_RETRIES = 40  # about 40 s of patience in all, for a fresh file's switch to WAL
-
-DUPLICATE_REASON = "duplicate email: a later row with the same email is sent instead"
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "DUPLICATE_REASON",
+    "SCHEMA_VERSION",
+    "WAIT_NOTICE_S",
+    "BatchRecord",
+    "HistoryBusy",
+    "HistoryCorrupt",
+    "HistoryError",
+    "HistoryForeign",
+    "HistoryNewer",
+    "HistoryReadOnly",
+    "HistoryStore",
+    "RunRecord",
+]
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _status(row: sqlite3.Row) -> str:
-    """A "running" row whose process no longer holds the export's lock was killed."""
-    if row["status"] != "running":
-        return str(row["status"])
-    locked, holder = lock_holder(row["export"])
-    alive = locked and (holder is None or row["pid"] is None or holder == row["pid"])
-    return "running" if alive else "interrupted"
-
-
-def _record(row: sqlite3.Row) -> RunRecord:
-    return RunRecord(
-        id=row["id"],
-        export=row["export"],
-        connection=row["connection"],
-        list_id=row["list_id"],
-        started_at=row["started_at"],
-        ended_at=row["ended_at"],
-        status=_status(row),
-        counts=json.loads(row["counts"] or "{}"),
-        duration_s=row["duration_s"],
-        exit_code=row["exit_code"],
-        error=row["error"],
-        rejects_path=row["rejects_path"],
-        jobs=row["jobs"],
-        dry_run=bool(row["dry_run"]),
-    )
-
-
-def _create_private(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-
-
 class HistoryStore:
-    """The history database. Thread-safe; open one per process (or per screen) and `close()`."""
+    """The history database. Thread-safe; open one per process (or per screen) and `close()`.
 
-    def __init__(self, path: Path | None = None) -> None:
+    `readonly=True` (or `open_for_reading()`) is for screens and commands that only look: it
+    never creates, migrates or write-locks the file, so it works on a read-only file and while
+    another process writes. A writable store refuses a read-only file at once
+    (`HistoryReadOnly`), so a run stops before it starts. A write that finds the lock taken waits
+    up to `timeout` seconds; after `wait_notice` seconds `on_wait(message)` is called once, from
+    the writing thread, with who holds it; then `HistoryBusy` names the holder.
+    Every failure is a `HistoryError` (an `AppError`) with a hint; the file is never changed
+    unless it is an empty file or our own schema.
+    """
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        readonly: bool = False,
+        on_wait: Callable[[str], None] | None = None,
+        timeout: float = BUSY_TIMEOUT_S,
+        wait_notice: float = WAIT_NOTICE_S,
+    ) -> None:
         self.path = path or paths.history_path()
+        self.readonly = readonly
+        self.on_wait = on_wait
+        self.timeout = timeout
+        self.wait_notice = wait_notice
         self._lock = threading.RLock()
         self._secret: bytes | None = None
-        try:
-            _create_private(self.path)
-            self._db = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise HistoryError(f"cannot open the history database {self.path}: {exc}") from None
+        if readonly:
+            self._db = connect_reader(self.path, timeout)
+            self._db.row_factory = sqlite3.Row
+            return
+        self._db, version = connect_writer(self.path, timeout)
         self._db.row_factory = sqlite3.Row
         try:
-            self._prepare()
-        except sqlite3.DatabaseError as exc:
+            self._prepare(version)
+        except sqlite3.Error as exc:
             self._db.close()
-            raise HistoryError(
-                f"the history database {self.path} is unreadable ({exc}); move it aside "
-                "and klaviyo-tui will start a fresh history"
-            ) from None
+            raise translate(exc, self.path) from None
+        except BaseException:
+            self._db.close()
+            raise
 
-    def _prepare(self) -> None:
-        """Pragmas and schema. Switching a new file to WAL takes an exclusive lock that SQLite's
-        busy handler does not wait for, so two stores opening a fresh file at once (the app's
-        screens and a run) retry briefly instead of failing."""
-        self._db.execute("PRAGMA busy_timeout = 30000")
-        for attempt in range(OPEN_RETRIES):
-            try:
-                self._db.execute("PRAGMA journal_mode = WAL")
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or attempt == OPEN_RETRIES - 1:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
-        self._db.execute("PRAGMA synchronous = NORMAL")
+    @classmethod
+    def open_for_reading(
+        cls, path: Path | None = None, *, timeout: float = BUSY_TIMEOUT_S
+    ) -> HistoryStore:
+        """A store for looking only (history lists, a run's details, the Home screen)."""
+        return cls(path, readonly=True, timeout=timeout)
+
+    def _execute_waiting(self, statement: str) -> None:
+        execute_waiting(
+            self._db,
+            self.path,
+            statement,
+            timeout=self.timeout,
+            wait_notice=self.wait_notice,
+            on_wait=self.on_wait,
+        )
+
+    def _prepare(self, version: int) -> None:
+        """Connection pragmas, then the schema if the file is empty. Only that creation takes
+        the write lock; a file already in WAL mode with our schema is used as it is."""
         self._db.execute("PRAGMA foreign_keys = ON")
-        self._migrate()
-
-    def _migrate(self) -> None:
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        if str(self._db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            # Switching to WAL takes an exclusive lock that SQLite's busy handler does not wait
+            # for: two stores opening a fresh file at once retry within the bounded wait.
+            self._execute_waiting("PRAGMA journal_mode = WAL")
+        if version == SCHEMA_VERSION:
+            return
         with self._tx() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise HistoryError(
-                    f"the history database {self.path} was written by a newer klaviyo-tui "
-                    f"(schema {version}); upgrade klaviyo-tui to read it"
-                )
-            if version == 0:
-                for statement in _SCHEMA:
+            if inspect(db, self.path) == 0:  # another process may have created it meanwhile
+                for statement in SCHEMA:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken up front so concurrent writers queue instead of failing."""
+        if self.readonly:
+            raise HistoryReadOnly(f"the history database {self.path} was opened for reading")
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._execute_waiting("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path) from None
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise translate(exc, self.path) from None
                 raise
-            self._db.execute("COMMIT")
 
     def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path) from None
 
     def close(self) -> None:
         with self._lock:
@@ -271,7 +233,7 @@ class HistoryStore:
             )
 
     def finish_run(self, run_id: int, summary: RunSummary) -> None:
-        status = _STATUS.get(summary.exit_code, "failed")
+        status = STATUS_BY_EXIT.get(summary.exit_code, "failed")
         counts = {str(k): int(v) for k, v in summary.counts.items()}
         error = redact(summary.error) if summary.error else None
         rejects = str(summary.rejects_path) if summary.rejects_path else None
@@ -293,32 +255,30 @@ class HistoryStore:
             )
 
     def run(self, run_id: int) -> RunRecord | None:
-        rows = self._query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
-        return _record(rows[0]) if rows else None
+        rows = self._query(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        return record_of(rows[0]) if rows else None
 
     def runs(self, export: str | None = None, limit: int = 200) -> list[RunRecord]:
         """Newest first."""
         if export is None:
-            rows = self._query(
-                f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?", (limit,)
-            )
+            rows = self._query(f"SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?", (limit,))
         else:
             rows = self._query(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE export = ? ORDER BY id DESC LIMIT ?",
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE export = ? ORDER BY id DESC LIMIT ?",
                 (export, limit),
             )
-        return [_record(row) for row in rows]
+        return [record_of(row) for row in rows]
 
     def resumable_run(self, export: str) -> RunRecord | None:
         """The export's latest real (not dry) run, if it was interrupted or killed."""
         rows = self._query(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE export = ? AND dry_run = 0 "
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE export = ? AND dry_run = 0 "
             "ORDER BY id DESC LIMIT 1",
             (export,),
         )
         if not rows:
             return None
-        record = _record(rows[0])
+        record = record_of(rows[0])
         return record if record.status == "interrupted" else None
 
     # ---- resume journal --------------------------------------------------------------------
@@ -359,12 +319,22 @@ class HistoryStore:
     # ---- failures --------------------------------------------------------------------------
 
     def add_failures(self, run_id: int, rejects: Iterable[Reject]) -> None:
+        """Reasons often quote Klaviyo's text, which a hostile or buggy server could fill with
+        the request's own API key: every text is redacted before it reaches the file."""
         with self._tx() as db:
             db.executemany(
                 "INSERT INTO failures (run_id, row, segment, column_name, value, reason, state) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
-                    (run_id, r.row, r.segment, r.column, str(r.value), r.reason, str(r.state))
+                    (
+                        run_id,
+                        r.row,
+                        r.segment,
+                        redact(r.column),
+                        redact(str(r.value)),
+                        redact(r.reason),
+                        str(r.state),
+                    )
                     for r in rejects
                 ),
             )
@@ -401,7 +371,17 @@ class HistoryStore:
 
     def _hash_secret(self) -> bytes:
         if self._secret is None:
-            self._secret = _load_or_create_secret(self.path.parent / "row-hash.secret")
+            secret = self.path.parent / "row-hash.secret"
+            try:
+                if self.readonly:  # looking must not create the install's secret
+                    self._secret = secret.read_bytes()
+                else:
+                    self._secret = load_or_create_secret(secret)
+            except OSError as exc:
+                raise HistoryError(
+                    f"cannot read the row-hash secret {secret}: {exc.strerror or exc}",
+                    hint="It sits beside the history database; check that folder's permissions.",
+                ) from None
         return self._secret
 
     def keyed_hash(self, value: str) -> bytes:
@@ -428,26 +408,3 @@ class HistoryStore:
             (export, list_id),
         )
         return {bytes(row[0]): bytes(row[1]) for row in rows}
-
-
-def _load_or_create_secret(path: Path) -> bytes:
-    """32 random bytes, created once per install (0600); races resolve to the first writer."""
-    with contextlib.suppress(FileNotFoundError):
-        data = path.read_bytes()
-        if len(data) >= 32:
-            return data
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, os.urandom(32))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)  # atomic and never overwrites: a concurrent creator's secret wins
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(tmp)
-    return path.read_bytes()

@@ -1,0 +1,106 @@
+"""History rows as Python values, and whether a run marked "running" is still alive.
+
+A run is only alive while its export's lock (see `run.locking`) is held by the process that
+started it; a row left "running" by a killed process reads as "interrupted".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+
+from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.run.locking import lock_holder
+
+RUN_COLUMNS = (
+    "id, export, connection, list_id, started_at, ended_at, status, counts, duration_s, "
+    "exit_code, error, rejects_path, jobs, dry_run, pid"
+)
+STATUS_BY_EXIT = {
+    ExitCode.OK: "ok",
+    ExitCode.PARTIAL: "partial",
+    ExitCode.INTERRUPTED: "interrupted",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    export: str
+    connection: str
+    list_id: str
+    started_at: str  # ISO 8601, UTC
+    ended_at: str | None
+    status: str  # running | ok | partial | failed | interrupted
+    counts: dict[str, int]
+    duration_s: float | None
+    exit_code: int | None
+    error: str | None
+    rejects_path: str | None
+    jobs: int
+    dry_run: bool
+
+    @property
+    def started(self) -> datetime:
+        return datetime.fromisoformat(self.started_at)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    batch_no: int
+    fingerprint: str
+    profiles: int
+    job_id: str | None
+    state: str  # submitting | accepted | finished
+    imported: int = 0
+    failed: int = 0
+    rejected: int = 0  # rows Klaviyo refused before accepting the job (400 pointers)
+
+
+DUPLICATE_REASON = "duplicate email: a later row with the same email is sent instead"
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but belongs to someone else
+        return True
+    return True
+
+
+def _status(row: sqlite3.Row) -> str:
+    """A "running" row whose process no longer holds the export's lock was killed."""
+    if row["status"] != "running":
+        return str(row["status"])
+    try:
+        locked, holder = lock_holder(row["export"])
+    except OSError:  # a read-only data folder: the lock can't be probed, the pid can
+        return "running" if _alive(row["pid"]) else "interrupted"
+    alive = locked and (holder is None or row["pid"] is None or holder == row["pid"])
+    return "running" if alive else "interrupted"
+
+
+def record_of(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        export=row["export"],
+        connection=row["connection"],
+        list_id=row["list_id"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        status=_status(row),
+        counts=json.loads(row["counts"] or "{}"),
+        duration_s=row["duration_s"],
+        exit_code=row["exit_code"],
+        error=row["error"],
+        rejects_path=row["rejects_path"],
+        jobs=row["jobs"],
+        dry_run=bool(row["dry_run"]),
+    )
