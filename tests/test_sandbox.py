@@ -334,7 +334,7 @@ def test_job_moves_through_states() -> None:
         job_id = cl.post("/api/profile-bulk-import-jobs", json=import_body(_profiles(2))).json()[
             "data"
         ]["id"]
-        seen = []
+        seen: list[str] = []
         while not seen or seen[-1] != "complete":
             status = cl.get(f"/api/profile-bulk-import-jobs/{job_id}").json()["data"]["attributes"][
                 "status"

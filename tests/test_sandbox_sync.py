@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -30,8 +31,8 @@ def _fill(c: httpx.Client, name: str, n: int) -> tuple[str, list[str]]:
     return list_id, [r["email"] for r in rows]
 
 
-def _pages(c: httpx.Client, url: str, params: dict[str, str]) -> list[dict[str, object]]:
-    out: list[dict[str, object]] = []
+def _pages(c: httpx.Client, url: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     next_url: str | None = url
     query: dict[str, str] | None = params
     while next_url:
@@ -71,8 +72,8 @@ def test_list_profiles_sparse_fieldset_and_paging(c: httpx.Client) -> None:
     list_id, emails = _fill(c, "Sparse", 230)
     params = {"fields[profile]": "email", "page[size]": "100"}
     members = _pages(c, f"/api/lists/{list_id}/profiles", params)
-    assert [m["attributes"]["email"] for m in members] == emails  # type: ignore[index]
-    assert all(set(m["attributes"]) == {"email", "joined_group_at"} for m in members)  # type: ignore[arg-type]
+    assert [m["attributes"]["email"] for m in members] == emails
+    assert all(set(m["attributes"]) == {"email", "joined_group_at"} for m in members)
     first = c.get(f"/api/lists/{list_id}/profiles", params=params).json()
     assert "fields%5Bprofile%5D=email" in first["links"]["next"]
     loc = c.get(
@@ -96,7 +97,7 @@ def test_list_profile_ids_filtered_by_email(server: SandboxServer, c: httpx.Clie
     )
     assert all(set(d) == {"type", "id"} for d in got)
     by_id = {m["id"]: m["attributes"]["email"] for m in list_members(server.base_url, list_id)}
-    assert sorted(by_id[d["id"]] for d in got) == sorted(emails[:99])  # type: ignore[index]
+    assert sorted(by_id[d["id"]] for d in got) == sorted(emails[:99])
     too_many = "any(email,[" + ",".join(f'"x{i}@example.com"' for i in range(101)) + "])"
     r = c.get(f"/api/lists/{list_id}/relationships/profiles", params={"filter": too_many})
     assert r.status_code == 400
