@@ -18,7 +18,7 @@ import phonenumbers
 
 E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
-_TYPES = (  # the common types first: any match makes a number valid
+_TYPES = (
     "mobile",
     "fixed_line",
     "premium_rate",
@@ -54,7 +54,16 @@ def _regions(cc: int) -> tuple[_Region, ...] | None:
         general = _desc(meta.general_desc)
         if general is None:
             return None
-        types = tuple(d for name in _TYPES if (d := _desc(getattr(meta, name))) is not None)
+        by_lengths: dict[frozenset[int], list[str]] = {}  # one alternation per length set
+        for name in _TYPES:
+            desc = getattr(meta, name)
+            if desc is not None and desc.national_number_pattern:
+                lengths = frozenset(desc.possible_length or ())
+                by_lengths.setdefault(lengths, []).append(desc.national_number_pattern)
+        types = tuple(
+            (lengths, re.compile("|".join(f"(?:{p})" for p in patterns)))
+            for lengths, patterns in by_lengths.items()
+        )
         leading = re.compile(meta.leading_digits) if meta.leading_digits else None
         out.append((code, leading, general, types))
     return tuple(out)
@@ -67,7 +76,9 @@ def _matches(nsn: str, desc: _Desc) -> bool:
 
 def _known_type(nsn: str, region: _Region) -> bool:
     _code, _leading, general, types = region
-    return _matches(nsn, general) and any(_matches(nsn, d) for d in types)
+    if not _matches(nsn, general):
+        return False
+    return any(_matches(nsn, d) for d in types)
 
 
 def _careful(e164: str) -> tuple[bool, str | None]:
