@@ -91,3 +91,59 @@ def wait_job(c: httpx.Client, job_id: str, timeout: float = 10.0) -> dict[str, A
             return job
         time.sleep(0.01)
     raise AssertionError(f"job {job_id} did not complete")
+
+
+def run_import(
+    c: httpx.Client, profiles: list[dict[str, Any]], list_id: str | None = None
+) -> dict[str, Any]:
+    """Submit a bulk import job (it must be accepted) and return it once complete."""
+    r = c.post("/api/profile-bulk-import-jobs", json=import_body(profiles, list_id))
+    assert r.status_code == 202, r.text
+    return wait_job(c, r.json()["data"]["id"])
+
+
+def import_errors(c: httpx.Client, job_id: str) -> list[dict[str, Any]]:
+    """Every import error of a job, following links.next."""
+    out: list[dict[str, Any]] = []
+    url: str | None = f"/api/profile-bulk-import-jobs/{job_id}/import-errors?page[size]=100"
+    while url:
+        body = _get(c, url).json()
+        out += body["data"]
+        url = body["links"].get("next")
+    return out
+
+
+def subscribe_body(
+    profiles: list[dict[str, Any]],
+    list_id: str | None = None,
+    historical: bool | None = None,
+    job_type: str = "profile-subscription-bulk-create-job",
+) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "profiles": {"data": [{"type": "profile", "attributes": p} for p in profiles]}
+    }
+    if historical is not None:
+        attrs["historical_import"] = historical
+    data: dict[str, Any] = {"type": job_type, "attributes": attrs}
+    if list_id is not None:
+        data["relationships"] = {"list": {"data": {"type": "list", "id": list_id}}}
+    return {"data": data}
+
+
+def email_consent(consented_at: str | None = None) -> dict[str, Any]:
+    marketing: dict[str, Any] = {"consent": "SUBSCRIBED"}
+    if consented_at is not None:
+        marketing["consented_at"] = consented_at
+    return {"email": {"marketing": marketing}}
+
+
+def profile_by_email(c: httpx.Client, email: str) -> dict[str, Any] | None:
+    """The profile with this email (with its subscriptions), or None."""
+    r = _get(
+        c,
+        "/api/profiles",
+        {"filter": f'equals(email,"{email}")', "additional-fields[profile]": "subscriptions"},
+    )
+    assert r.status_code == 200, r.text
+    data: list[dict[str, Any]] = r.json()["data"]
+    return data[0] if data else None

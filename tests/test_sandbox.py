@@ -276,7 +276,7 @@ def test_bulk_row_errors_all_or_nothing(c: httpx.Client) -> None:
 def test_bulk_unknown_list_and_limits(c: httpx.Client) -> None:
     r = c.post("/api/profile-bulk-import-jobs", json=import_body(_profiles(1), "NoSuch"))
     assert r.status_code == 400
-    assert r.json()["errors"][0]["source"]["pointer"] == "/data/relationships/lists/data/0/id"
+    assert r.json()["errors"][0]["source"]["pointer"] == "/data"
     r = c.post("/api/profile-bulk-import-jobs", json=import_body(_profiles(10_001)))
     assert r.status_code == 400
     big = [{"email": "big@example.com", "properties": {"blob": "x" * 110_000}}]
@@ -334,7 +334,7 @@ def test_job_moves_through_states() -> None:
         job_id = cl.post("/api/profile-bulk-import-jobs", json=import_body(_profiles(2))).json()[
             "data"
         ]["id"]
-        seen = []
+        seen: list[str] = []
         while not seen or seen[-1] != "complete":
             status = cl.get(f"/api/profile-bulk-import-jobs/{job_id}").json()["data"]["attributes"][
                 "status"

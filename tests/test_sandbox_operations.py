@@ -43,3 +43,19 @@ def test_match_accepts_trailing_slash_and_reports_wrong_method() -> None:
     assert params == {"id": "abc123"}
     assert match("PUT", "/api/lists") == (None, {}, True)
     assert match("GET", "/api/nothing") == (None, {}, False)
+
+
+def test_sync_operations_are_routed() -> None:
+    """The segment-sync endpoints share paths with older operations; each method finds its own."""
+    routes = {
+        ("GET", "/api/lists/abc123/relationships/profiles"): "get_profile_ids_for_list",
+        ("DELETE", "/api/lists/abc123/relationships/profiles/"): "remove_profiles_from_list",
+        ("GET", "/api/profiles"): "get_profiles",
+        ("GET", "/api/profiles/01ABC/"): "get_profile",
+        ("POST", "/api/profile-subscription-bulk-create-jobs"): "bulk_subscribe_profiles",
+        ("POST", "/api/profile-subscription-bulk-delete-jobs/"): "bulk_unsubscribe_profiles",
+    }
+    for (method, path), op_id in routes.items():
+        op, _, _ = match(method, path)
+        assert op is not None and op.operation_id == op_id, (method, path)
+    assert match("DELETE", "/api/profiles/01ABC") == (None, {}, True)  # 405, not 404

@@ -1,9 +1,11 @@
 """The ASGI application: request pipeline in front of the handlers.
 
 Order for every request under /api: pending jobs are advanced; a fault may be injected
-(before anything takes effect); the path is matched (404 unknown path, 405 wrong method);
-then 401 (missing or unknown key) -> 400 revision -> 403 scope -> 429 rate limit ->
-415 content type / encoding -> 413 body over 5 MB -> the handler (body validation, 400).
+(before anything takes effect, except 524, which answers after the request took effect); the
+path is matched (404 unknown path, 405 wrong method); then 401 (missing or unknown key) ->
+revision (400 malformed or too early, 404 future or before the endpoint existed, 410 retired;
+revisions.py) -> 403 scope -> 429 rate limit -> 415 content type / encoding -> 413 body over
+5 MB -> the handler (body validation, 400).
 Because the scope check comes before body validation, a client can probe a write scope by
 sending an empty body: 403 means the scope is missing, 400 means it is there.
 """
@@ -21,11 +23,12 @@ from starlette.types import Receive, Scope, Send
 
 from . import faults as faultmod
 from .bulk import MAX_BODY_BYTES
-from .error_responses import ApiError, error_response, invalid
+from .error_responses import ApiError, error_response
 from .handlers import HANDLERS, Ctx
 from .limits import RateLimiter
 from .operations import OPERATIONS, match
-from .settings import SandboxSettings, is_known_revision
+from .revisions import resolve
+from .settings import SandboxSettings
 from .store import Store
 
 _BODY_TYPES = ("application/vnd.api+json", "application/json")
@@ -39,8 +42,8 @@ class SandboxApp:
         self.settings = settings
         self.keys = settings.effective_keys
         self.store = Store(settings.account_name, settings.seed, settings.job_delay)
-        self.limiter = RateLimiter(settings.rate_limits)
         self.faults = faultmod.FaultInjector(settings.faults, settings.seed)
+        self.limiter = RateLimiter(settings.rate_limits, self.faults.quota_share)
         self.transports: dict[Any, Any] = {}  # client address -> transport (for reset faults)
         self.stopping: asyncio.Event | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -96,6 +99,10 @@ class SandboxApp:
         now = time.time()
         self.store.tick(now)
         kind = self.faults.draw()
+        if kind == "524":  # Cloudflare gave up waiting, but the origin did the work
+            with contextlib.suppress(ApiError):
+                await self._dispatch(request, path, now)
+            return faultmod.fault_response(kind)
         if kind is not None:
             injected = await self._inject(kind, request)
             if injected is not None or kind in ("reset", "hang"):
@@ -134,13 +141,7 @@ class SandboxApp:
                 )
             raise ApiError(404, "not_found", "Not found.", f"No resource at {path}.")
         scopes = self._authenticate(request)
-        revision = request.headers.get("revision")
-        if revision is None:
-            raise invalid(
-                "The revision header is required (for example 2026-07-15).", parameter="revision"
-            )
-        if not is_known_revision(revision):
-            raise invalid(f"'{revision}' is not a valid revision.", parameter="revision")
+        resolve(request.headers.get("revision"), op.operation_id)
         missing = op.scopes - scopes
         if missing:
             raise ApiError(
@@ -165,6 +166,7 @@ class SandboxApp:
             self.limiter,
             self.faults,
             headers,
+            self.settings,
         )
         return await HANDLERS[op.operation_id](ctx)
 

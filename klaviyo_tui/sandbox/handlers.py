@@ -1,86 +1,40 @@
-"""Endpoint handlers. Each gets a Ctx (already authenticated, scoped and rate-limited)."""
+"""Endpoint handlers for accounts, lists, memberships and bulk import jobs.
+
+Each gets a Ctx (already authenticated, scoped and rate-limited). Profile reads are in
+profile_handlers.py, subscription jobs in subscriptions.py; HANDLERS maps every operation.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-import orjson
 from starlette.responses import Response
 
-from . import bulk, resources
-from .error_responses import ApiError, invalid, json_response, not_found
-from .faults import FaultInjector
-from .limits import RateLimiter
+from . import bulk, profile_handlers, resources, subscriptions
+from .ctx import (
+    Ctx,
+    Handler,
+    allow_params,
+    get_list_rec,
+    json_body,
+    no_content,
+    ok,
+    page,
+)
+from .error_responses import ApiError, invalid, not_found
 from .operations import Operation
-from .query import decode_cursor, page_links, page_size, parse_filter
-from .store import ListRec, Store
+from .query import page_links, page_size, parse_filter
 
-
-@dataclass
-class Ctx:
-    op: Operation
-    path: str
-    path_params: dict[str, str]
-    query: dict[str, str]
-    body: bytes
-    base: str
-    now: float
-    store: Store
-    limiter: RateLimiter
-    faults: FaultInjector
-    headers: dict[str, str]  # rate-limit headers to send on success
-
-
-Handler = Callable[[Ctx], Awaitable[Response]]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PROFILE_COUNT_OP = Operation(
     "GET", "/api/lists/{id}", "get_list:profile_count", frozenset(), 1, 15
 )
 
 
-def _allow_params(ctx: Ctx, allowed: Iterable[str]) -> None:
-    """Stricter than needed: an unknown query parameter is a 400, so client typos surface."""
-    allowed_set = set(allowed)
-    for name in ctx.query:
-        if name not in allowed_set and not name.startswith("fields["):
-            raise invalid(f"'{name}' is not a valid query parameter here.", parameter=name)
-
-
-def _json_body(ctx: Ctx) -> Any:
-    try:
-        return orjson.loads(ctx.body)
-    except orjson.JSONDecodeError:
-        raise invalid("The request body is not valid JSON.", pointer="/data") from None
-
-
-def _ok(ctx: Ctx, body: Any, status: int = 200) -> Response:
-    return json_response(body, status, ctx.headers)
-
-
-def _no_content(ctx: Ctx) -> Response:
-    return Response(status_code=204, headers=ctx.headers)
-
-
-def _get_list(ctx: Ctx) -> ListRec:
-    rec = ctx.store.lists.get(ctx.path_params["id"])
-    if rec is None:
-        raise not_found(f"A list with id {ctx.path_params['id']} does not exist.")
-    return rec
-
-
-def _page(items: list[Any], ctx: Ctx, size: int) -> tuple[list[Any], int | None]:
-    start = decode_cursor(ctx.query)
-    chunk = items[start : start + size]
-    return chunk, (start + size if start + size < len(items) else None)
-
-
 async def get_accounts(ctx: Ctx) -> Response:
-    _allow_params(ctx, ())
+    allow_params(ctx, ())
     links = {"self": f"{ctx.base}/api/accounts/"}
-    return _ok(ctx, {"data": [resources.account(ctx.store, ctx.base)], "links": links})
+    return ok(ctx, {"data": [resources.account(ctx.store, ctx.base)], "links": links})
 
 
 _LIST_FILTERS = {
@@ -93,7 +47,7 @@ _LIST_SORTS = {"created", "id", "name", "updated"}
 
 
 async def get_lists(ctx: Ctx) -> Response:
-    _allow_params(ctx, ("filter", "sort", "page[size]", "page[cursor]", "include"))
+    allow_params(ctx, ("filter", "sort", "page[size]", "page[cursor]", "include"))
     if ctx.query.get("include"):
         raise invalid("The sandbox does not serve list includes.", parameter="include")
     conds = parse_filter(ctx.query.get("filter"), _LIST_FILTERS)
@@ -113,14 +67,14 @@ async def get_lists(ctx: Ctx) -> Response:
         if sort.lstrip("-") not in _LIST_SORTS:
             raise invalid(f"'{sort}' is not a valid sort for lists.", parameter="sort")
         items.sort(key=lambda r: getattr(r, sort.lstrip("-")), reverse=sort.startswith("-"))
-    chunk, nxt = _page(items, ctx, size)
+    chunk, nxt = page(items, ctx, size)
     data = [resources.list_resource(r, ctx.base) for r in chunk]
-    return _ok(ctx, {"data": data, "links": page_links(ctx.base, ctx.path, ctx.query, nxt)})
+    return ok(ctx, {"data": data, "links": page_links(ctx.base, ctx.path, ctx.query, nxt)})
 
 
 async def create_list(ctx: Ctx) -> Response:
-    _allow_params(ctx, ())
-    doc = _json_body(ctx)
+    allow_params(ctx, ())
+    doc = json_body(ctx)
     data = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(data, dict) or data.get("type") != "list":
         raise invalid("The body needs data of type 'list'.", pointer="/data")
@@ -136,11 +90,11 @@ async def create_list(ctx: Ctx) -> Response:
         )
     rec = ctx.store.create_list(name, opt_in, ctx.now)
     url = f"{ctx.base}/api/lists/"
-    return _ok(ctx, {"data": resources.list_resource(rec, ctx.base), "links": {"self": url}}, 201)
+    return ok(ctx, {"data": resources.list_resource(rec, ctx.base), "links": {"self": url}}, 201)
 
 
 async def get_list(ctx: Ctx) -> Response:
-    _allow_params(ctx, ("additional-fields[list]", "include"))
+    allow_params(ctx, ("additional-fields[list]", "include"))
     if ctx.query.get("include"):
         raise invalid("The sandbox does not serve list includes.", parameter="include")
     extra = ctx.query.get("additional-fields[list]")
@@ -150,83 +104,24 @@ async def get_list(ctx: Ctx) -> Response:
         )
     if extra:
         ctx.headers = ctx.limiter.check(_PROFILE_COUNT_OP, ctx.now)  # the stricter XS bucket
-    rec = _get_list(ctx)
+    rec = get_list_rec(ctx)
     body = {
         "data": resources.list_resource(rec, ctx.base, bool(extra)),
         "links": {"self": f"{ctx.base}/api/lists/{rec.id}/"},
     }
-    return _ok(ctx, body)
+    return ok(ctx, body)
 
 
 async def delete_list(ctx: Ctx) -> Response:
-    _allow_params(ctx, ())
-    rec = _get_list(ctx)
+    allow_params(ctx, ())
+    rec = get_list_rec(ctx)
     ctx.store.delete_list(rec.id)
-    return _no_content(ctx)
-
-
-_MEMBER_FILTERS = {
-    "email": {"equals", "any"},
-    "phone_number": {"equals", "any"},
-    "joined_group_at": {"greater-or-equal", "greater-than", "less-or-equal", "less-than"},
-}
-_COMPARE = {
-    "greater-or-equal": lambda a, b: a >= b,
-    "greater-than": lambda a, b: a > b,
-    "less-or-equal": lambda a, b: a <= b,
-    "less-than": lambda a, b: a < b,
-}
-
-
-async def get_profiles_for_list(ctx: Ctx) -> Response:
-    _allow_params(ctx, ("filter", "sort", "page[size]", "page[cursor]"))
-    rec = _get_list(ctx)
-    conds = parse_filter(ctx.query.get("filter"), _MEMBER_FILTERS)
-    size = page_size(ctx.query, 20, 100)
-    sort = ctx.query.get("sort", "joined_group_at")
-    if sort not in ("joined_group_at", "-joined_group_at"):
-        raise invalid(f"'{sort}' is not a valid sort here.", parameter="sort")
-    descending = sort.startswith("-")
-    start = (
-        decode_cursor(ctx.query)
-        if "page[cursor]" in ctx.query
-        else (len(rec.order) if descending else 0)
-    )
-    store = ctx.store
-    slots: Iterator[int] = rec.slots(start, descending)
-    for op, fld, value in conds:
-        if fld == "joined_group_at":
-            if not isinstance(value, datetime):
-                raise invalid(
-                    "joined_group_at needs an unquoted ISO-8601 datetime.", parameter="filter"
-                )
-            cmp, joined, bound = (
-                _COMPARE[op],
-                rec.joined,
-                (value - _EPOCH) // timedelta(microseconds=1),
-            )
-            slots = (s for s in slots if cmp(joined[s], bound))
-            continue
-        index = store.by_email if fld == "email" else store.by_phone
-        wanted = value if op == "any" else [value]
-        keys = [v.lower() if fld == "email" and isinstance(v, str) else v for v in wanted]
-        hits = {
-            rec.members[p] for k in keys if (p := index.get(k)) is not None and p in rec.members
-        }
-        slots = (s for s in slots if s in hits)
-    chunk: list[int] = []
-    nxt: int | None = None
-    for slot in slots:
-        if len(chunk) == size:
-            nxt = chunk[-1] if descending else chunk[-1] + 1
-            break
-        chunk.append(slot)
-    data = [resources.member(store, rec, s, ctx.base) for s in chunk]
-    return _ok(ctx, {"data": data, "links": page_links(ctx.base, ctx.path, ctx.query, nxt)})
+    return no_content(ctx)
 
 
 def _profile_refs(ctx: Ctx) -> list[int]:
-    doc = _json_body(ctx)
+    """Positions of 1..1,000 profile references; any unknown id -> 400 naming each (stricter)."""
+    doc = json_body(ctx)
     items = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(items, list) or not items:
         raise invalid("data must be a non-empty array of profile references.", pointer="/data")
@@ -248,35 +143,41 @@ def _profile_refs(ctx: Ctx) -> list[int]:
 
 
 async def add_profiles_to_list(ctx: Ctx) -> Response:
-    _allow_params(ctx, ())
-    rec = _get_list(ctx)
+    allow_params(ctx, ())
+    rec = get_list_rec(ctx)
     for pos in _profile_refs(ctx):
         rec.add(pos, ctx.now)
     rec.updated = ctx.now
-    return _no_content(ctx)
+    return no_content(ctx)
 
 
 async def remove_profiles_from_list(ctx: Ctx) -> Response:
-    _allow_params(ctx, ())
-    rec = _get_list(ctx)
+    """Membership only: the profile, its consent and other lists are untouched. Known profiles
+    that are not members are a no-op, so a retried call (after a lost answer) still gets 204."""
+    allow_params(ctx, ())
+    rec = get_list_rec(ctx)
     for pos in _profile_refs(ctx):
         rec.members.pop(pos, None)
     rec.updated = ctx.now
-    return _no_content(ctx)
+    return no_content(ctx)
 
 
 async def bulk_import_profiles(ctx: Ctx) -> Response:
-    _allow_params(ctx, ())
-    doc = _json_body(ctx)
+    allow_params(ctx, ())
+    doc = json_body(ctx)
     store = ctx.store
     check_sizes = len(ctx.body) > bulk.MAX_PROFILE_BYTES
-    rows, list_ids = bulk.validate(doc, store.lists.__contains__, check_sizes)
-    job = store.create_job(rows, list_ids, ctx.faults.failing_rows(rows), ctx.now)
+    rows, list_ids, drops = bulk.validate(
+        doc, store.lists.__contains__, check_sizes, ctx.settings.sms_regions
+    )
+    job = store.create_job(
+        rows, list_ids, ctx.faults.failing_rows(rows), ctx.now, drops, ctx.faults.draw_job()
+    )
     body = {
         "data": resources.job(job, ctx.now, ctx.base),
         "links": {"self": f"{ctx.base}/api/profile-bulk-import-jobs/"},
     }
-    return _ok(ctx, body, 202)
+    return ok(ctx, body, 202)
 
 
 def _get_job(ctx: Ctx, key: str) -> Any:
@@ -287,7 +188,7 @@ def _get_job(ctx: Ctx, key: str) -> Any:
 
 
 async def get_bulk_import_profiles_job(ctx: Ctx) -> Response:
-    _allow_params(ctx, ("include",))
+    allow_params(ctx, ("include",))
     include = ctx.query.get("include")
     if include not in (None, "lists"):
         raise invalid(
@@ -302,19 +203,19 @@ async def get_bulk_import_profiles_job(ctx: Ctx) -> Response:
     if include:
         recs = [ctx.store.lists[i] for i in job.list_ids if i in ctx.store.lists]
         body["included"] = [resources.list_resource(r, ctx.base) for r in recs]
-    return _ok(ctx, body)
+    return ok(ctx, body)
 
 
 async def get_errors_for_bulk_import_profiles_job(ctx: Ctx) -> Response:
-    _allow_params(ctx, ("page[size]", "page[cursor]"))
+    allow_params(ctx, ("page[size]", "page[cursor]"))
     job = _get_job(ctx, "id")
     size = page_size(ctx.query, 20, 100)
-    chunk, nxt = _page(job.errors, ctx, size)
-    return _ok(ctx, {"data": chunk, "links": page_links(ctx.base, ctx.path, ctx.query, nxt)})
+    chunk, nxt = page(job.errors, ctx, size)
+    return ok(ctx, {"data": chunk, "links": page_links(ctx.base, ctx.path, ctx.query, nxt)})
 
 
 async def get_bulk_import_profiles_jobs(ctx: Ctx) -> Response:
-    _allow_params(ctx, ("filter", "sort", "page[size]", "page[cursor]"))
+    allow_params(ctx, ("filter", "sort", "page[size]", "page[cursor]"))
     conds = parse_filter(ctx.query.get("filter"), {"status": {"equals", "any"}})
     size = page_size(ctx.query, 20, 100)
     sort = ctx.query.get("sort", "created_at")
@@ -327,9 +228,9 @@ async def get_bulk_import_profiles_jobs(ctx: Ctx) -> Response:
         jobs = [j for j in jobs if j.status(now) in wanted]
     if sort.startswith("-"):
         jobs.reverse()
-    chunk, nxt = _page(jobs, ctx, size)
+    chunk, nxt = page(jobs, ctx, size)
     data = [resources.job(j, now, ctx.base) for j in chunk]
-    return _ok(ctx, {"data": data, "links": page_links(ctx.base, ctx.path, ctx.query, nxt)})
+    return ok(ctx, {"data": data, "links": page_links(ctx.base, ctx.path, ctx.query, nxt)})
 
 
 HANDLERS: dict[str, Handler] = {
@@ -338,7 +239,12 @@ HANDLERS: dict[str, Handler] = {
     "create_list": create_list,
     "get_list": get_list,
     "delete_list": delete_list,
-    "get_profiles_for_list": get_profiles_for_list,
+    "get_profiles_for_list": profile_handlers.get_profiles_for_list,
+    "get_profile_ids_for_list": profile_handlers.get_profile_ids_for_list,
+    "get_profiles": profile_handlers.get_profiles,
+    "get_profile": profile_handlers.get_profile,
+    "bulk_subscribe_profiles": subscriptions.bulk_subscribe_profiles,
+    "bulk_unsubscribe_profiles": subscriptions.bulk_unsubscribe_profiles,
     "add_profiles_to_list": add_profiles_to_list,
     "remove_profiles_from_list": remove_profiles_from_list,
     "bulk_import_profiles": bulk_import_profiles,

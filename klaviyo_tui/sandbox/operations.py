@@ -56,6 +56,14 @@ OPERATIONS: tuple[Operation, ...] = (
         750,
     ),
     _op(
+        "GET",
+        "/api/lists/{id}/relationships/profiles",
+        "get_profile_ids_for_list",
+        "lists:read profiles:read",
+        75,
+        750,
+    ),
+    _op(
         "POST",
         "/api/lists/{id}/relationships/profiles",
         "add_profiles_to_list",
@@ -102,6 +110,24 @@ OPERATIONS: tuple[Operation, ...] = (
         "profiles:read",
         10,
         150,
+    ),
+    _op("GET", "/api/profiles", "get_profiles", "profiles:read", 75, 750),
+    _op("GET", "/api/profiles/{id}", "get_profile", "profiles:read", 75, 750),
+    _op(
+        "POST",
+        "/api/profile-subscription-bulk-create-jobs",
+        "bulk_subscribe_profiles",
+        "lists:write profiles:write subscriptions:write",
+        75,
+        750,
+    ),
+    _op(
+        "POST",
+        "/api/profile-subscription-bulk-delete-jobs",
+        "bulk_unsubscribe_profiles",
+        "lists:write profiles:write subscriptions:write",
+        75,
+        750,
     ),
 )
 

@@ -75,8 +75,52 @@ def list_resource(rec: ListRec, base: str, profile_count: bool = False) -> dict[
     }
 
 
-def member(store: Store, rec: ListRec, slot: int, base: str) -> dict[str, Any]:
-    pos = rec.order[slot]
+def default_subscriptions() -> dict[str, Any]:
+    """A profile's consent before any subscription job touched it."""
+    never: dict[str, Any] = {
+        "consent": "NEVER_SUBSCRIBED",
+        "consent_timestamp": None,
+        "last_updated": None,
+        "method": None,
+        "method_detail": "",
+    }
+    return {
+        "email": {
+            "marketing": {
+                "can_receive_email_marketing": False,
+                **never,
+                "custom_method_detail": None,
+                "double_optin": None,
+                "suppression": [],
+                "list_suppressions": [],
+            }
+        },
+        "sms": {
+            "marketing": {"can_receive_sms_marketing": False, **never},
+            "transactional": {"can_receive_sms_transactional": False, **never},
+        },
+    }
+
+
+def subscriptions_of(data: dict[str, Any]) -> dict[str, Any]:
+    """The spec's `subscriptions` object for a stored profile (defaults filled in)."""
+    out = default_subscriptions()
+    stored = data.get("subscriptions") or {}
+    for channel, kinds in stored.items():
+        for kind, state in kinds.items():
+            out[channel][kind].update(state)
+    return out
+
+
+def profile(
+    store: Store,
+    pos: int,
+    base: str,
+    fields: frozenset[str] | None = None,
+    subscriptions: bool = False,
+    joined_us: int | None = None,
+) -> dict[str, Any]:
+    """A profile resource; `fields` is a parsed sparse fieldset (None: every attribute)."""
     data = store.profile(pos)
     attrs: dict[str, Any] = {key: data.get(key) for key in _PROFILE_FIELDS}
     attrs["created"] = data.get("created")
@@ -84,7 +128,12 @@ def member(store: Store, rec: ListRec, slot: int, base: str) -> dict[str, Any]:
     attrs["last_event_date"] = None
     attrs["location"] = data.get("location")
     attrs["properties"] = data.get("properties", {})
-    attrs["joined_group_at"] = iso_micros(rec.joined[slot])
+    if subscriptions:
+        attrs["subscriptions"] = subscriptions_of(data)
+    if joined_us is not None:
+        attrs["joined_group_at"] = iso_micros(joined_us)
+    if fields is not None:
+        attrs = sparse(attrs, fields)
     pid = store.profile_id(pos)
     return {
         "type": "profile",
@@ -94,13 +143,34 @@ def member(store: Store, rec: ListRec, slot: int, base: str) -> dict[str, Any]:
     }
 
 
+def sparse(attrs: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
+    """Keep the requested attributes. `location.city` keeps that key of location; dotted
+    `subscriptions.…` paths keep the whole subscriptions object (sandbox simplification);
+    `joined_group_at` stays because the spec's list member schema requires it."""
+    out: dict[str, Any] = {}
+    for name, value in attrs.items():
+        if name in fields or name == "joined_group_at":
+            out[name] = value
+        elif name == "location" and value is not None:
+            keys = {f.split(".", 1)[1] for f in fields if f.startswith("location.")}
+            if keys:
+                out[name] = {k: v for k, v in value.items() if k in keys}
+        elif name == "subscriptions" and any(f.startswith("subscriptions.") for f in fields):
+            out[name] = value
+    return out
+
+
+def member(store: Store, rec: ListRec, slot: int, base: str) -> dict[str, Any]:
+    return profile(store, rec.order[slot], base, joined_us=rec.joined[slot])
+
+
 def job(j: Job, now: float, base: str) -> dict[str, Any]:
     status = j.status(now)
     completed, failed = j.completed_count, j.failed_count
-    if status == "processing":
+    if status == "processing" and not j.done:
         span = max(j.done_at - j.start_at, 1e-9)
         completed = min(int(j.total * (now - j.start_at) / span), j.total - 1)
-    done = j.done
+    done = status == "complete"
     url = f"{base}/api/profile-bulk-import-jobs/{j.id}"
     return {
         "type": "profile-bulk-import-job",

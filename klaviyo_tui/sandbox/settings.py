@@ -1,4 +1,4 @@
-"""Sandbox settings: keys and scopes, known revisions, fault specs.
+"""Sandbox settings: keys and scopes, known revisions, fault specs, SMS regions.
 
 Kept apart from the server so the CLI can parse and validate options without starting anything.
 """
@@ -16,6 +16,7 @@ ALL_SCOPES: frozenset[str] = frozenset(
         "lists:write",
         "profiles:read",
         "profiles:write",
+        "subscriptions:write",
     }
 )
 
@@ -52,9 +53,22 @@ KNOWN_REVISIONS: frozenset[str] = frozenset(
     }
 )
 
-#: Fault kinds, in the order the per-request draw checks them (rowfail: per profile).
-REQUEST_FAULTS: tuple[str, ...] = ("429", "500", "502", "503", "reset", "hang", "cf403")
-FAULT_KINDS: tuple[str, ...] = (*REQUEST_FAULTS, "rowfail")
+#: Fault kinds drawn once per request, in the order the draw checks them.
+REQUEST_FAULTS: tuple[str, ...] = (
+    "429",
+    "retry0",
+    "500",
+    "502",
+    "503",
+    "524",
+    "reset",
+    "hang",
+    "cf403",
+)
+#: Drawn once per bulk import job when it is accepted.
+JOB_FAULTS: tuple[str, ...] = ("stuck", "badstatus")
+#: rowfail: per profile; quota: the share of every rate window another integration uses.
+FAULT_KINDS: tuple[str, ...] = (*REQUEST_FAULTS, *JOB_FAULTS, "quota", "rowfail")
 
 
 def is_known_revision(value: str) -> bool:
@@ -73,6 +87,8 @@ class SandboxSettings:
     job_delay: float = 0.5
     seed: int = 0
     account_name: str = "Sandbox Store"
+    #: ISO region codes whose phone numbers the account may text (None: every region).
+    sms_regions: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         for kind, prob in self.faults.items():
@@ -80,10 +96,14 @@ class SandboxSettings:
                 raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
             if not 0.0 <= prob <= 1.0:
                 raise ValueError(f"fault probability for {kind} must be between 0 and 1")
-        if sum(p for k, p in self.faults.items() if k != "rowfail") > 1.0:
+        if sum(p for k, p in self.faults.items() if k in REQUEST_FAULTS) > 1.0:
             raise ValueError("request fault probabilities add up to more than 1")
+        if sum(p for k, p in self.faults.items() if k in JOB_FAULTS) > 1.0:
+            raise ValueError("job fault probabilities (stuck, badstatus) add up to more than 1")
         if self.job_delay < 0:
             raise ValueError("job delay must not be negative")
+        if self.sms_regions is not None:
+            check_regions(self.sms_regions)
 
     @property
     def effective_keys(self) -> dict[str, frozenset[str]]:
@@ -125,3 +145,23 @@ def parse_key(spec: str) -> tuple[str, frozenset[str]]:
             f"unknown scope(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(ALL_SCOPES))}"
         )
     return key, scopes
+
+
+def check_regions(regions: frozenset[str]) -> None:
+    """Raise ValueError naming any code phonenumbers does not know as a region."""
+    import phonenumbers  # only when regions are configured
+
+    unknown = sorted(r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS)
+    if unknown:
+        raise ValueError(
+            f"unknown SMS region(s) {', '.join(unknown)}; use ISO 3166 codes such as US,CA,GB"
+        )
+
+
+def parse_regions(spec: str) -> frozenset[str] | None:
+    """Parse `US,CA` (case-insensitive); an empty spec means every region."""
+    regions = frozenset(r.strip().upper() for r in spec.split(",") if r.strip())
+    if not regions:
+        return None
+    check_regions(regions)
+    return regions

@@ -12,7 +12,7 @@ import random
 import time
 import uuid
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -59,6 +59,15 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
 
 
+@dataclass(frozen=True)
+class Conflict:
+    """Why a row cannot be applied: an import error's code, detail and field."""
+
+    code: str
+    detail: str
+    field: str | None
+
+
 @dataclass
 class ListRec:
     id: str
@@ -68,7 +77,7 @@ class ListRec:
     opt_in_process: str
     members: dict[int, int] = field(default_factory=dict)  # profile position -> slot
     order: list[int] = field(default_factory=list)  # slot -> profile position (append-only)
-    joined: array = field(default_factory=lambda: array("q"))  # slot -> joined_group_at (µs)
+    joined: array[int] = field(default_factory=lambda: array("q"))  # slot -> joined_group_at (µs)
 
     def add(self, pos: int, now: float) -> None:
         if pos not in self.members:
@@ -95,6 +104,8 @@ class Job:
     total: int
     payload: list[dict[str, Any]] | None  # profile resource objects until processed
     fail_rows: frozenset[int]
+    drop_phone: frozenset[int] = frozenset()  # rows whose invalid phone is silently ignored
+    fault: str | None = None  # "stuck" or "badstatus" (faults.py)
     done: bool = False
     completed_count: int = 0
     failed_count: int = 0
@@ -103,7 +114,7 @@ class Job:
 
     def status(self, now: float) -> str:
         if self.done:
-            return "complete"
+            return {"stuck": "processing", "badstatus": "failed"}.get(self.fault or "", "complete")
         return "processing" if now >= self.start_at and now > self.created else "queued"
 
 
@@ -122,6 +133,7 @@ class Store:
         self.by_external: dict[str, int] = {}
         self.jobs: dict[str, Job] = {}
         self.pending: list[Job] = []
+        self.deferred: list[tuple[float, Callable[[float], None]]] = []  # (due, effect)
         self.profile_prefix = "01" + "".join(self.rng.choice(_CROCKFORD) for _ in range(14))
 
     # ids ---------------------------------------------------------------------------------
@@ -168,6 +180,8 @@ class Store:
         list_ids: list[str],
         fail_rows: frozenset[int],
         now: float,
+        drop_phone: frozenset[int] = frozenset(),
+        fault: str | None = None,
     ) -> Job:
         job = Job(
             id=self._ulid(now),
@@ -178,16 +192,28 @@ class Store:
             total=len(profiles),
             payload=profiles,
             fail_rows=fail_rows,
+            drop_phone=drop_phone,
+            fault=fault,
         )
         self.jobs[job.id] = job
         self.pending.append(job)
         return job
 
+    def defer(self, due: float, effect: Callable[[float], None]) -> None:
+        """Run `effect(now)` once `due` has passed (subscription jobs have no resource)."""
+        self.deferred.append((due, effect))
+
     def tick(self, now: float | None = None) -> None:
         """Complete every due job, oldest first; each job is applied exactly once."""
-        if not self.pending:
+        if not self.pending and not self.deferred:
             return
         now = time.time() if now is None else now
+        if self.deferred:
+            ready = [e for e in self.deferred if e[0] <= now]
+            if ready:
+                self.deferred = [e for e in self.deferred if e[0] > now]
+                for _due, effect in ready:
+                    effect(now)
         due = [j for j in self.pending if j.done_at <= now]
         if not due:
             return
@@ -198,21 +224,26 @@ class Store:
     def _process(self, job: Job, now: float) -> None:
         payload = job.payload or []
         job.payload = None
+        if job.fault == "badstatus":  # nothing is applied; the job reports `failed`
+            job.done = True
+            return
         stamp = iso(now)
         lists = [rec for i in job.list_ids if (rec := self.lists.get(i)) is not None]
         missing = [i for i in job.list_ids if i not in self.lists]
         by_email, by_phone, by_ext = self.by_email, self.by_phone, self.by_external
         blobs = self.blobs
-        fail_rows, positions = job.fail_rows, job.profile_positions
+        fail_rows, positions, drop_phone = job.fail_rows, job.profile_positions, job.drop_phone
         now_us = micros(now)
         for i, resource in enumerate(payload):
-            attrs = resource["attributes"]
+            sent = attrs = resource["attributes"]
             if fail_rows and i in fail_rows:
-                self._row_error(job, attrs, "processing_error", "The profile failed to import.")
+                self._row_error(job, sent, "processing_error", "The profile failed to import.")
                 continue
             if missing:
-                self._row_error(job, attrs, "not_found", f"List {missing[0]} does not exist.")
+                self._row_error(job, sent, "not_found", f"List {missing[0]} does not exist.")
                 continue
+            if drop_phone and i in drop_phone:
+                attrs = {k: v for k, v in attrs.items() if k != "phone_number"}
             email, phone = attrs.get("email"), attrs.get("phone_number")
             ext = attrs.get("external_id")
             email_key = email.lower() if email else None
@@ -231,9 +262,9 @@ class Store:
                 if ext is not None:
                     by_ext[ext] = pos
             else:
-                result = self._upsert(attrs, resource.get("id"), stamp)
-                if isinstance(result, str):
-                    self._row_error(job, attrs, "invalid", result)
+                result = self.upsert(attrs, resource.get("id"), stamp)
+                if isinstance(result, Conflict):
+                    self._row_error(job, sent, result.code, result.detail, result.field)
                     continue
                 pos = result
             positions.append(pos)
@@ -248,7 +279,9 @@ class Store:
             rec.updated = now
         job.done = True
 
-    def _row_error(self, job: Job, attrs: dict[str, Any], code: str, detail: str) -> None:
+    def _row_error(
+        self, job: Job, attrs: dict[str, Any], code: str, detail: str, field: str | None = None
+    ) -> None:
         job.failed_count += 1
         job.errors.append(
             {
@@ -258,44 +291,64 @@ class Store:
                     "code": code,
                     "title": "Profile import failed.",
                     "detail": detail,
-                    "source": {"pointer": "/data/attributes"},
+                    "source": {"pointer": "/data/attributes" + (f"/{field}" if field else "")},
                     "original_payload": attrs,
                 },
             }
         )
 
-    def _upsert(self, attrs: dict[str, Any], profile_id: str | None, stamp: str) -> int | str:
-        """Create or update one profile; return its position, or a reason it failed."""
+    def resolve(self, attrs: dict[str, Any], profile_id: str | None) -> int | Conflict | None:
+        """The existing profile a row means (None: a new one), or why it cannot be applied.
+
+        No silent merges: the row is its `id`, else its email (new or existing); a phone_number
+        or external_id that already belongs to a *different* profile is a conflict. Stricter
+        than verified live behaviour. A profile that has no email may gain one (nobody is lost).
+        """
+        target: int | None = None
+        if profile_id is not None:
+            target = self.position(profile_id)
+            if target is None:
+                return Conflict("invalid", f"Profile {profile_id} does not exist.", None)
+        email = attrs.get("email")
+        if email:
+            hit = self.by_email.get(email.lower())
+            if hit is not None and target is not None and hit != target:
+                return self._conflict("email", email, hit)
+            target = hit if target is None else target
+        for name, index in (("phone_number", self.by_phone), ("external_id", self.by_external)):
+            value = attrs.get(name)
+            hit = index.get(value) if value is not None else None
+            if hit is None or hit == target:
+                continue
+            if target is not None or (email and self.profile(hit).get("email") is not None):
+                return self._conflict(name, str(value), hit)
+            target = hit
+        return target
+
+    def _conflict(self, field: str, value: str, other: int) -> Conflict:
+        return Conflict(
+            "duplicate_profile",
+            f"The {field} {value} already belongs to a different profile "
+            f"({self.profile_id(other)}); the sandbox does not merge profiles.",
+            field,
+        )
+
+    def upsert(self, attrs: dict[str, Any], profile_id: str | None, stamp: str) -> int | Conflict:
+        """Create or update one profile; return its position, or the conflict."""
+        found = self.resolve(attrs, profile_id)
+        if isinstance(found, Conflict):
+            return found
         email = attrs.get("email")
         email_key = email.lower() if email else None
         phone = attrs.get("phone_number")
         ext = attrs.get("external_id")
-        found: list[int] = []
-        if profile_id is not None:
-            pos = self.position(profile_id)
-            if pos is None:
-                return f"Profile {profile_id} does not exist."
-            found.append(pos)
-        for index, key in (
-            (self.by_email, email_key),
-            (self.by_phone, phone),
-            (self.by_external, ext),
-        ):
-            if key is not None:
-                hit = index.get(key)
-                if hit is not None:
-                    found.append(hit)
-        if len(set(found)) > 1:
-            return "The profile's identifiers belong to different existing profiles."
-        if not found:
+        if found is None:
             pos = len(self.blobs)
             self.blobs.append(_pack(_new_profile(attrs, stamp)))
         else:
-            pos = found[0]
+            pos = found
             old = self.profile(pos)
-            for (
-                key
-            ) in _IDENTIFIERS:  # identifiers replaced on this profile: drop stale index entries
+            for key in _IDENTIFIERS:  # identifiers replaced on this profile: drop stale entries
                 if attrs.get(key) is not None and old.get(key) not in (None, attrs[key]):
                     self._unindex(key, old[key])
             for k, v in attrs.items():
@@ -314,6 +367,9 @@ class Store:
         if ext is not None:
             self.by_external[ext] = pos
         return pos
+
+    def save(self, pos: int, data: dict[str, Any]) -> None:
+        self.blobs[pos] = _pack(data)
 
     def _unindex(self, key: str, value: str) -> None:
         if key == "email":
