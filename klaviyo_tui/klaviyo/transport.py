@@ -1,8 +1,10 @@
 """One HTTP exchange with retries: pacing, timeouts, backoff with jitter, and error classification.
 
-Retried: 429 (after Retry-After), 500/502/503/504, timeouts, connection errors and resets, and a 403
-whose body is not JSON (Cloudflare's bot challenge, `cf-mitigated: challenge`). Never retried: any
-other 4xx. Every retry and every wait of ~0.2 s or more is reported as a progress event.
+Retried up to the retry cap: 500/502/503/504, Cloudflare's 520–524, timeouts, connection errors and
+resets, and a 403 whose body is not JSON (Cloudflare's bot challenge, `cf-mitigated: challenge`).
+429s wait out Retry-After (at least 1 s, jittered) against a time budget per request instead, since
+Klaviyo's quota is shared with every app on the account. Never retried: any other 4xx. Every retry
+and every wait of ~0.2 s or more is reported as a progress event.
 """
 
 from __future__ import annotations
