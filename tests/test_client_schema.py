@@ -9,6 +9,7 @@ be refused (see KlaviyoClient.verify_key).
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,22 @@ import orjson
 import pytest
 
 from klaviyo_tui.input.batching import BatchPacker
-from klaviyo_tui.klaviyo import KlaviyoClient, RequestRejected
+from klaviyo_tui.klaviyo import KlaviyoClient, RequestRejected, SubscriptionProfile
 
 jsonschema = pytest.importorskip("jsonschema")
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO.parent / "shared" / "klaviyo-openapi" / "stable.json"
 KEY = "pk_abcdefghijklmnopqrstuvwxyz0123456789"
-OPERATIONS = {("POST", "/api/lists"), ("POST", "/api/profile-bulk-import-jobs")}
+#: (method, path sent) -> the spec's path template for it
+MEMBERS = "/api/lists/{id}/relationships/profiles"
+SUBSCRIBE = "/api/profile-subscription-bulk-create-jobs"
+OPERATIONS = {
+    ("POST", "/api/lists"): "/api/lists",
+    ("POST", "/api/profile-bulk-import-jobs"): "/api/profile-bulk-import-jobs",
+    ("DELETE", MEMBERS.replace("{id}", "Y6nRLr")): MEMBERS,
+    ("POST", SUBSCRIBE): SUBSCRIBE,
+}
 
 
 @cache
@@ -78,6 +87,10 @@ def fake_klaviyo(request: httpx.Request) -> httpx.Response:
     ctype = {"content-type": "application/vnd.api+json"}
     if request.method == "POST" and request.content == b"{}":
         return httpx.Response(400, json={"errors": [{"detail": "probe"}]}, headers=ctype)
+    if request.method == "DELETE":
+        return httpx.Response(204)
+    if request.url.path == "/api/profile-subscription-bulk-create-jobs":
+        return httpx.Response(202)
     if request.method == "POST" and request.url.path == "/api/lists":
         name = orjson.loads(request.content)["data"]["attributes"]["name"]
         data = {"type": "list", "id": "Y6nRLr", "attributes": {"name": name}}
@@ -118,14 +131,34 @@ async def test_every_request_body_matches_the_spec() -> None:
         await k.submit_import(batch.without({0}).body)
         with pytest.raises(RequestRejected):
             await k.submit_import(b"{}")  # refused by the fake; left out below like the probes
+        await k.remove_from_list("Y6nRLr", ["01GDDKASAP8TKDDA2GRZDSVP4H"])
+        await k.subscribe_profiles(
+            "Y6nRLr",
+            [
+                SubscriptionProfile(email="a@example.com"),
+                SubscriptionProfile(
+                    phone_number="+15005550006", email_marketing=False, sms_marketing=True
+                ),
+                SubscriptionProfile(
+                    email="b@example.com", phone_number="+15005550006", sms_marketing=True
+                ),
+            ],
+            historical=False,
+        )
+        past = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+        await k.subscribe_profiles(
+            "Y6nRLr",
+            [SubscriptionProfile(email="c@example.com", consented_at=past)],
+            historical=True,
+        )
     checked = 0
     for method, path, body in recording.seen:
         if not body or body == b"{}":
             continue
         assert (method, path) in OPERATIONS, (method, path)
-        jsonschema.validate(orjson.loads(body), request_schema(method, path))
+        jsonschema.validate(orjson.loads(body), request_schema(method, OPERATIONS[method, path]))
         checked += 1
-    assert checked == 4
+    assert checked == 7
 
 
 def test_the_validator_does_reject_a_wrong_body() -> None:
@@ -138,4 +171,16 @@ def test_the_validator_does_reject_a_wrong_body() -> None:
         jsonschema.validate(
             {"data": {"type": "lists", "attributes": {"name": "x"}}},
             request_schema("POST", "/api/lists"),
+        )
+    subscribe = request_schema("POST", "/api/profile-subscription-bulk-create-jobs")
+    no_consent = {"type": "profile", "attributes": {"email": "a@example.com"}}
+    with pytest.raises(jsonschema.ValidationError):  # `subscriptions` is required
+        jsonschema.validate(
+            {
+                "data": {
+                    "type": "profile-subscription-bulk-create-job",
+                    "attributes": {"profiles": {"data": [no_consent]}},
+                }
+            },
+            subscribe,
         )

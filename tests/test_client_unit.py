@@ -6,15 +6,13 @@ the real sandbox; these pin edge cases the sandbox does not produce (null links,
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import httpx
-import orjson
 import pytest
+from client_support import BASE, JSONAPI, KEY, Recorder, doc, err, job_obj, list_obj, make
 
 from klaviyo_tui.errors import ExitCode
-from klaviyo_tui.events import Retrying, Waiting
 from klaviyo_tui.klaviyo import (
     AuthError,
     InvalidBaseURL,
@@ -22,94 +20,12 @@ from klaviyo_tui.klaviyo import (
     KlaviyoClient,
     KlaviyoError,
     NotFoundError,
-    Pacer,
     RequestRejected,
     ScopeError,
-    UnavailableError,
     UnexpectedResponse,
     check_base_url,
     mask_key,
 )
-from klaviyo_tui.klaviyo.pacing import OPERATIONS
-
-KEY = "pk_abcdefghijklmnopqrstuvwxyz0123456789"
-BASE = "https://a.klaviyo.com"
-JSONAPI = "application/vnd.api+json"
-
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-def doc(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(
-        status, content=orjson.dumps(body), headers={"content-type": JSONAPI, **(headers or {})}
-    )
-
-
-def err(status: int, detail: str, **source: str) -> httpx.Response:
-    return doc(
-        {
-            "errors": [
-                {"id": "x", "status": str(status), "code": "c", "title": "t", "detail": detail}
-                | ({"source": source} if source else {})
-            ]
-        },
-        status,
-    )
-
-
-def list_obj(i: str, name: str) -> dict[str, Any]:
-    return {
-        "type": "list",
-        "id": i,
-        "attributes": {"name": name, "created": "2026-05-01T10:00:00Z", "updated": None},
-    }
-
-
-def job_obj(i: str, status: str = "queued", **attrs: Any) -> dict[str, Any]:
-    return {
-        "type": "profile-bulk-import-job",
-        "id": i,
-        "attributes": {"status": status, "created_at": "2026-07-20T14:03:11.512000+00:00"} | attrs,
-    }
-
-
-class Recorder:
-    """A MockTransport that records requests and answers from a handler (or a queue of answers)."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.requests: list[httpx.Request] = []
-        self.handler = handler
-        self.transport = httpx.MockTransport(self._handle)
-
-    def _handle(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        return self.handler(request)
-
-
-def queue(*answers: httpx.Response | Exception) -> Handler:
-    items = list(answers)
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        item = items.pop(0) if len(items) > 1 else items[0]
-        if isinstance(item, Exception):
-            raise item
-        return item
-
-    return handler
-
-
-def make(rec: Recorder, events: list[Any] | None = None, **kw: Any) -> KlaviyoClient:
-    kw.setdefault("backoff_base", 0.001)
-    kw.setdefault("max_retries", 3)
-    return KlaviyoClient(
-        BASE,
-        KEY,
-        transport=rec.transport,
-        on_event=(events.append if events is not None else None),
-        seed=1,
-        **kw,
-    )
-
 
 # ---- construction ------------------------------------------------------------------------------
 
@@ -320,167 +236,113 @@ async def test_server_text_echoing_the_key_is_scrubbed() -> None:
     assert all(KEY not in e.detail for e in info.value.errors)
 
 
-# ---- retries -----------------------------------------------------------------------------------
+# ---- revisions ---------------------------------------------------------------------------------
+
+FUTURE = "Unable to specify a future revision date."
+MISSING = "No valid revisions found for method GET on path /api/lists/{id}."
+REDIRECT = httpx.Response(302, headers={"location": "/elsewhere"})
 
 
-async def test_retries_5xx_html403_and_resets_then_succeeds() -> None:
-    html = httpx.Response(403, text="<html>challenge</html>", headers={"cf-mitigated": "challenge"})
-    rec = Recorder(
-        queue(
-            err(503, "down"),
-            html,
-            httpx.RemoteProtocolError("peer closed"),
-            doc({"data": [list_obj("AAAAA1", "a")]}),
-        )
-    )
-    events: list[Any] = []
-    async with make(rec, events, max_retries=5) as k:
-        assert len(await k.lists()) == 1
-    reasons = [e.reason for e in events if isinstance(e, Retrying)]
-    assert [e.attempt for e in events if isinstance(e, Retrying)] == [1, 2, 3]
-    assert "HTTP 503" in reasons[0]
-    assert "Klaviyo's edge refused the request (HTML 403); retrying" in reasons[1]
-    assert "reset" in reasons[2]
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (err(404, FUTURE), "Unable to specify a future revision date"),
+        (err(404, MISSING), "No valid revisions found for method"),
+        (err(410, "This revision has been retired."), "(it may be retired)"),
+        (httpx.Response(410, text="Gone"), "HTTP 410 Gone"),
+        (err(400, "Invalid revision header", parameter="revision"), "Invalid revision"),
+    ],
+)
+async def test_revision_errors_say_which_revision_and_what_to_set(
+    answer: httpx.Response, words: str
+) -> None:
+    rec = Recorder(lambda r: answer)
+    async with make(rec, revision="2099-01-01") as k:
+        with pytest.raises(InvalidConfiguration) as info:
+            await k.get_list("AAAAA1")  # a 404 here used to read "list does not exist"
+    text = str(info.value)
+    assert "'2099-01-01'" in text
+    assert words in text
+    assert "set the connection's revision" in text.lower()
+    assert "2026-07-15" in text
+    assert info.value.exit_code == ExitCode.USAGE
+    assert len(rec.requests) == 1
 
 
-async def test_retry_after_is_honoured_and_reported() -> None:
-    rec = Recorder(queue(_throttled(0.3), doc({"data": []})))
-    events: list[Any] = []
-    async with make(rec, events) as k:
-        await k.lists()
-    waits = [e for e in events if isinstance(e, Waiting)]
-    assert waits
-    assert waits[0].seconds >= 0.3
-    assert waits[0].reason.startswith("rate limit: Klaviyo asked to wait 0.3 s")
-
-
-def _throttled(seconds: float) -> httpx.Response:
-    r = err(429, f"Request was throttled. Expected available in {seconds} seconds.")
-    r.headers["Retry-After"] = str(seconds)
-    return r
-
-
-async def test_retries_run_out_with_a_clear_message() -> None:
-    rec = Recorder(queue(httpx.ReadTimeout("slow")))
-    events: list[Any] = []
-    async with make(rec, events, max_retries=2, timeout=httpx.Timeout(7.0, connect=1.0)) as k:
-        with pytest.raises(UnavailableError) as info:
-            await k.get_job("01J3Y8ZQ6W2XH1M4T7V5B0C9DA")
-    assert len(rec.requests) == 3
-    assert "did not answer within 7 s" in str(info.value)
-    assert info.value.exit_code == ExitCode.UNAVAILABLE
-
-
-async def test_create_list_after_ambiguous_failure_looks_before_posting_again() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.method == "POST":
-            return err(502, "bad gateway")
-        return doc({"data": [list_obj("AAAAA9", "Fresh")]})
-
-    rec = Recorder(handler)
-    async with make(rec) as k:
-        lst = await k.create_list("Fresh")
-    assert lst.id == "AAAAA9"
-    assert [r.method for r in rec.requests] == ["POST", "GET"]
-
-
-# ---- polling -----------------------------------------------------------------------------------
-
-
-async def test_poll_many_jobs_reads_the_listing_and_fetches_only_the_unlisted() -> None:
-    ids = ["J1", "J2", "J3", "J4"]
+def key_check_klaviyo(overrides: dict[tuple[str, str], httpx.Response]) -> Recorder:
+    """A Klaviyo where the key has every scope, except where `overrides` answer otherwise."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         path = request.url.path
-        if path == "/api/profile-bulk-import-jobs":
-            assert request.url.params["sort"] == "-created_at"
-            assert request.url.params["page[size]"] == "100"
-            listed = [
-                job_obj("J1", "processing"),
-                job_obj("OTHER", "queued"),
-                job_obj("J2", "complete", total_count=10, completed_count=9, failed_count=1),
-                job_obj("J3", "complete", total_count=10, completed_count=10),
-            ]
-            return doc({"data": listed})
-        jid = path.rsplit("/", 1)[1]
-        return doc({"data": job_obj(jid, "complete", total_count=10, completed_count=10)})
+        hit = overrides.get((request.method, path))
+        if hit is not None:
+            return hit
+        if request.method == "POST":
+            return err(400, "invalid body", pointer="/data")
+        if path == "/api/accounts":
+            return doc({"data": [{"type": "account", "id": "ACC1", "attributes": {}}]})
+        return doc({"data": []})
 
-    rec = Recorder(handler)
+    return Recorder(handler)
+
+
+async def test_verify_key_reports_subscriptions_write_as_optional() -> None:
+    subscribe = ("POST", "/api/profile-subscription-bulk-create-jobs")
+    for answer, expected in (
+        (err(400, "bad body", pointer="/data"), True),
+        (err(403, "no permission"), False),
+        (err(404, "No resource here."), False),  # a server without the endpoint: unconfirmed
+    ):
+        rec = key_check_klaviyo({subscribe: answer})
+        async with make(rec) as k:
+            check = await k.verify_key()
+        assert check.granted["subscriptions:write"] is expected
+        assert check.ok  # optional: never in `missing`
+        assert "subscriptions:write" not in check.missing
+    assert rec.requests[-1].content == b"{}"
+
+
+@pytest.mark.parametrize(
+    ("where", "answer", "kind"),
+    [
+        (("GET", "/api/lists"), err(404, MISSING), InvalidConfiguration),
+        (("POST", "/api/lists"), err(404, FUTURE), InvalidConfiguration),
+        (("GET", "/api/accounts"), err(404, "Not found."), UnexpectedResponse),
+        (("POST", "/api/profile-bulk-import-jobs"), err(404, "Not found."), UnexpectedResponse),
+        (("GET", "/api/profile-bulk-import-jobs"), err(409, "odd"), UnexpectedResponse),
+        (
+            ("POST", "/api/lists"),
+            httpx.Response(302, headers={"location": "/"}),
+            UnexpectedResponse,
+        ),
+        (("POST", "/api/lists"), err(410, "retired"), InvalidConfiguration),
+    ],
+)
+async def test_verify_key_never_reads_an_unexpected_answer_as_granted(
+    where: tuple[str, str], answer: httpx.Response, kind: type[KlaviyoError]
+) -> None:
+    rec = key_check_klaviyo({where: answer})
     async with make(rec) as k:
-        jobs = await k.poll_jobs(ids)
-        few = await k.poll_jobs(["J2"])
-    assert list(jobs) == ids
-    assert jobs["J1"].running
-    assert all(jobs[i].finished for i in ids[1:])
-    assert jobs["J2"].failed_count == 1  # counts come from the listing itself
-    paths = [r.url.path for r in rec.requests]
-    assert paths.count("/api/profile-bulk-import-jobs") == 1
-    assert "/api/profile-bulk-import-jobs/J4" in paths  # not listed: fetched on its own
-    assert "/api/profile-bulk-import-jobs/J2" in paths[-1:]  # the single-id poll
-    assert not {"/api/profile-bulk-import-jobs/J1", "/api/profile-bulk-import-jobs/J3"} & set(paths)
-    assert few["J2"].completed_count == 10
+        with pytest.raises(kind) as info:
+            await k.verify_key()
+    assert KEY not in str(info.value)
 
 
-# ---- pacing ------------------------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.waits: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-
-
-async def test_pacer_keeps_burst_and_steady_windows() -> None:
-    clock = FakeClock()
-    waited: list[tuple[float, str]] = []
-    pacer = Pacer(clock=clock, sleep=clock.sleep, on_wait=lambda s, r: waited.append((s, r)))
-    op = OPERATIONS["bulk_import_profiles"]
-    sends = []
-    for _ in range(160):
-        await pacer.acquire(op)
-        sends.append(clock.now)
-    for i in range(len(sends) - 10):  # never 11 sends within the burst window
-        assert sends[i + 10] - sends[i] >= 1.0
-    for i in range(len(sends) - 150):  # never 151 within a minute
-        assert sends[i + 150] - sends[i] >= 60.0
-    assert sends[149] - sends[0] < 20  # but it does not crawl either
-    assert any("150/min" in r for _, r in waited)
-
-
-async def test_pacer_blocks_on_ratelimit_remaining_zero() -> None:
-    clock = FakeClock()
-    pacer = Pacer(clock=clock, sleep=clock.sleep)
-    op = OPERATIONS["get_lists"]
-    await pacer.acquire(op)
-    pacer.observe(op, "0", "7")
-    pacer.observe(op, "junk", "junk")
-    await pacer.acquire(op)
-    assert clock.waits == [pytest.approx(7.0)]
-    pacer.observe(op, "12, 12;w=1", "1")  # draft-IETF style: remaining left, nothing to wait for
-    await pacer.acquire(op)
-    assert len(clock.waits) == 1
-
-
-async def test_a_daily_cap_ends_the_call_instead_of_stalling() -> None:
-    r = err(429, "Request was throttled. Expected available in 40000 seconds.")
-    r.headers["Retry-After"] = "40000"
-    rec = Recorder(lambda req: r)
+async def test_import_errors_are_scrubbed_of_the_key() -> None:
+    item = {
+        "type": "import-error",
+        "id": "e1",
+        "attributes": {
+            "code": "invalid",
+            "title": f"Bad {KEY}",
+            "detail": f"key {KEY} echoed",
+            "source": {"pointer": "/data"},
+            "original_payload": {"email": "a@x.com", "properties": {"note": [f"x{KEY}y"]}},
+        },
+    }
+    rec = Recorder(lambda r: doc({"data": [item]}))
     async with make(rec) as k:
-        with pytest.raises(UnavailableError, match=r"creating a list for 11\.1 h"):
-            await k.create_list("Daily")
-    assert len(rec.requests) == 1
-
-
-async def test_a_request_http_cannot_carry_is_not_retried() -> None:
-    rec = Recorder(queue(httpx.LocalProtocolError("Too little data for declared Content-Length")))
-    async with make(rec) as k:
-        with pytest.raises(UnexpectedResponse, match="could not be sent"):
-            await k.lists()
-    assert len(rec.requests) == 1
+        (error,) = await k.import_errors("01J3Y8ZQ6W2XH1M4T7V5B0C9DA")
+    assert KEY not in repr(error)
+    assert error.detail == "key pk_…6789 echoed"
+    assert error.original_payload == {"email": "a@x.com", "properties": {"note": ["xpk_…6789y"]}}

@@ -7,19 +7,31 @@ from klaviyo_tui.klaviyo.exceptions import (
     AuthError,
     InvalidBaseURL,
     InvalidConfiguration,
+    InvalidSubscription,
     KlaviyoError,
     NotFoundError,
+    RateLimitedUntil,
     RequestRejected,
     ScopeError,
     UnavailableError,
     UnexpectedResponse,
+    UnsearchableValue,
 )
-from klaviyo_tui.klaviyo.models import ImportErrorItem, ImportJob, KeyCheck, KlaviyoList
+from klaviyo_tui.klaviyo.models import (
+    ImportErrorItem,
+    ImportJob,
+    JobState,
+    KeyCheck,
+    KlaviyoList,
+    ListMember,
+    SubscriptionProfile,
+)
 from klaviyo_tui.klaviyo.pacing import OPERATIONS, Operation, Pacer
-from klaviyo_tui.klaviyo.transport import check_base_url
+from klaviyo_tui.klaviyo.transport import DEFAULT_RATE_LIMIT_BUDGET_S, check_base_url
 from klaviyo_tui.redaction import mask_key
 
 __all__ = [
+    "DEFAULT_RATE_LIMIT_BUDGET_S",
     "DEFAULT_REVISION",
     "DEFAULT_TIMEOUT",
     "EXPORT_SCOPES",
@@ -30,17 +42,23 @@ __all__ = [
     "ImportJob",
     "InvalidBaseURL",
     "InvalidConfiguration",
+    "InvalidSubscription",
+    "JobState",
     "KeyCheck",
     "KlaviyoClient",
     "KlaviyoError",
     "KlaviyoList",
+    "ListMember",
     "NotFoundError",
     "Operation",
     "Pacer",
+    "RateLimitedUntil",
     "RequestRejected",
     "ScopeError",
+    "SubscriptionProfile",
     "UnavailableError",
     "UnexpectedResponse",
+    "UnsearchableValue",
     "check_base_url",
     "mask_key",
 ]

@@ -7,9 +7,11 @@ the revision and JSON:API media types, connect and read timeouts, client-side pa
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
-from collections.abc import AsyncGenerator, Callable
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -18,6 +20,7 @@ import httpx
 from klaviyo_tui.events import ProgressEvent
 from klaviyo_tui.klaviyo.exceptions import (
     KEY_HELP_URL,
+    ApiErrorDetail,
     AuthError,
     InvalidConfiguration,
     NotFoundError,
@@ -28,7 +31,9 @@ from klaviyo_tui.klaviyo.exceptions import (
 )
 from klaviyo_tui.klaviyo.models import data_items, next_link, parse_errors
 from klaviyo_tui.klaviyo.pacing import OPERATIONS, Operation
+from klaviyo_tui.klaviyo.submissions import SubmissionLedger
 from klaviyo_tui.klaviyo.transport import (
+    DEFAULT_RATE_LIMIT_BUDGET_S,
     Requester,
     check_base_url,
     is_json,
@@ -40,6 +45,7 @@ DEFAULT_REVISION = "2026-07-15"
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 MEDIA_TYPE = "application/vnd.api+json"
 JOBS = "/api/profile-bulk-import-jobs"
+SUBSCRIBE_JOBS = "/api/profile-subscription-bulk-create-jobs"
 _REVISION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[A-Za-z0-9]+)?$")
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -54,8 +60,11 @@ def check_id(value: str, kind: str) -> str:
 
 
 def quote_filter(value: str) -> str | None:
-    """A filter string literal, or None when it cannot be quoted safely (then filter here)."""
-    if "\\" in value:
+    """A filter string literal, or None when it cannot be quoted safely (then filter here).
+
+    Klaviyo's filter strings have no escapes: a value with a backslash, both quote kinds or a
+    control character cannot be written as one literal."""
+    if "\\" in value or any(ord(c) < 32 or ord(c) == 127 for c in value):
         return None
     if '"' not in value:
         return f'"{value}"'
@@ -81,6 +90,9 @@ class ClientBase:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         seed: int | None = None,
+        rate_limit_budget: float = DEFAULT_RATE_LIMIT_BUDGET_S,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.base_url = check_base_url(base_url)
         key = (api_key or "").strip()
@@ -129,8 +141,12 @@ class ClientBase:
             backoff_base=backoff_base,
             backoff_cap=backoff_cap,
             rng=random.Random(seed),
+            rate_limit_budget=rate_limit_budget,
+            clock=clock,
+            sleep=sleep,
         )
         self._granted: dict[str, bool] = {}
+        self._ledger = SubmissionLedger()  # import submissions: jobs claimed, ones unresolved
 
     def __repr__(self) -> str:
         return (
@@ -159,6 +175,16 @@ class ClientBase:
     def _scrub(self, text: str) -> str:
         return text.replace(self._key, self.masked_key) if self._key in text else text
 
+    def _scrub_value(self, value: Any) -> Any:
+        """`_scrub` through a JSON value (an import error's original_payload can echo the key)."""
+        if isinstance(value, str):
+            return self._scrub(value)
+        if isinstance(value, dict):
+            return {self._scrub(str(k)): self._scrub_value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._scrub_value(v) for v in value]
+        return value
+
     # ---- plumbing ------------------------------------------------------------------------------
 
     async def _send(
@@ -184,13 +210,14 @@ class ClientBase:
         if 200 <= status < 300:
             return
         errors = parse_errors(parse_json(response)) if is_json(response) else ()
-        first = errors[0] if errors else None
-        said = self._scrub(first.detail or first.title) if first else ""
         if status == 401:
             raise AuthError(
                 f"Klaviyo rejected the API key ({self.masked_key}): check it or create a new "
                 f"private key at {KEY_HELP_URL}."
             )
+        revision = self._revision_error(status, errors)
+        if revision is not None:
+            raise revision
         if status == 403:
             needed = tuple(s for s in op.scopes if not self._granted.get(s, False)) or op.scopes
             plural = "scope" if len(needed) == 1 else "scopes"
@@ -201,13 +228,6 @@ class ClientBase:
             )
         if status == 404:
             raise NotFoundError(not_found or f"Klaviyo found nothing at {response.url.path}.")
-        if status == 400 and any(
-            e.parameter == "revision" or "revision" in (e.detail + e.title).lower() for e in errors
-        ):
-            raise InvalidConfiguration(
-                f"Klaviyo does not accept the API revision {self.revision!r} ({said}); set the "
-                f"connection's revision to a current one such as {DEFAULT_REVISION}."
-            )
         if 400 <= status < 500:
             scrubbed = tuple(
                 type(e)(
@@ -223,6 +243,28 @@ class ClientBase:
             raise RequestRejected(self._rejection_text(op, status, scrubbed), scrubbed, status)
         raise UnexpectedResponse(
             f"Klaviyo answered HTTP {status} while {op.what}; this was not expected."
+        )
+
+    def _revision_error(
+        self, status: int, errors: tuple[ApiErrorDetail, ...]
+    ) -> InvalidConfiguration | None:
+        """A 4xx about the `revision` header (malformed 400, future date or endpoint missing in
+        that revision 404, retired 410), as a configuration error naming what to set."""
+        if not 400 <= status < 500 or status in (401, 429):
+            return None
+        about = [
+            e
+            for e in errors
+            if e.parameter == "revision" or "revision" in (e.detail + e.title).lower()
+        ]
+        if not about and status != 410:
+            return None
+        said = self._scrub(about[0].detail or about[0].title) if about else "HTTP 410 Gone"
+        retired = " (it may be retired)" if status == 410 else ""
+        return InvalidConfiguration(
+            f"Klaviyo does not accept the API revision {self.revision!r}{retired}: {said}. Set "
+            f"the connection's revision to a current released one such as {DEFAULT_REVISION}.",
+            hint="Edit the connection's revision (a YYYY-MM-DD date Klaviyo has released).",
         )
 
     @staticmethod
@@ -264,12 +306,40 @@ class ClientBase:
 
     # ---- key check -----------------------------------------------------------------------------
 
-    async def _probe(self, op_name: str, method: str, path: str, **kw: Any) -> httpx.Response:
-        """A request whose 403 (scope missing) or other 4xx (scope granted) is an answer."""
+    async def _probe(
+        self,
+        op_name: str,
+        method: str,
+        path: str,
+        *,
+        granted: frozenset[int],
+        unknown: frozenset[int] = frozenset(),
+        params: dict[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> tuple[bool, httpx.Response]:
+        """A scope probe: (True, r) when the status is one of `granted`, (False, r) on 403 or
+        on a status in `unknown` (for optional scopes: "cannot tell" reads as not granted).
+
+        Anything else (401, a revision error, a 404 from the wrong server, 5xx, a redirect) is
+        never read as "granted": it raises the typed error it maps to, or UnexpectedResponse.
+        """
         op = OPERATIONS[op_name]
-        body = kw.pop("body", None)
-        response = await self._req.send(op, method, path, content=body, **kw)
+        response = await self._req.send(op, method, path, params=params, content=body)
         status = response.status_code
-        if status == 401 or status >= 500 or (300 <= status < 400):
+        if status == 401 or status >= 500:
             self._raise_for(response, op, None)
-        return response
+        if status in unknown:
+            return False, response
+        errors = parse_errors(parse_json(response)) if is_json(response) else ()
+        revision = self._revision_error(status, errors)
+        if revision is not None:
+            raise revision
+        if status in granted:
+            return True, response
+        if status == 403:
+            return False, response
+        raise UnexpectedResponse(
+            f"Klaviyo answered HTTP {status} while checking the key ({op.what}), which says "
+            f"nothing about its permissions; check that the base URL {self.base_url} is "
+            "Klaviyo's API and that the revision is current."
+        )

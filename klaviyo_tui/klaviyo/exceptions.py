@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from klaviyo_tui.errors import AppError, ExitCode
 
@@ -119,6 +120,47 @@ class UnavailableError(KlaviyoError):
     default_hint = "Wait a few minutes and retry; an interrupted run resumes with --resume."
 
     exit_code = ExitCode.UNAVAILABLE
+
+
+class RateLimitedUntil(UnavailableError):
+    """Klaviyo's shared rate limit asks for a longer wait than the request may spend (e.g. a
+    daily cap is used up): the run stops, resumable, and says when to try again."""
+
+    title = "Klaviyo's rate limit is used up for now"
+    default_hint = (
+        "Klaviyo's limits are per account and shared with every app on it; resume the run "
+        "(--resume) after the time given, or raise the rate-limit wait in the connection."
+    )
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, message: str, *, retry_at: datetime) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+class InvalidSubscription(KlaviyoError):
+    """A subscription request we refuse to build (no identifier, consent time missing or in the
+    future): sending it would fail, or would assert consent nobody gave."""
+
+    title = "Subscription details are incomplete"
+    default_hint = (
+        "Give each profile an email or phone number; with a historical import, give each a past "
+        "consent time (with a time zone)."
+    )
+    exit_code = ExitCode.INPUT
+
+
+class UnsearchableValue(KlaviyoError):
+    """A value that cannot be put in a Klaviyo filter literal (it holds a backslash, both quote
+    kinds or a control character): refused rather than sent as a broken or different filter."""
+
+    title = "A value cannot be looked up in Klaviyo"
+    default_hint = "Remove or correct the values named above, then retry."
+    exit_code = ExitCode.INPUT
+
+    def __init__(self, message: str, values: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.values = values
 
 
 class UnexpectedResponse(KlaviyoError):

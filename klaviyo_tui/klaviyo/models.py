@@ -6,14 +6,25 @@ empty address fields), so every parser here takes what it finds and defaults the
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from klaviyo_tui.klaviyo.exceptions import EXPORT_SCOPES, ApiErrorDetail, scopes_hint
 
-FINISHED_STATUSES = frozenset({"complete", "cancelled"})
-RUNNING_STATUSES = frozenset({"queued", "processing"})
+
+class JobState(enum.StrEnum):
+    """What a job's status means to us. The spec knows four; anything else is UNKNOWN."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETE = "complete"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"  # e.g. `failed` (seen live, not in the spec) or no status at all
+
+
+RUNNING_STATES = frozenset({JobState.QUEUED, JobState.PROCESSING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +37,14 @@ class KlaviyoList:
 
 @dataclass(frozen=True, slots=True)
 class ImportJob:
-    """A profile bulk import job. Counts that Klaviyo sends as null read as 0."""
+    """A profile bulk import job.
+
+    `status` is Klaviyo's word as sent (lower-cased; "" when missing), so an undocumented status
+    such as `failed` can be shown; `state` is what it means. Only queued and processing are
+    running: polling ends on every other status, so an unknown one cannot keep a run waiting
+    forever. Counts are never negative; on a complete job a null count is derived from the
+    other (see parse_job), and `counts_known` is False when neither was given.
+    """
 
     id: str
     status: str
@@ -38,14 +56,56 @@ class ImportJob:
     completed_at: datetime | None = None
     expires_at: datetime | None = None
     list_ids: tuple[str, ...] = ()
+    counts_known: bool = True
 
     @property
-    def finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
+    def state(self) -> JobState:
+        try:
+            return JobState(self.status)
+        except ValueError:
+            return JobState.UNKNOWN
 
     @property
     def running(self) -> bool:
-        return not self.finished
+        return self.state in RUNNING_STATES
+
+    @property
+    def finished(self) -> bool:
+        """True for every status that is not queued or processing (unknown ones included)."""
+        return not self.running
+
+    @property
+    def unknown(self) -> bool:
+        """Klaviyo sent a status the spec does not list (or none): its rows are not confirmed."""
+        return self.state is JobState.UNKNOWN
+
+    @property
+    def progress_key(self) -> tuple[str, int, int, int]:
+        """Changes whenever the job visibly moves; a poller compares it to spot a stuck job."""
+        return (self.status, self.total_count, self.completed_count, self.failed_count)
+
+
+class ListMember(NamedTuple):
+    """One member of a list: its Klaviyo profile id and email (None when it has none)."""
+
+    profile_id: str
+    email: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionProfile:
+    """One profile to subscribe (KlaviyoClient.subscribe_profiles): identifiers and channels.
+
+    Only what the subscribe endpoint accepts: email, phone number (E.164) and consent per
+    channel. `consented_at` (aware, in the past) is sent only with a historical import, where
+    Klaviyo requires it.
+    """
+
+    email: str | None = None
+    phone_number: str | None = None
+    email_marketing: bool = True
+    sms_marketing: bool = False
+    consented_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,20 +157,27 @@ def as_str(value: object, default: str = "") -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def as_int(value: object) -> int:
-    """Counts may be null, strings or floats; anything unreadable is 0."""
+def as_count(value: object) -> int | None:
+    """A count that may be null, a string or a float; None when absent or unreadable, never < 0."""
+    number: int | None = None
     if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value)
-    if isinstance(value, str):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value == value and abs(value) != float("inf"):
+        number = int(value)
+    elif isinstance(value, str):
         try:
-            return int(float(value.strip()))
-        except ValueError:
-            return 0
-    return 0
+            number = int(float(value.strip()))
+        except (ValueError, OverflowError):
+            number = None
+    return None if number is None else max(0, number)
+
+
+def as_int(value: object) -> int:
+    """Counts may be null, strings or floats; anything unreadable is 0, and nothing is < 0."""
+    count = as_count(value)
+    return 0 if count is None else count
 
 
 def as_status(value: object) -> int | None:
@@ -164,12 +231,25 @@ def parse_job(obj: dict[str, Any]) -> ImportJob:
         for item in (lists or [])
         if isinstance(item, dict) and item.get("id")
     )
+    status = as_str(attrs.get("status")).strip().lower()
+    total = as_int(attrs.get("total_count"))
+    completed = as_count(attrs.get("completed_count"))
+    failed = as_count(attrs.get("failed_count"))
+    known = True
+    if status == JobState.COMPLETE:
+        # Both counts are nullable: a finished job's missing count is what the other leaves.
+        if failed is None and completed is not None:
+            failed = max(0, total - completed)
+        elif completed is None and failed is not None:
+            completed = max(0, total - failed)
+        known = completed is not None and failed is not None
     return ImportJob(
         id=as_str(obj.get("id")),
-        status=as_str(attrs.get("status"), "queued").strip().lower(),
-        total_count=as_int(attrs.get("total_count")),
-        completed_count=as_int(attrs.get("completed_count")),
-        failed_count=as_int(attrs.get("failed_count")),
+        status=status,
+        total_count=total,
+        completed_count=completed or 0,
+        failed_count=failed or 0,
+        counts_known=known,
         created_at=as_datetime(attrs.get("created_at")),
         started_at=as_datetime(attrs.get("started_at")),
         completed_at=as_datetime(attrs.get("completed_at")),

@@ -4,7 +4,9 @@ Klaviyo counts requests per account and per endpoint in fixed 1 s (burst) and 60
 We keep a sliding log of send times per operation and stretch each window by a small margin: any
 fixed window on the server is covered by one of our sliding windows, so it never holds more than the
 limit, even with some network jitter. A 429's Retry-After, or `RateLimit-Remaining: 0` on a
-success, blocks the whole bucket until Klaviyo's window resets.
+success, blocks the whole bucket until Klaviyo's window resets. When a success's `RateLimit-Limit`
+shows lower limits than our table (an account on a lower tier), that operation is paced to them;
+never above the published tier.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Operation:
 
 _LR = ("lists:read",)
 _JOBS_R = ("lists:read", "profiles:read")
+_MEMBERS_W = ("lists:write", "profiles:write")
 OPERATIONS: dict[str, Operation] = {
     op.name: op
     for op in (
@@ -58,6 +61,18 @@ OPERATIONS: dict[str, Operation] = {
             150,
             ("profiles:read",),
         ),
+        Operation(
+            "remove_profiles_from_list", "removing profiles from a list", 10, 150, _MEMBERS_W
+        ),
+        Operation("get_profiles_for_list", "reading a list's members", 75, 700, _JOBS_R),
+        Operation("get_profile_ids_for_list", "looking up list members by email", 75, 700, _JOBS_R),
+        Operation(
+            "bulk_subscribe_profiles",
+            "subscribing profiles",
+            75,
+            700,
+            (*_MEMBERS_W, "subscriptions:write"),
+        ),
     )
 }
 
@@ -74,12 +89,41 @@ def least_seconds_for(op: Operation, requests: int) -> float:
     return full_minutes * STEADY_WINDOW_S + rest / op.burst
 
 
+def parse_limit_header(value: str | None) -> dict[int, int]:
+    """`RateLimit-Limit` as {window seconds: requests}.
+
+    Live Klaviyo sends the binding quota first, then every window (`75, 75;w=1, 750;w=60`); the
+    sandbox sends only the windows (`10;w=1, 150;w=60`). An item without `w=` names no window and
+    is skipped; junk items are skipped; an empty or missing header gives {}.
+    """
+    windows: dict[int, int] = {}
+    for item in (value or "").split(","):
+        parts = [p.strip() for p in item.split(";")]
+        try:
+            quota = int(parts[0])
+        except ValueError:
+            continue
+        for param in parts[1:]:
+            name, _, raw = param.partition("=")
+            if name.strip().lower() != "w":
+                continue
+            try:
+                window = int(raw.strip().strip('"'))
+            except ValueError:
+                continue
+            if window > 0 and quota > 0:
+                windows[window] = min(quota, windows.get(window, quota))
+    return windows
+
+
 class _Bucket:
     def __init__(self, op: Operation) -> None:
         self.op = op
         self.lock = asyncio.Lock()
         self.sent: deque[float] = deque()  # reserved send times, ascending
         self.blocked_until = 0.0
+        self.burst = op.burst  # the limits in force: the table's, or lower ones Klaviyo sent
+        self.steady = op.steady
 
     def next_slot(self, now: float) -> float:
         """Earliest time >= now at which one more send keeps both windows within their limits."""
@@ -90,8 +134,8 @@ class _Bucket:
         for _ in range(3):  # a burst wait can push into a steady wait and back; settles fast
             moved = False
             for limit, window in (
-                (self.op.burst, BURST_WINDOW_S + BURST_MARGIN_S),
-                (self.op.steady, STEADY_WINDOW_S + STEADY_MARGIN_S),
+                (self.burst, BURST_WINDOW_S + BURST_MARGIN_S),
+                (self.steady, STEADY_WINDOW_S + STEADY_MARGIN_S),
             ):
                 recent = [s for s in self.sent if s > t - window]
                 if len(recent) >= limit:
@@ -138,7 +182,7 @@ class Pacer:
                     "rate limit: waiting for Klaviyo's window to reset"
                     if blocked
                     else f"pacing to Klaviyo's rate limit for {op.what} "
-                    f"({op.burst}/s, {op.steady}/min)"
+                    f"({bucket.burst}/s, {bucket.steady}/min)"
                 )
                 self._on_wait(delay, why)
             await self._sleep(delay)
@@ -149,12 +193,25 @@ class Pacer:
         bucket = self._bucket(op)
         bucket.blocked_until = max(bucket.blocked_until, self._clock() + max(seconds, 0.0))
 
-    def observe(self, op: Operation, remaining: str | None, reset: str | None) -> None:
-        """Read `RateLimit-Remaining`/`-Reset` on a success tolerantly; only 0 remaining matters."""
+    def observe(
+        self, op: Operation, remaining: str | None, reset: str | None, limit: str | None = None
+    ) -> None:
+        """Read a success's `RateLimit-*` headers tolerantly: 0 remaining blocks until the reset;
+        limits below our table's pace this operation to them (never above the table)."""
         left = _first_int(remaining)
         wait = _first_int(reset)
         if left == 0 and wait is not None and 0 < wait <= 120:
             self.block(op, float(wait))
+        windows = parse_limit_header(limit)
+        if windows:
+            bucket = self._bucket(op)
+            bucket.burst = min(op.burst, windows.get(1, op.burst))
+            bucket.steady = min(op.steady, windows.get(60, op.steady))
+
+    def limits(self, op: Operation) -> tuple[int, int]:
+        """(per second, per minute) currently paced to for `op`."""
+        bucket = self._bucket(op)
+        return bucket.burst, bucket.steady
 
 
 def _first_int(value: str | None) -> int | None:

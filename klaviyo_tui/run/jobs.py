@@ -115,7 +115,7 @@ class JobTracker:
             current = batch
             for _ in range(MAX_RESENDS):
                 try:
-                    job = await self.client.submit_import(current.body)
+                    job = await self.client.submit_import(current.body, profiles=current.count)
                     break
                 except RequestRejected as error:
                     current = await self._strip_rejected(batch, current, error)
@@ -197,6 +197,9 @@ class JobTracker:
         batch = entry.batch
         failed = job.failed_count
         rejects: list[Reject] = []
+        if job.unknown or not job.counts_known:
+            self._unconfirmed(entry, job)
+            return
         if job.status == "cancelled":
             raise RunError(
                 f"Klaviyo cancelled job {entry.job_id} (batch {batch.number + 1}); resume the run "
@@ -217,3 +220,22 @@ class JobTracker:
             self.store.batch_finished, self.run_id, batch.number, imported, len(rejects)
         )
         self.emit(JobConfirmed(entry.job_id, batch.number, imported, len(rejects)))
+
+    def _unconfirmed(self, entry: _Pending, job: ImportJob) -> None:
+        """A job that ended in a status Klaviyo does not document (e.g. `failed`, or none), or
+        complete without counts: its rows are not confirmed, so they are not counted imported.
+        They count as not sent for now, and the batch stays "accepted" in the journal, so a
+        resumed run asks about the job again. (The lead wires a dedicated unconfirmed state.)"""
+        rows = entry.batch.count - entry.stripped
+        self.tally.counts[RowState.NOT_SENT] += rows
+        if job.unknown:
+            said = f"status {job.status!r}" if job.status else "no status"
+        else:
+            said = "no row counts"
+        self.emit(
+            Notice(
+                f"batch {entry.batch.number + 1}: Klaviyo ended job {entry.job_id} with {said}; "
+                f"its {rows} rows are not confirmed",
+                level="warning",
+            )
+        )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import orjson
 
@@ -10,29 +11,45 @@ from klaviyo_tui.events import Reject, RowState
 from klaviyo_tui.input.batching import Batch
 from klaviyo_tui.klaviyo import ImportErrorItem
 
+#: Identifiers tried in order to tie an import error to its row, each at the top of
+#: `original_payload` and then under its `attributes` (Klaviyo echoes either shape).
+MATCH_FIELDS = ("email", "phone_number", "external_id")
 
-def map_import_errors(batch: Batch, errors: Sequence[ImportErrorItem], failed: int) -> list[Reject]:
-    """Tie Klaviyo's import errors back to source rows through the email in original_payload."""
-    by_email = {email: i for i, email in enumerate(batch.emails)}
+
+def map_import_errors(
+    batch: Batch,
+    errors: Sequence[ImportErrorItem],
+    failed: int,
+    *,
+    identifiers: Mapping[str, Sequence[str | None]] | None = None,
+) -> list[Reject]:
+    """Tie Klaviyo's import errors back to source rows through `original_payload`.
+
+    Tried in order: `email`, `attributes.email`, then `phone_number` and `external_id` (same
+    nesting). Emails come from the batch; phones and external ids from `identifiers` (field ->
+    one value per row) or, when the batch still has its body, from its payloads. An error that
+    matches no row, or a row already matched, is counted among the unitemised failures.
+    """
+    index = _RowIndex(batch, identifiers)
     rejects: list[Reject] = []
     seen: set[int] = set()
     for error in errors:
-        payload = error.original_payload or {}
-        email = str(payload.get("email", "")).strip().lower()
-        index = by_email.get(email)
+        found = index.find(error.original_payload or {}, seen)
+        if found is None:
+            continue
+        row, value = found
+        seen.add(row)
         detail = error.detail or error.title or "import error"
-        if index is not None and index not in seen:
-            seen.add(index)
-            rejects.append(
-                Reject(
-                    row=batch.rows[index],
-                    segment=batch.segments[index],
-                    column=field_from_pointer(error.pointer),
-                    value=email,
-                    reason=f"Klaviyo: {detail}",
-                    state=RowState.REJECTED,
-                )
+        rejects.append(
+            Reject(
+                row=batch.rows[row],
+                segment=batch.segments[row],
+                column=field_from_pointer(error.pointer),
+                value=value,
+                reason=f"Klaviyo: {detail}",
+                state=RowState.REJECTED,
             )
+        )
     # Failures Klaviyo counted but did not itemise are still rejected rows: say so honestly.
     for _ in range(max(0, failed - len(rejects))):
         rejects.append(
@@ -46,6 +63,67 @@ def map_import_errors(batch: Batch, errors: Sequence[ImportErrorItem], failed: i
             )
         )
     return rejects
+
+
+def _key(field: str, value: object) -> str | None:
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    if field == "email":
+        text = text.lower()
+    return text or None
+
+
+class _RowIndex:
+    """Row positions by identifier, built per field on first use (phones parse the payloads)."""
+
+    def __init__(
+        self, batch: Batch, identifiers: Mapping[str, Sequence[str | None]] | None
+    ) -> None:
+        self.batch = batch
+        self.identifiers = dict(identifiers or {})
+        self.by_field: dict[str, dict[str, list[int]]] = {}
+
+    def _values(self, field: str) -> Sequence[object]:
+        if field in self.identifiers:
+            return self.identifiers[field]
+        if field == "email":
+            return self.batch.emails
+        if not self.batch.body:  # a receipt: the payloads are gone
+            return ()
+        values: list[object] = []
+        for payload in self.batch.payloads:
+            try:
+                attrs = orjson.loads(payload).get("attributes") or {}
+            except (orjson.JSONDecodeError, AttributeError):
+                attrs = {}
+            values.append(attrs.get(field) if isinstance(attrs, dict) else None)
+        return values
+
+    def _lookup(self, field: str) -> dict[str, list[int]]:
+        table = self.by_field.get(field)
+        if table is None:
+            table = {}
+            for row, value in enumerate(self._values(field)):
+                key = _key(field, value)
+                if key is not None:
+                    table.setdefault(key, []).append(row)
+            self.by_field[field] = table
+        return table
+
+    def find(self, payload: dict[str, Any], seen: set[int]) -> tuple[int, str] | None:
+        """(row position, identifier) from the first identifier that names rows of the batch;
+        None when none does, or when its rows are all matched already (a repeated error)."""
+        attrs = payload.get("attributes")
+        nested = attrs if isinstance(attrs, dict) else {}
+        for field in MATCH_FIELDS:
+            for source in (payload, nested):
+                key = _key(field, source.get(field))
+                rows = self._lookup(field).get(key, ()) if key is not None else ()
+                if key is not None and rows:
+                    free = [row for row in rows if row not in seen]
+                    return (free[0], key) if free else None
+        return None
 
 
 def field_from_pointer(pointer: str | None) -> str:
