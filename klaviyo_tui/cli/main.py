@@ -201,7 +201,12 @@ def _run_one(
                 loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
         summary: RunSummary | None = None
         events = run_service(
-            config, export_name, resume=resume, dry_run=dry_run, retry_failed_of=retry_of
+            config,
+            export_name,
+            resume=resume,
+            dry_run=dry_run,
+            retry_failed_of=retry_of,
+            on_wait=lambda message: say(f"klaviyo-tui: {message}", err=True),
         )
         async for event in events:
             printer.event(event)

@@ -20,14 +20,14 @@ class RunDetail:
 
 def runs(export: str | None = None, limit: int = 200) -> list[RunRecord]:
     """Newest first. Blocks (SQLite): use a thread."""
-    with HistoryStore() as store:
+    with HistoryStore.open_for_reading() as store:
         return store.runs(export, limit=limit)
 
 
 def last_runs(limit: int = 500) -> dict[str, RunRecord]:
     """Each export's latest real (not dry) run, for Home and the palette."""
     out: dict[str, RunRecord] = {}
-    with HistoryStore() as store:
+    with HistoryStore.open_for_reading() as store:
         for record in store.runs(limit=limit):
             if not record.dry_run:
                 out.setdefault(record.export, record)
@@ -36,7 +36,7 @@ def last_runs(limit: int = 500) -> dict[str, RunRecord]:
 
 def run_detail(run_id: int) -> RunDetail | None:
     """The run and its reasons, or None when there is no such run."""
-    with HistoryStore() as store:
+    with HistoryStore.open_for_reading() as store:
         record = store.run(run_id)
         if record is None:
             return None
@@ -48,5 +48,5 @@ def run_detail(run_id: int) -> RunDetail | None:
 
 def write_rejects(run_id: int, path: Path) -> Path | None:
     """Write the run's rejects CSV to `path`; None when the run has no rejects."""
-    with HistoryStore() as store:
+    with HistoryStore.open_for_reading() as store:
         return rejects.write(store, run_id, path)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from functools import partial
 
 from klaviyo_tui.events import ProgressEvent
 from klaviyo_tui.run.engine import check_runnable, run_export
@@ -22,8 +23,12 @@ async def run(
     resume: bool = False,
     dry_run: bool = False,
     retry_failed_of: int | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> AsyncIterator[ProgressEvent]:
     """Run an export: progress events, ending with its RunSummary.
+
+    `on_wait` hears (from a worker thread) when the history database is busy with another
+    process's write and this run waits for it.
 
     Raises an AppError (with its exit code and hint) before the first event when the run cannot
     start: unknown export, missing connection or consent, no API key, export already running.
@@ -31,7 +36,7 @@ async def run(
     export = export_named(config, export_name)
     check_runnable(export, config)
     key = await asyncio.to_thread(api_key_for, config.connections[export.connection])
-    store = await asyncio.to_thread(HistoryStore)
+    store = await asyncio.to_thread(partial(HistoryStore, on_wait=on_wait))
     try:
         async for event in run_export(
             export,
@@ -53,7 +58,7 @@ def due_exports(config: Config, now: datetime) -> list[Export]:
     if not scheduled:
         return []
     due = []
-    with HistoryStore() as store:
+    with HistoryStore.open_for_reading() as store:
         for export in scheduled:
             assert export.schedule is not None
             runs = [r for r in store.runs(export.name, limit=20) if not r.dry_run]

@@ -223,12 +223,18 @@ class KlaviyoApp(App[int]):
         from klaviyo_tui.services.runs import run
 
         progress = handle.progress
+        loop = asyncio.get_running_loop()
+
+        def history_busy(message: str) -> None:  # called on the writing thread: never block it
+            loop.call_soon_threadsafe(partial(self.notify, message, markup=False))
+
         try:
             events = run(
                 self.config,
                 handle.export,
                 resume=resume,
                 retry_failed_of=retry_failed_of,
+                on_wait=history_busy,
             )
             async for event in events:
                 progress.apply(event)
