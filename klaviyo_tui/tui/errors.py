@@ -12,7 +12,7 @@ _HUMAN = {
         "Set the KLAVIYO_API_KEY environment variable instead, or install a keyring backend.",
     ),
     "SourceError": ("Could not read the source", "Check the path, format or query, then retry."),
-    "FilterError": ("The filter is not valid", "Use a pandas query such as: country == 'US'"),
+    "FilterError": ("The filter is not valid", "Write it in SQL WHERE syntax, e.g. country = 'US'"),
     "AuthError": ("Klaviyo refused the API key", "Check the key (a private key, pk_…) and retry."),
     "ScopeError": (
         "The API key lacks a permission",
