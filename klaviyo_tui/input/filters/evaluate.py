@@ -1,7 +1,8 @@
 """Checked filter nodes -> a boolean row mask, with vectorised pyarrow compute kernels.
 
 Types follow the literal, because delimited text arrives as strings (leading zeros kept):
-- a number literal compares the column as numbers; cells that are not numbers are NULL;
+- a number literal compares the column as numbers (64-bit floats: ids longer than 15 digits are
+  better compared as text); cells that are not numbers (nor 'inf'/'nan') are NULL;
 - a 'text' literal compares as text, except on a date/time column, where an ISO text is a date;
 - DATE '…' compares by day, TIMESTAMP '…' to the microsecond; text cells are read as ISO dates
   (zone offsets are converted to UTC) and cells that are not dates are NULL.
@@ -58,7 +59,7 @@ _NULL_BOOL = pa.scalar(None, pa.bool_())
 
 def mask(node: Node, df: pd.DataFrame) -> np.ndarray:
     """True for the rows of `df` where the condition is true (unknown counts as false)."""
-    result = _Chunk(df).eval(node)
+    result = _Chunk(df).condition(node)
     if isinstance(result, bool):
         return np.full(len(df), result)
     return np.asarray(pc.fill_null(result, False).to_numpy(zero_copy_only=False), dtype=bool)
@@ -147,12 +148,14 @@ class _Chunk:
                 f"e.g. {clip(column)} >= DATE '2024-01-31'"
             )
         arr = self.text(column)
-        try:
-            return pc.cast(arr, pa.float64())
+        try:  # fast when every cell is a number
+            numbers = pc.cast(arr, pa.float64())
         except pa.ArrowInvalid:  # some cells are not numbers: they become NULL
             ok = pc.match_substring_regex(arr, _NUMBER)
             clean = pc.if_else(ok, pc.utf8_trim_whitespace(arr), pa.scalar(None, arr.type))
-            return pc.cast(clean, pa.float64())
+            numbers = pc.cast(clean, pa.float64())
+        # 'inf', 'nan' and overflowing exponents are not numbers either
+        return pc.if_else(pc.is_finite(numbers), numbers, pa.scalar(None, pa.float64()))
 
     def dates(self, column: str) -> pa.Array:
         """The column as naive UTC timestamps (microseconds)."""
@@ -204,15 +207,15 @@ class _Chunk:
 
     # ---- conditions ----------------------------------------------------------------------------
 
-    def eval(self, node: Node) -> pa.Array | bool:
+    def condition(self, node: Node) -> pa.Array | bool:
         if isinstance(node, Const):
             return node.value
         if isinstance(node, And | Or):
-            left, right = self.eval(node.left), self.eval(node.right)
+            left, right = self.condition(node.left), self.condition(node.right)
             kleene = pc.and_kleene if isinstance(node, And) else pc.or_kleene
             return kleene(*(_array(x, len(self.df)) for x in (left, right)))
         if isinstance(node, Not):
-            inner = self.eval(node.operand)
+            inner = self.condition(node.operand)
             return (not inner) if isinstance(inner, bool) else pc.invert(inner)
         if isinstance(node, Truth):
             return self.bools(node.column)

@@ -80,6 +80,9 @@ _BEFORE_PAREN = {
 }
 
 
+_NAMES = {TokenType.VAR, TokenType.IDENTIFIER, TokenType.STRING, TokenType.NUMBER}
+
+
 def token_problem(text: str, toks: list[Token]) -> Problem | None:
     """The first token the filter language refuses, or None."""
     if any(t.comments for t in toks):
@@ -100,6 +103,17 @@ def token_problem(text: str, toks: list[Token]) -> Problem | None:
             message = f"At {_near(text, previous)}: function calls are not allowed in a filter"
             return Problem(message, previous.start)
         previous = token
+    return None
+
+
+def keyword_column(text: str, toks: list[Token], columns: list[str]) -> Token | None:
+    """An unquoted SQL keyword that is also a column's name (`when`, `from`): a likely cause."""
+    names = {c.lower() for c in columns}
+    for token in toks:
+        if token.token_type in _NAMES or text[token.start] in "\"`'":
+            continue
+        if token.text.lower() in names:
+            return token
     return None
 
 

@@ -65,6 +65,29 @@ _FLIP: dict[CompareOp, CompareOp] = {
     ">": "<",
     ">=": "<=",
 }
+_BINARY = frozenset({"this", "expression"})
+_ARGS: dict[type[exp.Expr], frozenset[str]] = {
+    exp.And: _BINARY,
+    exp.Or: _BINARY,
+    exp.Not: frozenset({"this"}),
+    exp.Paren: frozenset({"this"}),
+    **{op: _BINARY for op in _OPS},
+    exp.In: frozenset({"this", "expressions"}),
+    exp.Between: frozenset({"this", "low", "high"}),
+    exp.Like: frozenset({"this", "expression", "negate"}),
+    exp.ILike: frozenset({"this", "expression", "negate"}),
+    exp.Is: frozenset({"this", "expression", "negate"}),
+    exp.Column: frozenset({"this"}),
+    exp.Identifier: frozenset({"this", "quoted"}),
+    exp.Literal: frozenset({"this", "is_string"}),
+    exp.Boolean: frozenset({"this"}),
+    exp.Neg: frozenset({"this"}),
+    exp.Null: frozenset(),
+    exp.Cast: frozenset({"this", "to"}),
+    exp.DataType: frozenset({"this", "nested"}),
+}
+"""Every sqlglot node type the filter language accepts, with the arguments it may carry."""
+_UNSET: tuple[object, ...] = (None, False, "", [])
 _DATE_TYPES = {exp.DataType.Type.DATE}
 _TIMESTAMP_TYPES = {exp.DataType.Type.TIMESTAMP, exp.DataType.Type.DATETIME}
 
@@ -116,6 +139,20 @@ class _Parser:
         if problem:
             raise self.fail(problem.message, problem.position, pandas=problem.pandas)
         try:
+            return self.tree()
+        except FilterError:
+            keyword = lexing.keyword_column(self.text, self.tokens, self.columns)
+            if keyword is None:
+                raise
+            name = self.text[keyword.start : keyword.end + 1]
+            raise self.fail(
+                f"{quoted(name)} is a SQL word; to mean the column, write it in double quotes: "
+                f'"{clip(name)}"',
+                keyword.start,
+            ) from None
+
+    def tree(self) -> Node:
+        try:
             tree = sqlglot.parse_one(self.text, into=exp.Condition, dialect=FilterSQL)
         except ParseError as exc:
             problem = lexing.syntax_problem(self.text, exc)
@@ -128,12 +165,33 @@ class _Parser:
 
     # ---- gate 2: the syntax tree ---------------------------------------------------------------
 
+    def checked(self, node: exp.Expr) -> exp.Expr:
+        """`node` without its parentheses, if its type and every argument it carries are known.
+
+        The whitelist is by exact type and argument name: a sqlglot upgrade that adds a node
+        type or an argument (say `negate` on LIKE) is refused here until it is handled.
+        """
+        while True:
+            allowed = _ARGS.get(type(node))
+            if allowed is None:
+                raise self.refuse(node)
+            extra = [k for k, v in node.args.items() if k not in allowed and v not in _UNSET]
+            if extra:
+                raise self.refuse(node)
+            if not isinstance(node, exp.Paren):
+                return node
+            node = node.this
+
     def condition(self, node: exp.Expr, depth: int) -> Node:
         """A node that must give true/false for each row."""
         if depth > MAX_DEPTH:
             raise self.fail(_TOO_DEEP)
-        while isinstance(node, exp.Paren):
-            node = node.this
+        node = self.checked(node)
+        negate = bool(node.args.get("negate"))
+        if negate and isinstance(node, exp.Like | exp.ILike | exp.Is):
+            node = node.copy()
+            node.set("negate", None)
+            return Not(self.condition(node, depth + 1))
         if isinstance(node, exp.And | exp.Or):
             left = self.condition(node.this, depth + 1)
             right = self.condition(node.expression, depth + 1)
@@ -223,8 +281,7 @@ class _Parser:
 
     def operand(self, node: exp.Expr) -> str | Value:
         """A column name, or a literal value."""
-        while isinstance(node, exp.Paren):
-            node = node.this
+        node = self.checked(node)
         if isinstance(node, exp.Column) and not node.table:
             name = self.column(node, allow_text=True)
             if name is not None:
@@ -243,7 +300,7 @@ class _Parser:
 
     def column(self, node: exp.Column, *, allow_text: bool) -> str | None:
         """The column a name refers to; None for a double-quoted name that is no column (text)."""
-        ident = node.this
+        ident = self.checked(node.this)
         if not isinstance(ident, exp.Identifier):
             raise self.refuse(node)
         name = str(ident.this)
@@ -264,14 +321,16 @@ class _Parser:
 
     def value(self, node: exp.Expr) -> Value:
         """A literal: number, 'text', TRUE/FALSE, DATE '…', TIMESTAMP '…' (or a refusal)."""
-        while isinstance(node, exp.Paren):
-            node = node.this
+        node = self.checked(node)
         if isinstance(node, exp.Literal):
             if node.is_string:
                 return Value("text", str(node.this))
             return Value("number", _number(str(node.this)))
-        if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and node.this.is_number:
-            return Value("number", -_number(str(node.this.this)))
+        if isinstance(node, exp.Neg):
+            inner = self.checked(node.this)
+            if isinstance(inner, exp.Literal) and inner.is_number:
+                return Value("number", -_number(str(inner.this)))
+            raise self.refuse(node)
         if isinstance(node, exp.Boolean):
             return Value("bool", bool(node.this))
         if isinstance(node, exp.Null):
@@ -282,9 +341,9 @@ class _Parser:
                 f"Column {quoted(name or node.name)} is used where a value is expected",
                 self.start(node),
             )
-        literal = node.this if isinstance(node, exp.Cast) else None
+        literal = self.checked(node.this) if isinstance(node, exp.Cast) else None
         if isinstance(node, exp.Cast) and isinstance(literal, exp.Literal) and literal.is_string:
-            kind = node.to.this
+            kind = self.checked(node.to).this
             if kind in _DATE_TYPES:
                 return Value("date", self.date(str(node.this.this), node))
             if kind in _TIMESTAMP_TYPES:
