@@ -27,6 +27,7 @@ Usage: `compile_filter(expr, columns)` once per segment, then `.apply(df)` per c
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ import pandas as pd
 import pyarrow as pa
 
 from klaviyo_tui.input.filters.evaluate import mask as _mask
-from klaviyo_tui.input.filters.nodes import FilterError, Node, columns_text, node_columns
+from klaviyo_tui.input.filters.nodes import FilterError, Node, columns_text, node_columns, quoted
 from klaviyo_tui.input.filters.parse import parse
 from klaviyo_tui.input.sources import columns_of, preview, read_chunks
 from klaviyo_tui.store.config import Segment
@@ -60,6 +61,7 @@ class CompiledFilter:
     expr: str | None
     columns: tuple[str, ...]
     node: Node | None
+    label: str = "The filter"  # who the filter belongs to, for messages
 
     def mask(self, df: pd.DataFrame) -> np.ndarray:
         """One bool per row of `df`: True where the condition holds."""
@@ -69,10 +71,10 @@ class CompiledFilter:
             return _mask(self.node, df)
         except FilterError as exc:
             columns = columns_text([str(c) for c in df.columns])
-            raise FilterError(f"{exc.message}. {columns}") from None
+            raise FilterError(f"{self.label}: {exc.message}. {columns}") from None
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             raise FilterError(
-                "The filter cannot compare the values of "
+                f"{self.label} cannot compare the values of "
                 f"{', '.join(self.columns)} (their type does not support it). "
                 f"{columns_text([str(c) for c in df.columns])}"
             ) from None
@@ -96,10 +98,18 @@ def _compile(expr: str | None, columns: tuple[str, ...]) -> CompiledFilter:
 
 
 def segment_filter(segment: Segment) -> CompiledFilter:
-    """The segment's compiled filter (its source's columns are looked up only if it has one)."""
+    """The segment's compiled filter (its source's columns are looked up only if it has one).
+
+    Messages name the segment: an export can union several, each with its own filter.
+    """
     if not segment.filter or not segment.filter.strip():
         return compile_filter(None, ())
-    return compile_filter(segment.filter, columns_of(segment))
+    label = f"The filter of segment {quoted(segment.name)}"
+    try:
+        compiled = compile_filter(segment.filter, columns_of(segment))
+    except FilterError as exc:
+        raise FilterError(f"{label}: {exc.message}", position=exc.position) from None
+    return dataclasses.replace(compiled, label=label)
 
 
 def filter_columns(expr: str | None, available: list[str]) -> list[str]:
