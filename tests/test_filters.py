@@ -118,6 +118,10 @@ def test_a_number_literal_compares_numbers_and_skips_cells_that_are_not() -> Non
     # a cell that is not a number is unknown: NOT does not make it match
     assert rows("NOT n > 3", df) == [5, 8]
     assert rows("n IS NULL", df) == [4]
+    # mostly plain digits (the fast path) with a few other cells; non-ASCII digits are not numbers
+    many = pd.DataFrame({"n": [str(i) for i in range(100)] + ["-3", " 8 ", "x", "٣", "4.5"]})
+    assert rows("n < 0 OR n BETWEEN 4.2 AND 4.8 OR n = 8", many) == [8, 100, 101, 104]
+    assert rows("n IS NOT NULL AND NOT n >= 0", many) == [100]
 
 
 def test_a_text_literal_compares_text() -> None:
