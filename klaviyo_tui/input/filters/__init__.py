@@ -8,11 +8,13 @@ by our own code with pyarrow compute kernels (evaluate.py). Nothing in the path 
 function, import a module, read a file or reach the network: the evaluator only knows
 comparisons, IN, LIKE/ILIKE, BETWEEN, IS [NOT] NULL, AND/OR/NOT and literals.
 
-Why not DuckDB: it is a ~40 MB native engine whose SQL includes file, network and extension
-functions (to be locked down and kept locked down across upgrades), it would copy every chunk
-into its own engine, and its casting rules (a non-number raises) differ from ours (a non-number is
-simply not matched), so the tree would have to be rewritten anyway. sqlglot weighs ~2 MB, has no
-dependencies and never executes anything; the kernels it feeds are pyarrow's, so speed matches.
+Why not DuckDB: it is a native engine of tens of MB whose SQL includes file, network and
+extension functions (to be locked down, and kept locked down across upgrades), it would take
+every chunk into its own engine, and its casts (a non-number raises) differ from ours (a
+non-number simply does not match), so the tree would have to be rewritten anyway. sqlglot is pure
+Python with no dependencies and never executes anything (its optional Python executor is never
+imported); the work per chunk is pyarrow's compute kernels, so speed is the same (1M rows, two
+conditions on text columns: ~50 ms).
 
 The language: `=` (also `==`), `!=`, `<>`, `<`, `<=`, `>`, `>=`, `IN (...)`, `NOT IN`, `LIKE`
 (case-sensitive), `ILIKE`, `IS [NOT] NULL`, `IS [NOT] TRUE/FALSE`, `BETWEEN a AND b`, AND/OR/NOT,

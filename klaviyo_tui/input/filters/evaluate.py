@@ -39,8 +39,8 @@ from klaviyo_tui.input.filters.nodes import (
     Value,
     clip,
     quoted,
+    to_timestamp,
 )
-from klaviyo_tui.input.filters.parse import to_timestamp
 
 _NUMBER = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 _TRUE = ["true", "t", "yes", "y", "1"]

@@ -145,3 +145,21 @@ def node_columns(node: Node) -> list[str]:
     if isinstance(node, Const):
         return []
     return [node.column]
+
+
+def to_timestamp(text: str) -> dt.datetime | None:
+    """An ISO timestamp as naive UTC (a zone offset is applied), or None."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def number_literal(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)

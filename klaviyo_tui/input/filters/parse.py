@@ -41,7 +41,9 @@ from klaviyo_tui.input.filters.nodes import (
     Value,
     clip,
     columns_text,
+    number_literal,
     quoted,
+    to_timestamp,
 )
 
 MAX_LENGTH = 100_000
@@ -227,7 +229,7 @@ class _Parser:
             raise self.fail("IS is followed by NULL, NOT NULL, TRUE or FALSE", self.start(node))
         if isinstance(node, exp.Literal | exp.Neg | exp.Cast | exp.Null):
             raise self.fail(
-                f"The filter is not a condition: {clip(node.sql(), 40)} is a value; "
+                f"The filter is not a condition: {self.shown(node, 40, quote=False)} is a value; "
                 f"compare a column with it, e.g. {EXAMPLE}",
                 self.start(node),
             )
@@ -241,12 +243,12 @@ class _Parser:
             return Compare(left, op, self.not_empty(left, right, op))
         if isinstance(left, str) and isinstance(right, str):
             raise self.fail(
-                f"{quoted(node.sql(), 60)} compares two columns; compare a column with a value "
+                f"{self.shown(node, 60)} compares two columns; compare a column with a value "
                 "(text goes in single quotes, e.g. country = 'US')",
                 self.start(node),
             )
         raise self.fail(
-            f"{quoted(node.sql(), 60)} compares two values; one side must be a column",
+            f"{self.shown(node, 60)} compares two values; one side must be a column",
             self.start(node),
         )
 
@@ -294,7 +296,7 @@ class _Parser:
         if isinstance(found, str):
             return found
         raise self.fail(
-            f"{quoted(parent.sql(), 60)} must start with a column, e.g. country IN ('US', 'CA')",
+            f"{self.shown(parent, 60)} must start with a column, e.g. country IN ('US', 'CA')",
             self.start(parent),
         )
 
@@ -325,11 +327,11 @@ class _Parser:
         if isinstance(node, exp.Literal):
             if node.is_string:
                 return Value("text", str(node.this))
-            return Value("number", _number(str(node.this)))
+            return Value("number", number_literal(str(node.this)))
         if isinstance(node, exp.Neg):
             inner = self.checked(node.this)
             if isinstance(inner, exp.Literal) and inner.is_number:
-                return Value("number", -_number(str(inner.this)))
+                return Value("number", -number_literal(str(inner.this)))
             raise self.refuse(node)
         if isinstance(node, exp.Boolean):
             return Value("bool", bool(node.this))
@@ -371,7 +373,7 @@ class _Parser:
 
     def refuse(self, node: exp.Expr) -> FilterError:
         """The message for a syntax-tree node outside the whitelist."""
-        shown = quoted(node.sql(dialect=FilterSQL), 40)
+        shown = self.shown(node, 40)
         if isinstance(node, exp.Subquery | exp.Query | exp.Exists):
             what = "subqueries are not allowed"
         elif isinstance(node, exp.Cast):
@@ -390,6 +392,14 @@ class _Parser:
             what = "this is not part of the filter language"
         return self.fail(f"At {shown}: {what}", self.start(node))
 
+    def shown(self, node: exp.Expr, limit: int, *, quote: bool = True) -> str:
+        """A node as SQL text for a message (regenerated from the tree, clipped)."""
+        try:
+            text = node.sql(dialect=FilterSQL)
+        except SqlglotError:
+            text = type(node).__name__
+        return quoted(text, limit) if quote else clip(text, limit)
+
     def start(self, node: exp.Expr) -> int | None:
         """The first known character position inside `node`."""
         starts = [
@@ -398,21 +408,3 @@ class _Parser:
             if isinstance(n, exp.Expr) and isinstance(n.meta.get("start"), int)
         ]
         return min(starts) if starts else None
-
-
-def to_timestamp(text: str) -> dt.datetime | None:
-    """An ISO timestamp as naive UTC (a zone offset is applied), or None."""
-    try:
-        value = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
-
-
-def _number(text: str) -> int | float:
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
