@@ -81,7 +81,7 @@ async def shoot(app: KlaviyoApp, out: Path, demo: DemoInfo) -> None:
         await pilot.pause()
         builder.load_source()
         await until(pilot, lambda: builder.frame is not None)
-        builder.query_one("#filter", Input).value = "country == 'US' and orders > 2"
+        builder.query_one("#filter", Input).value = "country = 'US' AND orders > 2"
         await until(pilot, lambda: "rows match" in str(builder.query_one("#count").render()))
         save("05-export-source")
         builder.show_tab("tab-columns")

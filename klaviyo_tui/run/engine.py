@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from klaviyo_tui.errors import ExitCode, RunError
 from klaviyo_tui.events import JobsPlanned, Phase, ProgressEvent, RowsRead, RowState, RunSummary
 from klaviyo_tui.input.batching import Batch
+from klaviyo_tui.input.filters import FilterError
 from klaviyo_tui.input.sources import SourceError
 from klaviyo_tui.klaviyo import (
     KlaviyoClient,
@@ -208,7 +209,7 @@ class _ExportRun:
             return self._make_summary(error.exit_code, str(error))
         if isinstance(error, KlaviyoError):
             return self._make_summary(ExitCode(error.exit_code), str(error))
-        if isinstance(error, SourceError | ConfigError):
+        if isinstance(error, SourceError | FilterError | ConfigError):
             return self._make_summary(ExitCode.INPUT, str(error))
         if isinstance(error, OSError):
             return self._make_summary(
