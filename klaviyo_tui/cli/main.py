@@ -22,6 +22,7 @@ from klaviyo_tui.cli.connections import connections_group
 from klaviyo_tui.cli.context import CliContext, pass_cli
 from klaviyo_tui.cli.exports import exports_group
 from klaviyo_tui.cli.history import history
+from klaviyo_tui.cli.lists import lists_group
 from klaviyo_tui.cli.output import (
     ProgressPrinter,
     crash,
@@ -32,6 +33,7 @@ from klaviyo_tui.cli.output import (
     summary_json,
 )
 from klaviyo_tui.cli.sandbox import sandbox_command
+from klaviyo_tui.cli.segments import segments_group
 from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.events import RunSummary
 from klaviyo_tui.store import paths
@@ -87,6 +89,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     \b
     Examples:
       klaviyo-tui demo                  try everything against a built-in sandbox
+      klaviyo-tui lists                 the account's Klaviyo lists
+      klaviyo-tui exports create weekly --source customers.csv --list-name Weekly
       klaviyo-tui run weekly --dry-run  plan a run without sending anything
     """
     ctx.obj = CliContext(config_path)
@@ -230,6 +234,8 @@ def _run_one(
 cli.add_command(history)
 cli.add_command(connections_group)
 cli.add_command(exports_group)
+cli.add_command(segments_group)
+cli.add_command(lists_group)
 cli.add_command(sandbox_command, name="sandbox")
 
 
