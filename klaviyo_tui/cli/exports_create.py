@@ -256,13 +256,21 @@ def _summary(spec: ExportSpec) -> None:
 
 @click.command("create")
 @click.argument("name")
-@click.option("--connection", help="Connection to export through (default: the only one).")
+@click.option(
+    "--connection", metavar="NAME", help="Connection to export through (default: the only one)."
+)
 @click.option("--list", "list_id", metavar="ID", help="Klaviyo list id (must exist).")
 @click.option("--list-name", metavar="NAME", help="Klaviyo list name: found, else created.")
 @click.option("--source", metavar="PATH", help="CSV, Parquet, xlsx or JSONL file.")
 @click.option("--sql-url", metavar="URL", help="Database URL (SQLAlchemy), with --query.")
 @click.option("--query", metavar="SQL", help="SQL query whose rows are exported.")
-@click.option("--segment", "segments", multiple=True, help="An existing segment (repeatable).")
+@click.option(
+    "--segment",
+    "segments",
+    multiple=True,
+    metavar="NAME",
+    help="Read an existing segment instead of a source (repeatable).",
+)
 @click.option("--filter", "filter_text", metavar="TEXT", help="SQL WHERE condition on the rows.")
 @click.option(
     "--map",
@@ -273,8 +281,19 @@ def _summary(spec: ExportSpec) -> None:
     "first_name, last_name, organization, title, locale, location.city and other "
     "location.* fields. Email is detected when not given.",
 )
-@click.option("--property", "props", multiple=True, metavar="COLUMN", help="Custom property.")
-@click.option("--properties", "props_mode", type=click.Choice(["all", "none"]), help="All columns")
+@click.option(
+    "--property",
+    "props",
+    multiple=True,
+    metavar="COLUMN",
+    help="Send COLUMN as a custom property, under its own name (repeatable).",
+)
+@click.option(
+    "--properties",
+    "props_mode",
+    type=click.Choice(["all", "none"]),
+    help="all: every column not mapped to a field; none: no custom properties (the default).",
+)
 @click.option("--schedule", metavar="CRON", help="When `run --due` runs it, e.g. '0 6 * * 1'.")
 @click.option("--default-region", "region", metavar="CC", help="Country of phones without +code.")
 @click.option("--yes", is_flag=True, help="Save without the last question (on a terminal).")

@@ -44,7 +44,7 @@ def list_json(found: KlaviyoList, members: int | None = None) -> dict[str, objec
 
 
 @click.group("lists", invoke_without_command=True)
-@click.option("--connection", help=_CONNECTION_HELP)
+@click.option("--connection", metavar="NAME", help=_CONNECTION_HELP)
 @click.option("--search", default="", metavar="TEXT", help="Only lists whose name or id has TEXT.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
@@ -80,7 +80,7 @@ def lists_group(ctx: click.Context, connection: str | None, search: str, as_json
 
 @lists_group.command("create")
 @click.argument("name")
-@click.option("--connection", help=_CONNECTION_HELP)
+@click.option("--connection", metavar="NAME", help=_CONNECTION_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def lists_create(ctx: click.Context, name: str, connection: str | None, as_json: bool) -> None:
@@ -105,7 +105,7 @@ def lists_create(ctx: click.Context, name: str, connection: str | None, as_json:
 
 @lists_group.command("show")
 @click.argument("list_id", metavar="ID")
-@click.option("--connection", help=_CONNECTION_HELP)
+@click.option("--connection", metavar="NAME", help=_CONNECTION_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def lists_show(ctx: click.Context, list_id: str, connection: str | None, as_json: bool) -> None:

@@ -64,6 +64,16 @@ def _help_config_path() -> str:
     return "the platform's user config folder"
 
 
+class _ConfigOption(click.Option):
+    """--config, whose help names the path in force when the help is shown (not at import)."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = (
+            f"Config file (default: {_help_config_path()}; KLAVIYO_TUI_CONFIG also sets it)."
+        )
+        return super().get_help_record(ctx)
+
+
 @click.group(
     cls=KlaviyoCli,
     invoke_without_command=True,
@@ -72,9 +82,9 @@ def _help_config_path() -> str:
 @click.option(
     "--config",
     "config_path",
+    cls=_ConfigOption,
     type=click.Path(dir_okay=False),
     envvar="KLAVIYO_TUI_CONFIG",
-    help=f"Config file (default: {_help_config_path()}; KLAVIYO_TUI_CONFIG also sets it).",
 )
 @click.version_option(package_name="klaviyo-tui")
 @click.pass_context
