@@ -263,7 +263,7 @@ def test_create_on_a_terminal_asks_for_each_missing_piece(
     term.answer("every row): ", "orders >")
     term.answer("every row): ", "orders > 1")  # the problem was shown; asked again
     term.expect("3 rows to export")
-    term.answer("Email column (contact, First, City, orders) [contact]: ", "")  # detected
+    term.answer("Email column [contact]: ", "")  # detected
     term.answer("Also map first_name <- First, location.city <- City?", "")
     term.answer("More fields", "")
     term.answer("Custom properties", "orders")

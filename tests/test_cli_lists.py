@@ -37,7 +37,7 @@ def test_lists_sorted_by_name_with_ids_search_and_json(sandbox: SandboxServer) -
     assert [(f["name"], f["id"]) for f in found] == [("beta VIP", ids["beta VIP"])]
     assert found[0]["created"]
     one = invoke("lists", "--search", "alpha")
-    assert "1 list in" in one.stderr  # not "1 lists"
+    assert "1 list (connection sandbox)" in one.stderr  # not "1 lists"
     none = invoke("lists", "--search", "nothing-like-this")
     assert none.exit_code == 0 and "no list matches" in none.stdout
 

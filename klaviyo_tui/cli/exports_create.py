@@ -137,6 +137,7 @@ class Questions:
                 info.columns,
                 flag="--map email=COLUMN",
                 default=guess,
+                listed=False,  # the columns were printed just above
             )
         if len(self.spec.mapping) <= 1:
             taken = set(mapping.values())

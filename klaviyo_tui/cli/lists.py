@@ -75,7 +75,7 @@ def lists_group(ctx: click.Context, connection: str | None, search: str, as_json
     width = min(max(len(lst.name) for lst in found), 40)
     for lst in found:
         say(f"{lst.name:<{width}}  {lst.id}")
-    say(f"{plural(len(found), 'list')} in connection {name!r}'s account", err=True)
+    say(f"{plural(len(found), 'list')} (connection {name})", err=True)
 
 
 @lists_group.command("create")

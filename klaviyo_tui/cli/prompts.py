@@ -58,11 +58,19 @@ def ask(question: str, *, flag: str, default: str | None = None, hide: bool = Fa
     return value.strip()
 
 
-def choose(question: str, choices: list[str], *, flag: str, default: str | None = None) -> str:
-    """Ask for one of `choices` (listed when few); anything else is asked again."""
+def choose(
+    question: str,
+    choices: list[str],
+    *,
+    flag: str,
+    default: str | None = None,
+    listed: bool = True,
+) -> str:
+    """Ask for one of `choices` (listed when few, unless `listed` is False because they were just
+    printed); anything else is asked again."""
     try:
         value: str = click.prompt(
-            _shown(question, default, choices),
+            _shown(question, default, choices if listed else None),
             default=default,
             type=click.Choice(choices),
             show_choices=False,
