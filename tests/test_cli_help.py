@@ -69,13 +69,20 @@ def test_connections_add_without_a_terminal_says_to_use_yes(
     assert DEMO_KEY not in accepted.output
 
 
-def test_declining_a_removal_exits_0_and_changes_nothing(sandbox: SandboxServer) -> None:
+def test_declining_a_removal_exits_0_and_changes_nothing(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
     connect(sandbox.base_url)
+    source = tmp_path / "c.csv"
+    source.write_text("email\na@example.com\n")
+    assert invoke("segments", "create", "s", "--source", str(source)).exit_code == 0
     before = config_path().read_bytes()
-    for args in (["connections", "remove", "sandbox"], ["segments", "remove", "nope"]):
+    for args in (["connections", "remove", "sandbox"], ["segments", "remove", "s"]):
         done = invoke(*args, stdin="n\n")
-        assert done.exit_code in (0, 2)
-        assert done.exit_code == 2 or "nothing changed" in done.stderr
+        assert done.exit_code == 0, done.output
+        assert "nothing changed" in done.stderr
+        unanswered = invoke(*args)  # no terminal, nothing on standard input
+        assert unanswered.exit_code == 2 and "--yes" in unanswered.stderr
     assert config_path().read_bytes() == before
 
 

@@ -231,7 +231,7 @@ async def resolve_list(
         return await list_service.get_list(config, connection, list_id), False
     except NotFoundError:
         raise ExportError(
-            f"list {list_id.strip()!r} does not exist in connection {connection!r}'s account",
+            f"list {list_id.strip()!r} does not exist in the account of connection {connection!r}",
             hint=f"See the account's lists with `klaviyo-tui lists --connection {connection}`, "
             "or give a name to find or create with --list-name.",
         ) from None
