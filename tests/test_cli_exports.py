@@ -144,6 +144,11 @@ def test_without_a_terminal_missing_flags_are_named(source: Path, sandbox: Sandb
     assert "terminal" in done.stderr and "Aborted" not in done.output
 
 
+def test_a_database_url_without_a_query_names_the_missing_flag(source: Path) -> None:
+    done = invoke("exports", "create", "x", "--sql-url", "sqlite:///shop.db", "--list-name", "X")
+    assert done.exit_code == 2 and "missing --query SQL" in done.stderr
+
+
 def test_no_email_column_found_says_how_to_name_it(tmp_path: Path, sandbox: SandboxServer) -> None:
     connect(sandbox.base_url)
     plain = write_csv(tmp_path / "p.csv", [{"name": "A", "city": "B"}])
@@ -295,3 +300,16 @@ def test_declining_to_save_on_a_terminal_changes_nothing(source: Path) -> None:
     assert term.finish() == 0
     assert "nothing changed" in term.transcript
     assert config_path().read_bytes() == before
+
+
+def test_the_cli_suggests_the_fields_the_builder_presets() -> None:
+    """The builder's guesses (tui.widgets.columns) and the service's agree, column by column."""
+    from klaviyo_tui.services.exports import suggest_mapping
+    from klaviyo_tui.tui.widgets.columns import FIELDS, LOCATION, guess_column
+
+    columns = ["Customer ID", "Phone", "first", "Surname", "Town", "State", "Postcode", "Street"]
+    columns += ["country_code", "e-mail", "mobile"]
+    builder = {f: c for f, _ in FIELDS if f != "email" if (c := guess_column(f, columns))}
+    builder |= {f"location.{f}": c for f, _ in LOCATION if (c := guess_column(f, columns))}
+    assert suggest_mapping(columns) == builder
+    assert len(builder) == 9

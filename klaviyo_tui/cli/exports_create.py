@@ -94,8 +94,14 @@ class Questions:
                 self.set(source=None, query=None)
                 continue
             say(f"{plural(len(info.columns), 'column')}: {', '.join(info.columns)}", err=True)
-            if not self.spec.segments and "filter" not in self.given:
+            if self.spec.segments:
+                return info
+            if "filter" not in self.given:
                 self.set(filter=self.filter(segment))
+            elif self.spec.filter:  # a flag's filter: checked now, not after every question
+                filtered = dataclasses.replace(segment, filter=self.spec.filter)
+                rows = segment_service.count_rows(filtered)
+                say(f"{plural(rows, 'row')} to export", err=True)
             return info
 
     def _segment(self) -> Segment:
