@@ -288,7 +288,9 @@ class _ExportRun:
             await client.get_list(self.export.list_id)
         except NotFoundError as error:
             raise RunError(
-                f"{error}; pick another list for export {self.export.name!r}",
+                f"{str(error).rstrip('.')}; pick another list for export {self.export.name!r}: "
+                f"`klaviyo-tui lists --connection {self.export.connection}` shows the account's "
+                f"lists, `klaviyo-tui exports edit {self.export.name} --set list_id=ID` sets one",
                 exit_code=ExitCode.USAGE,
             ) from error
         batches: asyncio.Queue[Batch | BaseException | None] = asyncio.Queue(
