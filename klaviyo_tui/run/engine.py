@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from klaviyo_tui.errors import ExitCode, RunError
 from klaviyo_tui.events import JobsPlanned, Phase, ProgressEvent, RowsRead, RowState, RunSummary
 from klaviyo_tui.input.batching import Batch
-from klaviyo_tui.input.sources import SourceError
+from klaviyo_tui.input.sources import SourceChanged, SourceError
 from klaviyo_tui.klaviyo import (
     KlaviyoClient,
     KlaviyoError,
@@ -199,7 +199,9 @@ class _ExportRun:
             return self._make_summary(error.exit_code, str(error))
         if isinstance(error, KlaviyoError):
             return self._make_summary(ExitCode(error.exit_code), str(error))
-        if isinstance(error, SourceError | ConfigError):
+        if isinstance(error, SourceError):  # SourceChanged: interrupted, resumable
+            return self._make_summary(error.exit_code, str(error))
+        if isinstance(error, ConfigError):
             return self._make_summary(ExitCode.INPUT, str(error))
         if isinstance(error, OSError):
             return self._make_summary(
@@ -298,8 +300,12 @@ class _ExportRun:
         done_reading = asyncio.Event()
         poller = None if self.dry_run else asyncio.create_task(tracker.poll(done_reading))
         uploads: set[asyncio.Task[None]] = set()
+        changed: SourceChanged | None = None
         try:
             while (batch := await batches.get()) is not None:
+                if isinstance(batch, SourceChanged):  # confirm what Klaviyo accepted, then stop
+                    changed = batch
+                    break
                 if isinstance(batch, BaseException):
                     raise batch
                 if self.dry_run:
@@ -318,6 +324,8 @@ class _ExportRun:
             done_reading.set()
             if poller is not None:
                 await poller
+            if changed is not None:
+                raise changed
         finally:
             for task in [reader, *uploads, *([poller] if poller else [])]:
                 task.cancel()
