@@ -277,10 +277,10 @@ def test_one_column_over_the_cap_is_refused_and_the_cap_itself_is_read(tmp_path:
 
 
 def test_a_header_longer_than_the_sample_is_read_whole(tmp_path: Path) -> None:
-    """5,000 long names: ~400 KB of header, more than the 256 KB sample the delimiter needs."""
-    names = [f"a_rather_long_descriptive_column_name_number_{i:05d}_" for i in range(5_000)]
+    """8,000 long names: ~500 KB of header, more than the 256 KB sample the delimiter needs."""
+    names = [f"a_rather_long_and_descriptive_column_name_number_{i:05d}_" for i in range(8_000)]
     names[-1] = "email"
-    (tmp_path / "c.csv").write_text(",".join(names) + "\n" + "v," * 4_999 + "a@example.com\n")
+    (tmp_path / "c.csv").write_text(",".join(names) + "\n" + "v," * 7_999 + "a@example.com\n")
     df = _all(tmp_path / "c.csv", columns=["email", names[0]])
     assert df.loc[1, "email"] == "a@example.com" and df.loc[1, names[0]] == "v"
 

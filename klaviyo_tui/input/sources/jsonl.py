@@ -22,13 +22,12 @@ from klaviyo_tui.input.sources.watch import PassTracker
 #: The longest line (one record) accepted. A customer record is a few KB; 16 MB leaves room for
 #: large nested properties while keeping a runaway line from filling memory.
 MAX_LINE_BYTES = 16 << 20
+_READ_BYTES = 4 << 20
 
 
 def _parse(lines: list[bytes], columns: list[str] | None, where: str) -> pd.DataFrame:
-    if not lines[-1].endswith(b"\n"):
-        lines[-1] += b"\n"
     df = pd.read_json(
-        io.BytesIO(b"".join(lines)),
+        io.BytesIO(b"\n".join(lines)),
         lines=True,
         dtype=False,
         encoding="utf-8",
@@ -43,6 +42,31 @@ def _parse(lines: list[bytes], columns: list[str] | None, where: str) -> pd.Data
     return df
 
 
+def _lines(stream: io.BufferedIOBase, where: str) -> Iterator[list[bytes]]:
+    """The file's non-blank lines, a block at a time; no line may pass MAX_LINE_BYTES."""
+    carry = b""
+    done = 0  # lines before `carry`
+    first = True
+    while block := stream.read(_READ_BYTES):
+        if first and block.startswith(codecs.BOM_UTF8):
+            block = block[len(codecs.BOM_UTF8) :]
+        first = False
+        lines = (carry + block).split(b"\n")
+        carry = lines.pop()
+        longest = max(map(len, lines), default=0)
+        if longest > MAX_LINE_BYTES + 1 or len(carry) > MAX_LINE_BYTES + 1:  # + 1 for "\r"
+            too_long = (i for i, line in enumerate(lines) if len(line) > MAX_LINE_BYTES + 1)
+            at = next(too_long, len(lines))  # or the unfinished line after them
+            raise SourceError(
+                f"{where}: line {done + at + 1:,} is longer than {MAX_LINE_BYTES >> 20} MB; "
+                "a JSON Lines file holds one record per line (is this one JSON document?)."
+            )
+        done += len(lines)
+        yield [line for line in lines if line.strip()]
+    if carry.strip():
+        yield [carry]
+
+
 def jsonl_chunks(
     src: OpenSource,
     kind: FileKind,
@@ -52,25 +76,15 @@ def jsonl_chunks(
 ) -> Iterator[pd.DataFrame]:
     where = str(src.path)
     seen = tracker.content_hash().update if tracker is not None else None
-    start = line_no = 0
-    lines: list[bytes] = []
+    start = 0
+    pending: list[bytes] = []
     with open_stream(src, kind, seen) as stream:
-        while line := stream.readline(MAX_LINE_BYTES + 2):  # + room for "\r\n"
-            line_no += 1
-            if len(line) > MAX_LINE_BYTES and len(line.rstrip(b"\r\n")) > MAX_LINE_BYTES:
-                raise SourceError(
-                    f"{where}: line {line_no:,} is longer than {MAX_LINE_BYTES >> 20} MB; "
-                    "a JSON Lines file holds one record per line (is this one JSON document?)."
-                )
-            if line_no == 1 and line.startswith(codecs.BOM_UTF8):
-                line = line[len(codecs.BOM_UTF8) :]
-            if not line.strip():
-                continue
-            lines.append(line)
-            if len(lines) == chunk_rows:
-                df = _parse(lines, columns, where)
+        for lines in _lines(stream, where):
+            pending.extend(lines)
+            while len(pending) >= chunk_rows:
+                df = _parse(pending[:chunk_rows], columns, where)
                 yield numbered(df, start)
                 start += len(df)
-                lines = []
-        if lines:
-            yield numbered(_parse(lines, columns, where), start)
+                del pending[:chunk_rows]
+        if pending:
+            yield numbered(_parse(pending, columns, where), start)

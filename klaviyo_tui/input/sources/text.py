@@ -100,8 +100,8 @@ def _first_record(text: str, delimiter: str, where: str) -> tuple[list[str], boo
     return header, True
 
 
-def _header(src: OpenSource, kind: FileKind) -> tuple[str, str, list[str]]:
-    """Encoding, delimiter and the whole header row, from the start of the decompressed text."""
+def _header(src: OpenSource, kind: FileKind) -> tuple[str, str, list[str], int]:
+    """Encoding, delimiter, the whole header row and the bytes read to find all of it."""
     where = str(src.path)
     with open_stream(src, kind) as stream:
         data = _read(stream, SAMPLE_BYTES)
@@ -114,7 +114,7 @@ def _header(src: OpenSource, kind: FileKind) -> tuple[str, str, list[str]]:
         while True:
             header, whole = _first_record(text, delimiter, where)
             if whole or ended:
-                return encoding, delimiter, header
+                return encoding, delimiter, header, len(data)
             if len(data) >= MAX_HEADER_BYTES:
                 if len(header) > MAX_COLUMNS:
                     raise SourceError(
@@ -139,7 +139,7 @@ def csv_chunks(
     tracker: PassTracker | None,
 ) -> Iterator[pd.DataFrame]:
     where = str(src.path)
-    encoding, delimiter, header = _header(src, kind)
+    encoding, delimiter, header, header_bytes = _header(src, kind)
     if not header:
         raise SourceError(f"{where} has no header row.")
     check_width(len(header), f"{where}: the header row")
@@ -153,7 +153,7 @@ def csv_chunks(
         select(pd.DataFrame(columns=header), columns, where)
     pa_encoding = "utf8" if encoding in ("utf-8", "utf-8-sig") else encoding
     done = 0  # rows already yielded, skipped when a retry starts over
-    for block in BLOCK_SIZES:
+    for block in [size for size in BLOCK_SIZES if size >= header_bytes]:  # header in block 1
         seen = tracker.content_hash().update if tracker is not None else None
         with open_stream(src, kind, seen) as stream:
             try:
