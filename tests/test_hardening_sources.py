@@ -551,3 +551,19 @@ async def test_the_file_picker_shows_compressed_sources(tmp_path: Path) -> None:
         tree = pilot.app.query_one(SourceTree)
         shown = {p.name for p in tree.filter_paths(paths)}
     assert shown == {"a.csv.gz", "b.TSV.BZ2", "c.jsonl.zst", "d.zip", "e.csv"}
+
+
+def test_an_error_only_the_second_pass_meets_in_an_unchanged_file_stays_an_input_error(
+    tmp_path: Path,
+) -> None:
+    """pyarrow checks UTF-8 only in the columns it converts: pass 2 reads more of them."""
+    rows = [f"u{i}@example.com,City{i}\n".encode() for i in range(20_000)]
+    rows[15_000] = b"u15000@example.com,Z\xfcrich\n"  # Latin-1, past the 256 KB sample
+    path = _write(tmp_path, "c.csv", b"email,city\n" + b"".join(rows))
+    watch = SourceWatch()
+    seg = Segment("s", str(path))
+    assert sum(len(df) for df in read_chunks(seg, ["email"], 1_000, watch=watch)) == 20_000
+    with pytest.raises(SourceError, match="Cannot read") as info:
+        list(read_chunks(seg, ["email", "city"], 1_000, watch=watch))
+    assert not isinstance(info.value, SourceChanged)
+    assert info.value.exit_code == ExitCode.INPUT

@@ -54,6 +54,7 @@ __all__ = [
     "read_chunks",
 ]
 
+_SEEK_READ = ("parquet", "xlsx")
 # What the readers raise for a damaged file; anything else from them is converted too (openpyxl
 # and zipfile raise many types), with its type name for the record.
 _DAMAGED = (pa.ArrowInvalid, pa.ArrowException, ValueError, OSError, UnicodeError, EOFError)
@@ -114,17 +115,21 @@ def _raw_chunks(
         tracker = watch.begin(src) if watch is not None else None
         try:
             kind = resolve(src, kind)
+            if tracker is not None and (kind.compression == "zip" or kind.kind in _SEEK_READ):
+                tracker.hash_file()  # read by seeking: its reads are no sequential stream
             for df in _by_kind(src, kind, columns, chunk_rows, tracker):
                 if tracker is not None:
                     tracker.check()
                 yield df
             if tracker is not None:
                 tracker.finish()
-        except SourceError:
+        except SourceChanged:
             raise
         except Exception as exc:
             if tracker is not None:
-                tracker.failed(exc)  # a file that changed under the reader explains its error
+                tracker.failed()  # SourceChanged if the file changed: that explains the error
+            if isinstance(exc, SourceError):
+                raise
             raise _unreadable(path, kind, exc) from None
 
 
@@ -140,8 +145,8 @@ def _by_kind(
     if kind.kind == "jsonl":
         return jsonl_chunks(src, kind, columns, chunk_rows, tracker)
     if kind.kind == "parquet":
-        return parquet_chunks(src, columns, chunk_rows, tracker)
-    return xlsx_chunks(src, columns, chunk_rows, tracker)
+        return parquet_chunks(src, columns, chunk_rows)
+    return xlsx_chunks(src, columns, chunk_rows)
 
 
 def _unreadable(path: Path, kind: FileKind, exc: Exception) -> SourceError:

@@ -30,8 +30,14 @@ import pyarrow as pa
 
 from klaviyo_tui.input.sources.common import SourceError
 
-_TEXT = {".csv": "csv", ".tsv": "csv", ".tab": "csv", ".txt": "csv", ".jsonl": "jsonl"}
-_TEXT[".ndjson"] = "jsonl"
+_TEXT = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".tab": "csv",
+    ".txt": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
 _BINARY = {".parquet": "parquet", ".pq": "parquet", ".xlsx": "xlsx"}
 #: Compression suffix -> codec. gzip, bz2 and xz come with Python; zstd is pyarrow's codec.
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".xz": "xz"}
@@ -250,18 +256,14 @@ class _NativeRaw(io.RawIOBase):
         return len(data)
 
 
-_SKIPPED = ("__MACOSX/", ".DS_Store")
+def _is_mac_litter(name: str) -> bool:
+    """What macOS's Finder adds to a zip it makes: resource forks and folder settings."""
+    return name.startswith("__MACOSX/") or Path(name).name.startswith(("._", ".DS_Store"))
 
 
 def zip_member(archive: zipfile.ZipFile, path: Path) -> zipfile.ZipInfo:
-    """The one file of a .zip (macOS's __MACOSX/ resource entries do not count)."""
-    members = [
-        i
-        for i in archive.infolist()
-        if not i.is_dir()
-        and not i.filename.startswith(_SKIPPED[0])
-        and not Path(i.filename).name.startswith(("._", _SKIPPED[1]))
-    ]
+    """The one file of a .zip (folders and macOS's litter do not count)."""
+    members = [i for i in archive.infolist() if not i.is_dir() and not _is_mac_litter(i.filename)]
     if len(members) != 1:
         names = ", ".join(repr(m.filename) for m in members[:10])
         more = f" and {len(members) - 10} more" if len(members) > 10 else ""

@@ -75,7 +75,7 @@ def jsonl_chunks(
     tracker: PassTracker | None,
 ) -> Iterator[pd.DataFrame]:
     where = str(src.path)
-    seen = tracker.content_hash().update if tracker is not None else None
+    seen = tracker.seen() if tracker is not None else None
     start = 0
     pending: list[bytes] = []
     with open_stream(src, kind, seen) as stream:

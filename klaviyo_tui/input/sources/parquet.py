@@ -8,16 +8,13 @@ import pandas as pd
 
 from klaviyo_tui.input.sources.common import check_width, rebatch, select
 from klaviyo_tui.input.sources.files import OpenSource
-from klaviyo_tui.input.sources.watch import PassTracker
 
 
 def parquet_chunks(
-    src: OpenSource, columns: list[str] | None, chunk_rows: int, tracker: PassTracker | None
+    src: OpenSource, columns: list[str] | None, chunk_rows: int
 ) -> Iterator[pd.DataFrame]:
     import pyarrow.parquet as pq
 
-    if tracker is not None:
-        tracker.hash_file()  # read by seeking, column by column: hash the file as a whole
     pf = pq.ParquetFile(src.reader())
     names = pf.schema_arrow.names
     check_width(len(names), f"{src.path}: the schema")

@@ -154,7 +154,7 @@ def csv_chunks(
     pa_encoding = "utf8" if encoding in ("utf-8", "utf-8-sig") else encoding
     done = 0  # rows already yielded, skipped when a retry starts over
     for block in [size for size in BLOCK_SIZES if size >= header_bytes]:  # header in block 1
-        seen = tracker.content_hash().update if tracker is not None else None
+        seen = tracker.seen() if tracker is not None else None
         with open_stream(src, kind, seen) as stream:
             try:
                 reader = pacsv.open_csv(

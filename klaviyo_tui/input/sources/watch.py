@@ -1,16 +1,17 @@
 """Noticing a source file that changes while a run reads it (twice: see input/pipeline.py).
 
 A pass records the file's identity when it opens it (device, inode, size, mtime_ns) and a blake2b
-hash of the bytes it reads. The stream formats (delimited text and JSON Lines, compressed or not)
-hash the raw bytes as they go by, with a checkpoint digest every CHECKPOINT_BYTES, so the second
+digest of the whole file. Delimited text and JSON Lines (plain or .gz/.bz2/.zst/.xz) hash the raw
+bytes as the reader pulls them, with a checkpoint digest every CHECKPOINT_BYTES, so the second
 pass notices different content soon after reading it, usually before those rows are handed on
-(pyarrow reads well ahead of the rows it returns). Parquet and xlsx are read by seeking, in an
-order that depends on the columns asked for, so their whole file is hashed when a pass opens it.
+(pyarrow reads well ahead of the rows it returns). Parquet, xlsx and .zip are read by seeking,
+in an order that can depend on the columns asked for, so they are hashed whole when opened.
 
 A change is reported as `SourceChanged` when:
 - the second pass opens a file that is not the one the first pass read (replaced, truncated,
   appended, touched), or whose content hashes differently;
-- during any pass, the open file or the path's current file stops matching what was opened.
+- during any pass, the open file or the path's current file stops matching what was opened;
+- a reader fails and the file is found changed (an unchanged file's errors stay input errors).
 
 SQL sources are queries, not files: they are not watched.
 """
@@ -19,9 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from klaviyo_tui.input.sources.common import SourceChanged, short
+from klaviyo_tui.input.sources.common import SourceChanged
 from klaviyo_tui.input.sources.files import OpenSource
 
 #: Raw bytes between two checkpoint digests: cheap to keep (16 bytes per 4 MB), early to compare.
@@ -48,10 +50,12 @@ class ContentHash:
         self._hash = hashlib.blake2b(digest_size=_DIGEST)
         self._expected = expected
         self._filled = 0  # bytes since the last checkpoint
+        self.size = 0  # bytes hashed
         self.checkpoints: list[bytes] = []
         self.differs = False
 
     def update(self, data: bytes) -> None:
+        self.size += len(data)
         view = memoryview(data)
         while len(view):
             room = CHECKPOINT_BYTES - self._filled
@@ -109,7 +113,11 @@ def _difference(before: tuple[int, int, int, int], after: tuple[int, int, int, i
 
 
 class PassTracker:
-    """One pass over one file: checks it stays the same, and records what was read."""
+    """One pass over one file: checks it stays the same, and records what was read.
+
+    Its digest is always that of the whole file: a stream read hashes the bytes as they pass
+    (and the tail it did not need, if any, at the end); a seek-read format hashes the file first.
+    """
 
     def __init__(self, watch: SourceWatch, src: OpenSource) -> None:
         self.watch = watch
@@ -129,22 +137,32 @@ class PassTracker:
         if what:
             raise self.changed(f"{what} {when}")
 
-    def content_hash(self) -> ContentHash:
-        """A fresh hash for one read of the stream (a retried read starts again)."""
+    def seen(self) -> Callable[[bytes], None] | None:
+        """What a stream reader shows every raw byte to (a fresh hash for each attempt at the
+        stream, which starts at byte 0), or None when the file was hashed whole already."""
+        if self._whole is not None:
+            return None
         previous = self.watch.fingerprint
         self._hash = ContentHash(self.watch.checkpoints if previous is not None else None)
-        return self._hash
+        return self._hash.update
+
+    def _file_digest(self, start: int = 0, into: ContentHash | None = None) -> bytes:
+        digest = into or ContentHash()
+        reader = self.src.reader()
+        reader.seek(start)
+        while chunk := reader.read(_WHOLE_FILE_BYTES):
+            digest.update(chunk)
+        return digest.digest()
+
+    def _compare_digest(self, digest: bytes) -> None:
+        previous = self.watch.fingerprint
+        if previous is not None and previous.digest and previous.digest != digest:
+            raise self.changed("its content differs from the first read")
 
     def hash_file(self) -> None:
         """Hash the whole file now (seek-read formats); SourceChanged if it differs from before."""
-        digest = hashlib.blake2b(digest_size=_DIGEST)
-        reader = self.src.reader()
-        while chunk := reader.read(_WHOLE_FILE_BYTES):
-            digest.update(chunk)
-        self._whole = digest.digest()
-        previous = self.watch.fingerprint
-        if previous is not None and previous.digest and previous.digest != self._whole:
-            raise self.changed("its content differs from the first read")
+        self._whole = self._file_digest()
+        self._compare_digest(self._whole)
 
     def check(self) -> None:
         """SourceChanged if the open file or the path's file no longer matches what was opened."""
@@ -160,12 +178,11 @@ class PassTracker:
         if what:
             raise self.changed(what)
 
-    def failed(self, error: BaseException) -> None:
-        """The reader failed: SourceChanged if the file explains it (reading is deterministic,
-        so a file the previous pass read whole that now fails must have changed)."""
+    def failed(self) -> None:
+        """The reader failed: SourceChanged if the file changed (which would explain it)."""
         self.check()
-        if self.watch.fingerprint is not None:
-            raise self.changed(f"it no longer reads as it did: {short(error)}")
+        if self.watch.fingerprint is not None and self._whole is None:
+            self._compare_digest(self._file_digest())
 
     def finish(self) -> None:
         """The pass read everything: check once more and record its fingerprint for the next."""
@@ -173,12 +190,11 @@ class PassTracker:
         if self._whole is not None:
             digest, checkpoints = self._whole, []
         elif self._hash is not None:
-            digest, checkpoints = self._hash.digest(), self._hash.checkpoints
-        else:
-            digest, checkpoints = b"", []
-        previous = self.watch.fingerprint
-        if previous is not None and previous.digest and digest and previous.digest != digest:
-            raise self.changed("its content differs from the first read")
+            digest = self._file_digest(self._hash.size, into=self._hash)  # the unread tail
+            checkpoints = self._hash.checkpoints
+        else:  # pragma: no cover - every reader hashes
+            digest, checkpoints = self._file_digest(), []
+        self._compare_digest(digest)
         self.watch.fingerprint = Fingerprint(*self.opened, digest)
         self.watch.checkpoints = checkpoints
 

@@ -28,7 +28,6 @@ import pyarrow as pa
 
 from klaviyo_tui.input.sources.common import SourceError, check_width, numbered, select
 from klaviyo_tui.input.sources.files import OpenSource
-from klaviyo_tui.input.sources.watch import PassTracker
 
 MAX_SHEET_BYTES = 1 << 30
 MAX_PART_BYTES = 128 << 20
@@ -96,13 +95,11 @@ def _frame(rows: list[tuple[str, ...]], names: list[str], start: int) -> pd.Data
 
 
 def xlsx_chunks(
-    src: OpenSource, columns: list[str] | None, chunk_rows: int, tracker: PassTracker | None
+    src: OpenSource, columns: list[str] | None, chunk_rows: int
 ) -> Iterator[pd.DataFrame]:
     import openpyxl
 
     where = str(src.path)
-    if tracker is not None:
-        tracker.hash_file()
     check_inflation(src)
     book = openpyxl.load_workbook(src.reader(), read_only=True, data_only=True, keep_links=False)
     try:
