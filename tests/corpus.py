@@ -8,8 +8,11 @@ rows are in the rejects file with a reason). Shared by the CLI, engine and TUI h
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
+import lzma
+import os
 import sqlite3
 import zipfile
 from collections.abc import Callable
@@ -200,6 +203,32 @@ def _cases() -> list[Case]:
         Case("sql_unknown_dialect", _url("nosuchdb://u@h/db", "SELECT 1"), True, "dialect"),
         Case("sql_not_a_database", _sql_text_file, True, "not a sqlite"),
         Case("sql_no_email_column", _sqlite("SELECT name FROM customers"), True, "'email'"),
+        Case(
+            "zip_two_members",
+            _zipped("c.zip", {"a.csv": _csv_text(BASIC).encode(), "b.csv": b"email\n"}),
+            True,
+            "holds 2 files: 'a.csv', 'b.csv'",
+        ),
+        Case("zip_empty", _zipped("c.zip", {}), True, "holds no files"),
+        Case(
+            "gzip_truncated",
+            lambda t: _trunc(t, "c.csv.gz", gzip.compress(b"x" * 9999)),
+            True,
+            CSV_UNUSABLE,
+        ),
+        Case(
+            "compressed_parquet",
+            _bytes("c.parquet.gz", gzip.compress(_parquet_bytes(BASIC))),
+            True,
+            "decompress it first",
+        ),
+        Case("fifo_named_csv", _fifo, True, "named pipe (fifo), not a regular file"),
+        Case("dev_zero_named_jsonl", _endless, True, "character device, not a regular file"),
+        Case(
+            "million_columns", _million_columns, True, "has 1,000,000 columns; the limit is 10,000"
+        ),
+        Case("jsonl_line_over_16_mb", _huge_jsonl_line, True, "line 2 is longer than 16 mb"),
+        Case("xlsx_zip_bomb", _xlsx_bomb, True, "zip bomb"),
     ]
     usable = [
         ok("utf8_bom", _bytes("c.csv", b"\xef\xbb\xbf" + _csv_text(BASIC).encode()), **BASIC_OUT),
@@ -329,6 +358,23 @@ def _cases() -> list[Case]:
             rejected=((1, "invalid email"), (2, "invalid email")),
         ),
         ok("sqlite_some_invalid", _sqlite("SELECT email, name FROM customers"), **BASIC_OUT),
+        ok("gzip_csv", _gzip("c.csv.gz", BASIC), **BASIC_OUT),
+        ok(
+            "xz_tsv",
+            _bytes("c.tsv.xz", lzma.compress(_csv_text(BASIC).replace(",", "\t").encode())),
+            **BASIC_OUT,
+        ),
+        ok(
+            "zip_one_csv_from_a_mac",  # Finder adds __MACOSX/ resource entries: not files
+            _zipped(
+                "c.zip",
+                {
+                    "customers.csv": _csv_text(BASIC).encode("utf-16"),
+                    "__MACOSX/._customers.csv": b"x",
+                },
+            ),
+            **BASIC_OUT,
+        ),
         Case(
             "ragged_rows",
             _bytes("c.csv", b"email,name\nada@example.com,A,extra\nbob@example.com\n"),
@@ -342,6 +388,54 @@ def _cases() -> list[Case]:
 def _trunc(tmp: Path, name: str, data: bytes) -> Source:
     (tmp / name).write_bytes(data[: len(data) // 2])
     return Source(str(tmp / name))
+
+
+def _gzip(name: str, rows: list[list[str]]) -> Callable[[Path], Source]:
+    return _bytes(name, gzip.compress(_csv_text(rows).encode()))
+
+
+def _zipped(name: str, members: dict[str, bytes]) -> Callable[[Path], Source]:
+    def build(tmp: Path) -> Source:
+        with zipfile.ZipFile(tmp / name, "w", zipfile.ZIP_DEFLATED) as z:
+            for member, data in members.items():
+                z.writestr(member, data)
+        return Source(str(tmp / name))
+
+    return build
+
+
+def _fifo(tmp: Path) -> Source:
+    os.mkfifo(tmp / "c.csv")  # nobody writes to it: opening it for reading would wait forever
+    return Source(str(tmp / "c.csv"))
+
+
+def _endless(tmp: Path) -> Source:
+    (tmp / "c.jsonl").symlink_to("/dev/zero")  # bytes without end, and no line break
+    return Source(str(tmp / "c.jsonl"))
+
+
+def _million_columns(tmp: Path) -> Source:
+    header = ",".join(["email", *[f"c{i}" for i in range(1, 1_000_000)]])
+    (tmp / "c.csv").write_text(header + "\n" + GOOD[0] + "\n")
+    return Source(str(tmp / "c.csv"))
+
+
+def _huge_jsonl_line(tmp: Path) -> Source:
+    lines = [{"email": GOOD[0]}, {"email": GOOD[1], "note": "x" * (17 << 20)}]
+    (tmp / "c.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return Source(str(tmp / "c.jsonl"))
+
+
+def _xlsx_bomb(tmp: Path) -> Source:
+    """A real workbook whose sheet XML is padded with 40 MB of spaces: ~1000:1 when deflated."""
+    with zipfile.ZipFile(io.BytesIO(_xlsx_bytes(BASIC))) as src:
+        parts = {i.filename: src.read(i.filename) for i in src.infolist()}
+    sheet = "xl/worksheets/sheet1.xml"
+    parts[sheet] = parts[sheet].replace(b"<sheetData>", b"<sheetData>" + b" " * (40 << 20), 1)
+    with zipfile.ZipFile(tmp / "c.xlsx", "w", zipfile.ZIP_DEFLATED) as out:
+        for name, data in parts.items():
+            out.writestr(name, data)
+    return Source(str(tmp / "c.xlsx"))
 
 
 def _zip(tmp: Path, name: str) -> Source:

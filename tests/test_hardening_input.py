@@ -45,6 +45,10 @@ CLI_CASES = [
     "utf16_bom",
     "formula_cells",
     "idn_and_unicode_emails",
+    "gzip_csv",
+    "zip_two_members",
+    "fifo_named_csv",
+    "million_columns",
 ]
 
 

@@ -165,3 +165,31 @@ def test_sql_errors(tmp_path: Path) -> None:
 
 def test_supported_extensions_listed() -> None:
     assert {".csv", ".tsv", ".parquet", ".xlsx", ".jsonl"} <= set(SUPPORTED_EXTENSIONS)
+
+
+def test_xlsx_cells_read_as_pandas_read_excel_did(tmp_path: Path) -> None:
+    """The streaming reader gives what `read_excel(dtype=str, keep_default_na=False)` gave:
+    numbers without a stray ".0", dates as text, blank and repeated header names renamed, blank
+    rows inside the data kept and blank rows at the end dropped."""
+    import datetime
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["email", "n", None, "email", "when", "flag", 2024])
+    sheet.append(["a@b.co", 1, "x", "dup", datetime.datetime(2024, 1, 2), True, 1.5])
+    sheet.append([])
+    sheet.append(["c@d.co", 2.0, None, None, datetime.date(2024, 3, 4), False, 1e20])
+    sheet.append([None] * 7)
+    sheet.append(["e@f.co", "=1+1", "  ", 12345678901234, datetime.time(12, 30), None, -0.0])
+    sheet.append([])
+    sheet.append([None, None])
+    book.save(tmp_path / "t.xlsx")
+    expected = pd.read_excel(tmp_path / "t.xlsx", dtype=str, keep_default_na=False)
+    expected.columns = [str(c) for c in expected.columns]
+    expected.index = pd.RangeIndex(1, len(expected) + 1, name="row")
+    got = _all(Segment("s", str(tmp_path / "t.xlsx")), chunk_rows=2)
+    assert got.to_dict("list") == expected.to_dict("list")
+    assert list(got.index) == list(expected.index) == [1, 2, 3, 4, 5]

@@ -11,6 +11,9 @@ Two passes, because "last row wins" needs to know the future without holding the
 2. The full pass reads the mapped columns, drops the losing rows as `Reject(state=DUPLICATE,
    reason="duplicate of <segment> row N")` and validates the rest (mapping.validate_chunk).
 
+Both passes read each segment through one `SourceWatch`: a file that changes between them (or
+during one) raises `SourceChanged` instead of pairing pass 1's de-duplication with other rows.
+
 Edge cases, documented: only rows with a valid email take part (a missing or malformed email is
 INVALID, never DUPLICATE). Among those, the winner is the last row by position (segments in export
 order, rows in source order) **even if another of its fields is invalid** (say its phone): it is
@@ -44,7 +47,7 @@ from klaviyo_tui.input.mapping import (
     pick_kind,
     validate_chunk,
 )
-from klaviyo_tui.input.sources import SourceError, read_chunks
+from klaviyo_tui.input.sources import SourceError, SourceWatch, read_chunks
 from klaviyo_tui.store.config import Export, Mapping, Segment
 
 CHUNK_ROWS = 50_000
@@ -163,9 +166,15 @@ def _segments_of(export: Export, segments: MappingABC[str, Segment]) -> list[Seg
 
 
 def first_pass(
-    export: Export, segs: list[Segment], chunk_rows: int = CHUNK_ROWS
+    export: Export,
+    segs: list[Segment],
+    chunk_rows: int = CHUNK_ROWS,
+    watches: dict[str, SourceWatch] | None = None,
 ) -> tuple[DedupeIndex, dict[str, str], int]:
-    """Build the de-duplication index and the property kinds; returns them and the row total."""
+    """Build the de-duplication index and the property kinds; returns them and the row total.
+
+    `watches` (by segment name) records what was read, for the full pass to compare against.
+    """
     mapping: Mapping = export.mapping
     index = DedupeIndex()
     kinds: dict[str, set[str]] = {c: set(KINDS) for c in mapping.properties}
@@ -173,7 +182,8 @@ def first_pass(
     for si, seg in enumerate(segs):
         wanted = [mapping.email, *mapping.properties]
         compiled = segment_filter(seg)  # parsed once per segment, applied per chunk
-        for df in read_chunks(seg, _columns(compiled, wanted), chunk_rows):
+        watch = watches.setdefault(seg.name, SourceWatch()) if watches is not None else None
+        for df in read_chunks(seg, _columns(compiled, wanted), chunk_rows, watch=watch):
             df = compiled.apply(df)
             total += len(df)
             index.add(_positions(si, df.index), email_keys(df[mapping.email]))
@@ -195,17 +205,21 @@ def iter_validated(
 ) -> Iterator[ValidatedChunk | PipelineStats]:
     """Validated chunks in input order, each followed by running stats; a final stats has done=True.
 
-    Raises SourceError / FilterError (clear messages) for unreadable sources or bad filters.
+    Raises SourceError / FilterError (clear messages) for unreadable sources or bad filters, and
+    SourceChanged when a file changes between (or during) the passes.
     """
     mapping = export.mapping
     segs = _segments_of(export, segments)
-    index, kinds, total = first_pass(export, segs, chunk_rows)
+    # Settled before pass 1, so that pass 2 opens each file (and compares it) before anything else.
+    wanted = {seg.name: _columns(segment_filter(seg), mapping.columns()) for seg in segs}
+    watches: dict[str, SourceWatch] = {}
+    index, kinds, total = first_pass(export, segs, chunk_rows, watches)
     read = valid = invalid = duplicates = 0
     name = segs[0].name if segs else ""
     for si, seg in enumerate(segs):
         name = seg.name
         compiled = segment_filter(seg)
-        for df in read_chunks(seg, _columns(compiled, mapping.columns()), chunk_rows):
+        for df in read_chunks(seg, wanted[seg.name], chunk_rows, watch=watches[seg.name]):
             df = compiled.apply(df)
             lost, winner = index.lookup(_positions(si, df.index))
             dup_rejects = _duplicates(df[lost], winner[lost], segs, mapping.email, seg.name)

@@ -23,14 +23,12 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
-from klaviyo_tui.errors import ExitCode, RunError
+from klaviyo_tui.errors import AppError, ExitCode, RunError
 from klaviyo_tui.events import JobsPlanned, Phase, ProgressEvent, RowsRead, RowState, RunSummary
 from klaviyo_tui.input.batching import Batch
-from klaviyo_tui.input.filters import FilterError
-from klaviyo_tui.input.sources import SourceError
+from klaviyo_tui.input.sources import SourceChanged
 from klaviyo_tui.klaviyo import (
     KlaviyoClient,
-    KlaviyoError,
     NotFoundError,
 )
 from klaviyo_tui.klaviyo.pacing import OPERATIONS, least_seconds_for
@@ -205,12 +203,10 @@ class _ExportRun:
                 f"no valid rows: all {self.tally.read} rows read are invalid or duplicates, so "
                 "nothing was sent; the rejects file gives each row's reason",
             )
-        if isinstance(error, RunError):
-            return self._make_summary(error.exit_code, str(error))
-        if isinstance(error, KlaviyoError):
-            return self._make_summary(ExitCode(error.exit_code), str(error))
-        if isinstance(error, SourceError | FilterError | ConfigError):
+        if isinstance(error, ConfigError):
             return self._make_summary(ExitCode.INPUT, str(error))
+        if isinstance(error, AppError):  # run, Klaviyo, source, filter (a changed file: resumable)
+            return self._make_summary(error.exit_code, str(error))
         if isinstance(error, OSError):
             return self._make_summary(
                 ExitCode.INPUT, f"could not write run files: {error.strerror or error}"
@@ -310,8 +306,12 @@ class _ExportRun:
         done_reading = asyncio.Event()
         poller = None if self.dry_run else asyncio.create_task(tracker.poll(done_reading))
         uploads: set[asyncio.Task[None]] = set()
+        changed: SourceChanged | None = None
         try:
             while (batch := await batches.get()) is not None:
+                if isinstance(batch, SourceChanged):  # confirm what Klaviyo accepted, then stop
+                    changed = batch
+                    break
                 if isinstance(batch, BaseException):
                     raise batch
                 if self.dry_run:
@@ -330,6 +330,8 @@ class _ExportRun:
             done_reading.set()
             if poller is not None:
                 await poller
+            if changed is not None:
+                raise changed
         finally:
             for task in [reader, *uploads, *([poller] if poller else [])]:
                 task.cancel()

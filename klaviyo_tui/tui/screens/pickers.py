@@ -189,12 +189,12 @@ class FilePickerScreen(BaseModal[Path | None]):
         self.start = start
 
     def compose(self) -> ComposeResult:
-        from klaviyo_tui.input.sources import SUPPORTED_EXTENSIONS
+        from klaviyo_tui.input.sources import SUPPORTED_EXTENSIONS, SUPPORTED_SUMMARY
 
         exts = sorted(SUPPORTED_EXTENSIONS)
         with Vertical():
             yield Label("Choose a source file", classes="title")
-            yield Static(f"Shown: folders and {', '.join(exts)} files.", id="status")
+            yield Static(f"Shown: folders and {SUPPORTED_SUMMARY}.", id="status", markup=False)
             with Horizontal(classes="row"):
                 yield Input(str(self.start), id="folder", compact=True)
                 yield Button("Go", id="go", compact=True)
