@@ -278,7 +278,7 @@ def test_create_on_a_terminal_asks_for_each_missing_piece(
     term.expect("  list        weekly (found or created when saved)")  # a summary first
     term.answer("Save export 'weekly'? [Y/n]: ", "")
     assert term.finish() == 0, term.transcript
-    assert "cannot" in term.transcript.split("every row): ")[1]  # the filter's problem
+    assert "The filter of segment 'weekly'" in term.transcript.split("every row): ")[1]
     assert "saved export 'weekly'" in term.transcript
     export = load_config(config_path()).exports["weekly"]
     assert export.mapping.email == "contact" and export.mapping.first_name == "First"

@@ -61,6 +61,7 @@ async def run_wizard(
     await type_into(pilot, "#base-url", base_url)
     await pilot.click("#next")
     await wait_screen(pilot, ConsentScreen)
+    await pilot.pause()  # laid out before clicking: a click on a moving screen can hit the header
     await pilot.click("#accept")
     await pilot.click("#accept-button")
     await wait_screen(pilot, VerifyScreen)
