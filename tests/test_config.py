@@ -92,8 +92,9 @@ def test_edit_keeps_comments_and_order(cfg_path: Path) -> None:
         assert comment in text
     assert 'display_name = "Production"  # shown in the TUI' in text
     assert text.index("[connections.prod]") < text.index("[segments.vip]")
-    assert text.index("[segments.vip]") < text.index("[segments.all]")
-    assert text.index("[segments.all]") < text.index("[exports.weekly]")
+    assert text.index("[segments.vip]") < text.index("[exports.weekly]")
+    # a new item goes at the end as its own table (never by rebuilding [segments])
+    assert text.endswith('\n\n[segments.all]\nsource = "all.parquet"\n')
     assert load_config(cfg_path).exports["weekly"].mapping.last_name == "Last"
 
 
