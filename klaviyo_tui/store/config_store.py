@@ -239,12 +239,18 @@ class ConfigStore:
             self._commit(self._appended(doc, kind, name, spec), kind, name, spec)
             return
         drop(doc, merge(found, spec))
-        doc = self._parse(doc.as_string())
-        drop(doc, emptied(_item_parts(doc, kind, name), spec))
         text = doc.as_string()
-        if name not in self._parse(text).unwrap().get(kind, {}):  # only dotted keys, all removed
-            text = self._appended(self._parse(text), kind, name, spec)
-        self._commit(text, kind, name, spec)
+        if text == self._text:
+            return  # nothing changed
+        doc = self._parse(text)
+        if doomed := emptied(_item_parts(doc, kind, name), spec):  # e.g. location = {} left
+            drop(doc, doomed)
+            text = doc.as_string()
+            doc = self._parse(text)
+        if name not in doc.unwrap().get(kind, {}):  # it was dotted keys only, all removed
+            text = self._appended(doc, kind, name, spec)
+            doc = self._parse(text)
+        self._commit(text, kind, name, spec, doc)
 
     def _appended(self, doc: TOMLDocument, kind: str, name: str, spec: Sub) -> str:
         """The text with a new item: `[kind.name]` at the end, or inside `kind = {...}`."""
@@ -282,9 +288,11 @@ class ConfigStore:
             hint="Make the change in an editor, and please report the file's layout as a bug.",
         )
 
-    def _commit(self, text: str, kind: str, name: str, spec: Sub | None) -> None:
+    def _commit(
+        self, text: str, kind: str, name: str, spec: Sub | None, doc: TOMLDocument | None = None
+    ) -> None:
         """Keep `text` if it reads back right: the item as written (or gone), the rest unchanged."""
-        doc = self._parse(text)
+        doc = self._parse(text) if doc is None else doc
         before, after = self._doc.unwrap(), doc.unwrap()
         if _without(before, kind, name) != _without(after, kind, name):
             raise self._refused(f"other entries than {kind}.{name} would change")

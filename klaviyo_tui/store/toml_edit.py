@@ -292,7 +292,6 @@ def _lines(node: Node, chain: tuple[int, ...] = ()) -> Iterator[_Line]:
 def drop(root: Container, doomed: Sequence[Part]) -> None:
     """Remove entries (values or table fragments) with the comments that belong to them."""
     lines = list(_lines(root))
-    count = len(lines)
     spans: list[tuple[Part, int, int]] = []
     gone: set[int] = set()
     for part in doomed:
@@ -303,15 +302,8 @@ def drop(root: Container, doomed: Sequence[Part]) -> None:
         start, end = (ids[0], ids[-1] + 1) if ids else (0, 0)
         spans.append((part, start, end))
         gone.update(range(start, end))
-    for _, start, end in spans:  # comments under a table's last line: see the module docstring
-        tail = end
-        while tail > start and lines[tail - 1].kind in ("comment", "blank"):
-            tail -= 1
-        blank = next((i for i in range(tail, end) if lines[i].kind == "blank"), None)
-        if blank is not None:
-            gone.difference_update(range(blank, end))
-        elif end < count and lines[end].kind == "header":
-            gone.difference_update(range(tail, end))
+    for _, start, end in spans:
+        gone.difference_update(_kept(lines, start, end))
     for _, start, end in spans:  # comments above a header, set apart by a blank line
         if start == end or lines[start].kind != "header":
             continue
@@ -324,13 +316,55 @@ def drop(root: Container, doomed: Sequence[Part]) -> None:
     for part, start, end in spans:
         inside.update(range(start, end))
         kept = [lines[i] for i in range(start, end) if i not in gone]
-        if kept and all(line.kind == "blank" for line in kept) and _after_blank(lines, gone, start):
-            kept = []  # no second blank line where one is already
+        if _after_blank(lines, gone, start):  # no second blank line where one is already
+            while kept and kept[0].kind == "blank":
+                kept.pop(0)
         text = "".join(line.item.as_string() for line in kept)
         body(part.owner)[part.index] = (None, tomlkit.ws(text) if text else Null())
     for i in sorted(gone - inside):
         line = lines[i]
         body(line.owner)[_index(line.owner, line.item)] = (None, Null())
+
+
+def _kept(lines: list[_Line], start: int, end: int) -> set[int]:
+    """The comment and blank lines inside a removed entry's span that belong to nobody in it.
+
+    Each comment block is judged by what it touches (no blank line between): the entry's line
+    above it, or the line below it. Blocks touching only lines of the entry go with it; a block
+    set apart by blank lines stays; at the span's end, a block touching only what follows stays,
+    as does one touching both when what follows is a header (it may be that table's comment).
+    Blank lines beside a kept block, and the span's closing blank lines, stay too.
+    """
+    kept: set[int] = set()
+    i = start
+    while i < end:
+        if lines[i].kind not in ("comment", "blank"):
+            i += 1
+            continue
+        groups: list[list[int]] = []
+        while i < end and lines[i].kind in ("comment", "blank"):
+            if groups and lines[groups[-1][0]].kind == lines[i].kind:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+            i += 1
+        at_end = i == end
+        header_next = i < len(lines) and lines[i].kind == "header"
+        for g, group in enumerate(groups):
+            if lines[group[0]].kind != "comment":
+                continue
+            above, below = g == 0, g == len(groups) - 1
+            if above and below:
+                keep = at_end and header_next
+            else:
+                keep = not above and (at_end or not below)
+            if keep:
+                kept.update(group)
+                kept.update(groups[g - 1] if g else [])
+                kept.update(groups[g + 1] if g + 1 < len(groups) else [])
+        if at_end and lines[groups[-1][0]].kind == "blank":
+            kept.update(groups[-1])
+    return kept
 
 
 def _after_blank(lines: list[_Line], gone: set[int], start: int) -> bool:
