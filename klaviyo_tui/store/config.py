@@ -9,8 +9,9 @@ config helper and may grow, but these signatures stay):
         .config -> Config
         .put_connection(c: Connection) / .remove_connection(name)
         .put_segment(s: Segment) / .remove_segment(name)
-        .put_export(e: Export) / .remove_export(name)
+        .put_export(e: Export) / .remove_export(name, *, prune_segments=False) -> removed segments
         .save()                              # atomic, 0600, never overwrites a broken file
+                                             # (a symlink is saved at its target: config_file())
 """
 
 from __future__ import annotations

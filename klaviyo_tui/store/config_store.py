@@ -25,6 +25,7 @@ import copy
 import os
 import stat
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -293,7 +294,11 @@ class ConfigStore:
     ) -> None:
         """Keep `text` if it reads back right: the item as written (or gone), the rest unchanged."""
         doc = self._parse(text) if doc is None else doc
-        before, after = self._doc.unwrap(), doc.unwrap()
+        try:
+            tomllib.loads(text)  # a second, independent parser: other tools must read it too
+            before, after = self._doc.unwrap(), doc.unwrap()
+        except (tomllib.TOMLDecodeError, TOMLKitError) as exc:
+            raise self._refused(f"the result would not be valid TOML ({exc})") from None
         if _without(before, kind, name) != _without(after, kind, name):
             raise self._refused(f"other entries than {kind}.{name} would change")
         items = after.get(kind, {})

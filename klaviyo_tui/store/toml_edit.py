@@ -13,10 +13,12 @@ These edits do not keep tomlkit's internal maps current (a removed entry becomes
 comment lines become raw text): callers render with `as_string()` and parse again after each edit,
 which also proves the result is valid TOML.
 
-Comment ownership, for removals: a comment block touching a `[header]` from above, with a blank
-line above the block, belongs to that header's table; a block directly under a table's last line
-belongs to that table; a block set apart by blank lines, or touching both, belongs to nobody and
-stays.
+Comment ownership, for removals (a comment "touches" a line when no blank line is between):
+a block touching a `[header]` from above, with a blank line above the block, belongs to that
+header's table; a block touching only a table's lines belongs to that table; a block set apart by
+blank lines belongs to nobody and stays, as does one that touches both a removed table's last line
+and the next table's header. Comments beside a removed value (not a table) stay. Losing someone's
+comment is worse than leaving a stray one.
 """
 
 from __future__ import annotations
