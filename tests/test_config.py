@@ -92,8 +92,9 @@ def test_edit_keeps_comments_and_order(cfg_path: Path) -> None:
         assert comment in text
     assert 'display_name = "Production"  # shown in the TUI' in text
     assert text.index("[connections.prod]") < text.index("[segments.vip]")
-    assert text.index("[segments.vip]") < text.index("[segments.all]")
-    assert text.index("[segments.all]") < text.index("[exports.weekly]")
+    assert text.index("[segments.vip]") < text.index("[exports.weekly]")
+    # a new item goes at the end as its own table (never by rebuilding [segments])
+    assert text.endswith('\n\n[segments.all]\nsource = "all.parquet"\n')
     assert load_config(cfg_path).exports["weekly"].mapping.last_name == "Last"
 
 
@@ -309,3 +310,113 @@ def test_location_edits_inline_and_sub_table(cfg_path: Path) -> None:
     )
     store.save()
     assert "location" not in cfg_path.read_text()
+
+
+# ---- symlinked config files (dotfiles repos) ----
+
+
+def test_symlinked_file_is_saved_at_its_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    target = dotfiles / "klaviyo.toml"
+    target.write_text(SAMPLE, encoding="utf-8")
+    os.chmod(target, 0o640)
+    link = paths.config_path()
+    link.symlink_to(target)
+    store = ConfigStore(link)
+    store.remove_segment("vip")
+    replaced: list[tuple[Path, Path]] = []
+    real = os.replace
+
+    def spy(src: str, dst: str) -> None:
+        replaced.append((Path(src), Path(dst)))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    store.save()
+    assert link.is_symlink()
+    assert os.readlink(link) == str(target)
+    assert replaced == [(replaced[0][0], target)]
+    assert replaced[0][0].parent == dotfiles  # the temp file sat beside the target
+    assert "[segments.vip]" not in target.read_text()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert sorted(p.name for p in dotfiles.iterdir()) == ["klaviyo.toml"]
+    assert "vip" not in load_config(link).segments
+
+
+def test_dangling_symlink_is_a_clear_error(tmp_path: Path) -> None:
+    link = paths.config_path()
+    link.symlink_to(tmp_path / "dotfiles" / "missing.toml")
+    for attempt in (load_config, ConfigStore):
+        with pytest.raises(ConfigError, match="symbolic link .* which does not exist") as info:
+            attempt(link)
+        assert "missing.toml" in str(info.value)
+        assert info.value.hint
+    assert link.is_symlink()
+    assert not (tmp_path / "dotfiles").exists()
+
+
+def test_symlink_to_target_deleted_after_loading_is_not_recreated(cfg_path: Path) -> None:
+    target = cfg_path.with_name("real.toml")
+    cfg_path.rename(target)
+    cfg_path.symlink_to(target)
+    store = ConfigStore(cfg_path)
+    store.remove_export("weekly")
+    target.unlink()
+    with pytest.raises(ConfigError, match="does not exist"):
+        store.save()
+    assert cfg_path.is_symlink()
+    assert not target.exists()
+
+
+@pytest.mark.timeout(20)  # without the check, reading a FIFO would block forever
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_link_to_something_not_a_file_is_a_clear_error(tmp_path: Path, kind: str) -> None:
+    odd = tmp_path / "odd"
+    if kind == "directory":
+        odd.mkdir()
+    else:
+        os.mkfifo(odd)
+    link = paths.config_path()
+    link.symlink_to(odd)
+    for attempt in (load_config, ConfigStore):
+        with pytest.raises(ConfigError, match="not a regular file"):
+            attempt(link)
+
+
+# ---- removing an export with the segments only it used ----
+
+
+def test_remove_export_prunes_segments_no_other_export_uses(cfg_path: Path) -> None:
+    store = ConfigStore(cfg_path)
+    weekly = store.config.exports["weekly"]
+    store.put_segment(Segment("all", "all.parquet"))
+    store.put_segment(Segment("lapsed", "lapsed.csv"))
+    store.put_export(dataclasses.replace(weekly, segments=("vip", "all", "ghost")))
+    store.put_export(dataclasses.replace(weekly, name="daily", segments=("all",)))
+    store.save()
+    store = ConfigStore(cfg_path)
+    assert store.remove_export("weekly", prune_segments=True) == ["vip"]
+    store.save()
+    config = load_config(cfg_path)
+    assert set(config.exports) == {"daily"}
+    assert set(config.segments) == {"all", "lapsed"}  # "all" is still used, "lapsed" never was
+    text = cfg_path.read_text()
+    assert "# segments come next" not in text  # it sat right above [segments.vip]
+    assert text.startswith("# my klaviyo config\n[connections.prod]   # production account\n")
+    assert store.remove_export("daily") == []
+    assert set(store.config.segments) == {"all", "lapsed"}
+    assert store.remove_export("nope", prune_segments=True) == []
+
+
+def test_writer_knows_every_key_the_reader_accepts() -> None:
+    """Adding a key to config.py without the writer would silently drop it on every edit."""
+    from klaviyo_tui.store import config as reader
+    from klaviyo_tui.store import config_store as writer
+
+    assert tuple(writer.CONNECTION_FIELDS) == reader._CONNECTION_KEYS
+    assert tuple(writer.SEGMENT_FIELDS) == reader._SEGMENT_KEYS
+    assert set(writer.EXPORT_FIELDS) | {"mapping"} == set(reader._EXPORT_KEYS)
+    assert set(writer.MAPPING_FIELDS) | {"location"} == set(reader._MAPPING_KEYS)

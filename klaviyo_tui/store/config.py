@@ -9,13 +9,16 @@ config helper and may grow, but these signatures stay):
         .config -> Config
         .put_connection(c: Connection) / .remove_connection(name)
         .put_segment(s: Segment) / .remove_segment(name)
-        .put_export(e: Export) / .remove_export(name)
+        .put_export(e: Export) / .remove_export(name, *, prune_segments=False) -> removed segments
         .save()                              # atomic, 0600, never overwrites a broken file
+                                             # (a symlink is saved at its target: config_file())
 """
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -368,10 +371,39 @@ def export_problems(config: Config, name: str) -> list[str]:
     return out
 
 
+def config_file(path: Path) -> Path:
+    """The file behind `path`: itself, or a symlink's final target (a dotfiles repo).
+
+    The target is what gets read and atomically replaced, so the link stays a link. A dangling
+    link, or anything but a regular file (a FIFO would hang the read, a device can't be replaced),
+    is a `ConfigError`. A missing plain path is fine: it is created on the first save.
+    """
+    linked = path.is_symlink()
+    target = Path(os.path.realpath(path)) if linked else path
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        if not linked:
+            return path
+        raise ConfigError(
+            f"the config file {path} is a symbolic link to {target}, which does not exist.",
+            hint="Create the file it points to or fix the link, or point --config at a file.",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc.strerror or exc}.") from None
+    if not stat.S_ISREG(mode):
+        what = f"is a symbolic link to {target}, which is" if linked else "is"
+        raise ConfigError(
+            f"the config file {path} {what} not a regular file.",
+            hint="Point --config (or KLAVIYO_TUI_CONFIG, or the link) at a regular TOML file.",
+        )
+    return target
+
+
 def read_document(path: Path) -> tuple[TOMLDocument | None, str | None]:
     """(document, text), or (None, None) when the file doesn't exist. Raises `ConfigError`."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = config_file(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         return None, None
     except (OSError, UnicodeDecodeError) as exc:
