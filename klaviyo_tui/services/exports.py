@@ -337,18 +337,11 @@ def save_export(config_path: Path, export: Export, segments: list[Segment]) -> C
 
 
 def remove_export(config_path: Path, name: str) -> list[str]:
-    """Remove the export and the segments no other export uses; returns those segments' names.
-
-    History is kept. Blocks (file): use a thread.
+    """Remove the export and the segments no other export uses (one edit); returns those
+    segments' names. History is kept. Blocks (file): use a thread.
     """
     store = ConfigStore(config_path)
-    export = export_named(store.config, name)
-    store.remove_export(name)
-    pruned = []
-    for segment in export.segments:
-        users = [e for e in store.config.exports.values() if segment in e.segments]
-        if not users and segment in store.config.segments:
-            store.remove_segment(segment)
-            pruned.append(segment)
+    export_named(store.config, name)
+    pruned = store.remove_export(name, prune_segments=True)
     store.save()
     return pruned
