@@ -47,6 +47,7 @@ from klaviyo_tui.run.jobs import JobTracker, Tally
 from klaviyo_tui.run.locking import export_lock
 from klaviyo_tui.run.options import RunOptions
 from klaviyo_tui.run.outcomes import first_profile
+from klaviyo_tui.run.progress import describe_verification
 from klaviyo_tui.run.reading import Step, produce
 from klaviyo_tui.run.summary import SummaryParts, exit_code, make_summary, unconfirmed_note
 from klaviyo_tui.store.config import Config, ConfigError, Export
@@ -352,7 +353,7 @@ class _ExportRun:
             counts[RowState.NOT_IN_LIST] += moved
         self.verification = result.as_dict()
         level = "warning" if result.missing else "info"
-        self.events.put_nowait(Notice(verify.describe(result), level=level))
+        self.events.put_nowait(Notice(describe_verification(self.verification), level=level))
 
     async def _read(self, out: asyncio.Queue[Batch | BaseException | None]) -> None:
         """Drive the reading/validating/packing generator from a thread, one step at a time.

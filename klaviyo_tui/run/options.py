@@ -1,17 +1,54 @@
-"""How one run confirms and verifies: from the command line, else the export, else defaults."""
+"""How one run confirms and verifies: from the command line, else the export, else defaults.
+
+Light on purpose (no pandas or Arrow): the config loader validates export keys with it.
+"""
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from klaviyo_tui.errors import ExitCode, RunError
-from klaviyo_tui.run.resend import DROP_FIELD, REJECT_ROW
-from klaviyo_tui.run.verify import VerifyPlan, parse_verify
-from klaviyo_tui.store.config import Export
+
+if TYPE_CHECKING:
+    from klaviyo_tui.store.config import Export
 
 #: A job that shows no progress this long is not waited for: its rows are unconfirmed.
 DEFAULT_CONFIRM_TIMEOUT_MINUTES = 30.0
+#: The export's `on_invalid_field`: a field Klaviyo refuses costs the field, or the whole row.
+DROP_FIELD = "drop_field"
+REJECT_ROW = "reject_row"
+_SAMPLE = re.compile(r"^sample:(\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyPlan:
+    """What to read back after a run: nothing, every member, or a sample of `size` rows."""
+
+    kind: str  # off | full | sample
+    size: int = 0
+
+    @property
+    def mode(self) -> str:
+        return f"sample:{self.size}" if self.kind == "sample" else self.kind
+
+
+def parse_verify(spec: str | None) -> VerifyPlan:
+    """`off`, `full` or `sample:N` (N at least 1); RunError (usage) says what is accepted."""
+    text = (spec or "off").strip().lower()
+    if text in ("off", "full"):
+        return VerifyPlan(text)
+    found = _SAMPLE.match(text)
+    if found and int(found.group(1)) >= 1:
+        return VerifyPlan("sample", int(found.group(1)))
+    raise RunError(
+        f"verify {spec!r} is not a verification mode",
+        hint='Use "off", "full" (read every member of the list back) or "sample:N" (look up '
+        'N random confirmed rows), e.g. --verify=sample:500 or verify = "full" in the export.',
+        exit_code=ExitCode.USAGE,
+    )
 
 
 @dataclass(frozen=True, slots=True)

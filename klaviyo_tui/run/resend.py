@@ -23,10 +23,9 @@ import pyarrow as pa
 
 from klaviyo_tui.events import Reject, RowState
 from klaviyo_tui.input.batching import Batch, BatchPacker
+from klaviyo_tui.run.options import DROP_FIELD, REJECT_ROW
 
-#: The export setting that keeps the strict behaviour (a refused field rejects the row).
-REJECT_ROW = "reject_row"
-DROP_FIELD = "drop_field"
+__all__ = ["DROP_FIELD", "REJECT_ROW", "Fix", "from_original", "rebatch", "removable"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,14 +17,11 @@ the N smallest random keys are a uniform sample).
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from klaviyo_tui.errors import ExitCode, RunError
 from klaviyo_tui.events import Notice, ProgressEvent, Reject, RowState
 from klaviyo_tui.input.batching import Batch
 from klaviyo_tui.klaviyo import OPERATIONS, KlaviyoClient, UnsearchableValue
@@ -35,35 +32,6 @@ from klaviyo_tui.store.history import HistoryStore, Verification
 MEMBERS_PER_PAGE = 100
 EMAILS_PER_LOOKUP = 100
 HASH_CHUNK = 50_000
-_SAMPLE = re.compile(r"^sample:(\d+)$")
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyPlan:
-    """What to read back after a run: nothing, every member, or a sample of `size` rows."""
-
-    kind: str  # off | full | sample
-    size: int = 0
-
-    @property
-    def mode(self) -> str:
-        return f"sample:{self.size}" if self.kind == "sample" else self.kind
-
-
-def parse_verify(spec: str | None) -> VerifyPlan:
-    """`off`, `full` or `sample:N` (N at least 1); RunError (usage) says what is accepted."""
-    text = (spec or "off").strip().lower()
-    if text in ("off", "full"):
-        return VerifyPlan(text)
-    found = _SAMPLE.match(text)
-    if found and int(found.group(1)) >= 1:
-        return VerifyPlan("sample", int(found.group(1)))
-    raise RunError(
-        f"verify {spec!r} is not a verification mode",
-        hint='Use "off", "full" (read every member of the list back) or "sample:N" (look up '
-        'N random confirmed rows), e.g. --verify=sample:500 or verify = "full" in the export.',
-        exit_code=ExitCode.USAGE,
-    )
 
 
 def email_hashes(emails: Sequence[str]) -> np.ndarray:
@@ -277,12 +245,3 @@ def record(
         ),
     )
     store.record_verification(run_id, result)
-
-
-def describe(result: Verification) -> str:
-    """One line for the summary: "verified: 99,998 of 100,000 in the list; 2 missing …"."""
-    head = "verified" if result.mode == "full" else f"verified a sample ({result.mode})"
-    text = f"{head}: {result.in_list:,} of {result.checked:,} confirmed rows in the list"
-    if result.missing:
-        text += f"; {result.missing:,} missing (state not_in_list in the rejects file)"
-    return text
