@@ -509,3 +509,120 @@ def sandbox_retrying_list(server: SandboxServer) -> str:
         calm = [item["id"] for item in sandbox_helpers._get(c, "/api/lists").json()["data"]]
     assert calm, "could not create a list through the faults"
     return str(calm[0])
+
+
+# ---- reading the list back ----------------------------------------------------------------------
+
+
+def removing_on_first_read(sandbox: SandboxServer, list_id: str, email: str) -> Hook:
+    """Someone takes `email` out of the list (through the API) just before the run reads the
+    list back: after the run confirmed it, before the verification sees it."""
+    done: list[str] = []
+
+    async def before(request: httpx.Request) -> httpx.Request:
+        reading = request.method == "GET" and f"/api/lists/{list_id}/" in request.url.path
+        if reading and not done:
+            done.append(email)
+            headers = sandbox_helpers.headers()
+            async with httpx.AsyncClient(base_url=sandbox.base_url, headers=headers) as c:
+                found = await c.get("/api/profiles", params={"filter": f'equals(email,"{email}")'})
+                profile_id = found.json()["data"][0]["id"]
+                gone = await c.request(
+                    "DELETE",
+                    f"/api/lists/{list_id}/relationships/profiles",
+                    json={"data": [{"type": "profile", "id": profile_id}]},
+                )
+                assert gone.status_code == 204, gone.text
+        return request
+
+    return before
+
+
+async def test_verify_full_agrees_with_the_list(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    rows = customers(250)
+    rows[10]["email"] = "broken@"
+    config, list_id = one_csv_export(tmp_path, sandbox.base_url, rows)
+    summary, events = await drain("customers", config, store, verify="full")
+    assert summary.exit_code == ExitCode.OK, summary.error
+    assert summary.verification is not None
+    assert summary.verification["checked"] == summary.verification["in_list"] == 249
+    assert summary.verification["missing"] == 0
+    assert summary.verification["members"] == 249
+    notes = [e.message for e in events if isinstance(e, Notice)]
+    assert any("reading them takes about" in n and "249 members" in n for n in notes)
+    recorded = store.verification(summary.run_id)  # type: ignore[arg-type]
+    assert recorded is not None and (recorded.mode, recorded.missing) == ("full", 0)
+
+
+async def test_verify_full_finds_a_member_removed_behind_our_back(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    rows = customers(120)
+    config, list_id = one_csv_export(tmp_path, sandbox.base_url, rows)
+    hook = removing_on_first_read(sandbox, list_id, "customer42@example.com")
+    async with client_for(sandbox, Proxy(before=hook)) as client:
+        summary, _ = await drain("customers", config, store, client=client, verify="full")
+    assert summary.exit_code == ExitCode.PARTIAL
+    assert summary.verification is not None
+    assert (summary.verification["in_list"], summary.verification["missing"]) == (119, 1)
+    assert summary.counts[RowState.NOT_IN_LIST.value] == 1
+    assert summary.counts[RowState.IMPORTED.value] == 119
+    assert summary.total_rows == 120
+    (failure,) = failures_by_row(store, summary.run_id).values()
+    assert (failure.row, failure.state) == (43, RowState.NOT_IN_LIST)
+    assert list_id in failure.reason
+    assert summary.rejects_path is not None and "not_in_list" in summary.rejects_path.read_text()
+    recorded = store.verification(summary.run_id)  # type: ignore[arg-type]
+    assert recorded is not None and (recorded.checked, recorded.missing) == (120, 1)
+
+
+async def test_verify_sample_looks_up_n_rows_and_finds_the_missing_one(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    rows = customers(150)
+    config, list_id = one_csv_export(tmp_path, sandbox.base_url, rows)
+    summary, _ = await drain("customers", config, store, verify="sample:20")
+    assert summary.verification is not None
+    assert summary.verification["mode"] == "sample:20"
+    assert (summary.verification["checked"], summary.verification["missing"]) == (20, 0)
+    assert summary.exit_code == ExitCode.OK
+
+    with sandbox_helpers.client(sandbox.base_url) as c:
+        second_list = sandbox_helpers.create_list(c, "Second")
+    config, _ = one_csv_export(tmp_path, sandbox.base_url, rows[:30], list_id=second_list)
+    hook = removing_on_first_read(sandbox, second_list, "customer7@example.com")
+    lookups: list[str] = []
+
+    async def counting(request: httpx.Request) -> httpx.Request | httpx.Response:
+        if "relationships/profiles" in request.url.path and request.method == "GET":
+            lookups.append(request.url.params["filter"])
+        return await hook(request)
+
+    async with client_for(sandbox, Proxy(before=counting)) as client:
+        summary, _ = await drain("customers", config, store, client=client, verify="sample:100")
+    assert summary.verification is not None
+    assert (summary.verification["checked"], summary.verification["missing"]) == (30, 1)
+    assert summary.counts[RowState.NOT_IN_LIST.value] == 1
+    (failure,) = failures_by_row(store, summary.run_id).values()
+    assert (failure.row, failure.value) == (8, "customer7@example.com")
+    assert len(lookups) <= 1 + 2 * 5  # one call for the 30, then halving down to the one
+
+
+async def test_a_warned_row_missing_from_the_list_has_one_final_state(
+    tmp_path: Path, store: HistoryStore
+) -> None:
+    settings = SandboxSettings(rate_limits=False, job_delay=0.0, sms_regions=frozenset({"US"}))
+    with SandboxServer(settings) as server:
+        rows = customers(6)
+        rows[2]["phone"] = GB_PHONE
+        config, list_id = one_csv_export(tmp_path, server.base_url, rows, mapping=MAPPING)
+        hook = removing_on_first_read(server, list_id, "customer2@example.com")
+        async with client_for(server, Proxy(before=hook)) as client:
+            summary, _ = await drain("customers", config, store, client=client, verify="full")
+    assert summary.counts[RowState.IMPORTED_WITH_WARNINGS.value] == 0
+    assert summary.counts[RowState.NOT_IN_LIST.value] == 1
+    assert summary.counts[RowState.IMPORTED.value] == 5
+    (failure,) = failures_by_row(store, summary.run_id).values()
+    assert (failure.row, failure.state) == (3, RowState.NOT_IN_LIST)

@@ -106,11 +106,11 @@ def show_run(run_id: int, *, as_json: bool) -> None:
     say(f"  status      {record.status} (exit code {record.exit_code})")
     say(f"  duration    {record.duration_s or 0:.1f}s, {record.jobs} jobs")
     for state in STATE_ORDER:
-        say(f"  {state:<20}{record.counts.get(state, 0):>12,}")
+        say(f"  {state:<24}{record.counts.get(state, 0):>12,}")
     if verified is not None:
-        say(f"  verified    {describe_verification(verified.as_dict())} ({verified.verified_at})")
-        if verified.members is not None:
-            say(f"              {verified.members:,} members read back")
+        say(f"  verified    {describe_verification(verified.as_dict())}")
+        members = f", {verified.members:,} members read" if verified.members is not None else ""
+        say(f"              at {verified.verified_at}{members}")
     if record.error:
         say(f"  error       {record.error}")
     if detail.reasons:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from klaviyo_tui.klaviyo import ImportErrorItem
 #: Identifiers tried in order to tie an import error to its row, each at the top of
 #: `original_payload` and then under its `attributes` (Klaviyo echoes either shape).
 MATCH_FIELDS = ("email", "phone_number", "external_id")
+_ROW_PREFIX = re.compile(r"^/data/attributes/profiles/data/\d+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,14 +171,15 @@ def field_from_pointer(pointer: str | None) -> str:
 
 def pointer_path(pointer: str | None) -> str:
     """The attribute path an import error points at: `phone_number`, `location/zip`; "" for
-    the whole profile or no pointer. Pointers look like `/data/attributes/phone_number`."""
-    if not pointer:
-        return ""
-    text = pointer.strip().rstrip("/")
+    the whole profile or no pointer. Pointers look like `/data/attributes/phone_number` (or,
+    in a bulk request's 400, `/data/attributes/profiles/data/3/attributes/phone_number`)."""
+    text = _ROW_PREFIX.sub("", (pointer or "").strip().rstrip("/"))
     for head in ("/data/attributes/", "/attributes/"):
-        if head in text:
-            return text.split(head, 1)[1]
-    return "" if text in ("/data", "/data/attributes") else text.rsplit("/", 1)[-1]
+        if text.startswith(head):
+            return text[len(head) :]
+    if text in ("", "/data", "/data/attributes", "/attributes"):
+        return ""
+    return text.rsplit("/", 1)[-1]
 
 
 def first_profile(body: bytes) -> bytes | None:
