@@ -626,3 +626,34 @@ async def test_a_warned_row_missing_from_the_list_has_one_final_state(
     assert summary.counts[RowState.IMPORTED.value] == 5
     (failure,) = failures_by_row(store, summary.run_id).values()
     assert (failure.row, failure.state) == (3, RowState.NOT_IN_LIST)
+
+
+async def test_a_cancelled_job_is_unconfirmed_and_resume_sends_its_batch_again(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    """A proxy says the run's first job was cancelled, in both runs."""
+    config, list_id = one_csv_export(tmp_path, sandbox.base_url, customers(12))
+    first_job: list[str] = []
+
+    def cancel_first(request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        if request.method == "POST" and response.status_code == 202 and not first_job:
+            first_job.append(response.json()["data"]["id"])
+        if not first_job or not is_job_read(request) or first_job[0] not in request.url.path:
+            return response
+        body = response.json()
+        body["data"]["attributes"]["status"] = "cancelled"
+        return with_json(response, body)
+
+    proxy = Proxy(after=cancel_first)
+    async with client_for(sandbox, proxy) as client:
+        first, events = await drain("customers", config, store, client=client)
+    assert first.counts[RowState.UNCONFIRMED.value] == 12
+    (event,) = [e for e in events if isinstance(e, JobUnconfirmed)]
+    assert "cancelled" in event.reason
+    async with client_for(sandbox, Proxy(after=cancel_first)) as client:
+        second, events = await drain("customers", config, store, client=client, resume=True)
+    assert second.exit_code == ExitCode.OK, second.error
+    assert second.counts[RowState.IMPORTED.value] == 12
+    assert any(isinstance(e, Notice) and "cancelled job" in e.message for e in events)
+    assert len(import_jobs(sandbox.base_url)) == 2
+    assert len(list_emails(sandbox.base_url, list_id)) == 12

@@ -5,11 +5,12 @@ follow-up jobs that resend rows without an identifier Klaviyo refused inside the
 resend.py). Then, and only then, its rejects, warnings and counts are written, in one go, so a
 resumed run that asks about the batch again never finds half of it recorded.
 
-A job Klaviyo never confirms (a status outside the spec, complete without counts, no progress
-before the deadline, or a job Klaviyo no longer knows) leaves its batch unconfirmed: every row it
-carried is counted and listed as unconfirmed, and the journal keeps the job id so `--resume`
-asks again. Rows of such a batch that an earlier job of it did confirm are counted unconfirmed
-too (conservative: the resumed run settles the whole batch again from its job).
+A job Klaviyo never confirms (a status outside the spec, complete without counts, cancelled, no
+progress before the deadline, or a job Klaviyo no longer knows) leaves its batch unconfirmed:
+every row it carried is counted and listed as unconfirmed, and the journal keeps the job id so
+`--resume` asks again (and sends the batch again if the job expired or was cancelled). Rows of
+such a batch that an earlier job of it did confirm are counted unconfirmed too (conservative:
+the resumed run settles the whole batch again from its job).
 
 `Confirmer` holds that logic; `JobTracker` (jobs.py) adds submitting and polling.
 """
@@ -130,12 +131,9 @@ class Confirmer:
                 entry, f"Klaviyo completed job {entry.job_id} without saying how many rows failed"
             )
             return
-        if job.state is JobState.CANCELLED:
-            raise RunError(
-                f"Klaviyo cancelled job {entry.job_id} (batch {entry.work.batch.number + 1}); "
-                "resume the run to send it again",
-                exit_code=ExitCode.UNAVAILABLE,
-            )
+        if job.state is JobState.CANCELLED:  # what landed before is unknown: resume resends
+            await self._unconfirmed(entry, f"Klaviyo cancelled job {entry.job_id}")
+            return
         work, batch = entry.work, entry.batch
         failed = job.failed_count
         matches = []

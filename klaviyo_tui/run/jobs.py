@@ -19,7 +19,13 @@ from collections.abc import Callable
 from klaviyo_tui.errors import ExitCode, RunError
 from klaviyo_tui.events import JobSubmitted, Notice, ProgressEvent, Reject, RowsRejected, RowState
 from klaviyo_tui.input.batching import Batch
-from klaviyo_tui.klaviyo import ImportJob, KlaviyoClient, NotFoundError, RequestRejected
+from klaviyo_tui.klaviyo import (
+    ImportJob,
+    JobState,
+    KlaviyoClient,
+    NotFoundError,
+    RequestRejected,
+)
 from klaviyo_tui.run.confirm import Confirmer, Pending, Tally, Work
 from klaviyo_tui.run.progress import format_duration, plural
 from klaviyo_tui.run.resend import DROP_FIELD, Fix, rebatch, removable, strip_field
@@ -174,6 +180,7 @@ class JobTracker(Confirmer):
                 refused.setdefault(i, (path, detail))
         payloads = current.payloads
         changed: dict[int, bytes] = {}
+        removed: list[Fix] = []
         for i, items in strip.items():
             if i in refused:
                 continue
@@ -183,25 +190,26 @@ class JobTracker(Confirmer):
                 if done is None:
                     continue  # not there (any more): Klaviyo names a field already removed
                 payload = done[0]
-                work.fixes.setdefault(positions[i], []).append(Fix(path, done[1], detail))
+                removed.append(Fix(path, done[1], detail))
+                work.fixes.setdefault(positions[i], []).append(removed[-1])
                 changed[i] = payload
         if not refused and not changed:
             path, detail = next(iter(strip.values()))[0]
             raise RunError(
                 f"Klaviyo refused batch {number} again for {path} ({detail}), a field already "
                 "removed from those rows, so sending it again cannot help",
-                hint="Look at those rows in the source; if it keeps happening, report it with "
-                "the run's log. Other batches were sent as usual.",
+                hint=f"Check the {path} values of that batch's rows in the source, then run the "
+                "export again (an import is an idempotent upsert).",
                 exit_code=ExitCode.PARTIAL,
             )
         if refused:
             await self._refuse(work, current, positions, refused, main)
         if changed:
-            fields = sorted({f.field for i in changed for f in work.fixes[positions[i]]})
+            fields = ", ".join(sorted({f.field for f in removed}))
             self.emit(
                 Notice(
-                    f"batch {number}: {plural(len(changed), 'row')} sent again without "
-                    f"{', '.join(fields)}, which Klaviyo refused: {named[0][2]}"
+                    f"batch {number}: {plural(len(changed), 'row')} sent again without {fields}, "
+                    f"which Klaviyo refused: {removed[0].reason}"
                 )
             )
         keep = [i for i in range(current.count) if i not in refused]
@@ -303,12 +311,16 @@ class JobTracker(Confirmer):
         assert record.job_id is not None
         log = await asyncio.to_thread(self.store.batch_log, self.run_id, batch.number)
         try:
-            await self.client.get_job(record.job_id)
+            job: ImportJob | None = await self.client.get_job(record.job_id)
         except NotFoundError:
+            job = None
+        if job is None or job.state is JobState.CANCELLED:
+            said = "no longer knows" if job is None else "cancelled"
             self.emit(
                 Notice(
-                    f"batch {number}: Klaviyo no longer knows job {record.job_id} (jobs expire); "
-                    "sending the batch again (an import is an idempotent upsert)",
+                    f"batch {number}: Klaviyo {said} job {record.job_id}"
+                    f"{' (jobs expire)' if job is None else ''}; sending the batch again (an "
+                    "import is an idempotent upsert)",
                     level="warning",
                 )
             )
