@@ -30,7 +30,6 @@ from concurrent.futures import ThreadPoolExecutor
 from klaviyo_tui.errors import ExitCode, RunError
 from klaviyo_tui.events import (
     JobsPlanned,
-    Notice,
     Phase,
     ProgressEvent,
     RowsRead,
@@ -47,7 +46,6 @@ from klaviyo_tui.run.jobs import JobTracker, Tally
 from klaviyo_tui.run.locking import export_lock
 from klaviyo_tui.run.options import RunOptions
 from klaviyo_tui.run.outcomes import first_profile
-from klaviyo_tui.run.progress import describe_verification
 from klaviyo_tui.run.reading import Step, produce
 from klaviyo_tui.run.summary import SummaryParts, exit_code, make_summary, unconfirmed_note
 from klaviyo_tui.store.config import Config, ConfigError, Export
@@ -324,8 +322,7 @@ class _ExportRun:
             if self.dry_run:
                 continue
             record = journal.get(batch.number)
-            resumed = record is not None and _accepted(record, batch)
-            if resumed and record is not None and await tracker.resumed(batch, record):
+            if record is not None and await tracker.resumed(batch, record):
                 continue
             await tracker.start_upload(batch)
             tracker.raise_failure()
@@ -336,24 +333,16 @@ class _ExportRun:
     async def _verify(self, client: KlaviyoClient, collector: verify.Collector) -> None:
         """Read the list back; confirmed rows not in it move to not_in_list."""
         self.events.put_nowait(Phase("verifying", f"list {self.export.list_id}"))
-        list_id = self.export.list_id
-        emit = self.events.put_nowait
-        if isinstance(collector, verify.Expected):
-            result, missing = await verify.verify_full(client, list_id, collector, emit)
-        else:
-            result, missing = await verify.verify_sample(client, list_id, collector, emit)
-        await asyncio.to_thread(verify.record, self.store, self._run, list_id, result, missing)
-        counts = self.tally.counts
-        for state, rows in (
-            (RowState.IMPORTED_WITH_WARNINGS, sum(1 for m in missing if m[2])),
-            (RowState.IMPORTED, sum(1 for m in missing if not m[2])),
-        ):
-            moved = min(rows, counts[state])
-            counts[state] -= moved
-            counts[RowState.NOT_IN_LIST] += moved
+        result = await verify.verify_run(
+            client,
+            self.store,
+            self._run,
+            self.export.list_id,
+            collector,
+            self.tally.counts,
+            self.events.put_nowait,
+        )
         self.verification = result.as_dict()
-        level = "warning" if result.missing else "info"
-        self.events.put_nowait(Notice(describe_verification(self.verification), level=level))
 
     async def _read(self, out: asyncio.Queue[Batch | BaseException | None]) -> None:
         """Drive the reading/validating/packing generator from a thread, one step at a time.
@@ -403,16 +392,6 @@ class _ExportRun:
                 self.sample_payload = first_profile(batch.body)
             self.planned_jobs += 1
             await out.put(batch)
-
-
-def _accepted(record: BatchRecord, batch: Batch) -> bool:
-    """Klaviyo accepted this very batch (same fingerprint) before, or refused every row of it:
-    it must not be sent again."""
-    if record.fingerprint != batch.fingerprint:
-        return False
-    if record.state == "finished":
-        return True
-    return record.state in ("accepted", "unconfirmed") and bool(record.job_id)
 
 
 async def _all_or_first_failure(tasks: list[asyncio.Task[None]]) -> None:

@@ -1,9 +1,6 @@
-"""The upload half of a run: submit batches, answer Klaviyo's 400s, poll the jobs until each is
-confirmed or declared unconfirmed.
-
-A 400 that points at rows is answered row by row: a refused email (the matching key) or a whole
-profile rejects the row; any other field is removed and the row sent again (resend.py). The loop
-goes on while each round removes something, and stops with a clear error when one does not.
+"""The upload half of a run: start uploads, resume journal batches, poll the jobs until each is
+confirmed or declared unconfirmed. Submitting and answering Klaviyo's 400s is in submit.py,
+tying outcomes to rows in confirm.py.
 
 A job that shows no progress (its status and counts unchanged) for `confirm_timeout` seconds is
 not waited for any longer: its rows are unconfirmed (confirm.py). Runs on the event loop (httpx);
@@ -16,19 +13,14 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from klaviyo_tui.errors import ExitCode, RunError
-from klaviyo_tui.events import JobSubmitted, Notice, ProgressEvent, Reject, RowsRejected, RowState
+from klaviyo_tui.events import JobSubmitted, Notice, ProgressEvent, RowState
 from klaviyo_tui.input.batching import Batch
-from klaviyo_tui.klaviyo import (
-    ImportJob,
-    JobState,
-    KlaviyoClient,
-    NotFoundError,
-    RequestRejected,
-)
-from klaviyo_tui.run.confirm import Confirmer, Pending, Tally, Work
-from klaviyo_tui.run.progress import format_duration, plural
-from klaviyo_tui.run.resend import DROP_FIELD, Fix, rebatch, removable, strip_field
+from klaviyo_tui.klaviyo import ImportJob, JobState, KlaviyoClient, NotFoundError
+from klaviyo_tui.run.confirm import Pending, Tally, Work
+from klaviyo_tui.run.options import DEFAULT_CONFIRM_TIMEOUT_MINUTES, DROP_FIELD
+from klaviyo_tui.run.progress import format_duration
+from klaviyo_tui.run.resend import Fix, strip_field
+from klaviyo_tui.run.submit import Submitter
 from klaviyo_tui.run.verify import Collector
 from klaviyo_tui.store.history import BatchRecord, HistoryStore
 
@@ -41,12 +33,12 @@ SUBMIT_CONCURRENCY = 8
 #: and is high enough that Klaviyo's 150 jobs a minute stay the bound unless a job takes ~25 s.
 MAX_UNCONFIRMED_JOBS = 64
 #: How long a job may show no progress before its rows are declared unconfirmed.
-DEFAULT_CONFIRM_TIMEOUT_S = 30 * 60.0
+DEFAULT_CONFIRM_TIMEOUT_S = DEFAULT_CONFIRM_TIMEOUT_MINUTES * 60
 #: Polling backs off to this between rounds in which no job moved.
 MAX_POLL_DELAY_S = 3.0
 
 
-class JobTracker(Confirmer):
+class JobTracker(Submitter):
     """Submits a run's batches and confirms their jobs, counting every row in `tally`."""
 
     def __init__(
@@ -140,168 +132,15 @@ class JobTracker(Confirmer):
             if not accepted:  # nothing for the poller to confirm
                 self.slots.release()
 
-    def _watch(
-        self, work: Work, job: ImportJob, sent: Batch, positions: list[int], *, main: bool
-    ) -> None:
-        work.open += 1
-        self.tally.jobs += 1
-        self.pending[job.id] = Pending(work, job.id, sent.receipt(), positions, main, self.clock())
-
-    async def _submit(
-        self, work: Work, batch: Batch, positions: list[int], *, main: bool
-    ) -> tuple[ImportJob, Batch, list[int]] | None:
-        """POST the batch, answering each 400 by rejecting or fixing the rows it names; None
-        when no row is left to send."""
-        current = batch
-        while True:
-            try:
-                job = await self.client.submit_import(current.body, profiles=current.count)
-            except RequestRejected as error:
-                current, positions = await self._answer(work, current, positions, error, main)
-                if current.count == 0:
-                    return None
-                continue
-            return job, current, positions
-
-    async def _answer(
-        self, work: Work, current: Batch, positions: list[int], error: RequestRejected, main: bool
-    ) -> tuple[Batch, list[int]]:
-        """The batch minus the rows Klaviyo's 400 refuses, and without the fields it refuses."""
-        number = work.batch.number + 1
-        named = [(i, f, d) for i, f, d in error.row_errors if i < current.count]
-        if not named or error.unattributed:
-            raise RunError(f"Klaviyo refused batch {number}: {error}", exit_code=ExitCode.INPUT)
-        refused: dict[int, tuple[str, str]] = {}
-        strip: dict[int, list[tuple[str, str]]] = {}
-        for i, path, detail in named:
-            if removable(path, self.policy):
-                strip.setdefault(i, []).append((path, detail))
-            else:
-                refused.setdefault(i, (path, detail))
-        payloads = current.payloads
-        changed: dict[int, bytes] = {}
-        removed: list[Fix] = []
-        for i, items in strip.items():
-            if i in refused:
-                continue
-            payload = payloads[i]
-            for path, detail in items:
-                done = strip_field(payload, path)
-                if done is None:
-                    continue  # not there (any more): Klaviyo names a field already removed
-                payload = done[0]
-                removed.append(Fix(path, done[1], detail))
-                work.fixes.setdefault(positions[i], []).append(removed[-1])
-                changed[i] = payload
-        if not refused and not changed:
-            path, detail = next(iter(strip.values()))[0]
-            raise RunError(
-                f"Klaviyo refused batch {number} again for {path} ({detail}), a field already "
-                "removed from those rows, so sending it again cannot help",
-                hint=f"Check the {path} values of that batch's rows in the source, then run the "
-                "export again (an import is an idempotent upsert).",
-                exit_code=ExitCode.PARTIAL,
-            )
-        if refused:
-            await self._refuse(work, current, positions, refused, main)
-        if changed:
-            fields = ", ".join(sorted({f.field for f in removed}))
-            self.emit(
-                Notice(
-                    f"batch {number}: {plural(len(changed), 'row')} sent again without {fields}, "
-                    f"which Klaviyo refused: {removed[0].reason}"
-                )
-            )
-        keep = [i for i in range(current.count) if i not in refused]
-        if not keep:
-            return current.without(set(range(current.count))), []
-        rows, emails, segments = current.rows, current.emails, current.segments
-        (rebuilt,) = rebatch(
-            current.number,
-            current.list_id,
-            [changed.get(i, payloads[i]) for i in keep],
-            [rows[i] for i in keep],
-            [emails[i] for i in keep],
-            [segments[i] for i in keep],
-        )
-        return rebuilt, [positions[i] for i in keep]
-
-    async def _refuse(
-        self,
-        work: Work,
-        current: Batch,
-        positions: list[int],
-        refused: dict[int, tuple[str, str]],
-        main: bool,
-    ) -> None:
-        rows, segments, emails = current.rows, current.segments, current.emails
-        rejects = [
-            Reject(
-                row=rows[i],
-                segment=segments[i],
-                column=path.split("/", 1)[0] if path else "",
-                value=emails[i] if path.startswith("email") else "",
-                reason=f"Klaviyo: {detail}",
-                state=RowState.REJECTED,
-            )
-            for i, (path, detail) in sorted(refused.items())
-        ]
-        for i in refused:
-            work.fixes.pop(positions[i], None)
-        if not main:  # a follow-up is settled with its batch, and re-derived on resume
-            work.rejects += rejects
-            return
-        work.refused += [positions[i] for i in refused]
-        await asyncio.to_thread(self.store.add_failures, self.run_id, rejects)
-        await asyncio.to_thread(
-            self.store.batch_rejected_rows, self.run_id, work.batch.number, len(rejects)
-        )
-        self.tally.counts[RowState.REJECTED] += len(rejects)
-        self.emit(RowsRejected(len(rejects), f"batch {work.batch.number + 1}: {rejects[0].reason}"))
-
-    def _followup(self, entry: Pending, resend: list[tuple[int, bytes, Fix]]) -> None:
-        """Send rows again without the identifier Klaviyo refused inside a job."""
-        entry.work.open += 1  # the submission holds the batch open until its jobs are watched
-        task = asyncio.create_task(self._send_followup(entry, resend))
-        self.followups.add(task)
-        task.add_done_callback(self._task_done)
-
-    async def _send_followup(self, entry: Pending, resend: list[tuple[int, bytes, Fix]]) -> None:
-        work, sent = entry.work, entry.batch
-        rows, emails, segments = sent.rows, sent.emails, sent.segments
-        positions = [entry.positions[i] for i, _, _ in resend]
-        for (_, _, fix), position in zip(resend, positions, strict=True):
-            work.fixes.setdefault(position, []).append(fix)
-        batches = rebatch(
-            work.batch.number,
-            self.list_id,
-            [payload for _, payload, _ in resend],
-            [rows[i] for i, _, _ in resend],
-            [emails[i] for i, _, _ in resend],
-            [segments[i] for i, _, _ in resend],
-        )
-        start = 0
-        for batch in batches:
-            share, start = positions[start : start + batch.count], start + batch.count
-            result = await self._submit(work, batch, share, main=False)
-            if result is None:
-                continue
-            job, current, kept = result
-            self._watch(work, job, current, kept, main=False)
-            fields = sorted({fix.field for _, _, fix in resend})
-            self.emit(
-                Notice(
-                    f"batch {work.batch.number + 1}: {plural(current.count, 'row')} sent again "
-                    f"without {', '.join(fields)} (job {job.id}): {resend[0][2].reason}"
-                )
-            )
-        await self._settle(work)
-
     # ---- resuming -----------------------------------------------------------------------------
 
     async def resumed(self, batch: Batch, record: BatchRecord) -> bool:
-        """A batch Klaviyo accepted before: count it, or ask about its job again; never send it
-        again, unless its job expired (then False: the caller uploads it again)."""
+        """A batch the journal knows: if Klaviyo accepted this very batch (same fingerprint)
+        before, or refused every row of it, count it or ask about its job again, and say True:
+        it is not sent again. False: the caller uploads it (never accepted, a different batch
+        now, or its job expired or was cancelled)."""
+        if not _accepted(record, batch):
+            return False
         number = batch.number + 1
         if record.state == "finished":
             self._count_finished(batch, record)
@@ -421,6 +260,14 @@ class JobTracker(Confirmer):
                 except NotFoundError:
                     continue
             return found
+
+
+def _accepted(record: BatchRecord, batch: Batch) -> bool:
+    if record.fingerprint != batch.fingerprint:
+        return False
+    if record.state == "finished":
+        return True
+    return record.state in ("accepted", "unconfirmed") and bool(record.job_id)
 
 
 def _value_of(payload: bytes, path: str) -> str:

@@ -26,7 +26,7 @@ from klaviyo_tui.events import Notice, ProgressEvent, Reject, RowState
 from klaviyo_tui.input.batching import Batch
 from klaviyo_tui.klaviyo import OPERATIONS, KlaviyoClient, UnsearchableValue
 from klaviyo_tui.klaviyo.pacing import least_seconds_for
-from klaviyo_tui.run.progress import format_duration, plural
+from klaviyo_tui.run.progress import describe_verification, format_duration, plural
 from klaviyo_tui.store.history import HistoryStore, Verification
 
 MEMBERS_PER_PAGE = 100
@@ -245,3 +245,32 @@ def record(
         ),
     )
     store.record_verification(run_id, result)
+
+
+async def verify_run(
+    client: KlaviyoClient,
+    store: HistoryStore,
+    run_id: int,
+    list_id: str,
+    collector: Collector,
+    counts: dict[RowState, int],
+    emit: Callable[[ProgressEvent], None],
+) -> Verification:
+    """Read the list back, record the result, and move each missing row's count from
+    imported (or imported with warnings) to not_in_list."""
+    if isinstance(collector, Expected):
+        result, missing = await verify_full(client, list_id, collector, emit)
+    else:
+        result, missing = await verify_sample(client, list_id, collector, emit)
+    await asyncio.to_thread(record, store, run_id, list_id, result, missing)
+    warned = sum(1 for m in missing if m[2])
+    for state, rows in (
+        (RowState.IMPORTED_WITH_WARNINGS, warned),
+        (RowState.IMPORTED, len(missing) - warned),
+    ):
+        moved = min(rows, counts[state])
+        counts[state] -= moved
+        counts[RowState.NOT_IN_LIST] += moved
+    level = "warning" if result.missing else "info"
+    emit(Notice(describe_verification(result.as_dict()), level=level))
+    return result
