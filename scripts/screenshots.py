@@ -1,6 +1,8 @@
 """Write screenshots/*.svg of each screen from the real app driven through the demo flow.
 
-Usage: python scripts/screenshots.py [OUT_DIR]
+Usage: python scripts/screenshots.py [OUT_DIR] [--cli-only]
+
+The last one is the CLI: `exports create` asking its questions on a pseudo-terminal.
 
 Everything runs against the in-process sandbox of the demo (rate limits on, job delay) with
 throwaway config, data and keyring; nothing is drawn by hand.
@@ -9,6 +11,7 @@ throwaway config, data and keyring; nothing is drawn by hand.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -81,7 +84,7 @@ async def shoot(app: KlaviyoApp, out: Path, demo: DemoInfo) -> None:
         await pilot.pause()
         builder.load_source()
         await until(pilot, lambda: builder.frame is not None)
-        builder.query_one("#filter", Input).value = "country == 'US' and orders > 2"
+        builder.query_one("#filter", Input).value = "country = 'US' AND orders > 2"
         await until(pilot, lambda: "rows match" in str(builder.query_one("#count").render()))
         save("05-export-source")
         builder.show_tab("tab-columns")
@@ -118,12 +121,54 @@ async def shoot(app: KlaviyoApp, out: Path, demo: DemoInfo) -> None:
     del demo
 
 
+def shoot_cli(out: Path, demo: DemoInfo) -> None:
+    """`exports create` asking its questions: the real CLI on a pseudo-terminal, answered like a
+    person would, its transcript drawn as a terminal with rich (text, never markup)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from cli_support import Terminal
+
+    from klaviyo_tui.services.connections import save_connection
+    from klaviyo_tui.store import consent, paths
+    from klaviyo_tui.store.config import Connection, load_config
+
+    if not load_config(paths.config_path()).connections:  # --cli-only: no wizard ran before
+        connection = Connection("sandbox", "Sandbox", base_url=demo.base_url)
+        save_connection(paths.config_path(), consent.accept(connection), None)
+    command = ("exports", "create", "weekly-us")
+    term = Terminal(*command, env={"KLAVIYO_API_KEY": demo.api_key})
+    term.answer("database URL: ", str(demo.sample_path))
+    term.answer("every row): ", "orders > 2")
+    term.answer("[email]: ", "")
+    term.answer("[Y/n]: ", "")
+    term.answer("(empty: none): ", "")
+    term.answer("empty for none: ", "lifetime_value, vip")
+    term.answer("without +code [US]: ", "")
+    term.answer("or a list id [weekly-us]: ", "Weekly US")
+    term.answer("create it? [Y/n]: ", "y")
+    term.answer("only when started): ", "0 6 * * 1")
+    term.answer("Save export 'weekly-us'? [Y/n]: ", "")
+    if term.finish() != 0:
+        raise RuntimeError(f"exports create failed:\n{term.transcript}")
+    shown = term.transcript.replace(str(demo.sample_path.parent), "~/data")
+    console = Console(record=True, width=100, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(Text(f"$ klaviyo-tui {' '.join(command)}\n{shown}".rstrip()))
+    path = out / "14-cli-exports-create.svg"
+    path.write_text(console.export_svg(title="klaviyo-tui exports create"), encoding="utf-8")
+    print(f"wrote {path}")
+
+
 def main() -> int:
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "screenshots").resolve()
+    args = [a for a in sys.argv[1:] if a != "--cli-only"]
+    out = Path(args[0] if args else "screenshots").resolve()
     out.mkdir(parents=True, exist_ok=True)
     with demo_environment(rows=25_000, job_delay=1.0) as demo:
         assert isinstance(demo, DemoInfo)
-        asyncio.run(shoot(make_app(demo=demo), out, demo))
+        if "--cli-only" not in sys.argv:
+            asyncio.run(shoot(make_app(demo=demo), out, demo))
+        shoot_cli(out, demo)
     return 0
 
 

@@ -237,7 +237,7 @@ async def test_import_400_names_rows(server: Any) -> None:
     async with client(server) as k:
         target, _ = await k.find_or_create_list("Import target")
         rows = [{"email": "ok@example.com"}, {"email": "not-an-email"}, {"email": "x@example.com"}]
-        # a bad phone beside an email is dropped (live behaviour); as the only identifier it is a 400
+        # a bad phone beside an email is dropped (live); as the only identifier it is a 400
         rows.append({"phone_number": "12"})
         with pytest.raises(RequestRejected) as info:
             await k.submit_import(body(target.id, rows))

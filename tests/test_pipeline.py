@@ -81,7 +81,7 @@ def test_filter_and_winner_that_is_invalid(tmp_path: Path) -> None:
             {"email": "a@x.com", "phone": "123", "country": "US", "orders": "12"},
         ],
     )
-    segments = {"s": Segment("s", path, filter="country == 'US' and orders > 3")}
+    segments = {"s": Segment("s", path, filter="country = 'US' AND orders > 3")}
     export = Export("e", "c", "L", ("s",), Mapping(email="email", phone_number="phone"))
     chunks, stats = _run(export, segments)
     # Row 2 is filtered out; row 3 wins the email but is invalid, row 1 is its duplicate.

@@ -109,8 +109,9 @@ async def test_build_run_and_history(sandbox, tmp_path: Path) -> None:
 
 
 async def test_run_continues_when_leaving_and_cancel_then_resume(tmp_path: Path) -> None:
-    # Jobs take a second in this sandbox, so the run is still going when we leave and cancel.
-    settings = SandboxSettings(rate_limits=False, job_delay=1.0)
+    # Jobs take 4 s in this sandbox, so the run is still going when we leave and cancel, even on
+    # a loaded machine.
+    settings = SandboxSettings(rate_limits=False, job_delay=4.0)
     with SandboxServer(settings) as server:
         await _cancel_then_resume(server.base_url, tmp_path)
 

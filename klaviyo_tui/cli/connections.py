@@ -7,11 +7,11 @@ import os
 
 import click
 
-from klaviyo_tui.cli.context import cli_context
-from klaviyo_tui.cli.output import say
+from klaviyo_tui.cli.context import CliContext, cli_context, pass_cli
+from klaviyo_tui.cli.output import emit_json, say
 from klaviyo_tui.cli.prompts import ask, confirm, has_terminal, nothing_changed
 from klaviyo_tui.errors import AppError, ExitCode
-from klaviyo_tui.redaction import mask_key
+from klaviyo_tui.redaction import mask_key, safe_text
 from klaviyo_tui.services import connections as service
 from klaviyo_tui.store import consent
 from klaviyo_tui.store.config import DEFAULT_BASE_URL, DEFAULT_REVISION, Connection, load_config
@@ -110,19 +110,37 @@ def _verified_account(connection: Connection, key: str) -> str:
 
 
 @connections_group.command("list")
-@click.pass_context
-def connections_list(ctx: click.Context) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_cli
+def connections_list(obj: CliContext, as_json: bool) -> None:
     """Connections, whether consent is recorded and where each key comes from.
 
     \b
-    Example:
+    Examples:
       klaviyo-tui connections list
+      klaviyo-tui connections list --json
     """
-    config = load_config(cli_context(ctx).config_path)
+    obj.as_json = as_json
+    config = obj.config()
+    if as_json:
+        emit_json(
+            [
+                {
+                    "name": c.name,
+                    "display_name": safe_text(c.display_name),
+                    "base_url": c.base_url,
+                    "revision": c.revision,
+                    "key": service.key_status(c),
+                    "consent_accepted_at": c.consent_accepted_at,
+                }
+                for _, c in sorted(config.connections.items())
+            ]
+        )
+        return
     if not config.connections:
         say("no connections yet; add one with `klaviyo-tui connections add NAME`")
         return
-    for c in config.connections.values():
+    for _, c in sorted(config.connections.items()):
         key = service.key_status(c)
         consent_text = f"consent {c.consent_accepted_at}" if c.has_consent else "NO CONSENT"
         say(f"{c.name:<16} {c.display_name:<24} {c.base_url}  {key}  {consent_text}")

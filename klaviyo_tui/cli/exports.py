@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import click
 
-from klaviyo_tui.cli.context import cli_context
-from klaviyo_tui.cli.output import say
+from klaviyo_tui.cli.context import CliContext, cli_context, pass_cli
+from klaviyo_tui.cli.exports_create import exports_create
+from klaviyo_tui.cli.output import emit_json, say
 from klaviyo_tui.cli.prompts import confirm, nothing_changed
+from klaviyo_tui.cli.views import export_json, mapping_json, parse_pairs
+from klaviyo_tui.run.progress import plural
 from klaviyo_tui.services import exports as service
+from klaviyo_tui.services.export_edit import edit_export
+from klaviyo_tui.services.segments import shown_source
 from klaviyo_tui.store.config import load_config
 
 
@@ -17,44 +24,62 @@ def exports_group() -> None:
 
     \b
     Examples:
+      klaviyo-tui exports create weekly --source customers.csv --list-name "Weekly"
       klaviyo-tui exports list
       klaviyo-tui exports show weekly
+      klaviyo-tui exports edit weekly --set schedule="0 6 * * 1"
     """
+
+
+exports_group.add_command(exports_create)
 
 
 @exports_group.command("list")
-@click.pass_context
-def exports_list(ctx: click.Context) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_cli
+def exports_list(obj: CliContext, as_json: bool) -> None:
     """Every export, its connection, list and segments.
 
     \b
-    Example:
+    Examples:
       klaviyo-tui exports list
+      klaviyo-tui exports list --json
     """
-    config = load_config(cli_context(ctx).config_path)
-    if not config.exports:
-        say("no exports yet; build one in the app (klaviyo-tui)")
+    obj.as_json = as_json
+    config = obj.config()
+    if as_json:
+        emit_json([export_json(e, config) for _, e in sorted(config.exports.items())])
         return
-    for e in config.exports.values():
+    if not config.exports:
+        say("no exports yet; create one with `klaviyo-tui exports create NAME` or in the app")
+        return
+    for _, e in sorted(config.exports.items()):
         schedule = f"  schedule {e.schedule}" if e.schedule else ""
         say(
-            f"{e.name:<20} {e.connection:<14} list {e.list_id:<8} segments "
+            f"{e.name:<20} {e.connection:<14} list {e.list_id:<8} "
+            f"{'segment' if len(e.segments) == 1 else 'segments'} "
             f"{', '.join(e.segments)}{schedule}"
         )
 
 
 @exports_group.command("show")
 @click.argument("name")
-@click.pass_context
-def exports_show(ctx: click.Context, name: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_cli
+def exports_show(obj: CliContext, name: str, as_json: bool) -> None:
     """One export in full: connection, list, segments, filters and the column mapping.
 
     \b
-    Example:
+    Examples:
       klaviyo-tui exports show weekly
+      klaviyo-tui exports show weekly --json
     """
-    config = load_config(cli_context(ctx).config_path)
+    obj.as_json = as_json
+    config = obj.config()
     export = service.export_named(config, name)
+    if as_json:
+        emit_json(export_json(export, config))
+        return
     say(f"export {export.name}")
     say(f"  connection     {export.connection}")
     say(f"  list           {export.list_id} {export.list_name or ''}".rstrip())
@@ -62,15 +87,62 @@ def exports_show(ctx: click.Context, name: str) -> None:
     say(f"  schedule       {export.schedule or '-'}")
     for segment_name in export.segments:
         segment = config.segments.get(segment_name)
-        source = segment.source if segment else "MISSING"
+        source = shown_source(segment) if segment else "MISSING"
+        query = f" query {segment.query}" if segment and segment.query else ""
         where = f" where {segment.filter}" if segment and segment.filter else ""
-        say(f"  segment        {segment_name}: {source}{where}")
-    for field_name, column in export.mapping.fields().items():
-        say(f"  map            {field_name:<14} <- {column}")
-    for field_name, column in export.mapping.location.items():
-        say(f"  map            location.{field_name:<5} <- {column}")
+        say(f"  segment        {segment_name}: {source}{query}{where}")
+    for field_name, column in mapping_json(export).items():
+        say(f"  map            {field_name:<16} <- {column}")
     if export.mapping.properties:
         say(f"  properties     {', '.join(export.mapping.properties)}")
+
+
+@exports_group.command("edit")
+@click.argument("name")
+@click.option(
+    "--set",
+    "pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A change (repeatable). Keys: connection, list_id, list_name (found or created), "
+    "schedule, default_region, filter, source, query, segments and properties (comma lists), "
+    "mapping.FIELD (e.g. mapping.first_name, mapping.location.city). An empty value clears it.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the export as saved, as JSON.")
+@pass_cli
+def exports_edit(obj: CliContext, name: str, pairs: tuple[str, ...], as_json: bool) -> None:
+    """Change export NAME, checked like create (the config's comments and other tables stay).
+
+    \b
+    Examples:
+      klaviyo-tui exports edit weekly --set list_name="Weekly VIP"
+      klaviyo-tui exports edit weekly --set filter="orders > 3" --set schedule=
+      klaviyo-tui exports edit weekly --set mapping.phone_number=Phone --set properties=all
+    """
+    obj.as_json = as_json
+    if not pairs:
+        raise click.UsageError("nothing to change: give at least one --set key=value")
+    result = asyncio.run(edit_export(obj.config_path, name, parse_pairs(pairs, "--set")))
+    if as_json:
+        emit_json(
+            {
+                **export_json(result.export, load_config(obj.config_path)),
+                "changed": list(result.changed),
+                "list_created": result.list_created,
+                "rows": result.rows,
+            }
+        )
+        return
+    for note in result.notes:
+        say(f"note: {note}", err=True)
+    if not result.changed:
+        nothing_changed(f"export {name!r} already is as asked; nothing changed")
+    if "list_id" in result.changed or "list_name" in result.changed:
+        how = "created" if result.list_created else "found"
+        say(f"list: {result.export.list_name or ''} ({result.export.list_id}), {how}")
+    if result.rows is not None:
+        say(f"{plural(result.rows, 'row')} to export (after the filter)")
+    say(f"saved export {name!r} ({', '.join(result.changed)} changed)")
 
 
 @exports_group.command("remove")
@@ -89,5 +161,6 @@ def exports_remove(ctx: click.Context, name: str, yes: bool) -> None:
     if not yes and not confirm(f"Remove export {name!r}? (history is kept)"):
         nothing_changed()
     pruned = service.remove_export(config_path, name)
-    also = f" and its segment(s) {', '.join(pruned)}" if pruned else ""
+    kind = "segment" if len(pruned) == 1 else "segments"
+    also = f" and its {kind} {', '.join(pruned)}" if pruned else ""
     say(f"removed export {name!r}{also}")

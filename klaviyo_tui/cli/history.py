@@ -9,7 +9,7 @@ from klaviyo_tui.cli.output import emit_json, say
 from klaviyo_tui.errors import AppError
 from klaviyo_tui.events import RowState
 from klaviyo_tui.redaction import safe_text
-from klaviyo_tui.run.progress import describe_verification
+from klaviyo_tui.run.progress import describe_verification, plural
 from klaviyo_tui.services import history as service
 from klaviyo_tui.services.history import RunRecord
 
@@ -104,7 +104,7 @@ def show_run(run_id: int, *, as_json: bool) -> None:
     say(f"  started     {record.started_at}")
     say(f"  ended       {record.ended_at or '-'}")
     say(f"  status      {record.status} (exit code {record.exit_code})")
-    say(f"  duration    {record.duration_s or 0:.1f}s, {record.jobs} jobs")
+    say(f"  duration    {record.duration_s or 0:.1f}s, {plural(record.jobs, 'job')}")
     for state in STATE_ORDER:
         say(f"  {state:<24}{record.counts.get(state, 0):>12,}")
     if verified is not None:

@@ -23,6 +23,7 @@ from klaviyo_tui.cli.connections import connections_group
 from klaviyo_tui.cli.context import CliContext, pass_cli
 from klaviyo_tui.cli.exports import exports_group
 from klaviyo_tui.cli.history import history
+from klaviyo_tui.cli.lists import lists_group
 from klaviyo_tui.cli.output import (
     ProgressPrinter,
     crash,
@@ -33,6 +34,7 @@ from klaviyo_tui.cli.output import (
     summary_json,
 )
 from klaviyo_tui.cli.sandbox import sandbox_command
+from klaviyo_tui.cli.segments import segments_group
 from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.events import RunSummary
 from klaviyo_tui.store import paths
@@ -63,6 +65,16 @@ def _help_config_path() -> str:
     return "the platform's user config folder"
 
 
+class _ConfigOption(click.Option):
+    """--config, whose help names the path in force when the help is shown (not at import)."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = (
+            f"Config file (default: {_help_config_path()}; KLAVIYO_TUI_CONFIG also sets it)."
+        )
+        return super().get_help_record(ctx)
+
+
 @click.group(
     cls=KlaviyoCli,
     invoke_without_command=True,
@@ -71,9 +83,9 @@ def _help_config_path() -> str:
 @click.option(
     "--config",
     "config_path",
+    cls=_ConfigOption,
     type=click.Path(dir_okay=False),
     envvar="KLAVIYO_TUI_CONFIG",
-    help=f"Config file (default: {_help_config_path()}; KLAVIYO_TUI_CONFIG also sets it).",
 )
 @click.version_option(package_name="klaviyo-tui")
 @click.pass_context
@@ -88,6 +100,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     \b
     Examples:
       klaviyo-tui demo                  try everything against a built-in sandbox
+      klaviyo-tui lists                 the account's Klaviyo lists
+      klaviyo-tui exports create weekly --source customers.csv --list-name Weekly
       klaviyo-tui run weekly --dry-run  plan a run without sending anything
     """
     ctx.obj = CliContext(config_path)
@@ -278,6 +292,8 @@ def _run_one(
 cli.add_command(history)
 cli.add_command(connections_group)
 cli.add_command(exports_group)
+cli.add_command(segments_group)
+cli.add_command(lists_group)
 cli.add_command(sandbox_command, name="sandbox")
 
 

@@ -8,6 +8,7 @@ import sys
 import click
 
 from klaviyo_tui.errors import AppError
+from klaviyo_tui.redaction import safe_text
 
 
 def has_terminal() -> bool:
@@ -21,25 +22,66 @@ def _unanswered(question: str, flag: str) -> AppError:
     )
 
 
-def confirm(question: str, *, flag: str = "--yes") -> bool:
+def confirm(question: str, *, flag: str = "--yes", default: bool = False) -> bool:
     """Ask a yes/no question; without an answer, say which flag answers it."""
     try:
-        return click.confirm(question, default=False, err=True)
+        return click.confirm(question, default=default, err=True)
     except click.Abort:
         if has_terminal():
             raise  # Ctrl-C at the prompt
         raise _unanswered(question, f"{flag} to answer yes") from None
 
 
+def _shown(question: str, default: str | None, choices: list[str] | None = None) -> str:
+    """The question as printed: defaults and choices often come from data, so made safe."""
+    if choices and len(choices) <= 12:
+        question += f" ({', '.join(choices)})"
+    if default:
+        question += f" [{default}]"
+    return safe_text(question)
+
+
 def ask(question: str, *, flag: str, default: str | None = None, hide: bool = False) -> str:
     """Ask for a value; without an answer, say which option or variable gives it."""
     try:
-        value: str = click.prompt(question, default=default, hide_input=hide, err=True)
+        value: str = click.prompt(
+            _shown(question, default),
+            default=default,
+            hide_input=hide,
+            show_default=False,
+            err=True,
+        )
     except click.Abort:
         if has_terminal():
             raise
         raise _unanswered(question, flag) from None
     return value.strip()
+
+
+def choose(
+    question: str,
+    choices: list[str],
+    *,
+    flag: str,
+    default: str | None = None,
+    listed: bool = True,
+) -> str:
+    """Ask for one of `choices` (listed when few, unless `listed` is False because they were just
+    printed); anything else is asked again."""
+    try:
+        value: str = click.prompt(
+            _shown(question, default, choices if listed else None),
+            default=default,
+            type=click.Choice(choices),
+            show_choices=False,
+            show_default=False,
+            err=True,
+        )
+    except click.Abort:
+        if has_terminal():
+            raise
+        raise _unanswered(question, flag) from None
+    return value
 
 
 def nothing_changed(message: str = "nothing changed") -> None:

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 
 from klaviyo_tui.events import Reject, RowState
 from klaviyo_tui.input.fastcheck import email_fast
-from klaviyo_tui.input.filters import apply_filter, filter_columns
+from klaviyo_tui.input.filters import CompiledFilter, segment_filter
 from klaviyo_tui.input.jsoncols import lower, text
 from klaviyo_tui.input.mapping import (
     KINDS,
@@ -44,7 +44,7 @@ from klaviyo_tui.input.mapping import (
     pick_kind,
     validate_chunk,
 )
-from klaviyo_tui.input.sources import SourceError, columns_of, read_chunks
+from klaviyo_tui.input.sources import SourceError, read_chunks
 from klaviyo_tui.store.config import Export, Mapping, Segment
 
 CHUNK_ROWS = 50_000
@@ -148,9 +148,8 @@ def _positions(segment_index: int, rows: pd.Index) -> np.ndarray:
     return (np.uint64(segment_index) << np.uint64(_ROW_BITS)) | np.asarray(rows, dtype=np.uint64)
 
 
-def _columns(segment: Segment, wanted: list[str]) -> list[str]:
-    extra = filter_columns(segment.filter, columns_of(segment)) if segment.filter else []
-    return list(dict.fromkeys([*wanted, *extra]))
+def _columns(compiled: CompiledFilter, wanted: list[str]) -> list[str]:
+    return list(dict.fromkeys([*wanted, *compiled.columns]))
 
 
 def _segments_of(export: Export, segments: MappingABC[str, Segment]) -> list[Segment]:
@@ -173,8 +172,9 @@ def first_pass(
     total = 0
     for si, seg in enumerate(segs):
         wanted = [mapping.email, *mapping.properties]
-        for df in read_chunks(seg, _columns(seg, wanted), chunk_rows):
-            df = apply_filter(df, seg.filter)
+        compiled = segment_filter(seg)  # parsed once per segment, applied per chunk
+        for df in read_chunks(seg, _columns(compiled, wanted), chunk_rows):
+            df = compiled.apply(df)
             total += len(df)
             index.add(_positions(si, df.index), email_keys(df[mapping.email]))
             _release()
@@ -204,8 +204,9 @@ def iter_validated(
     name = segs[0].name if segs else ""
     for si, seg in enumerate(segs):
         name = seg.name
-        for df in read_chunks(seg, _columns(seg, mapping.columns()), chunk_rows):
-            df = apply_filter(df, seg.filter)
+        compiled = segment_filter(seg)
+        for df in read_chunks(seg, _columns(compiled, mapping.columns()), chunk_rows):
+            df = compiled.apply(df)
             lost, winner = index.lookup(_positions(si, df.index))
             dup_rejects = _duplicates(df[lost], winner[lost], segs, mapping.email, seg.name)
             chunk = validate_chunk(

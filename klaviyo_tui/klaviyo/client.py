@@ -137,6 +137,24 @@ class KlaviyoClient(ImportOps, MembershipOps):
             raise NotFoundError(f"list {list_id} does not exist in this account.")
         return parse_list(items[0])
 
+    async def list_with_count(self, list_id: str) -> tuple[KlaviyoList, int | None]:
+        """The list and its member count (`additional-fields[list]=profile_count`, which has a
+        stricter rate limit than a plain read); None when the answer has no count."""
+        check_id(list_id, "list")
+        response = await self._send(
+            "get_list",
+            "GET",
+            f"/api/lists/{list_id}",
+            params={"additional-fields[list]": "profile_count"},
+            not_found=f"list {list_id} does not exist in this account.",
+        )
+        items = data_items(self._document(response, "get_list"))
+        if not items:
+            raise NotFoundError(f"list {list_id} does not exist in this account.")
+        count = as_dict(items[0].get("attributes")).get("profile_count")
+        valid = isinstance(count, int) and not isinstance(count, bool) and count >= 0
+        return parse_list(items[0]), count if valid else None
+
     async def create_list(self, name: str) -> KlaviyoList:
         """POST /api/lists. After an ambiguous failure, look the name up before posting again."""
         if not name or not name.strip():

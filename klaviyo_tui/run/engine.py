@@ -37,6 +37,7 @@ from klaviyo_tui.events import (
     RunSummary,
 )
 from klaviyo_tui.input.batching import Batch
+from klaviyo_tui.input.filters import FilterError
 from klaviyo_tui.input.sources import SourceError
 from klaviyo_tui.klaviyo import KlaviyoClient, KlaviyoError, NotFoundError, RateLimitedUntil
 from klaviyo_tui.run import rejects as rejects_file
@@ -211,7 +212,7 @@ class _ExportRun:
             return self._make_summary(error.exit_code, self._with_note(str(error)))
         if isinstance(error, KlaviyoError):
             return self._make_summary(ExitCode(error.exit_code), self._with_note(str(error)))
-        if isinstance(error, SourceError | ConfigError):
+        if isinstance(error, SourceError | FilterError | ConfigError):
             return self._make_summary(ExitCode.INPUT, str(error))
         if isinstance(error, OSError):
             return self._make_summary(
@@ -263,7 +264,9 @@ class _ExportRun:
             await client.get_list(self.export.list_id)
         except NotFoundError as error:
             raise RunError(
-                f"{error}; pick another list for export {self.export.name!r}",
+                f"{str(error).rstrip('.')}; pick another list for export {self.export.name!r}: "
+                f"`klaviyo-tui lists --connection {self.export.connection}` shows the account's "
+                f"lists, `klaviyo-tui exports edit {self.export.name} --set list_id=ID` sets one",
                 exit_code=ExitCode.USAGE,
             ) from error
         batches: asyncio.Queue[Batch | BaseException | None] = asyncio.Queue(

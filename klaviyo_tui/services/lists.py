@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from klaviyo_tui.klaviyo import KlaviyoList
+from klaviyo_tui.klaviyo import KlaviyoList, RequestRejected
 from klaviyo_tui.services.connections import open_client
 from klaviyo_tui.store.config import Config
 
@@ -28,3 +28,15 @@ async def create_list(config: Config, connection: str, name: str) -> tuple[Klavi
     Returns the list and whether it is new."""
     async with await open_client(config, connection) as client:
         return await client.find_or_create_list(name.strip())
+
+
+async def list_details(
+    config: Config, connection: str, list_id: str
+) -> tuple[KlaviyoList, int | None]:
+    """The list and its member count; the count is None when Klaviyo will not give it (an
+    older revision refusing the field), rather than failing the whole look-up."""
+    async with await open_client(config, connection) as client:
+        try:
+            return await client.list_with_count(list_id.strip())
+        except RequestRejected:
+            return await client.get_list(list_id.strip()), None

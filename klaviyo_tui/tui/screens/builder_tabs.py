@@ -109,10 +109,10 @@ def source_tab(segment: Segment | None) -> Iterator[Widget]:
         with Horizontal(classes="row"):
             yield Button("Load columns", id="load", variant="primary", compact=True)
         yield Static("", id="source-status", classes="help")
-        yield Label("Filter (optional, pandas query)", classes="field-label")
+        yield Label("Filter (optional, SQL WHERE)", classes="field-label")
         yield Input(
             segment.filter or "" if segment else "",
-            placeholder="e.g. country == 'US' and orders > 2",
+            placeholder="e.g. country = 'US' AND orders > 2",
             id="filter",
             compact=True,
         )

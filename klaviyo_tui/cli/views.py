@@ -1,0 +1,56 @@
+"""Shapes shared by several commands: config objects as JSON for scripts, `key=value` pairs."""
+
+from __future__ import annotations
+
+import click
+
+from klaviyo_tui.redaction import safe_text
+from klaviyo_tui.services.segments import SegmentUse, shown_source
+from klaviyo_tui.store.config import Config, Export, Segment
+
+
+def parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, str]:
+    """`key=value` pairs (the last of a repeated key wins); a UsageError names a bad one."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.UsageError(f"{option} {pair!r}: write it as key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def mapping_json(export: Export) -> dict[str, str]:
+    """Field -> column, location fields as `location.city`."""
+    out = dict(export.mapping.fields())
+    out.update({f"location.{k}": v for k, v in export.mapping.location.items()})
+    return out
+
+
+def segment_json(name: str, segment: Segment | None) -> dict[str, object]:
+    """A segment's source (password masked), query and filter; None values when it is missing."""
+    return {
+        "name": name,
+        "source": safe_text(shown_source(segment)) if segment else None,
+        "query": safe_text(segment.query) if segment and segment.query else None,
+        "filter": safe_text(segment.filter) if segment and segment.filter else None,
+    }
+
+
+def segment_use_json(use: SegmentUse) -> dict[str, object]:
+    return {**segment_json(use.segment.name, use.segment), "exports": list(use.exports)}
+
+
+def export_json(export: Export, config: Config) -> dict[str, object]:
+    """One export for scripts: everything `exports show` prints, text made safe."""
+    return {
+        "name": export.name,
+        "connection": export.connection,
+        "list_id": export.list_id,
+        "list_name": safe_text(export.list_name) if export.list_name else None,
+        "segments": [segment_json(n, config.segments.get(n)) for n in export.segments],
+        "mapping": {f: safe_text(c) for f, c in mapping_json(export).items()},
+        "properties": [safe_text(p) for p in export.mapping.properties],
+        "default_region": export.default_region,
+        "schedule": export.schedule,
+    }
