@@ -131,7 +131,12 @@ def demo() -> None:
 @cli.command()
 @click.argument("export_name", required=False)
 @click.option("--dry-run", is_flag=True, help="Read, validate and plan; send nothing.")
-@click.option("--resume", is_flag=True, help="Continue the last interrupted run of this export.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the last interrupted run of this export, or ask Klaviyo again about the "
+    "rows it left unconfirmed.",
+)
 @click.option(
     "--retry-failed",
     "retry_of",
