@@ -17,10 +17,15 @@ class RowState(enum.StrEnum):
     """The one final state every input row ends in."""
 
     IMPORTED = "imported"
+    IMPORTED_WITH_WARNINGS = "imported_with_warnings"
     INVALID = "invalid"  # failed local validation, never sent
     REJECTED = "rejected_by_klaviyo"  # Klaviyo refused it (400 pointer or import error)
     DUPLICATE = "duplicate"  # an earlier row with the same email, superseded by a later one
     NOT_SENT = "not_sent"  # valid, but the run ended before Klaviyo confirmed it
+    UNCONFIRMED = "unconfirmed"  # sent and accepted, but Klaviyo never confirmed the outcome
+    NOT_IN_LIST = (
+        "not_in_list"  # confirmed, but the read-back (--verify) did not find it in the list
+    )
 
     @property
     def label(self) -> str:
@@ -96,6 +101,17 @@ class JobConfirmed:
 
 
 @dataclass(frozen=True, slots=True)
+class JobUnconfirmed:
+    """Klaviyo accepted a batch but never confirmed its outcome (an unknown status, or no
+    progress before the deadline): its rows are unconfirmed until `--resume` asks again."""
+
+    job_id: str
+    batch: int
+    rows: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class RowsRejected:
     """Klaviyo rejected rows (400 pointers or import errors); they are in the rejects file."""
 
@@ -139,6 +155,8 @@ class RunSummary:
     jobs: int = 0
     dry_run: bool = False
     plan: dict[str, object] = field(default_factory=dict)
+    #: The read-back after the run (`--verify`): mode, checked, in_list, missing; None when off.
+    verification: dict[str, object] | None = None
 
     @property
     def total_rows(self) -> int:
@@ -151,6 +169,7 @@ ProgressEvent = (
     | JobsPlanned
     | JobSubmitted
     | JobConfirmed
+    | JobUnconfirmed
     | RowsRejected
     | Waiting
     | Retrying

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from client_support import Recorder, doc, job_obj, make
 
-from klaviyo_tui.events import JobConfirmed, Notice, RowState
+from klaviyo_tui.events import JobConfirmed, JobUnconfirmed, RowState
 from klaviyo_tui.input.batching import Batch, BatchPacker
 from klaviyo_tui.klaviyo import ImportErrorItem, ImportJob, JobState
 from klaviyo_tui.klaviyo.models import parse_job
@@ -137,7 +137,7 @@ def packed(profiles: list[dict[str, Any]], list_id: str = "Y6nRLr") -> Batch:
 
 
 @pytest.mark.parametrize(
-    ("final", "imported", "not_sent"),
+    ("final", "imported", "unconfirmed"),
     [
         ({"status": "failed"}, 0, 3),
         ({"status": None}, 0, 3),
@@ -146,7 +146,7 @@ def packed(profiles: list[dict[str, Any]], list_id: str = "Y6nRLr") -> Batch:
     ],
 )
 async def test_a_job_in_an_unknown_status_ends_polling_unconfirmed(
-    tmp_path: Path, final: dict[str, Any], imported: int, not_sent: int
+    tmp_path: Path, final: dict[str, Any], imported: int, unconfirmed: int
 ) -> None:
     polls = 0
 
@@ -184,14 +184,19 @@ async def test_a_job_in_an_unknown_status_ends_polling_unconfirmed(
             await asyncio.wait_for(tracker.poll(done), timeout=30)
         journal = store.journal(run_id)
     assert tally.counts[RowState.IMPORTED] == imported
-    assert tally.counts[RowState.NOT_SENT] == not_sent
+    assert tally.counts[RowState.UNCONFIRMED] == unconfirmed
+    assert tally.counts[RowState.NOT_SENT] == 0
     assert polls == 3
-    if not_sent:
-        assert journal[0].state == "accepted"  # a resumed run asks about the job again
-        (notice,) = [e for e in events if isinstance(e, Notice)]
-        assert notice.level == "warning"
-        assert JOB_ID in notice.message and "3 rows are not confirmed" in notice.message
+    if unconfirmed:
+        # The job id stays in the journal: a resumed run asks about the job again.
+        assert (journal[0].state, journal[0].job_id) == ("unconfirmed", JOB_ID)
+        (event,) = [e for e in events if isinstance(e, JobUnconfirmed)]
+        assert (event.job_id, event.rows) == (JOB_ID, 3)
         assert not [e for e in events if isinstance(e, JobConfirmed)]
+        with HistoryStore(tmp_path / "history.sqlite3") as store:
+            failures = store.failures(run_id)
+        assert sorted(f.row for f in failures) == [1, 2, 3]
+        assert all(f.state is RowState.UNCONFIRMED and "--resume" in f.reason for f in failures)
     else:
         assert journal[0].state == "finished"
 

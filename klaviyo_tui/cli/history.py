@@ -9,7 +9,7 @@ from klaviyo_tui.cli.output import emit_json, say
 from klaviyo_tui.errors import AppError
 from klaviyo_tui.events import RowState
 from klaviyo_tui.redaction import safe_text
-from klaviyo_tui.run.progress import plural
+from klaviyo_tui.run.progress import describe_verification, plural
 from klaviyo_tui.services import history as service
 from klaviyo_tui.services.history import RunRecord
 
@@ -89,11 +89,14 @@ def show_run(run_id: int, *, as_json: bool) -> None:
     if detail is None:
         raise AppError(f"there is no run {run_id}", hint="List runs with `klaviyo-tui history`.")
     record = detail.record
+    verified = detail.verification
     if as_json:
         data = _record_json(record)
         data["reasons"] = [
             {"reason": safe_text(r), "state": s, "count": n} for r, s, n in detail.reasons
         ]
+        data["verification"] = verified.as_dict() if verified else None
+        data["resumable"] = detail.resumable
         emit_json(data)
         return
     say(f"run {record.id}: export {record.export} -> list {record.list_id}")
@@ -103,7 +106,11 @@ def show_run(run_id: int, *, as_json: bool) -> None:
     say(f"  status      {record.status} (exit code {record.exit_code})")
     say(f"  duration    {record.duration_s or 0:.1f}s, {plural(record.jobs, 'job')}")
     for state in STATE_ORDER:
-        say(f"  {state:<20}{record.counts.get(state, 0):>12,}")
+        say(f"  {state:<24}{record.counts.get(state, 0):>12,}")
+    if verified is not None:
+        say(f"  verified    {describe_verification(verified.as_dict())}")
+        members = f", {verified.members:,} members read" if verified.members is not None else ""
+        say(f"              at {verified.verified_at}{members}")
     if record.error:
         say(f"  error       {record.error}")
     if detail.reasons:
@@ -111,5 +118,5 @@ def show_run(run_id: int, *, as_json: bool) -> None:
         for reason, state, count in detail.reasons[:20]:
             say(f"    {count:>8,}  {state:<20} {reason}")
     say(f"  rejects     {record.rejects_path or 'none'}")
-    if record.status == "interrupted":
+    if detail.resumable:
         say(f"  resume with: klaviyo-tui run {record.export} --resume")

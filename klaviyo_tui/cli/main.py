@@ -13,6 +13,7 @@ import contextlib
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -130,7 +131,12 @@ def demo() -> None:
 @cli.command()
 @click.argument("export_name", required=False)
 @click.option("--dry-run", is_flag=True, help="Read, validate and plan; send nothing.")
-@click.option("--resume", is_flag=True, help="Continue the last interrupted run of this export.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the last interrupted run of this export, or ask Klaviyo again about the "
+    "rows it left unconfirmed.",
+)
 @click.option(
     "--retry-failed",
     "retry_of",
@@ -139,6 +145,24 @@ def demo() -> None:
     help="Send again only the rows Klaviyo rejected in run RUN.",
 )
 @click.option("--due", is_flag=True, help="Run every export whose schedule is due (for cron).")
+@click.option(
+    "--confirm-timeout",
+    "confirm_timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="MINUTES",
+    help="Stop waiting for a Klaviyo job that shows no progress this long; its rows end "
+    "unconfirmed and --resume asks again (default: the export's confirm_timeout_minutes, or 30).",
+)
+@click.option(
+    "--verify",
+    "verify",
+    is_flag=False,
+    flag_value="full",
+    default=None,
+    metavar="[=full|sample:N|off]",
+    help="After the run, read the list back: every member (--verify), or N random confirmed "
+    "rows (--verify=sample:N). Missing rows end not_in_list. Default: the export's verify.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @pass_cli
 def run(
@@ -148,6 +172,8 @@ def run(
     resume: bool,
     retry_of: int | None,
     due: bool,
+    confirm_timeout: float | None,
+    verify: str | None,
     as_json: bool,
 ) -> None:
     """Run EXPORT now: progress on stderr, a one-line summary (or JSON) on stdout.
@@ -156,7 +182,10 @@ def run(
     Examples:
       klaviyo-tui run weekly                 send, then confirm every row
       klaviyo-tui run weekly --dry-run       counts, jobs and time at Klaviyo's limits
-      klaviyo-tui run weekly --resume        continue an interrupted run
+      klaviyo-tui run weekly --resume        continue an interrupted run, or ask Klaviyo
+                                             again about unconfirmed rows
+      klaviyo-tui run weekly --verify        read the whole list back after the run
+      klaviyo-tui run weekly --verify=sample:500   look up 500 random confirmed rows
       klaviyo-tui run --due --json           every export whose schedule is due (cron)
     """
     obj.as_json = as_json
@@ -166,16 +195,31 @@ def run(
             "give an export name, or --due to run every export whose schedule is due",
             hint="See `klaviyo-tui exports list` for the names.",
         )
+    options = RunFlags(confirm_timeout, verify)
     if due:
-        sys.exit(_run_due(config, as_json=as_json))
+        sys.exit(_run_due(config, as_json=as_json, flags=options))
     assert export_name is not None
     summary = _run_one(
-        config, export_name, resume=resume, dry_run=dry_run, retry_of=retry_of, as_json=as_json
+        config,
+        export_name,
+        resume=resume,
+        dry_run=dry_run,
+        retry_of=retry_of,
+        as_json=as_json,
+        flags=options,
     )
     sys.exit(int(summary.exit_code))
 
 
-def _run_due(config: Config, *, as_json: bool) -> int:
+@dataclass(frozen=True)
+class RunFlags:
+    """Per-run overrides of the export's confirmation settings (None: the export's)."""
+
+    confirm_timeout: float | None = None
+    verify: str | None = None
+
+
+def _run_due(config: Config, *, as_json: bool, flags: RunFlags | None = None) -> int:
     from klaviyo_tui.services.runs import due_exports
 
     due = due_exports(config, datetime.now(UTC).astimezone())
@@ -185,7 +229,7 @@ def _run_due(config: Config, *, as_json: bool) -> int:
     worst = ExitCode.OK
     for export in due:
         try:
-            summary = _run_one(config, export.name, as_json=as_json)
+            summary = _run_one(config, export.name, as_json=as_json, flags=flags)
         except AppError as error:  # one export's problem does not stop the others
             say(f"klaviyo-tui: {export.name}: {error.message}", err=True)
             worst = max(worst, error.exit_code)
@@ -202,9 +246,11 @@ def _run_one(
     dry_run: bool = False,
     retry_of: int | None = None,
     as_json: bool,
+    flags: RunFlags | None = None,
 ) -> RunSummary:
     from klaviyo_tui.services.runs import run as run_service
 
+    flags = flags or RunFlags()
     printer = ProgressPrinter(export_name)
 
     async def consume() -> RunSummary:
@@ -221,6 +267,8 @@ def _run_one(
             dry_run=dry_run,
             retry_failed_of=retry_of,
             on_wait=lambda message: say(f"klaviyo-tui: {message}", err=True),
+            confirm_timeout_minutes=flags.confirm_timeout,
+            verify=flags.verify,
         )
         async for event in events:
             printer.event(event)

@@ -22,7 +22,7 @@ from klaviyo_tui.events import (
     Waiting,
 )
 from klaviyo_tui.redaction import safe_text
-from klaviyo_tui.run.progress import RunProgress, plural
+from klaviyo_tui.run.progress import RunProgress, describe_verification, plural
 from klaviyo_tui.store import crashlog
 
 
@@ -81,7 +81,12 @@ def format_summary(summary: RunSummary) -> str:
         f"{c.get(RowState.DUPLICATE.value, 0):,} duplicates",
         f"{c.get(RowState.NOT_SENT.value, 0):,} not sent",
     ]
+    for state in (RowState.IMPORTED_WITH_WARNINGS, RowState.UNCONFIRMED, RowState.NOT_IN_LIST):
+        if c.get(state.value):  # shown when they happen, so the usual line stays short
+            parts.append(f"{c[state.value]:,} {state.label}")
     text = f"{head}: {', '.join(parts)} in {summary.duration_s:.1f}s"
+    if summary.verification:
+        text += f"; {describe_verification(summary.verification)}"
     if summary.run_id is not None:
         text += f" (run {summary.run_id}"
         if summary.rejects_path:
@@ -102,6 +107,7 @@ def summary_json(summary: RunSummary) -> dict[str, object]:
         "rejects_path": str(summary.rejects_path) if summary.rejects_path else None,
         "error": safe_text(summary.error) if summary.error else None,
         **({"plan": summary.plan} if summary.dry_run else {}),
+        **({"verification": summary.verification} if summary.verification else {}),
     }
 
 

@@ -9,10 +9,14 @@ that ends with a `RunSummary`. Work is split so the event loop never stalls:
 
 Resume: batches are deterministic for the same input, so each one has a fingerprint. The journal
 records every batch Klaviyo accepted (with its job id); a resumed run re-reads the input, skips the
-batches already accepted (polling their jobs instead) and sends only the rest.
+batches already accepted (polling their jobs instead) and sends only the rest. A run that ended
+with unconfirmed batches can be resumed too: their jobs are asked about again.
 
-`RunError` (defined with the other shared types in `model`) is re-exported here: the front ends
-catch it from the engine they call.
+Verification (`verify`): once every batch is settled, the list is read back (verify.py) and each
+confirmed row that is not in it moves to not_in_list.
+
+`RunError` (defined in `errors`) and `check_runnable` (checks.py) are re-exported here: the
+front ends catch and call them from the engine.
 """
 
 from __future__ import annotations
@@ -24,61 +28,38 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from klaviyo_tui.errors import AppError, ExitCode, RunError
-from klaviyo_tui.events import JobsPlanned, Phase, ProgressEvent, RowsRead, RowState, RunSummary
+from klaviyo_tui.events import (
+    JobsPlanned,
+    Phase,
+    ProgressEvent,
+    RowsRead,
+    RowState,
+    RunSummary,
+)
 from klaviyo_tui.input.batching import Batch
 from klaviyo_tui.input.sources import SourceChanged
-from klaviyo_tui.klaviyo import (
-    KlaviyoClient,
-    NotFoundError,
-)
-from klaviyo_tui.klaviyo.pacing import OPERATIONS, least_seconds_for
+from klaviyo_tui.klaviyo import KlaviyoClient, NotFoundError, RateLimitedUntil
 from klaviyo_tui.run import rejects as rejects_file
+from klaviyo_tui.run import verify
+from klaviyo_tui.run.checks import check_runnable
 from klaviyo_tui.run.jobs import JobTracker, Tally
 from klaviyo_tui.run.locking import export_lock
-from klaviyo_tui.run.outcomes import first_profile, masked
+from klaviyo_tui.run.options import RunOptions
+from klaviyo_tui.run.outcomes import first_profile
 from klaviyo_tui.run.reading import Step, produce
+from klaviyo_tui.run.summary import SummaryParts, exit_code, make_summary, unconfirmed_note
 from klaviyo_tui.store.config import Config, ConfigError, Export
 from klaviyo_tui.store.history import BatchRecord, HistoryStore
 
 #: Packed batches waiting for upload: bounds memory whatever the input size.
 READ_AHEAD_BATCHES = 4
-#: A rough allowance for the last jobs to finish inside Klaviyo, for dry-run estimates.
-JOB_FINISH_S = 5.0
-
-
-def check_runnable(export: Export, config: Config) -> None:
-    """Refuse early, with what to do, when the config cannot run this export."""
-    connection = config.connections.get(export.connection)
-    if connection is None:
-        raise RunError(
-            f"export {export.name!r} uses connection {export.connection!r}, which does not exist "
-            "(it was removed, or never added)",
-            hint=(
-                f"Edit the export (e on Home, or `klaviyo-tui exports edit {export.name} "
-                "--set connection=NAME`) and pick a connection, or add one named "
-                f"{export.connection!r} with `klaviyo-tui connections add {export.connection}`."
-            ),
-        )
-    if not connection.has_consent:
-        raise RunError(
-            f"connection {connection.name!r} has no recorded data-privacy consent",
-            hint=(
-                "Accept it by editing the connection in the app, or with "
-                f"`klaviyo-tui connections add {connection.name}`, before exporting."
-            ),
-        )
-    missing = [name for name in export.segments if name not in config.segments]
-    if missing:
-        raise RunError(
-            f"export {export.name!r} names segment(s) {', '.join(map(repr, missing))} that do not "
-            "exist in the config",
-            hint="Add the [segments.NAME] tables, or edit the export's segments list.",
-        )
-    if not export.segments:
-        raise RunError(
-            f"export {export.name!r} has no segments",
-            hint='Add segments = ["NAME"] to the export, or rebuild it in the app.',
-        )
+#: Failures a resumed run writes again (re-read, or settled again): the old lines go first.
+REDONE_ON_RESUME = (
+    RowState.INVALID,
+    RowState.DUPLICATE,
+    RowState.UNCONFIRMED,
+    RowState.NOT_IN_LIST,
+)
 
 
 async def run_export(
@@ -91,14 +72,20 @@ async def run_export(
     dry_run: bool = False,
     retry_failed_of: int | None = None,
     client: KlaviyoClient | None = None,
+    confirm_timeout_minutes: float | None = None,
+    verify: str | None = None,
 ) -> AsyncIterator[ProgressEvent]:
     """Run one export, yielding progress; the last item is always a RunSummary.
 
+    `confirm_timeout_minutes` (default: the export's `confirm_timeout_minutes`, else 30) is how
+    long a job may show no progress before its rows are unconfirmed; `verify` ("off", "full",
+    "sample:N"; default: the export's `verify`, else off) reads the list back after the run.
     Raises RunError or RunInProgress before the first event when the run cannot start.
     """
     check_runnable(export, config)
+    options = RunOptions.of(export, confirm_timeout_minutes, verify)
     with export_lock(export.name):
-        run = _ExportRun(export, config, api_key, store, dry_run=dry_run)
+        run = _ExportRun(export, config, api_key, store, dry_run=dry_run, options=options)
         async for event in run.execute(
             resume=resume, retry_failed_of=retry_failed_of, client=client
         ):
@@ -110,9 +97,17 @@ __all__ = ["RunError", "check_runnable", "run_export"]
 
 class _ExportRun:
     def __init__(
-        self, export: Export, config: Config, api_key: str, store: HistoryStore, *, dry_run: bool
+        self,
+        export: Export,
+        config: Config,
+        api_key: str,
+        store: HistoryStore,
+        *,
+        dry_run: bool,
+        options: RunOptions,
     ) -> None:
         self.export = export
+        self.options = options
         self.config = config
         self.connection = config.connections[export.connection]
         self.api_key = api_key
@@ -125,6 +120,9 @@ class _ExportRun:
         self.sample_payload: bytes | None = None
         self.planned_jobs = 0
         self.retry_rows: set[tuple[str, int]] | None = None
+        self.known: dict[tuple[str, int], str] = {}  # a resumed run's failures, for verify
+        self.verification: dict[str, object] | None = None
+        self.source_changed: SourceChanged | None = None  # the run stops, resumable
 
     @property
     def _run(self) -> int:
@@ -147,10 +145,11 @@ class _ExportRun:
                 )
             self.run_id = previous.id
             await asyncio.to_thread(self.store.reopen_run, previous.id)
-            await asyncio.to_thread(
-                self.store.clear_failures, previous.id, [RowState.INVALID, RowState.DUPLICATE]
-            )
+            await asyncio.to_thread(self.store.clear_failures, previous.id, REDONE_ON_RESUME)
             journal = dict(await asyncio.to_thread(self.store.journal, previous.id))
+            if self.options.verify.kind != "off":
+                failures = await asyncio.to_thread(self.store.failures, previous.id)
+                self.known = {(f.segment, f.row): f.state.value for f in failures}
         else:
             self.run_id = await asyncio.to_thread(
                 self.store.start_run,
@@ -195,68 +194,47 @@ class _ExportRun:
     def _summary(self, worker: asyncio.Task[None]) -> RunSummary:
         error = worker.exception()
         if error is None:
-            code = self._exit_code()
-            if code != ExitCode.INPUT:
-                return self._make_summary(code, None)
+            code = exit_code(self.tally, dry_run=self.dry_run)
+            if code == ExitCode.INPUT:
+                return self._make_summary(
+                    code,
+                    f"no valid rows: all {self.tally.read} rows read are invalid or duplicates, "
+                    "so nothing was sent; the rejects file gives each row's reason",
+                )
+            return self._make_summary(code, unconfirmed_note(self.tally, self.export.name))
+        if isinstance(error, RateLimitedUntil):
             return self._make_summary(
-                code,
-                f"no valid rows: all {self.tally.read} rows read are invalid or duplicates, so "
-                "nothing was sent; the rejects file gives each row's reason",
+                ExitCode.INTERRUPTED,
+                f"{error} Resume with `klaviyo-tui run {self.export.name} --resume` after "
+                f"{error.retry_at:%H:%M} local time.",
             )
         if isinstance(error, ConfigError):
             return self._make_summary(ExitCode.INPUT, str(error))
         if isinstance(error, AppError):  # run, Klaviyo, source, filter (a changed file: resumable)
-            return self._make_summary(error.exit_code, str(error))
+            return self._make_summary(error.exit_code, self._with_note(str(error)))
         if isinstance(error, OSError):
             return self._make_summary(
                 ExitCode.INPUT, f"could not write run files: {error.strerror or error}"
             )
         raise error
 
-    def _exit_code(self) -> ExitCode:
-        counts = self.tally.counts
-        if self.tally.read and not self.tally.valid and not self.dry_run:
-            return ExitCode.INPUT
-        if counts[RowState.REJECTED] or counts[RowState.NOT_SENT]:
-            return ExitCode.PARTIAL
-        return ExitCode.OK
+    def _with_note(self, message: str) -> str:
+        note = unconfirmed_note(self.tally, self.export.name)
+        return f"{message}; {note}" if note else message
 
-    def _make_summary(self, exit_code: ExitCode, error: str | None) -> RunSummary:
-        counts = dict(self.tally.counts)
-        confirmed = sum(counts[s] for s in RowState if s != RowState.NOT_SENT)
-        # Every valid row that Klaviyo did not confirm (or reject) is not sent.
-        counts[RowState.NOT_SENT] = max(0, self.tally.read - confirmed)
-        plan: dict[str, object] = {}
-        if self.dry_run:
-            counts[RowState.NOT_SENT] = 0
-            plan = self._plan()
-        rejects_path = None
-        if self.run_id is not None:
-            rejects_path = rejects_file.path_for(self.run_id)
-        return RunSummary(
+    def _make_summary(self, code: ExitCode, error: str | None) -> RunSummary:
+        parts = SummaryParts(
             run_id=self.run_id,
             export=self.export.name,
-            counts={state.value: n for state, n in counts.items()},
-            duration_s=time.monotonic() - self.started,
-            exit_code=exit_code,
-            rejects_path=rejects_path if rejects_path and rejects_path.exists() else None,
-            error=error,
-            jobs=self.tally.jobs if not self.dry_run else self.planned_jobs,
+            started=self.started,
+            ended=time.monotonic(),
             dry_run=self.dry_run,
-            plan=plan,
+            planned_jobs=self.planned_jobs,
+            sample_payload=self.sample_payload,
+            rejects_path=rejects_file.path_for(self.run_id) if self.run_id is not None else None,
+            verification=self.verification,
         )
-
-    def _plan(self) -> dict[str, object]:
-        jobs = self.planned_jobs
-        op = OPERATIONS["bulk_import_profiles"]
-        return {
-            "jobs": jobs,
-            "profiles": self.tally.valid,
-            # Klaviyo's rate limit bounds the upload; jobs then take a few seconds to finish.
-            "estimated_seconds": round(least_seconds_for(op, jobs) + JOB_FINISH_S, 1),
-            "rate_tier": f"{op.burst}/s burst, {op.steady}/min steady (bulk import jobs)",
-            "sample_payload": masked(self.sample_payload) if self.sample_payload else None,
-        }
+        return make_summary(parts, self.tally, code, error)
 
     def _finish_sync(self, summary: RunSummary) -> None:
         """Record the end of the run. Synchronous on purpose: it must happen even on cancel."""
@@ -294,6 +272,12 @@ class _ExportRun:
         )
         reader = asyncio.create_task(self._read(batches))
         self.events.put_nowait(Phase("planning" if self.dry_run else "reading and uploading"))
+        plan = self.options.verify
+        collector: verify.Collector | None = None
+        if plan.kind == "full":
+            collector = verify.Expected()
+        elif plan.kind == "sample":
+            collector = verify.Sample(plan.size)
         tracker = JobTracker(
             client=client,
             store=self.store,
@@ -302,45 +286,70 @@ class _ExportRun:
             list_id=self.export.list_id,
             tally=self.tally,
             emit=self.events.put_nowait,
+            policy=self.options.policy,
+            confirm_timeout=self.options.confirm_timeout_s,
+            collector=None if self.dry_run else collector,
+            known=self.known,
         )
         done_reading = asyncio.Event()
+        feeder = asyncio.create_task(self._feed(batches, reader, tracker, journal, done_reading))
         poller = None if self.dry_run else asyncio.create_task(tracker.poll(done_reading))
-        uploads: set[asyncio.Task[None]] = set()
-        changed: SourceChanged | None = None
+        tasks = [feeder, *([poller] if poller else [])]
         try:
-            while (batch := await batches.get()) is not None:
-                if isinstance(batch, SourceChanged):  # confirm what Klaviyo accepted, then stop
-                    changed = batch
-                    break
-                if isinstance(batch, BaseException):
-                    raise batch
-                if self.dry_run:
-                    continue
-                record = journal.get(batch.number)
-                if record is not None and _accepted(record, batch):
-                    await tracker.resumed(batch, record)
-                    continue
-                task = await tracker.start_upload(batch)
-                uploads.add(task)
-                task.add_done_callback(uploads.discard)
-                _raise_failed(uploads)
-            await reader
-            if uploads:
-                await asyncio.gather(*uploads)
-            done_reading.set()
-            if poller is not None:
-                await poller
-            if changed is not None:
-                raise changed
+            await _all_or_first_failure(tasks)
+            if self.source_changed is not None:
+                raise self.source_changed
+            if collector is not None and not self.dry_run:
+                await self._verify(client, collector)
         finally:
-            for task in [reader, *uploads, *([poller] if poller else [])]:
+            others = [reader, *tasks, *tracker.uploads, *tracker.followups]
+            for task in others:
                 task.cancel()
-            await asyncio.gather(
-                reader, *uploads, *([poller] if poller else []), return_exceptions=True
-            )
+            await asyncio.gather(*others, return_exceptions=True)
             if self.run_id is not None:
                 await asyncio.to_thread(rejects_file.write, self.store, self.run_id)
         self.events.put_nowait(Phase("done"))
+
+    async def _feed(
+        self,
+        batches: asyncio.Queue[Batch | BaseException | None],
+        reader: asyncio.Task[None],
+        tracker: JobTracker,
+        journal: dict[int, BatchRecord],
+        done_reading: asyncio.Event,
+    ) -> None:
+        """Hand each packed batch to the tracker: resumed, or uploaded. A source that changed
+        while it was read stops the feed; what Klaviyo accepted is still confirmed."""
+        while (batch := await batches.get()) is not None:
+            if isinstance(batch, SourceChanged):
+                self.source_changed = batch
+                break
+            if isinstance(batch, BaseException):
+                raise batch
+            if self.dry_run:
+                continue
+            record = journal.get(batch.number)
+            if record is not None and await tracker.resumed(batch, record):
+                continue
+            await tracker.start_upload(batch)
+            tracker.raise_failure()
+        await reader
+        await tracker.uploaded()
+        done_reading.set()
+
+    async def _verify(self, client: KlaviyoClient, collector: verify.Collector) -> None:
+        """Read the list back; confirmed rows not in it move to not_in_list."""
+        self.events.put_nowait(Phase("verifying", f"list {self.export.list_id}"))
+        result = await verify.verify_run(
+            client,
+            self.store,
+            self._run,
+            self.export.list_id,
+            collector,
+            self.tally.counts,
+            self.events.put_nowait,
+        )
+        self.verification = result.as_dict()
 
     async def _read(self, out: asyncio.Queue[Batch | BaseException | None]) -> None:
         """Drive the reading/validating/packing generator from a thread, one step at a time.
@@ -392,16 +401,12 @@ class _ExportRun:
             await out.put(batch)
 
 
-def _accepted(record: BatchRecord, batch: Batch) -> bool:
-    """Klaviyo accepted this very batch (same fingerprint) before: it must not be sent again."""
-    return (
-        record.fingerprint == batch.fingerprint
-        and record.state in ("accepted", "finished")
-        and bool(record.job_id)
-    )
-
-
-def _raise_failed(tasks: set[asyncio.Task[None]]) -> None:
-    for task in list(tasks):
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
+async def _all_or_first_failure(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for every task; the first to fail stops the wait with its error (the caller
+    cancels the rest). A dead poller must not leave uploads waiting for it forever."""
+    waiting = set(tasks)
+    while waiting:
+        done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]

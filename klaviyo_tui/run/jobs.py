@@ -1,30 +1,30 @@
-"""The upload half of a run: submit batches, strip the rows a 400 names, poll the jobs, and
-confirm every row Klaviyo accepted or refused.
+"""The upload half of a run: start uploads, resume journal batches, poll the jobs until each is
+confirmed or declared unconfirmed. Submitting and answering Klaviyo's 400s is in submit.py,
+tying outcomes to rows in confirm.py.
 
-Runs on the event loop (httpx); history writes go through `asyncio.to_thread`. The engine feeds
-it batches and reads the tally it keeps.
+A job that shows no progress (its status and counts unchanged) for `confirm_timeout` seconds is
+not waited for any longer: its rows are unconfirmed (confirm.py). Runs on the event loop (httpx);
+history writes go through `asyncio.to_thread`. The engine feeds it batches and reads the tally.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from klaviyo_tui.errors import ExitCode, RunError
-from klaviyo_tui.events import (
-    JobConfirmed,
-    JobSubmitted,
-    Notice,
-    ProgressEvent,
-    Reject,
-    RowsRejected,
-    RowState,
-)
+from klaviyo_tui.events import JobSubmitted, Notice, ProgressEvent, RowState
 from klaviyo_tui.input.batching import Batch
-from klaviyo_tui.klaviyo import ImportJob, KlaviyoClient, NotFoundError, RequestRejected
-from klaviyo_tui.run.outcomes import map_import_errors
+from klaviyo_tui.klaviyo import ImportJob, JobState, KlaviyoClient, NotFoundError
+from klaviyo_tui.run.confirm import Pending, Tally, Work
+from klaviyo_tui.run.options import DEFAULT_CONFIRM_TIMEOUT_MINUTES, DROP_FIELD
+from klaviyo_tui.run.progress import format_duration
+from klaviyo_tui.run.resend import Fix, strip_field
+from klaviyo_tui.run.submit import Submitter
+from klaviyo_tui.run.verify import Collector
 from klaviyo_tui.store.history import BatchRecord, HistoryStore
+
+__all__ = ["DEFAULT_CONFIRM_TIMEOUT_S", "JobTracker", "Tally"]
 
 #: Bulk import jobs being submitted at once; the client's pacer keeps them inside the rate tier.
 SUBMIT_CONCURRENCY = 8
@@ -32,31 +32,13 @@ SUBMIT_CONCURRENCY = 8
 #: tie import errors back to source rows; the cap keeps memory flat however long jobs take,
 #: and is high enough that Klaviyo's 150 jobs a minute stay the bound unless a job takes ~25 s.
 MAX_UNCONFIRMED_JOBS = 64
-#: A 400 that names rows is answered by resending the rest; a batch refused this often is stuck.
-MAX_RESENDS = 5
+#: How long a job may show no progress before its rows are declared unconfirmed.
+DEFAULT_CONFIRM_TIMEOUT_S = DEFAULT_CONFIRM_TIMEOUT_MINUTES * 60
+#: Polling backs off to this between rounds in which no job moved.
+MAX_POLL_DELAY_S = 3.0
 
 
-@dataclass
-class Tally:
-    """What the run knows so far: rows read and valid, and rows per final state."""
-
-    read: int = 0
-    valid: int = 0
-    counts: dict[RowState, int] = field(default_factory=lambda: {s: 0 for s in RowState})
-    jobs: int = 0
-    total: int | None = None  # rows the run will read, known after the first pass
-
-
-@dataclass
-class _Pending:
-    """A batch Klaviyo accepted, waiting for its job to finish."""
-
-    batch: Batch
-    job_id: str
-    stripped: int = 0  # rows of `batch` that a 400 removed before Klaviyo accepted the job
-
-
-class JobTracker:
+class JobTracker(Submitter):
     """Submits a run's batches and confirms their jobs, counting every row in `tally`."""
 
     def __init__(
@@ -69,6 +51,11 @@ class JobTracker:
         list_id: str,
         tally: Tally,
         emit: Callable[[ProgressEvent], None],
+        policy: str = DROP_FIELD,
+        confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT_S,
+        collector: Collector | None = None,
+        known: dict[tuple[str, int], str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.store = store
@@ -77,30 +64,45 @@ class JobTracker:
         self.list_id = list_id
         self.tally = tally
         self.emit = emit
-        self.pending: dict[str, _Pending] = {}
-        self.unconfirmed = asyncio.Semaphore(MAX_UNCONFIRMED_JOBS)
+        self.policy = policy
+        self.confirm_timeout = confirm_timeout
+        self.collector = collector
+        self.known = known or {}  # (segment, row) -> state of a resumed run's failures
+        self.clock = clock
+        self.pending: dict[str, Pending] = {}
+        self.slots = asyncio.Semaphore(MAX_UNCONFIRMED_JOBS)
         self.submits = asyncio.Semaphore(SUBMIT_CONCURRENCY)
+        self.uploads: set[asyncio.Task[None]] = set()
+        self.followups: set[asyncio.Task[None]] = set()
+        self.failure: BaseException | None = None  # the first upload or follow-up that failed
+
+    # ---- submitting ---------------------------------------------------------------------------
 
     async def start_upload(self, batch: Batch) -> asyncio.Task[None]:
         """Wait for room (jobs in flight, jobs unconfirmed), then upload `batch` in a task."""
-        await self.unconfirmed.acquire()
+        await self.slots.acquire()
         await self.submits.acquire()
-        return asyncio.create_task(self._upload(batch))
+        task = asyncio.create_task(self._upload(batch))
+        self.uploads.add(task)
+        task.add_done_callback(self._task_done)
+        return task
 
-    async def resumed(self, batch: Batch, record: BatchRecord) -> None:
-        """Accepted before the interruption: count it or wait for it, never send it again."""
-        assert record.job_id is not None
-        self.tally.jobs += 1
-        self.tally.counts[RowState.REJECTED] += record.rejected
-        number = batch.number + 1
-        if record.state == "finished":
-            self.tally.counts[RowState.IMPORTED] += record.imported
-            self.tally.counts[RowState.REJECTED] += record.failed
-            self.emit(Notice(f"batch {number}: confirmed before (job {record.job_id}), not resent"))
-            return
-        await self.unconfirmed.acquire()
-        self.pending[record.job_id] = _Pending(batch.receipt(), record.job_id, record.rejected)
-        self.emit(Notice(f"batch {number}: accepted before (job {record.job_id}), waiting for it"))
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.uploads.discard(task)
+        self.followups.discard(task)
+        if not task.cancelled() and task.exception() is not None and self.failure is None:
+            self.failure = task.exception()
+
+    def raise_failure(self) -> None:
+        """Raise the first error of an upload or follow-up task, if one failed."""
+        if self.failure is not None:
+            raise self.failure
+
+    async def uploaded(self) -> None:
+        """Wait until every upload started so far is done; raise the first failure."""
+        while self.uploads:
+            await asyncio.gather(*self.uploads, return_exceptions=True)
+        self.raise_failure()
 
     async def _upload(self, batch: Batch) -> None:
         accepted = False
@@ -112,130 +114,162 @@ class JobTracker:
                 batch.fingerprint,
                 batch.count,
             )
-            current = batch
-            for _ in range(MAX_RESENDS):
-                try:
-                    job = await self.client.submit_import(current.body, profiles=current.count)
-                    break
-                except RequestRejected as error:
-                    current = await self._strip_rejected(batch, current, error)
-                    if current.count == 0:
-                        return
-            else:
-                raise RunError(
-                    f"batch {batch.number + 1} kept being refused by Klaviyo",
-                    exit_code=ExitCode.PARTIAL,
-                )
-            await asyncio.to_thread(self.store.batch_accepted, self.run_id, batch.number, job.id)
-            self.tally.jobs += 1
-            self.pending[job.id] = _Pending(current.receipt(), job.id)
+            work = Work(batch.receipt())
+            sent = await self._submit(work, batch, list(range(batch.count)), main=True)
+            if sent is None:  # Klaviyo refused every row: they are rejects already
+                await asyncio.to_thread(self.store.batch_finished, self.run_id, batch.number, 0, 0)
+                return
+            job, current, positions = sent
+            work.job_id = job.id
+            await asyncio.to_thread(
+                self.store.batch_accepted, self.run_id, batch.number, job.id, work.log()
+            )
+            self._watch(work, job, current, positions, main=True)
             accepted = True
             self.emit(JobSubmitted(job.id, batch.number, current.count))
         finally:
             self.submits.release()
             if not accepted:  # nothing for the poller to confirm
-                self.unconfirmed.release()
+                self.slots.release()
 
-    async def _strip_rejected(self, batch: Batch, current: Batch, error: RequestRejected) -> Batch:
-        """Move exactly the rows Klaviyo's 400 points at to the rejects; the rest is resent."""
-        bad = {i: (f, d) for i, f, d in error.row_errors if i < current.count}
-        if not bad or error.unattributed:
-            raise RunError(
-                f"Klaviyo refused batch {batch.number + 1}: {error}", exit_code=ExitCode.INPUT
+    # ---- resuming -----------------------------------------------------------------------------
+
+    async def resumed(self, batch: Batch, record: BatchRecord) -> bool:
+        """A batch the journal knows: if Klaviyo accepted this very batch (same fingerprint)
+        before, or refused every row of it, count it or ask about its job again, and say True:
+        it is not sent again. False: the caller uploads it (never accepted, a different batch
+        now, or its job expired or was cancelled)."""
+        if not _accepted(record, batch):
+            return False
+        number = batch.number + 1
+        if record.state == "finished":
+            self._count_finished(batch, record)
+            said = f"job {record.job_id}" if record.job_id else "every row refused"
+            self.emit(Notice(f"batch {number}: confirmed before ({said}), not sent again"))
+            return True
+        assert record.job_id is not None
+        log = await asyncio.to_thread(self.store.batch_log, self.run_id, batch.number)
+        try:
+            job: ImportJob | None = await self.client.get_job(record.job_id)
+        except NotFoundError:
+            job = None
+        if job is None or job.state is JobState.CANCELLED:
+            said = "no longer knows" if job is None else "cancelled"
+            self.emit(
+                Notice(
+                    f"batch {number}: Klaviyo {said} job {record.job_id}"
+                    f"{' (jobs expire)' if job is None else ''}; sending the batch again (an "
+                    "import is an idempotent upsert)",
+                    level="warning",
+                )
             )
-        rejects = [
-            Reject(
-                row=current.rows[i],
-                segment=current.segments[i],
-                column=field_name,
-                value="",
-                reason=f"Klaviyo: {detail}",
-                state=RowState.REJECTED,
+            rows, segments = batch.rows, batch.segments
+            await asyncio.to_thread(
+                self.store.drop_failures,
+                self.run_id,
+                RowState.REJECTED,
+                [(segments[p], rows[p]) for p in log.refused],
             )
-            for i, (field_name, detail) in sorted(bad.items())
-        ]
-        await asyncio.to_thread(self.store.add_failures, self.run_id, rejects)
-        await asyncio.to_thread(
-            self.store.batch_rejected_rows, self.run_id, batch.number, len(rejects)
+            return False
+        refused = set(log.refused)
+        payloads = batch.payloads
+        fixes = {
+            p: [Fix(path, _value_of(payloads[p], path), reason) for path, reason in removed]
+            for p, removed in log.fixes.items()
+        }
+        work = Work(batch.receipt(), refused=sorted(refused), fixes=fixes, job_id=record.job_id)
+        sent = batch.without(refused) if refused else batch
+        positions = [p for p in range(batch.count) if p not in refused]
+        self.tally.counts[RowState.REJECTED] += record.rejected
+        await self.slots.acquire()
+        work.open += 1
+        self.tally.jobs += 1
+        self.pending[record.job_id] = Pending(
+            work, record.job_id, sent.receipt(), positions, True, self.clock()
         )
-        self.tally.counts[RowState.REJECTED] += len(rejects)
-        self.emit(RowsRejected(len(rejects), f"batch {batch.number + 1}: {rejects[0].reason}"))
-        return current.without(set(bad))
+        again = "asking about it again" if record.state == "unconfirmed" else "waiting for it"
+        self.emit(Notice(f"batch {number}: accepted before (job {record.job_id}), {again}"))
+        return True
+
+    def _count_finished(self, batch: Batch, record: BatchRecord) -> None:
+        counts = self.tally.counts
+        if record.job_id:
+            self.tally.jobs += 1
+        counts[RowState.REJECTED] += record.rejected + record.failed
+        counts[RowState.IMPORTED] += record.imported
+        counts[RowState.IMPORTED_WITH_WARNINGS] += record.warned
+        if self.collector is None:
+            return
+        rows, segments = batch.rows, batch.segments
+        warned = RowState.IMPORTED_WITH_WARNINGS.value
+        states = [self.known.get((segments[p], rows[p])) for p in range(batch.count)]
+        positions = [p for p, s in enumerate(states) if s is None or s == warned]
+        self.collector.add(batch, positions, [states[p] == warned for p in positions])
+
+    # ---- polling ------------------------------------------------------------------------------
 
     async def poll(self, done_reading: asyncio.Event) -> None:
-        """Poll running jobs until every accepted batch has a final count."""
+        """Poll running jobs until every accepted batch is settled."""
         delay = 0.2
         while True:
+            self.raise_failure()
             if not self.pending:
-                if done_reading.is_set():
+                if done_reading.is_set() and not self.followups:
                     return
                 await asyncio.sleep(0.05)
                 continue
-            jobs = await self.client.poll_jobs(list(self.pending))
-            finished = [j for j in jobs.values() if j.finished]
-            for job in finished:
-                entry = self.pending.pop(job.id)
-                await self._confirm(entry, job)
-                self.unconfirmed.release()
-            delay = 0.2 if finished else min(delay * 1.5, 3.0)
+            ids = list(self.pending)
+            jobs = await self._poll(ids)
+            now = self.clock()
+            moved = False
+            for job_id in ids:
+                entry = self.pending[job_id]
+                job = jobs.get(job_id)
+                if job is not None and job.running:
+                    if job.progress_key != entry.key:
+                        entry.key, entry.since = job.progress_key, now
+                        continue
+                    if now - entry.since < self.confirm_timeout:
+                        continue
+                moved = True
+                del self.pending[job_id]
+                if entry.main:
+                    self.slots.release()
+                if job is None:
+                    why = f"Klaviyo no longer knows job {job_id} (it may have expired)"
+                    await self._unconfirmed(entry, why)
+                elif job.running:
+                    idle = format_duration(now - entry.since)
+                    why = f"job {job_id} showed no progress for {idle} (still {job.status})"
+                    await self._unconfirmed(entry, why)
+                else:
+                    await self._confirm(entry, job)
+            delay = 0.2 if moved else min(delay * 1.5, MAX_POLL_DELAY_S)
             if self.pending:
                 await asyncio.sleep(delay)
 
-    async def _check_list_exists(self) -> None:
-        """A list deleted mid-run fails every row: stop with that reason instead of paging
-        through thousands of identical import errors."""
+    async def _poll(self, ids: list[str]) -> dict[str, ImportJob]:
+        """Current state of each job; one Klaviyo no longer knows is left out."""
         try:
-            await self.client.get_list(self.list_id)
-        except NotFoundError as error:
-            raise RunError(
-                f"list {self.list_id} no longer exists in Klaviyo (deleted during the run?); "
-                f"pick another list for export {self.export_name!r} and run it again",
-                exit_code=ExitCode.USAGE,
-            ) from error
+            return await self.client.poll_jobs(ids)
+        except NotFoundError:
+            found: dict[str, ImportJob] = {}
+            for job_id in ids:
+                try:
+                    found[job_id] = await self.client.get_job(job_id)
+                except NotFoundError:
+                    continue
+            return found
 
-    async def _confirm(self, entry: _Pending, job: ImportJob) -> None:
-        batch = entry.batch
-        failed = job.failed_count
-        rejects: list[Reject] = []
-        if job.unknown or not job.counts_known:
-            self._unconfirmed(entry, job)
-            return
-        if job.status == "cancelled":
-            raise RunError(
-                f"Klaviyo cancelled job {entry.job_id} (batch {batch.number + 1}); resume the run "
-                "to send it again",
-                exit_code=ExitCode.UNAVAILABLE,
-            )
-        if failed:
-            if failed >= batch.count:  # the whole batch failed: is the list still there?
-                await self._check_list_exists()
-            errors = await self.client.import_errors(entry.job_id)
-            rejects = map_import_errors(batch, errors, failed)
-            await asyncio.to_thread(self.store.add_failures, self.run_id, rejects)
-            self.emit(RowsRejected(len(rejects), rejects[0].reason if rejects else "import error"))
-        imported = batch.count - entry.stripped - len(rejects)
-        self.tally.counts[RowState.IMPORTED] += imported
-        self.tally.counts[RowState.REJECTED] += len(rejects)
-        await asyncio.to_thread(
-            self.store.batch_finished, self.run_id, batch.number, imported, len(rejects)
-        )
-        self.emit(JobConfirmed(entry.job_id, batch.number, imported, len(rejects)))
 
-    def _unconfirmed(self, entry: _Pending, job: ImportJob) -> None:
-        """A job that ended in a status Klaviyo does not document (e.g. `failed`, or none), or
-        complete without counts: its rows are not confirmed, so they are not counted imported.
-        They count as not sent for now, and the batch stays "accepted" in the journal, so a
-        resumed run asks about the job again. (The lead wires a dedicated unconfirmed state.)"""
-        rows = entry.batch.count - entry.stripped
-        self.tally.counts[RowState.NOT_SENT] += rows
-        if job.unknown:
-            said = f"status {job.status!r}" if job.status else "no status"
-        else:
-            said = "no row counts"
-        self.emit(
-            Notice(
-                f"batch {entry.batch.number + 1}: Klaviyo ended job {entry.job_id} with {said}; "
-                f"its {rows} rows are not confirmed",
-                level="warning",
-            )
-        )
+def _accepted(record: BatchRecord, batch: Batch) -> bool:
+    if record.fingerprint != batch.fingerprint:
+        return False
+    if record.state == "finished":
+        return True
+    return record.state in ("accepted", "unconfirmed") and bool(record.job_id)
+
+
+def _value_of(payload: bytes, path: str) -> str:
+    done = strip_field(payload, path)
+    return done[1] if done is not None else ""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -14,6 +16,72 @@ from klaviyo_tui.klaviyo import ImportErrorItem
 #: Identifiers tried in order to tie an import error to its row, each at the top of
 #: `original_payload` and then under its `attributes` (Klaviyo echoes either shape).
 MATCH_FIELDS = ("email", "phone_number", "external_id")
+_ROW_PREFIX = re.compile(r"^/data/attributes/profiles/data/\d+")
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One import error and the batch position it names (None: it names no row of the batch,
+    or a row an earlier error named already), with the identifier that matched."""
+
+    error: ImportErrorItem
+    position: int | None
+    value: str = ""
+
+
+def match_import_errors(
+    batch: Batch,
+    errors: Sequence[ImportErrorItem],
+    *,
+    identifiers: Mapping[str, Sequence[str | None]] | None = None,
+) -> list[Match]:
+    """Tie each import error to a position of `batch` through its `original_payload`.
+
+    Tried in order: `email`, `attributes.email`, then `phone_number` and `external_id` (same
+    nesting). Emails come from the batch; phones and external ids from `identifiers` (field ->
+    one value per row) or, when the batch still has its body, from its payloads.
+    """
+    index = _RowIndex(batch, identifiers)
+    seen: set[int] = set()
+    matches: list[Match] = []
+    for error in errors:
+        found = index.find(error.original_payload or {}, seen)
+        if found is None:
+            matches.append(Match(error, None))
+            continue
+        seen.add(found[0])
+        matches.append(Match(error, found[0], found[1]))
+    return matches
+
+
+def error_reject(batch: Batch, match: Match, note: str = "") -> Reject:
+    """The rejected row an itemised import error names, with Klaviyo's words as the reason."""
+    assert match.position is not None
+    error = match.error
+    detail = error.detail or error.title or "import error"
+    return Reject(
+        row=batch.rows[match.position],
+        segment=batch.segments[match.position],
+        column=field_from_pointer(error.pointer),
+        value=match.value,
+        reason=f"Klaviyo: {detail}{note}",
+        state=RowState.REJECTED,
+    )
+
+
+def unitemised_rejects(count: int) -> list[Reject]:
+    """Failures Klaviyo counted but did not itemise are still rejected rows: say so honestly."""
+    return [
+        Reject(
+            row=0,
+            segment="",
+            column="",
+            value="",
+            reason="Klaviyo: counted as failed without an itemised import error",
+            state=RowState.REJECTED,
+        )
+        for _ in range(max(0, count))
+    ]
 
 
 def map_import_errors(
@@ -23,46 +91,15 @@ def map_import_errors(
     *,
     identifiers: Mapping[str, Sequence[str | None]] | None = None,
 ) -> list[Reject]:
-    """Tie Klaviyo's import errors back to source rows through `original_payload`.
-
-    Tried in order: `email`, `attributes.email`, then `phone_number` and `external_id` (same
-    nesting). Emails come from the batch; phones and external ids from `identifiers` (field ->
-    one value per row) or, when the batch still has its body, from its payloads. An error that
-    matches no row, or a row already matched, is counted among the unitemised failures.
-    """
-    index = _RowIndex(batch, identifiers)
-    rejects: list[Reject] = []
-    seen: set[int] = set()
-    for error in errors:
-        found = index.find(error.original_payload or {}, seen)
-        if found is None:
-            continue
-        row, value = found
-        seen.add(row)
-        detail = error.detail or error.title or "import error"
-        rejects.append(
-            Reject(
-                row=batch.rows[row],
-                segment=batch.segments[row],
-                column=field_from_pointer(error.pointer),
-                value=value,
-                reason=f"Klaviyo: {detail}",
-                state=RowState.REJECTED,
-            )
-        )
-    # Failures Klaviyo counted but did not itemise are still rejected rows: say so honestly.
-    for _ in range(max(0, failed - len(rejects))):
-        rejects.append(
-            Reject(
-                row=0,
-                segment="",
-                column="",
-                value="",
-                reason="Klaviyo: counted as failed without an itemised import error",
-                state=RowState.REJECTED,
-            )
-        )
-    return rejects
+    """Every failed row as a Reject: the itemised ones tied to their source rows (see
+    `match_import_errors`), the rest of `failed` as unitemised failures. An error that matches
+    no row, or a row already matched, is counted among the unitemised failures."""
+    rejects = [
+        error_reject(batch, m)
+        for m in match_import_errors(batch, errors, identifiers=identifiers)
+        if m.position is not None
+    ]
+    return rejects + unitemised_rejects(failed - len(rejects))
 
 
 def _key(field: str, value: object) -> str | None:
@@ -130,6 +167,19 @@ def field_from_pointer(pointer: str | None) -> str:
     if not pointer:
         return ""
     return pointer.rstrip("/").rsplit("/", 1)[-1]
+
+
+def pointer_path(pointer: str | None) -> str:
+    """The attribute path an import error points at: `phone_number`, `location/zip`; "" for
+    the whole profile or no pointer. Pointers look like `/data/attributes/phone_number` (or,
+    in a bulk request's 400, `/data/attributes/profiles/data/3/attributes/phone_number`)."""
+    text = _ROW_PREFIX.sub("", (pointer or "").strip().rstrip("/"))
+    for head in ("/data/attributes/", "/attributes/"):
+        if text.startswith(head):
+            return text[len(head) :]
+    if text in ("", "/data", "/data/attributes", "/attributes"):
+        return ""
+    return text.rsplit("/", 1)[-1]
 
 
 def first_profile(body: bytes) -> bytes | None:

@@ -16,6 +16,7 @@ from klaviyo_tui.events import (
     JobConfirmed,
     JobsPlanned,
     JobSubmitted,
+    JobUnconfirmed,
     Notice,
     Phase,
     ProgressEvent,
@@ -82,6 +83,12 @@ class RunProgress:
                 line = (
                     f"batch {event.batch + 1} confirmed: {event.imported:,} imported, "
                     f"{event.failed:,} failed"
+                )
+            case JobUnconfirmed():
+                self.jobs_confirmed += 1  # settled: nothing more to wait for in this run
+                line = (
+                    f"warning: batch {event.batch + 1}: {plural(event.rows, 'row')} unconfirmed: "
+                    f"{event.reason}"
                 )
             case RowsRejected():
                 reason = event.reason.removeprefix("Klaviyo: ")
@@ -178,6 +185,19 @@ def describe_exit(code: ExitCode | int) -> str:
         ExitCode.INTERNAL: "internal error (see the log file)",
         ExitCode.INTERRUPTED: "interrupted (resumable)",
     }.get(ExitCode(int(code)), str(code))
+
+
+def describe_verification(result: dict[str, object]) -> str:
+    """ "verified: 99,998 of 100,000 confirmed rows in the list; 2 missing (…)" from a
+    RunSummary's `verification`."""
+    mode = str(result.get("mode", ""))
+    head = "verified" if mode == "full" else f"verified a sample ({mode})"
+    checked, in_list = int(str(result.get("checked", 0))), int(str(result.get("in_list", 0)))
+    text = f"{head}: {in_list:,} of {checked:,} confirmed rows in the list"
+    missing = int(str(result.get("missing", 0)))
+    if missing:
+        text += f"; {missing:,} missing (state not_in_list in the rejects file)"
+    return text
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:

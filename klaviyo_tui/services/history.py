@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from klaviyo_tui.run import rejects
-from klaviyo_tui.store.history import HistoryStore, RunRecord
+from klaviyo_tui.store.history import HistoryStore, RunRecord, Verification
 
 __all__ = ["RunDetail", "RunRecord", "last_runs", "run_detail", "runs", "write_rejects"]
 
@@ -15,7 +15,8 @@ __all__ = ["RunDetail", "RunRecord", "last_runs", "run_detail", "runs", "write_r
 class RunDetail:
     record: RunRecord
     reasons: list[tuple[str, str, int]]  # (reason, state, count), most frequent first
-    resumable: bool  # this is the export's latest real run and it was interrupted
+    resumable: bool  # the export's latest real run, interrupted or with unconfirmed rows
+    verification: Verification | None = None  # the read-back after the run (--verify)
 
 
 def runs(export: str | None = None, limit: int = 200) -> list[RunRecord]:
@@ -42,7 +43,10 @@ def run_detail(run_id: int) -> RunDetail | None:
             return None
         latest = store.resumable_run(record.export)
         return RunDetail(
-            record, store.failure_reasons(run_id), latest is not None and latest.id == run_id
+            record,
+            store.failure_reasons(run_id),
+            latest is not None and latest.id == run_id,
+            store.verification(run_id),
         )
 
 

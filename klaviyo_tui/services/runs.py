@@ -9,6 +9,7 @@ from functools import partial
 
 from klaviyo_tui.events import ProgressEvent
 from klaviyo_tui.run.engine import check_runnable, run_export
+from klaviyo_tui.run.options import RunOptions
 from klaviyo_tui.run.schedule import is_due
 from klaviyo_tui.services.connections import api_key_for
 from klaviyo_tui.services.exports import export_named
@@ -24,8 +25,13 @@ async def run(
     dry_run: bool = False,
     retry_failed_of: int | None = None,
     on_wait: Callable[[str], None] | None = None,
+    confirm_timeout_minutes: float | None = None,
+    verify: str | None = None,
 ) -> AsyncIterator[ProgressEvent]:
     """Run an export: progress events, ending with its RunSummary.
+
+    `confirm_timeout_minutes` and `verify` override the export's settings for this run (see
+    `run_export`).
 
     `on_wait` hears (from a worker thread) when the history database is busy with another
     process's write and this run waits for it.
@@ -35,6 +41,7 @@ async def run(
     """
     export = export_named(config, export_name)
     check_runnable(export, config)
+    RunOptions.of(export, confirm_timeout_minutes, verify)  # a bad option stops it here
     key = await asyncio.to_thread(api_key_for, config.connections[export.connection])
     store = await asyncio.to_thread(partial(HistoryStore, on_wait=on_wait))
     try:
@@ -46,6 +53,8 @@ async def run(
             resume=resume,
             dry_run=dry_run,
             retry_failed_of=retry_failed_of,
+            confirm_timeout_minutes=confirm_timeout_minutes,
+            verify=verify,
         ):
             yield event
     finally:

@@ -138,6 +138,8 @@ class Export:
     default_region: str = "US"
     schedule: str | None = None  # cron expression, evaluated in local time
     list_name: str | None = None  # display only; list_id is what counts
+    confirm_timeout_minutes: float | None = None  # a job's no-progress deadline (default 30)
+    verify: str = "off"  # read the list back after a run: off | full | sample:N
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,8 @@ _EXPORT_KEYS = (
     "default_region",
     "schedule",
     "mapping",
+    "confirm_timeout_minutes",
+    "verify",
 )
 _MAPPING_KEYS = (*PROFILE_FIELDS, "location", "properties")
 
@@ -326,7 +330,33 @@ def _export(name: str, data: dict[str, Any], path: Path) -> Export:
         default_region=(_text(data, "default_region", path, table) or "US").upper(),
         schedule=_text(data, "schedule", path, table),
         list_name=_text(data, "list_name", path, table),
+        confirm_timeout_minutes=_minutes(data, "confirm_timeout_minutes", path, table),
+        verify=_verify(data, path, table),
     )
+
+
+def _minutes(data: dict[str, Any], key: str, path: Path, table: str) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(
+            f"{_where(path, table, key)}: must be a positive number of minutes, e.g. {key} = 30."
+        )
+    return float(value)
+
+
+def _verify(data: dict[str, Any], path: Path, table: str) -> str:
+    from klaviyo_tui.run.options import parse_verify  # light: no pandas
+
+    text = _text(data, "verify", path, table) or "off"
+    try:
+        return parse_verify(text).mode
+    except AppError:
+        raise ConfigError(
+            f'{_where(path, table, "verify")}: {text!r} is not a verification mode; use "off", '
+            '"full" (read every member back after the run) or "sample:N".'
+        ) from None
 
 
 def config_from_data(data: dict[str, Any], path: Path) -> Config:

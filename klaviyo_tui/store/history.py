@@ -40,9 +40,9 @@ from klaviyo_tui.events import Reject, RowState, RunSummary
 from klaviyo_tui.redaction import redact
 from klaviyo_tui.run.locking import lock_holder
 from klaviyo_tui.store import paths
+from klaviyo_tui.store.history_journal import JournalMixin, ResendLog, Verification
 from klaviyo_tui.store.history_open import (
     BUSY_TIMEOUT_S,
-    SCHEMA,
     SCHEMA_VERSION,
     WAIT_NOTICE_S,
     HistoryBusy,
@@ -57,6 +57,7 @@ from klaviyo_tui.store.history_open import (
     inspect,
     load_or_create_secret,
     translate,
+    upgrade,
 )
 from klaviyo_tui.store.history_records import (
     DUPLICATE_REASON,
@@ -80,7 +81,9 @@ __all__ = [
     "HistoryNewer",
     "HistoryReadOnly",
     "HistoryStore",
+    "ResendLog",
     "RunRecord",
+    "Verification",
 ]
 
 
@@ -88,7 +91,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class HistoryStore:
+class HistoryStore(JournalMixin):
     """The history database. Thread-safe; open one per process (or per screen) and `close()`.
 
     `readonly=True` (or `open_for_reading()`) is for screens and commands that only look: it
@@ -150,8 +153,9 @@ class HistoryStore:
         )
 
     def _prepare(self, version: int) -> None:
-        """Connection pragmas, then the schema if the file is empty. Only that creation takes
-        the write lock; a file already in WAL mode with our schema is used as it is."""
+        """Connection pragmas, then the schema if the file is empty, or the migration steps if
+        it is an older version of ours. Only that takes the write lock; a file already in WAL
+        mode with the current schema is used as it is."""
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.execute("PRAGMA synchronous = NORMAL")
         if str(self._db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
@@ -161,10 +165,9 @@ class HistoryStore:
         if version == SCHEMA_VERSION:
             return
         with self._tx() as db:
-            if inspect(db, self.path) == 0:  # another process may have created it meanwhile
-                for statement in SCHEMA:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            found = inspect(db, self.path)  # another process may have upgraded it meanwhile
+            if found < SCHEMA_VERSION:
+                upgrade(db, found)
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -270,7 +273,8 @@ class HistoryStore:
         return [record_of(row) for row in rows]
 
     def resumable_run(self, export: str) -> RunRecord | None:
-        """The export's latest real (not dry) run, if it was interrupted or killed."""
+        """The export's latest real (not dry) run, if it was interrupted or killed, or ended
+        partial with batches Klaviyo never confirmed (resuming asks about them again)."""
         rows = self._query(
             f"SELECT {RUN_COLUMNS} FROM runs WHERE export = ? AND dry_run = 0 "
             "ORDER BY id DESC LIMIT 1",
@@ -279,42 +283,11 @@ class HistoryStore:
         if not rows:
             return None
         record = record_of(rows[0])
-        return record if record.status == "interrupted" else None
-
-    # ---- resume journal --------------------------------------------------------------------
-
-    def batch_submitting(self, run_id: int, batch_no: int, fingerprint: str, profiles: int) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO batches (run_id, batch_no, fingerprint, profiles, state) "
-                "VALUES (?, ?, ?, ?, 'submitting') ON CONFLICT (run_id, batch_no) DO UPDATE SET "
-                "fingerprint = excluded.fingerprint, profiles = excluded.profiles, "
-                "job_id = NULL, state = 'submitting', imported = 0, failed = 0, rejected = 0",
-                (run_id, batch_no, fingerprint, profiles),
-            )
-
-    def _batch(self, sql: str, args: tuple[object, ...]) -> None:
-        with self._tx() as db:
-            db.execute(f"UPDATE batches SET {sql} WHERE run_id = ? AND batch_no = ?", args)
-
-    def batch_accepted(self, run_id: int, batch_no: int, job_id: str) -> None:
-        self._batch("job_id = ?, state = 'accepted'", (job_id, run_id, batch_no))
-
-    def batch_finished(self, run_id: int, batch_no: int, imported: int, failed: int) -> None:
-        self._batch(
-            "imported = ?, failed = ?, state = 'finished'", (imported, failed, run_id, batch_no)
-        )
-
-    def batch_rejected_rows(self, run_id: int, batch_no: int, count: int) -> None:
-        self._batch("rejected = rejected + ?", (count, run_id, batch_no))
-
-    def journal(self, run_id: int) -> dict[int, BatchRecord]:
-        rows = self._query(
-            "SELECT batch_no, fingerprint, profiles, job_id, state, imported, failed, rejected "
-            "FROM batches WHERE run_id = ? ORDER BY batch_no",
-            (run_id,),
-        )
-        return {row["batch_no"]: BatchRecord(*row) for row in rows}
+        if record.status == "interrupted":
+            return record
+        if record.status == "partial" and self.unconfirmed_batches(record.id):
+            return record
+        return None
 
     # ---- failures --------------------------------------------------------------------------
 
@@ -356,6 +329,16 @@ class HistoryStore:
             (RowState.DUPLICATE.value, DUPLICATE_REASON, run_id),
         )
         return [(row[0], row[1], row[2]) for row in rows]
+
+    def drop_failures(
+        self, run_id: int, state: RowState | str, rows: Iterable[tuple[str, int]]
+    ) -> None:
+        """Forget the entries in `state` of these (segment, row)s: their state changed."""
+        with self._tx() as db:
+            db.executemany(
+                "DELETE FROM failures WHERE run_id = ? AND state = ? AND segment = ? AND row = ?",
+                ((run_id, str(state), segment, row) for segment, row in rows),
+            )
 
     def clear_failures(self, run_id: int, states: Iterable[RowState | str]) -> None:
         wanted = [str(s) for s in states]

@@ -28,7 +28,8 @@ from pathlib import Path
 from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.store.history_holder import Holder, describe_writer, find_writer
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Schema 1, as the first release created it. Later versions are explicit steps in MIGRATIONS.
 SCHEMA = (
     """CREATE TABLE runs (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -55,7 +56,36 @@ SCHEMA = (
         row_hash BLOB NOT NULL, first_run INTEGER NOT NULL, last_run INTEGER NOT NULL,
         PRIMARY KEY (export, list_id, key_hash)) WITHOUT ROWID""",
 )
-TABLES = ("batches", "export_rows", "failures", "runs")
+#: Each step takes the file from the version before it (key - 1) to `key`, in one transaction.
+#: Keep one step per change, so parallel changes merge as separate steps.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 2: confirmation. Batches remember the rows a 400 refused and the fields removed before
+    # Klaviyo accepted them (to resume them), and how many rows were imported with warnings;
+    # runs may have a verification read-back.
+    2: (
+        "ALTER TABLE batches ADD COLUMN warned INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE batches ADD COLUMN resend_log TEXT",
+        """CREATE TABLE verifications (
+            run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+            mode TEXT NOT NULL, checked INTEGER NOT NULL, in_list INTEGER NOT NULL,
+            missing INTEGER NOT NULL, members INTEGER, verified_at TEXT NOT NULL)""",
+    ),
+}
+TABLES = ("batches", "export_rows", "failures", "runs")  # every version has these
+
+
+def upgrade(db: sqlite3.Connection, found: int) -> None:
+    """Create the schema (`found` 0) or bring it from version `found` to SCHEMA_VERSION.
+    Call inside a write transaction: a failed step leaves the file as it was."""
+    if found == 0:
+        for statement in SCHEMA:
+            db.execute(statement)
+        found = 1
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS[version]:
+            db.execute(statement)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
 
 BUSY_TIMEOUT_S = 30.0  # the longest a write waits for another process before giving up
 WAIT_NOTICE_S = 1.0  # after this long, `on_wait` tells the user why nothing happens
@@ -215,8 +245,7 @@ def inspect(db: sqlite3.Connection, path: Path) -> int:
 def _memory() -> sqlite3.Connection:
     """An empty history: what a reader sees before the first run created the file."""
     db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-    for statement in SCHEMA:
-        db.execute(statement)
+    upgrade(db, 0)
     return db
 
 

@@ -54,10 +54,11 @@ class BatchRecord:
     fingerprint: str
     profiles: int
     job_id: str | None
-    state: str  # submitting | accepted | finished
-    imported: int = 0
-    failed: int = 0
+    state: str  # submitting | accepted | finished | unconfirmed
+    imported: int = 0  # confirmed imported (without warnings)
+    failed: int = 0  # rejected in the job's import errors
     rejected: int = 0  # rows Klaviyo refused before accepting the job (400 pointers)
+    warned: int = 0  # confirmed imported without a field Klaviyo refused
 
 
 DUPLICATE_REASON = "duplicate email: a later row with the same email is sent instead"

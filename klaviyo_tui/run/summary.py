@@ -1,0 +1,92 @@
+"""The end of a run in numbers and words: exit code, counts per state, what to do next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.events import RowState, RunSummary
+from klaviyo_tui.klaviyo.pacing import OPERATIONS, least_seconds_for
+from klaviyo_tui.run.confirm import Tally
+from klaviyo_tui.run.outcomes import masked
+
+#: A rough allowance for the last jobs to finish inside Klaviyo, for dry-run estimates.
+JOB_FINISH_S = 5.0
+#: Rows in these states keep a run from exit code 0.
+NOT_DONE = (RowState.REJECTED, RowState.NOT_SENT, RowState.UNCONFIRMED, RowState.NOT_IN_LIST)
+
+
+def exit_code(tally: Tally, *, dry_run: bool) -> ExitCode:
+    counts = tally.counts
+    if tally.read and not tally.valid and not dry_run:
+        return ExitCode.INPUT
+    if any(counts[state] for state in NOT_DONE):
+        return ExitCode.PARTIAL
+    return ExitCode.OK
+
+
+def unconfirmed_note(tally: Tally, export: str) -> str | None:
+    """What a person needs to know about unconfirmed rows, or None when there are none."""
+    rows = tally.counts[RowState.UNCONFIRMED]
+    if not rows:
+        return None
+    return (
+        f"{rows:,} row(s) are unconfirmed: Klaviyo accepted them but never confirmed the "
+        f"outcome; `klaviyo-tui run {export} --resume` asks Klaviyo about them again"
+    )
+
+
+@dataclass
+class SummaryParts:
+    """What the engine knows at the end, besides the tally."""
+
+    run_id: int | None
+    export: str
+    started: float
+    ended: float
+    dry_run: bool
+    planned_jobs: int
+    sample_payload: bytes | None
+    rejects_path: Path | None
+    verification: dict[str, object] | None
+
+
+def make_summary(
+    parts: SummaryParts, tally: Tally, code: ExitCode, error: str | None
+) -> RunSummary:
+    counts = dict(tally.counts)
+    settled = sum(counts[s] for s in RowState if s != RowState.NOT_SENT)
+    # Every valid row that Klaviyo did not settle (confirm, reject, leave unconfirmed) is not sent.
+    counts[RowState.NOT_SENT] = max(0, tally.read - settled)
+    plan: dict[str, object] = {}
+    if parts.dry_run:
+        counts[RowState.NOT_SENT] = 0
+        plan = _plan(parts, tally)
+    path = parts.rejects_path
+    return RunSummary(
+        run_id=parts.run_id,
+        export=parts.export,
+        counts={state.value: n for state, n in counts.items()},
+        duration_s=parts.ended - parts.started,
+        exit_code=code,
+        rejects_path=path if path and path.exists() else None,
+        error=error,
+        jobs=tally.jobs if not parts.dry_run else parts.planned_jobs,
+        dry_run=parts.dry_run,
+        plan=plan,
+        verification=parts.verification,
+    )
+
+
+def _plan(parts: SummaryParts, tally: Tally) -> dict[str, object]:
+    jobs = parts.planned_jobs
+    op = OPERATIONS["bulk_import_profiles"]
+    return {
+        "jobs": jobs,
+        "profiles": tally.valid,
+        # Klaviyo's rate limit bounds the upload; jobs then take a few seconds to finish.
+        "estimated_seconds": round(least_seconds_for(op, jobs) + JOB_FINISH_S, 1),
+        "rate_tier": f"{op.burst}/s burst, {op.steady}/min steady (bulk import jobs)",
+        "sample_payload": masked(parts.sample_payload) if parts.sample_payload else None,
+    }
