@@ -75,6 +75,8 @@ EXPORT_FIELDS: dict[str, Any] = {
     "segments": (),
     "default_region": "US",
     "schedule": None,
+    "confirm_timeout_minutes": None,
+    "verify": "off",
 }
 MAPPING_FIELDS: dict[str, Any] = {**dict.fromkeys(PROFILE_FIELDS), "properties": ()}
 
