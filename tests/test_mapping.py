@@ -15,13 +15,8 @@ from hypothesis import strategies as st
 from klaviyo_tui.events import RowState
 from klaviyo_tui.input.fastcheck import email_fast, phone_fast
 from klaviyo_tui.input.jsoncols import lower
-from klaviyo_tui.input.mapping import (
-    MAX_PROFILE_BYTES,
-    careful_email,
-    detect_email_column,
-    validate_chunk,
-    validation_preview,
-)
+from klaviyo_tui.input.mapping import MAX_PROFILE_BYTES, careful_email, validate_chunk
+from klaviyo_tui.input.preview import detect_email_column, validation_preview
 from klaviyo_tui.store.config import Mapping
 
 
@@ -30,8 +25,12 @@ def _frame(**cols: list[object]) -> pd.DataFrame:
     return pd.DataFrame(cols, index=pd.RangeIndex(1, n + 1)).astype("str")
 
 
-def _run(df: pd.DataFrame, mapping: Mapping, region: str = "US") -> tuple[list[dict], list]:
-    chunk = validate_chunk(df, mapping, default_region=region, segment="seg")
+def _run(
+    df: pd.DataFrame, mapping: Mapping, region: str = "US", policy: str = "reject_row"
+) -> tuple[list[dict], list]:
+    chunk = validate_chunk(
+        df, mapping, default_region=region, segment="seg", on_invalid_field=policy
+    )
     assert len(chunk.payloads) + len(chunk.rejects) == len(df)
     return [orjson.loads(p) for p in chunk.payloads], chunk.rejects
 
@@ -168,7 +167,9 @@ def test_detect_email_column_and_preview() -> None:
         email=["a@x.com", "bad", "a@x.com", "c@x.com", "d@x.com"],
         phone=["", "", "", "123", ""],
     )
-    report = validation_preview(df, Mapping(email="email", phone_number="phone"), "US")
+    report = validation_preview(
+        df, Mapping(email="email", phone_number="phone"), "US", on_invalid_field="reject_row"
+    )
     assert (
         report.rows,
         report.valid,
@@ -176,6 +177,10 @@ def test_detect_email_column_and_preview() -> None:
         report.invalid_phones,
         report.duplicates,
     ) == (5, 2, 1, 1, 1)
+    # drop_field (the default): the row with a bad phone is sent without it
+    report = validation_preview(df, Mapping(email="email", phone_number="phone"), "US")
+    assert (report.valid, report.invalid_phones, report.warned) == (3, 1, 1)
+    assert "sent without it" in report.examples["invalid_phones"][0]
     assert report.examples["duplicates"]
     assert len(report.examples["invalid_emails"]) == 1
 

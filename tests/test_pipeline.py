@@ -82,7 +82,8 @@ def test_filter_and_winner_that_is_invalid(tmp_path: Path) -> None:
         ],
     )
     segments = {"s": Segment("s", path, filter="country == 'US' and orders > 3")}
-    export = Export("e", "c", "L", ("s",), Mapping(email="email", phone_number="phone"))
+    mapping = Mapping(email="email", phone_number="phone")
+    export = Export("e", "c", "L", ("s",), mapping, on_invalid_field="reject_row")
     chunks, stats = _run(export, segments)
     # Row 2 is filtered out; row 3 wins the email but is invalid, row 1 is its duplicate.
     assert [p for c in chunks for p in c.payloads] == []
@@ -90,6 +91,17 @@ def test_filter_and_winner_that_is_invalid(tmp_path: Path) -> None:
     assert states == {(1, RowState.DUPLICATE), (3, RowState.INVALID)}
     assert stats[-1].read == 2
     assert count_matching(segments["s"]) == 2
+    # drop_field (the default): the winner goes without its phone, with a warning
+    chunks, stats = _run(Export("e", "c", "L", ("s",), mapping), segments)
+    assert [orjson.loads(p)["attributes"] for c in chunks for p in c.payloads] == [
+        {"email": "a@x.com"}
+    ]
+    assert [(r.row, r.state) for c in chunks for r in c.rejects] == [(1, RowState.DUPLICATE)]
+    [warning] = [w for c in chunks for w in c.warnings]
+    assert (warning.row, warning.column, warning.value) == (3, "phone", "123")
+    assert warning.state is RowState.IMPORTED_WITH_WARNINGS
+    assert warning.reason.endswith("; sent without it")
+    assert (stats[-1].valid, stats[-1].warned) == (1, 1)
 
 
 def test_filter_errors_name_columns() -> None:

@@ -149,7 +149,9 @@ class _ExportRun:
             self.run_id = previous.id
             await asyncio.to_thread(self.store.reopen_run, previous.id)
             await asyncio.to_thread(
-                self.store.clear_failures, previous.id, [RowState.INVALID, RowState.DUPLICATE]
+                self.store.clear_failures,
+                previous.id,
+                [RowState.INVALID, RowState.DUPLICATE, RowState.IMPORTED_WITH_WARNINGS],
             )
             journal = dict(await asyncio.to_thread(self.store.journal, previous.id))
         else:
@@ -369,6 +371,8 @@ class _ExportRun:
             await asyncio.to_thread(self.store.add_failures, self._run, step.rejects)
             for reject in step.rejects:
                 self.tally.counts[reject.state] += 1
+        if step.warnings:  # recorded now, counted when Klaviyo confirms the row
+            await asyncio.to_thread(self.store.add_failures, self._run, step.warnings)
         self.tally.read = step.read
         self.tally.valid = step.valid
         self.tally.total = step.total

@@ -94,7 +94,8 @@ class JobTracker:
         self.tally.counts[RowState.REJECTED] += record.rejected
         number = batch.number + 1
         if record.state == "finished":
-            self.tally.counts[RowState.IMPORTED] += record.imported
+            self.tally.counts[RowState.IMPORTED] += record.imported - record.warned
+            self.tally.counts[RowState.IMPORTED_WITH_WARNINGS] += record.warned
             self.tally.counts[RowState.REJECTED] += record.failed
             self.emit(Notice(f"batch {number}: confirmed before (job {record.job_id}), not resent"))
             return
@@ -214,10 +215,12 @@ class JobTracker:
             await asyncio.to_thread(self.store.add_failures, self.run_id, rejects)
             self.emit(RowsRejected(len(rejects), rejects[0].reason if rejects else "import error"))
         imported = batch.count - entry.stripped - len(rejects)
-        self.tally.counts[RowState.IMPORTED] += imported
+        warned = min(imported, batch.warned_confirmed((r.segment, r.row) for r in rejects))
+        self.tally.counts[RowState.IMPORTED] += imported - warned
+        self.tally.counts[RowState.IMPORTED_WITH_WARNINGS] += warned
         self.tally.counts[RowState.REJECTED] += len(rejects)
         await asyncio.to_thread(
-            self.store.batch_finished, self.run_id, batch.number, imported, len(rejects)
+            self.store.batch_finished, self.run_id, batch.number, imported, len(rejects), warned
         )
         self.emit(JobConfirmed(entry.job_id, batch.number, imported, len(rejects)))
 

@@ -31,6 +31,7 @@ def map_import_errors(
     matches no row, or a row already matched, is counted among the unitemised failures.
     """
     index = _RowIndex(batch, identifiers)
+    emails = batch.emails if errors else []
     rejects: list[Reject] = []
     seen: set[int] = set()
     for error in errors:
@@ -48,6 +49,7 @@ def map_import_errors(
                 value=value,
                 reason=f"Klaviyo: {detail}",
                 state=RowState.REJECTED,
+                email=emails[row],
             )
         )
     # Failures Klaviyo counted but did not itemise are still rejected rows: say so honestly.

@@ -59,6 +59,13 @@ LOCATION_FIELDS: tuple[str, ...] = (
 )
 
 
+#: What a problem with a field other than email does to its row (`on_invalid_field`):
+#: "drop_field" sends the row without that field (state imported_with_warnings),
+#: "reject_row" keeps the row out (state invalid). A bad email always makes the row invalid.
+FIELD_POLICIES: tuple[str, ...] = ("drop_field", "reject_row")
+DEFAULT_FIELD_POLICY = "drop_field"
+
+
 class ConfigError(AppError):
     """A configuration problem a person can fix; the message says where and what."""
 
@@ -135,6 +142,7 @@ class Export:
     default_region: str = "US"
     schedule: str | None = None  # cron expression, evaluated in local time
     list_name: str | None = None  # display only; list_id is what counts
+    on_invalid_field: str = DEFAULT_FIELD_POLICY  # one of FIELD_POLICIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +183,7 @@ _EXPORT_KEYS = (
     "segments",
     "default_region",
     "schedule",
+    "on_invalid_field",
     "mapping",
 )
 _MAPPING_KEYS = (*PROFILE_FIELDS, "location", "properties")
@@ -323,7 +332,19 @@ def _export(name: str, data: dict[str, Any], path: Path) -> Export:
         default_region=(_text(data, "default_region", path, table) or "US").upper(),
         schedule=_text(data, "schedule", path, table),
         list_name=_text(data, "list_name", path, table),
+        on_invalid_field=_field_policy(data, path, table),
     )
+
+
+def _field_policy(data: dict[str, Any], path: Path, table: str) -> str:
+    value = _text(data, "on_invalid_field", path, table) or DEFAULT_FIELD_POLICY
+    if value not in FIELD_POLICIES:
+        raise ConfigError(
+            f"{_where(path, table, 'on_invalid_field')}: {value!r} is not a policy. Use "
+            '"drop_field" (send the row without the unusable field, the default) or '
+            '"reject_row" (keep the whole row out and list it as invalid).'
+        )
+    return value
 
 
 def config_from_data(data: dict[str, Any], path: Path) -> Config:

@@ -21,6 +21,7 @@ from tomlkit.items import AbstractTable, Table
 from klaviyo_tui.store import paths
 from klaviyo_tui.store.config import (
     DEFAULT_BASE_URL,
+    DEFAULT_FIELD_POLICY,
     DEFAULT_REVISION,
     PROFILE_FIELDS,
     Config,
@@ -164,6 +165,7 @@ class ConfigStore:
         _set(t, "segments", e.segments)
         _set(t, "default_region", e.default_region, "US")
         _set(t, "schedule", e.schedule)
+        _set(t, "on_invalid_field", e.on_invalid_field, DEFAULT_FIELD_POLICY)
         new = "mapping" not in t
         m = _child(t, "mapping")
         for name in PROFILE_FIELDS:

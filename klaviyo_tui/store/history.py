@@ -42,6 +42,7 @@ from klaviyo_tui.run.locking import lock_holder
 from klaviyo_tui.store import paths
 from klaviyo_tui.store.history_open import (
     BUSY_TIMEOUT_S,
+    MIGRATIONS,
     SCHEMA,
     SCHEMA_VERSION,
     WAIT_NOTICE_S,
@@ -88,6 +89,25 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _values_json(values: tuple[tuple[str, str], ...]) -> str | None:
+    """A row's source values as a JSON object (column order kept), each value redacted."""
+    if not values:
+        return None
+    return json.dumps({column: redact(value) for column, value in values}, ensure_ascii=False)
+
+
+def _values_of(text: str | None) -> tuple[tuple[str, str], ...]:
+    if not text:
+        return ()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ()
+    if not isinstance(data, dict):
+        return ()
+    return tuple((str(k), "" if v is None else str(v)) for k, v in data.items())
+
+
 class HistoryStore:
     """The history database. Thread-safe; open one per process (or per screen) and `close()`.
 
@@ -120,7 +140,11 @@ class HistoryStore:
         if readonly:
             self._db = connect_reader(self.path, timeout)
             self._db.row_factory = sqlite3.Row
+            # an older file is read as it is (a reader never migrates): its missing columns
+            # read as their defaults
+            self.version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
             return
+        self.version = SCHEMA_VERSION
         self._db, version = connect_writer(self.path, timeout)
         self._db.row_factory = sqlite3.Row
         try:
@@ -161,10 +185,16 @@ class HistoryStore:
         if version == SCHEMA_VERSION:
             return
         with self._tx() as db:
-            if inspect(db, self.path) == 0:  # another process may have created it meanwhile
+            found = inspect(db, self.path)  # another process may have done it meanwhile
+            if found == SCHEMA_VERSION:
+                return
+            if found == 0:
                 for statement in SCHEMA:
                     db.execute(statement)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            for step in range(found, SCHEMA_VERSION) if found else ():
+                for statement in MIGRATIONS[step]:
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -300,18 +330,23 @@ class HistoryStore:
     def batch_accepted(self, run_id: int, batch_no: int, job_id: str) -> None:
         self._batch("job_id = ?, state = 'accepted'", (job_id, run_id, batch_no))
 
-    def batch_finished(self, run_id: int, batch_no: int, imported: int, failed: int) -> None:
+    def batch_finished(
+        self, run_id: int, batch_no: int, imported: int, failed: int, warned: int = 0
+    ) -> None:
+        """`imported` counts every confirmed row; `warned` those of them sent without a field."""
         self._batch(
-            "imported = ?, failed = ?, state = 'finished'", (imported, failed, run_id, batch_no)
+            "imported = ?, failed = ?, warned = ?, state = 'finished'",
+            (imported, failed, warned, run_id, batch_no),
         )
 
     def batch_rejected_rows(self, run_id: int, batch_no: int, count: int) -> None:
         self._batch("rejected = rejected + ?", (count, run_id, batch_no))
 
     def journal(self, run_id: int) -> dict[int, BatchRecord]:
+        warned = "warned" if self.version >= 2 else "0"
         rows = self._query(
-            "SELECT batch_no, fingerprint, profiles, job_id, state, imported, failed, rejected "
-            "FROM batches WHERE run_id = ? ORDER BY batch_no",
+            "SELECT batch_no, fingerprint, profiles, job_id, state, imported, failed, rejected, "
+            f"{warned} FROM batches WHERE run_id = ? ORDER BY batch_no",
             (run_id,),
         )
         return {row["batch_no"]: BatchRecord(*row) for row in rows}
@@ -323,8 +358,8 @@ class HistoryStore:
         the request's own API key: every text is redacted before it reaches the file."""
         with self._tx() as db:
             db.executemany(
-                "INSERT INTO failures (run_id, row, segment, column_name, value, reason, state) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO failures (run_id, row, segment, column_name, value, reason, state, "
+                "email, source_values) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     (
                         run_id,
@@ -334,18 +369,25 @@ class HistoryStore:
                         redact(str(r.value)),
                         redact(r.reason),
                         str(r.state),
+                        redact(r.email),
+                        _values_json(r.source_values),
                     )
                     for r in rejects
                 ),
             )
 
     def failures(self, run_id: int, limit: int | None = None) -> list[Reject]:
+        """The run's failures and warnings in the order they were recorded."""
+        extra = "email, source_values" if self.version >= 2 else "'', NULL"
         rows = self._query(
-            "SELECT row, segment, column_name, value, reason, state FROM failures "
+            f"SELECT row, segment, column_name, value, reason, state, {extra} FROM failures "
             "WHERE run_id = ? ORDER BY id LIMIT ?",
             (run_id, -1 if limit is None else limit),
         )
-        return [Reject(r[0], r[1], r[2], r[3], r[4], RowState(r[5])) for r in rows]
+        return [
+            Reject(r[0], r[1], r[2], r[3], r[4], RowState(r[5]), r[6], _values_of(r[7]))
+            for r in rows
+        ]
 
     def failure_reasons(self, run_id: int) -> list[tuple[str, str, int]]:
         """(reason, state, count), most frequent first. Duplicates count as one reason (each

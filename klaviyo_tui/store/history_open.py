@@ -28,7 +28,7 @@ from pathlib import Path
 from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.store.history_holder import Holder, describe_writer, find_writer
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = (
     """CREATE TABLE runs (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -43,12 +43,14 @@ SCHEMA = (
         batch_no INTEGER NOT NULL, fingerprint TEXT NOT NULL, profiles INTEGER NOT NULL,
         job_id TEXT, state TEXT NOT NULL, imported INTEGER NOT NULL DEFAULT 0,
         failed INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0,
+        warned INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (run_id, batch_no)) WITHOUT ROWID""",
     """CREATE TABLE failures (
         id INTEGER PRIMARY KEY,
         run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
         row INTEGER NOT NULL, segment TEXT NOT NULL, column_name TEXT NOT NULL,
-        value TEXT NOT NULL, reason TEXT NOT NULL, state TEXT NOT NULL)""",
+        value TEXT NOT NULL, reason TEXT NOT NULL, state TEXT NOT NULL,
+        email TEXT NOT NULL DEFAULT '', source_values TEXT)""",
     "CREATE INDEX failures_by_run ON failures(run_id, state)",
     """CREATE TABLE export_rows (
         export TEXT NOT NULL, list_id TEXT NOT NULL, key_hash BLOB NOT NULL,
@@ -56,6 +58,17 @@ SCHEMA = (
         PRIMARY KEY (export, list_id, key_hash)) WITHOUT ROWID""",
 )
 TABLES = ("batches", "export_rows", "failures", "runs")
+#: From each older version to the next: explicit, additive steps (old readers keep working, and
+#: this version reads an old file as it is until a writer migrates it).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        # schema 2: rejects people can act on (the matching email, the row's mapped source
+        # values as a JSON object) and rows confirmed with warnings per batch
+        "ALTER TABLE failures ADD COLUMN email TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE failures ADD COLUMN source_values TEXT",
+        "ALTER TABLE batches ADD COLUMN warned INTEGER NOT NULL DEFAULT 0",
+    ),
+}
 
 BUSY_TIMEOUT_S = 30.0  # the longest a write waits for another process before giving up
 WAIT_NOTICE_S = 1.0  # after this long, `on_wait` tells the user why nothing happens

@@ -58,6 +58,7 @@ class BatchRecord:
     imported: int = 0
     failed: int = 0
     rejected: int = 0  # rows Klaviyo refused before accepting the job (400 pointers)
+    warned: int = 0  # of `imported`, rows sent without a field (imported_with_warnings)
 
 
 DUPLICATE_REASON = "duplicate email: a later row with the same email is sent instead"
