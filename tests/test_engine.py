@@ -357,6 +357,57 @@ async def test_every_source_format_ends_in_the_same_list(
     assert set(members) <= expected
 
 
+async def test_rejects_file_round_trip(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    """Invalid rows: fix them in the rejects CSV, run it as a segment source, same mapping."""
+    rows = [dict(r, state="CA") for r in customers(30)]
+    rows[4]["email"] = "customer4@@example.com"
+    rows[7]["email"] = "@customer7"  # written "'@customer7": quoted against formulas
+    mapping = {
+        "email": "email",
+        "phone_number": "phone",
+        "first_name": "first_name",
+        "location": {"region": "state"},
+        "properties": ["orders"],
+    }
+    config, list_id = one_csv_export(tmp_path, sandbox.base_url, rows, mapping=mapping)
+    summary, _ = await drain("customers", config, store)
+    assert summary.counts[RowState.INVALID.value] == 2
+    assert summary.rejects_path is not None
+    text = summary.rejects_path.read_text(encoding="utf-8")
+    header = text.splitlines()[0].split(",")
+    # the source's own "state" column keeps its name; the file's is prefixed
+    assert header[:7] == [
+        "segment",
+        "row",
+        "reject_state",
+        "column",
+        "value",
+        "reason",
+        "klaviyo_email",
+    ]
+    assert header[7:] == ["email", "phone", "first_name", "state", "orders"]
+    fixed = text.replace("customer4@@example.com", "customer4@example.com")
+    fixed = fixed.replace("'@customer7", "customer7@example.com")
+    source = tmp_path / "fixes.csv"
+    source.write_text(fixed, encoding="utf-8")
+    config = write_config(
+        tmp_path / "fixes.toml",
+        base_url=sandbox.base_url,
+        list_id=list_id,
+        sources={"fixes": source},
+        filters={"fixes": "reject_state == 'invalid'"},
+        mapping=mapping,
+    )
+    again, _ = await drain("customers", config, store)
+    assert again.counts[RowState.IMPORTED.value] == 2
+    assert again.total_rows == 2
+    members = {m["email"]: m for m in list_identities(sandbox.base_url, list_id)}
+    assert len(members) == 30
+    assert members["customer4@example.com"]["phone_number"] == "+14155550004"
+
+
 # ---- one identifier, one email, at 100,000 rows ------------------------------------------------
 
 SHARED_ROWS = 100_000

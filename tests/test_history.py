@@ -426,3 +426,63 @@ def test_stores_opening_a_fresh_file_at_once_do_not_fail(tmp_path: Path) -> None
             thread.join()
         assert errors == []
         assert len(HistoryStore(path).runs()) == 4
+
+
+def test_rejects_csv_carries_email_source_values_and_final_states(store: HistoryStore) -> None:
+    import csv
+
+    from klaviyo_tui.run import rejects
+
+    run_id = store.start_run(export="e", connection="c", list_id="L")
+    values = (("Email", "ada@x.com"), ("Phone", "+1 415 555 0100"), ("value", "-12.5"))
+    store.add_failures(
+        run_id,
+        [
+            Reject(
+                2,
+                "s",
+                "Phone",
+                "+1 415 555 0100",
+                "shared; sent without it",
+                RowState.IMPORTED_WITH_WARNINGS,
+                "ada@x.com",
+                values,
+            ),
+            Reject(
+                3,
+                "s",
+                "Phone",
+                "=1+2",
+                "bad; sent without it",
+                RowState.IMPORTED_WITH_WARNINGS,
+                "bo@x.com",
+                (("Email", "bo@x.com"),),
+            ),
+            Reject(3, "s", "email", "", "Klaviyo: refused", RowState.REJECTED, "bo@x.com"),
+        ],
+    )
+    path = rejects.write(store, run_id)
+    assert path is not None
+    with open(path, newline="", encoding="utf-8") as handle:
+        lines = list(csv.reader(handle))
+    # the source's "value" column keeps its name; the file's own is prefixed
+    assert lines[0] == [
+        "segment",
+        "row",
+        "state",
+        "column",
+        "reject_value",
+        "reason",
+        "klaviyo_email",
+        "Email",
+        "Phone",
+        "value",
+    ]
+    ada, bo_warning, bo_rejected = lines[1:]
+    # phones and signed numbers stay as they are (they cannot be formulas); "=1+2" is quoted
+    assert ada[4] == "+1 415 555 0100" and ada[7:] == ["ada@x.com", "+1 415 555 0100", "-12.5"]
+    assert bo_warning[4] == "'=1+2"
+    # a warned row that Klaviyo then refused shows its final state
+    assert bo_warning[2] == bo_rejected[2] == "rejected_by_klaviyo"
+    assert bo_rejected[6:] == ["bo@x.com", "", "", ""]
+    assert rejects.safe_cell("-2+3") == "'-2+3" and rejects.safe_cell("-7") == "-7"

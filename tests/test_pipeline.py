@@ -159,3 +159,72 @@ def test_every_row_ends_in_exactly_one_place(
     assert len(seen) == len(set(seen)) == stats[-1].read
     sent = [e for c in chunks for e in c.emails]
     assert len(sent) == len(set(sent))  # no email sent twice
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "d", "e", None]),
+            st.sampled_from(["+1", "+2", "+3", None]),
+        ),
+        min_size=1,
+        max_size=50,
+    ),
+    st.integers(1, 20),
+)
+def test_shared_index_agrees_with_the_in_memory_rule(
+    rows: list[tuple[str | None, str | None]], chunk: int
+) -> None:
+    """The spilled, bounded-memory index finds exactly what the obvious in-memory rule finds."""
+    import numpy as np
+    import pyarrow as pa
+
+    from klaviyo_tui.input.identifiers import SharedIndex, shared_in_frame
+
+    emails = pa.array([e for e, _ in rows], pa.string())
+    phones = pa.array([p if e else None for e, p in rows], pa.string())
+    index, shared = DedupeIndex(), SharedIndex(["phone_number"])
+    for start in range(0, len(rows), chunk):
+        positions = np.arange(start, min(start + chunk, len(rows)), dtype=np.uint64)
+        index.add(positions, emails.slice(start, chunk))
+        shared.add("phone_number", positions, phones.slice(start, chunk))
+    index.finish()
+    shared.finish(index.losers)
+    got = shared.lookup(np.arange(len(rows), dtype=np.uint64))["phone_number"]
+    expected = shared_in_frame(emails, {"phone_number": phones})["phone_number"]
+    assert got.tolist() == expected.tolist()
+    last = {e: i for i, (e, _) in enumerate(rows) if e}  # each email's last row is the customer
+    holders: dict[str, set[str]] = {}
+    for email, i in last.items():
+        if rows[i][1]:
+            holders.setdefault(rows[i][1], set()).add(email)
+    for i, ((email, phone), flag) in enumerate(zip(rows, got.tolist(), strict=True)):
+        customer = email is not None and last[email] == i
+        assert flag == (customer and phone is not None and len(holders[phone]) > 1)
+
+
+def test_field_policy_in_the_config(tmp_path: Path) -> None:
+    """`on_invalid_field` is read, checked with a clear message, and written back by the editor."""
+    import dataclasses
+
+    from klaviyo_tui.store.config import ConfigError, load_config
+    from klaviyo_tui.store.config_store import ConfigStore
+
+    path = tmp_path / "config.toml"
+    base = '[exports.e]\nconnection = "c"\nlist_id = "L"\nsegments = ["s"]\n'
+    path.write_text(base + '[exports.e.mapping]\nemail = "email"\n')
+    assert load_config(path).exports["e"].on_invalid_field == "drop_field"
+    path.write_text(base + 'on_invalid_field = "skip"\n[exports.e.mapping]\nemail = "email"\n')
+    with pytest.raises(ConfigError, match=r"on_invalid_field: 'skip' is not a policy.*reject_row"):
+        load_config(path)
+    path.write_text(base + '[exports.e.mapping]\nemail = "email"\n')
+    store = ConfigStore(path)
+    export = store.config.exports["e"]
+    store.put_export(dataclasses.replace(export, on_invalid_field="reject_row"))
+    store.save()
+    assert 'on_invalid_field = "reject_row"' in path.read_text()
+    assert load_config(path).exports["e"].on_invalid_field == "reject_row"
+    store.put_export(export)  # back to the default: the key says so
+    store.save()
+    assert load_config(path).exports["e"].on_invalid_field == "drop_field"

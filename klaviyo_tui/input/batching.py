@@ -79,7 +79,7 @@ class Batch:
         emails: Sequence[str],  # normalized emails
         segments: Sequence[str],  # the segment each row came from ("" when not given)
         fingerprint: str = "",
-        warned: Sequence[bool] | None = None,  # rows sent without a field (default: none)
+        warned: Sequence[bool] | np.ndarray | None = None,  # rows sent without a field
     ) -> None:
         sizes = np.fromiter(map(len, payloads), np.int64, count=len(payloads))
         runs: list[tuple[str, int]] = []
@@ -173,7 +173,8 @@ class Batch:
     @property
     def warned(self) -> list[bool]:
         """Per row: sent without a field (confirmed, it ends imported_with_warnings)."""
-        return self._warned.tolist()
+        flags: list[bool] = self._warned.tolist()
+        return flags
 
     @property
     def warned_count(self) -> int:

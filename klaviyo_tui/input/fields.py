@@ -58,7 +58,11 @@ class FieldIssue:
 
 
 def issue(
-    field: str, column: str, arr: pa.Array, positions: Sequence[int], reasons: Sequence[str]
+    field: str,
+    column: str,
+    arr: pa.Array,
+    positions: Sequence[int] | np.ndarray,
+    reasons: Sequence[str],
 ) -> FieldIssue:
     """A FieldIssue whose values are `arr`'s at `positions`."""
     where = np.asarray(positions, dtype=np.int64)

@@ -43,7 +43,8 @@ _PAIR = np.dtype([("h", "<u8"), ("p", "<u8")])
 
 def hash_keys(keys: np.ndarray) -> np.ndarray:
     """64-bit hashes of an object array of strings."""
-    return pd.util.hash_array(keys, categorize=False)
+    hashes: np.ndarray = pd.util.hash_array(keys, categorize=False)
+    return hashes
 
 
 class PairSpill:
@@ -104,7 +105,8 @@ def _contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
     if len(sorted_values) == 0:
         return np.zeros(len(values), dtype=bool)
     idx = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
-    return sorted_values[idx] == values
+    found: np.ndarray = sorted_values[idx] == values
+    return found
 
 
 class SharedIndex:

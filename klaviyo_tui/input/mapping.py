@@ -96,7 +96,8 @@ class ValidatedChunk:
 
     @property
     def warned(self) -> list[bool]:
-        return self.warned_array.tolist()
+        flags: list[bool] = self.warned_array.tolist()
+        return flags
 
 
 # ---- property typing ------------------------------------------------------------------------
