@@ -228,3 +228,25 @@ def test_field_policy_in_the_config(tmp_path: Path) -> None:
     store.put_export(export)  # back to the default: the key says so
     store.save()
     assert load_config(path).exports["e"].on_invalid_field == "drop_field"
+
+
+def test_key_tape_hands_back_the_first_pass_keys_or_nothing() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from klaviyo_tui.input.identifiers import KeyTape
+
+    tape = KeyTape()
+    tape.write(np.array([1, 2, 3], np.uint64), pa.array(["+1", None, "+3"]))
+    tape.write(np.array([7], np.uint64), pa.array(["+7"]))
+    got = tape.take(np.array([1, 2], np.uint64))
+    assert got is not None and got.to_pylist() == ["+1", None]
+    got = tape.take(np.array([3, 7], np.uint64))  # across the first pass's chunks
+    assert got is not None and got.to_pylist() == ["+3", "+7"]
+    assert tape.take(np.array([8], np.uint64)) is None  # past the end: not an answer
+    tape.close()
+    tape = KeyTape()
+    tape.write(np.array([1, 2], np.uint64), pa.array(["+1", "+2"]))
+    assert tape.take(np.array([2], np.uint64)) is None  # rows differ: the source changed
+    assert tape.take(np.array([1], np.uint64)) is None  # and it stays out of the way
+    tape.close()

@@ -92,6 +92,78 @@ class PairSpill:
         self._tmp.cleanup()
 
 
+class KeyTape:
+    """The first pass's phone keys (E.164), kept on disk in reading order for the second pass,
+    which then needs no second phone normalisation (the costly part of both passes).
+
+    Both passes read the same rows in the same order (same sources, same filters), whatever their
+    chunk sizes; each slice is checked against the positions it was written with, and on any
+    mismatch (a source that changed between passes) the tape stops answering and the second pass
+    normalises as it would without it.
+    """
+
+    def __init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="klaviyo-tui-keys-")
+        self._path = Path(self._tmp.name) / "keys.arrow"
+        self._schema = pa.schema([("p", pa.uint64()), ("k", pa.string())])
+        self._sink: pa.NativeFile | None = pa.OSFile(str(self._path), "wb")
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = pa.ipc.new_stream(
+            self._sink, self._schema
+        )
+        self._reader: pa.ipc.RecordBatchStreamReader | None = None
+        self._pending: pa.RecordBatch | None = None
+        self.broken = False
+
+    def write(self, positions: np.ndarray, keys: pa.Array) -> None:
+        assert self._writer is not None, "the tape is written before it is read"
+        self._writer.write_batch(
+            pa.record_batch([pa.array(positions, pa.uint64()), keys], self._schema)
+        )
+
+    def _open(self) -> pa.ipc.RecordBatchStreamReader:
+        if self._reader is None:
+            assert self._writer is not None and self._sink is not None
+            self._writer.close()
+            self._sink.close()
+            self._writer = self._sink = None
+            self._reader = pa.ipc.open_stream(pa.memory_map(str(self._path)))
+        return self._reader
+
+    def take(self, positions: np.ndarray) -> pa.Array | None:
+        """The keys of the next `len(positions)` rows, or None when the tape cannot answer."""
+        if self.broken:
+            return None
+        reader = self._open()
+        parts: list[pa.RecordBatch] = []
+        need = len(positions)
+        while need > 0:
+            batch = self._pending
+            self._pending = None
+            if batch is None:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    self.broken = True
+                    return None
+            if batch.num_rows > need:
+                self._pending = batch.slice(need)
+                batch = batch.slice(0, need)
+            parts.append(batch)
+            need -= batch.num_rows
+        table = pa.Table.from_batches(parts, self._schema)
+        written = table.column("p").to_numpy()
+        if not np.array_equal(written, positions.astype(np.uint64)):
+            self.broken = True
+            return None
+        return table.column("k").combine_chunks()
+
+    def close(self) -> None:
+        if self._writer is not None and self._sink is not None:
+            self._writer.close()
+            self._sink.close()
+        self._tmp.cleanup()
+
+
 def members_of_shared(hashes: np.ndarray) -> np.ndarray:
     """Mask of sorted hashes that belong to a group of two or more."""
     same_next = np.zeros(len(hashes), dtype=bool)

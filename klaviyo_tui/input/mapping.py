@@ -220,10 +220,23 @@ def _settle(
 # ---- the chunk ------------------------------------------------------------------------------
 
 
-def phones_e164(raw: pa.Array, region: str) -> tuple[pa.Array, dict[int, str]]:
-    """Each phone in E.164 (null where empty or unusable) and, by position, why unusable."""
-    fast_ok, e164 = phone_fast(raw.fill_null(""), region)
-    return _settle(raw, fast_ok, e164, lambda v: careful_phone(v, region))
+def phones_e164(
+    raw: pa.Array, region: str, known: pa.Array | None = None
+) -> tuple[pa.Array, dict[int, str]]:
+    """Each phone in E.164 (null where empty or unusable) and, by position, why unusable.
+
+    `known`: the E.164 values already worked out (the first pass's); then only the unusable
+    ones are looked at again, for their reason."""
+    if known is None:
+        fast_ok, e164 = phone_fast(raw.fill_null(""), region)
+        return _settle(raw, fast_ok, e164, lambda v: careful_phone(v, region))
+    unusable = raw.is_valid().to_numpy(zero_copy_only=False) & ~known.is_valid().to_numpy(
+        zero_copy_only=False
+    )
+    where = np.flatnonzero(unusable)
+    values = raw.take(pa.array(where)).to_pylist() if len(where) else []
+    reasons = {p: careful_phone(v, region)[1] for p, v in zip(where.tolist(), values, strict=True)}
+    return known, reasons
 
 
 def identifier_keys(field: str, series: pd.Series, region: str) -> pa.Array:
@@ -245,12 +258,14 @@ def validate_chunk(
     kinds: dict[str, str] | None = None,
     on_invalid_field: str = DROP_FIELD,
     shared: MappingABC[str, np.ndarray] | None = None,
+    phones: pa.Array | None = None,
 ) -> ValidatedChunk:
     """Validate and serialize one chunk (index = source row numbers).
 
     `on_invalid_field` is the field policy (input/fields.py); `shared` marks, per identifier
     field ("phone_number", "external_id"), the rows whose value another customer's email also
-    has in this export (input/identifiers.py): those go without it, with a warning.
+    has in this export (input/identifiers.py): those go without it, with a warning. `phones`:
+    the phone column already in E.164 (the pipeline's first pass worked it out).
     """
     n = len(df)
     rows = np.asarray(df.index, dtype=np.int64)
@@ -272,7 +287,7 @@ def validate_chunk(
     for name, column in mapping.fields().items():
         if name == "phone_number":
             phone_raw = text(df[column])
-            arrays[name], reasons = phones_e164(phone_raw, default_region)
+            arrays[name], reasons = phones_e164(phone_raw, default_region, phones)
             if reasons:
                 where = sorted(reasons)
                 why = [reasons[p] for p in where]

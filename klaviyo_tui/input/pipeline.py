@@ -39,7 +39,7 @@ from klaviyo_tui.events import Reject, RowState
 from klaviyo_tui.input.fastcheck import email_fast
 from klaviyo_tui.input.fields import source_values
 from klaviyo_tui.input.filters import apply_filter, filter_columns
-from klaviyo_tui.input.identifiers import IDENTIFIERS, PairSpill, SharedIndex
+from klaviyo_tui.input.identifiers import IDENTIFIERS, KeyTape, PairSpill, SharedIndex
 from klaviyo_tui.input.jsoncols import lower, text
 from klaviyo_tui.input.mapping import (
     KINDS,
@@ -156,6 +156,7 @@ class FirstPass:
     shared: SharedIndex  # identifiers held by different customers (input/identifiers.py)
     kinds: dict[str, str]  # property column -> JSON kind
     total: int  # rows the full pass will read
+    phones: KeyTape | None = None  # the phone column in E.164, for the full pass
 
 
 def first_pass(export: Export, segs: list[Segment], chunk_rows: int = CHUNK_ROWS) -> FirstPass:
@@ -165,6 +166,7 @@ def first_pass(export: Export, segs: list[Segment], chunk_rows: int = CHUNK_ROWS
     ids = {f: c for f, c in mapping.fields().items() if f in IDENTIFIERS}
     shared = SharedIndex(list(ids))
     kinds: dict[str, set[str]] = {c: set(KINDS) for c in mapping.properties}
+    tape = KeyTape() if "phone_number" in ids else None
     total = 0
     for si, seg in enumerate(segs):
         wanted = [mapping.email, *ids.values(), *mapping.properties]
@@ -176,6 +178,8 @@ def first_pass(export: Export, segs: list[Segment], chunk_rows: int = CHUNK_ROWS
             index.add(positions, keys)
             for field, column in ids.items():
                 values = identifier_keys(field, df[column], export.default_region)
+                if field == "phone_number" and tape is not None:
+                    tape.write(positions, values)
                 shared.add(field, positions, pc.if_else(keys.is_valid(), values, None))
             _release()
             for column in mapping.properties:
@@ -185,7 +189,7 @@ def first_pass(export: Export, segs: list[Segment], chunk_rows: int = CHUNK_ROWS
                     kinds[column] &= infer_kinds(text(df[column]), kinds[column])
     index.finish()
     shared.finish(index.losers)
-    return FirstPass(index, shared, {c: pick_kind(k) for c, k in kinds.items()}, total)
+    return FirstPass(index, shared, {c: pick_kind(k) for c, k in kinds.items()}, total, tape)
 
 
 def iter_validated(
@@ -198,9 +202,19 @@ def iter_validated(
 
     Raises SourceError / FilterError (clear messages) for unreadable sources or bad filters.
     """
-    mapping = export.mapping
     segs = _segments_of(export, segments)
     first = first_pass(export, segs, chunk_rows)
+    try:
+        yield from _full_pass(export, segs, first, chunk_rows)
+    finally:
+        if first.phones is not None:
+            first.phones.close()
+
+
+def _full_pass(
+    export: Export, segs: list[Segment], first: FirstPass, chunk_rows: int
+) -> Iterator[ValidatedChunk | PipelineStats]:
+    mapping = export.mapping
     read = valid = invalid = duplicates = warned = 0
     name = segs[0].name if segs else ""
     for si, seg in enumerate(segs):
@@ -211,6 +225,7 @@ def iter_validated(
             lost, winner = first.index.lookup(positions)
             dup_rejects = _duplicates(df[lost], winner[lost], segs, mapping, seg.name)
             shared = first.shared.lookup(positions[~lost])
+            phones = first.phones.take(positions) if first.phones is not None else None
             chunk = validate_chunk(
                 df[~lost],
                 mapping,
@@ -219,6 +234,7 @@ def iter_validated(
                 kinds=first.kinds,
                 on_invalid_field=export.on_invalid_field,
                 shared=shared,
+                phones=None if phones is None else phones.filter(pa.array(~lost)),
             )
             if dup_rejects:
                 chunk.rejects = sorted([*chunk.rejects, *dup_rejects], key=lambda r: r.row)
