@@ -42,8 +42,6 @@ from klaviyo_tui.run.locking import lock_holder
 from klaviyo_tui.store import paths
 from klaviyo_tui.store.history_open import (
     BUSY_TIMEOUT_S,
-    MIGRATIONS,
-    SCHEMA,
     SCHEMA_VERSION,
     WAIT_NOTICE_S,
     HistoryBusy,
@@ -54,8 +52,8 @@ from klaviyo_tui.store.history_open import (
     HistoryReadOnly,
     connect_reader,
     connect_writer,
+    create_or_migrate,
     execute_waiting,
-    inspect,
     load_or_create_secret,
     translate,
 )
@@ -66,6 +64,8 @@ from klaviyo_tui.store.history_records import (
     BatchRecord,
     RunRecord,
     record_of,
+    values_json,
+    values_of,
 )
 
 __all__ = [
@@ -87,25 +87,6 @@ __all__ = [
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _values_json(values: tuple[tuple[str, str], ...]) -> str | None:
-    """A row's source values as a JSON object (column order kept), each value redacted."""
-    if not values:
-        return None
-    return json.dumps({column: redact(value) for column, value in values}, ensure_ascii=False)
-
-
-def _values_of(text: str | None) -> tuple[tuple[str, str], ...]:
-    if not text:
-        return ()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return ()
-    if not isinstance(data, dict):
-        return ()
-    return tuple((str(k), "" if v is None else str(v)) for k, v in data.items())
 
 
 class HistoryStore:
@@ -185,16 +166,7 @@ class HistoryStore:
         if version == SCHEMA_VERSION:
             return
         with self._tx() as db:
-            found = inspect(db, self.path)  # another process may have done it meanwhile
-            if found == SCHEMA_VERSION:
-                return
-            if found == 0:
-                for statement in SCHEMA:
-                    db.execute(statement)
-            for step in range(found, SCHEMA_VERSION) if found else ():
-                for statement in MIGRATIONS[step]:
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            create_or_migrate(db, self.path)
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -370,7 +342,7 @@ class HistoryStore:
                         redact(r.reason),
                         str(r.state),
                         redact(r.email),
-                        _values_json(r.source_values),
+                        values_json(r.source_values),
                     )
                     for r in rejects
                 ),
@@ -385,7 +357,7 @@ class HistoryStore:
             (run_id, -1 if limit is None else limit),
         )
         return [
-            Reject(r[0], r[1], r[2], r[3], r[4], RowState(r[5]), r[6], _values_of(r[7]))
+            Reject(r[0], r[1], r[2], r[3], r[4], RowState(r[5]), r[6], values_of(r[7]))
             for r in rows
         ]
 

@@ -225,6 +225,21 @@ def inspect(db: sqlite3.Connection, path: Path) -> int:
     return version
 
 
+def create_or_migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Inside the write transaction: the schema in an empty file, or an older one brought up to
+    date step by step (MIGRATIONS); another process may have done either meanwhile."""
+    found = inspect(db, path)
+    if found == SCHEMA_VERSION:
+        return
+    if found == 0:
+        for statement in SCHEMA:
+            db.execute(statement)
+    for step in range(found, SCHEMA_VERSION) if found else ():
+        for statement in MIGRATIONS[step]:
+            db.execute(statement)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
 def _memory() -> sqlite3.Connection:
     """An empty history: what a reader sees before the first run created the file."""
     db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
