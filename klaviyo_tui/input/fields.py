@@ -248,17 +248,24 @@ def size_issues(
 # ---- rejects and warnings as Reject records -------------------------------------------------
 
 
+#: A source value kept for the rejects file is cut at this many characters: a longer one could
+#: never be sent anyway (over Klaviyo's 100 KB per profile, so re-imported it is dropped again),
+#: and it keeps the file within what CSV readers take (Python's csv: 131,072 per field).
+MAX_KEPT_VALUE = 100_000
+
+
 def source_values(
     df: pd.DataFrame, positions: list[int], columns: list[str]
 ) -> dict[int, tuple[tuple[str, str], ...]]:
-    """The row's values of every mapped source column, as text ("" when empty)."""
+    """The row's values of every mapped source column, as text ("" when empty; cut at
+    MAX_KEPT_VALUE characters)."""
     if not positions:
         return {}
     frame = df[columns].iloc[positions]
     out = {}
     for pos, values in zip(positions, frame.itertuples(index=False, name=None), strict=True):
         out[pos] = tuple(
-            (c, "" if v is None or (isinstance(v, float) and v != v) else str(v))
+            (c, "" if v is None or (isinstance(v, float) and v != v) else str(v)[:MAX_KEPT_VALUE])
             for c, v in zip(columns, values, strict=True)
         )
     return out
