@@ -3,6 +3,8 @@ stripping, import errors over several pages, faults, dry runs, resume after a cr
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
 from collections.abc import Iterator
@@ -406,6 +408,50 @@ async def test_rejects_file_round_trip(
     members = {m["email"]: m for m in list_identities(sandbox.base_url, list_id)}
     assert len(members) == 30
     assert members["customer4@example.com"]["phone_number"] == "+14155550004"
+
+
+async def test_resume_counts_rows_with_warnings_once(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    """Interrupted after the first confirmed job, then resumed: the same final states as one
+    uninterrupted run, and each warning recorded once."""
+    rows = customers(25_000)
+    for i, row in enumerate(rows):
+        row["phone"] = "+14155550100" if i % 50 == 0 else f"+1212{200 + i // 10000}{i % 10000:04d}"
+    config, list_id = one_csv_export(
+        tmp_path, sandbox.base_url, rows, mapping={"email": "email", "phone_number": "phone"}
+    )
+    confirmed = asyncio.Event()
+
+    async def interrupted_run() -> None:
+        export = config.exports["customers"]
+        async for event in run_export(export, config=config, api_key=DEMO_KEY, store=store):
+            if isinstance(event, JobConfirmed):
+                confirmed.set()
+
+    task = asyncio.create_task(interrupted_run())
+    await asyncio.wait({task, asyncio.create_task(confirmed.wait())}, return_when="FIRST_COMPLETED")
+    task.cancel()  # as Ctrl-C or the TUI's cancel: the run is recorded interrupted
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    [record] = store.runs()
+    assert record.status == "interrupted"
+    summary, _ = await drain("customers", config, store, resume=True)
+    assert summary.run_id == record.id
+    counts = summary.counts
+    assert summary.exit_code == ExitCode.OK
+    assert counts[RowState.IMPORTED_WITH_WARNINGS.value] == 500
+    assert counts[RowState.IMPORTED.value] == 24_500
+    assert summary.total_rows == 25_000
+    warnings = [
+        f
+        for f in store.failures(summary.run_id)  # type: ignore[arg-type]
+        if f.state is RowState.IMPORTED_WITH_WARNINGS
+    ]
+    assert sorted(f.row for f in warnings) == [i + 1 for i in range(0, 25_000, 50)]
+    members = list_identities(sandbox.base_url, list_id)
+    assert len(members) == 25_000
+    assert not any(m.get("phone_number") == "+14155550100" for m in members)
 
 
 # ---- one identifier, one email, at 100,000 rows ------------------------------------------------
