@@ -486,3 +486,22 @@ def test_rejects_csv_carries_email_source_values_and_final_states(store: History
     assert bo_warning[2] == bo_rejected[2] == "rejected_by_klaviyo"
     assert bo_rejected[6:] == ["bo@x.com", "", "", ""]
     assert rejects.safe_cell("-2+3") == "'-2+3" and rejects.safe_cell("-7") == "-7"
+
+
+def test_cli_shows_rows_imported_with_warnings(store: HistoryStore) -> None:
+    from click.testing import CliRunner
+
+    from klaviyo_tui.cli.main import cli
+    from klaviyo_tui.cli.output import format_summary
+
+    counts = {s.value: 0 for s in RowState} | {"imported": 7, "imported_with_warnings": 3}
+    done = RunSummary(1, "weekly", counts, 1.0, ExitCode.OK)
+    assert "7 imported, 3 imported with warnings, 0 invalid" in format_summary(done)
+    run_id = store.start_run(export="weekly", connection="c", list_id="L")
+    store.finish_run(run_id, done)
+    listing = CliRunner().invoke(cli, ["history"])
+    assert listing.exit_code == 0, listing.output
+    header, row = listing.output.splitlines()[:2]
+    assert "WARNINGS" in header and row.split()[-5:] == ["7", "3", "0", "0", "0"]
+    shown = CliRunner().invoke(cli, ["history", "show", str(run_id)])
+    assert "imported_with_warnings" in shown.output and "3" in shown.output
