@@ -250,3 +250,25 @@ def test_key_tape_hands_back_the_first_pass_keys_or_nothing() -> None:
     assert tape.take(np.array([2], np.uint64)) is None  # rows differ: the source changed
     assert tape.take(np.array([1], np.uint64)) is None  # and it stays out of the way
     tape.close()
+
+
+def test_batches_carry_one_warning_flag_per_row() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from klaviyo_tui.input.batching import BatchPacker
+
+    packer = BatchPacker("L", max_profiles=3)
+    payloads = pa.array([b'{"n":%d}' % i for i in range(5)], pa.binary())
+    emails = pa.array([f"u{i}@x.com" for i in range(5)])
+    warned = np.array([False, True, False, True, True])
+    batches = packer.add_arrays(payloads, np.arange(1, 6), emails, "a", warned)
+    batches += [b for b in [packer.flush()] if b]
+    assert [b.warned for b in batches] == [[False, True, False], [True, True]]
+    first = batches[0]
+    assert first.receipt().warned == first.warned and first.receipt().warned_count == 1
+    assert first.without({0}).warned == [True, False]  # a resend keeps each row's flag
+    # confirmed rows with warnings: all flagged rows but those Klaviyo refused
+    assert batches[1].warned_confirmed([]) == 2
+    assert batches[1].warned_confirmed([("a", 4), ("a", 99)]) == 1
+    assert batches[1].warned_confirmed([("b", 4)]) == 2

@@ -10,6 +10,8 @@ Two passes, because "last row wins" needs to know the future without holding the
    disk per row. The same pass spills each row's phone (in E.164) and external_id the same way to
    find the values that different customers share (input/identifiers.py: those go with none of
    them), and settles each custom property's type over the whole export (mapping.infer_kinds).
+   The phones it normalised are kept on disk in reading order (identifiers.KeyTape, ~20 bytes a
+   row) so the full pass does not normalise them again.
 2. The full pass reads the mapped columns, drops the losing rows as `Reject(state=DUPLICATE,
    reason="duplicate of <segment> row N")` and validates the rest (mapping.validate_chunk, with
    the export's field policy, input/fields.py).
