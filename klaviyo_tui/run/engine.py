@@ -371,7 +371,7 @@ class _ExportRun:
             await asyncio.to_thread(self.store.add_failures, self._run, step.rejects)
             for reject in step.rejects:
                 self.tally.counts[reject.state] += 1
-        if step.warnings:  # recorded now, counted when Klaviyo confirms the row
+        if step.warnings and not self.dry_run:  # recorded now, counted once Klaviyo confirms
             await asyncio.to_thread(self.store.add_failures, self._run, step.warnings)
         self.tally.read = step.read
         self.tally.valid = step.valid
