@@ -17,6 +17,8 @@ class RowState(enum.StrEnum):
     """The one final state every input row ends in."""
 
     IMPORTED = "imported"
+    # confirmed by Klaviyo, sent without a field that was unusable or ambiguous (the warnings
+    # file names the field, its value and why)
     IMPORTED_WITH_WARNINGS = "imported_with_warnings"
     INVALID = "invalid"  # failed local validation, never sent
     REJECTED = "rejected_by_klaviyo"  # Klaviyo refused it (400 pointer or import error)
@@ -43,7 +45,12 @@ def state_label(value: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Reject:
-    """One row that will not reach (or did not make it into) Klaviyo, with the reason."""
+    """One row that will not reach (or did not make it into) Klaviyo, with the reason; or, with
+    state IMPORTED_WITH_WARNINGS, one field a sent row went without.
+
+    `email` is the matching key when known (normalized); `source_values` the row's values of
+    every mapped source column, as read, so the rejects file can be fixed and imported again.
+    """
 
     row: int  # 1-based data row number in its source (header excluded)
     segment: str
@@ -51,6 +58,8 @@ class Reject:
     value: str
     reason: str
     state: RowState = RowState.INVALID
+    email: str = ""
+    source_values: tuple[tuple[str, str], ...] = ()
 
 
 # ---- progress events (engine -> front ends) -------------------------------------------------

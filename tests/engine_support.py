@@ -26,6 +26,25 @@ def list_emails(base_url: str, list_id: str, key: str = DEMO_KEY) -> list[str]:
     return [p["attributes"]["email"] for p in sandbox_helpers.list_members(base_url, list_id, key)]
 
 
+def list_identities(base_url: str, list_id: str, key: str = DEMO_KEY) -> list[dict[str, Any]]:
+    """Every member's email, phone_number and external_id (absent when the profile has none),
+    read page by page through GET /api/lists/{id}/profiles with a sparse fieldset."""
+    out: list[dict[str, Any]] = []
+    url: str | None = f"/api/lists/{list_id}/profiles"
+    params: dict[str, str] | None = {
+        "page[size]": "100",
+        "fields[profile]": "email,phone_number,external_id",
+    }
+    with sandbox_helpers.client(base_url, key) as c:
+        while url:
+            body = sandbox_helpers._get(c, url, params).json()
+            out += [
+                {k: v for k, v in p["attributes"].items() if v is not None} for p in body["data"]
+            ]
+            url, params = body.get("links", {}).get("next"), None
+    return out
+
+
 def import_jobs(base_url: str, key: str = DEMO_KEY) -> list[dict[str, Any]]:
     """Every bulk import job of the account, through GET /api/profile-bulk-import-jobs."""
     jobs: list[dict[str, Any]] = []

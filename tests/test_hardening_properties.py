@@ -118,16 +118,26 @@ def check_json_value(raw: str, value: object) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(rows())
-def test_validation_matches_the_careful_libraries_row_by_row(data: list[dict[str, str]]) -> None:
+@given(rows(), st.sampled_from(["drop_field", "reject_row"]))
+def test_validation_matches_the_careful_libraries_row_by_row(
+    data: list[dict[str, str]], policy: str
+) -> None:
     df = pd.DataFrame(data, dtype=object)
     df.index = pd.RangeIndex(1, len(df) + 1)
     df = df.map(lambda v: v if v.strip() else None)  # what a CSV reader gives for blanks
-    chunk = validate_chunk(df, MAPPING, default_region="US", segment="s")
+    chunk = validate_chunk(df, MAPPING, default_region="US", segment="s", on_invalid_field=policy)
     rejected = {r.row: r for r in chunk.rejects}
+    warned = {w.row: w for w in chunk.warnings}
     assert sorted([*chunk.rows, *rejected]) == list(range(1, len(data) + 1))  # a partition
+    assert sorted(warned) == [r for r, w in zip(chunk.rows, chunk.warned, strict=True) if w]
     for i, row in enumerate(data, start=1):
         verdict = expected_verdict({k: v or "" for k, v in row.items()})
+        if verdict == "phone" and policy == "drop_field":  # sent without it, with a warning
+            assert i not in rejected and warned[i].column == "phone"
+            assert warned[i].state is RowState.IMPORTED_WITH_WARNINGS
+            assert warned[i].value == row["phone"].strip()
+            continue
+        assert i not in warned
         if verdict is None and i not in rejected:
             continue
         assert i in rejected, (row, "should have been valid")
@@ -140,7 +150,8 @@ def test_validation_matches_the_careful_libraries_row_by_row(data: list[dict[str
         assert profile["email"] == email == careful_email(raw["email"].strip())[0]
         assert email.isascii()  # Klaviyo takes ASCII addresses: IDN domains go as punycode
         if raw["phone"].strip():
-            assert profile["phone_number"] == careful_phone(raw["phone"].strip(), "US")[0]
+            expected = careful_phone(raw["phone"].strip(), "US")[0]
+            assert profile.get("phone_number") == expected
         if raw["name"].strip():
             assert profile["first_name"] == raw["name"].strip()
         if raw["score"].strip():
@@ -264,3 +275,92 @@ def test_pipeline_and_packer_partition_every_row(
         assert x.count <= max_profiles and len(x.body) <= 20_000
         profiles = orjson.loads(x.body)["data"]["attributes"]["profiles"]["data"]
         assert [p["attributes"]["email"] for p in profiles] == x.emails
+
+
+# ---- one identifier, one email ----------------------------------------------------------------
+
+_POOL_EMAILS = st.sampled_from(
+    ["a@x.com", "A@x.com ", "b@x.com", "c@x.com", "d@x.com", "e@x.com", "bad", ""]
+)
+_POOL_PHONES = st.sampled_from(
+    ["", "(415) 555-0101", "+1 415 555 0101", "+14155550102", "415-555-0103", "12", "n/a"]
+)
+_POOL_IDS = st.sampled_from(["", "id-1", "id-2", " id-2 ", "id-3", "x" * 256])
+
+
+@st.composite
+def identity_rows(draw: st.DrawFn) -> list[dict[str, str]]:
+    n = draw(st.integers(1, 25))
+    return [
+        {"email": draw(_POOL_EMAILS), "phone": draw(_POOL_PHONES), "ext": draw(_POOL_IDS)}
+        for _ in range(n)
+    ]
+
+
+ID_MAPPING = Mapping(email="email", phone_number="phone", external_id="ext")
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    identity_rows(),
+    identity_rows(),
+    st.integers(1, 10),
+    st.sampled_from(["drop_field", "reject_row"]),
+)
+def test_no_identifier_is_ever_sent_with_two_different_emails(
+    tmp_path: Path,
+    a: list[dict[str, str]],
+    b: list[dict[str, str]],
+    chunk_rows: int,
+    policy: str,
+) -> None:
+    segments = {}
+    for name, data in (("a", a), ("b", b)):
+        path = tmp_path / f"{name}.csv"
+        pd.DataFrame(data).to_csv(path, index=False)
+        segments[name] = Segment(name, str(path))
+    export = Export("e", "c", "L", ("a", "b"), ID_MAPPING, on_invalid_field=policy)
+    sent: list[dict[str, object]] = []
+    warnings = []
+    for item in iter_validated(export, segments, chunk_rows=chunk_rows):
+        if hasattr(item, "payload_array"):
+            sent += [orjson.loads(p)["attributes"] for p in item.payloads]  # type: ignore[union-attr]
+            warnings += item.warnings  # type: ignore[union-attr]
+    for field in ("phone_number", "external_id"):
+        emails_by_value: dict[object, set[object]] = {}
+        for profile in sent:
+            if field in profile:
+                emails_by_value.setdefault(profile[field], set()).add(profile["email"])
+        assert all(len(e) == 1 for e in emails_by_value.values()), (field, emails_by_value)
+    # The oracle: each email's last row is the customer; a usable identifier that two or more
+    # customers have goes with none of them, and each of those rows says so.
+    rows = [("a", i + 1, r) for i, r in enumerate(a)] + [("b", i + 1, r) for i, r in enumerate(b)]
+    winners: dict[str, tuple[str, int, dict[str, str]]] = {}
+    for seg, row_no, row in rows:
+        email = careful_email(row["email"].strip())[0] if row["email"].strip() else None
+        if email:
+            winners[email] = (seg, row_no, row)
+    phones = {e: careful_phone(r["phone"].strip(), "US")[0] for e, (_, _, r) in winners.items()}
+    exts = {e: r["ext"].strip() for e, (_, _, r) in winners.items()}
+    exts = {e: v if v and len(v) <= 255 else None for e, v in exts.items()}
+    shared_warnings = {(w.segment, w.row, w.column) for w in warnings if "shared" in w.reason}
+    by_email = {p["email"]: p for p in sent}
+    for values, field, column in ((phones, "phone_number", "phone"), (exts, "external_id", "ext")):
+        holders: dict[str, list[str]] = {}
+        for email, value in values.items():
+            if value:
+                holders.setdefault(value, []).append(email)
+        for value, emails in holders.items():
+            for email in emails:
+                seg, row_no, _ = winners[email]
+                if email not in by_email:
+                    continue  # rejected for another reason (reject_row)
+                if len(emails) > 1:
+                    assert field not in by_email[email]
+                    assert (seg, row_no, column) in shared_warnings
+                else:
+                    assert by_email[email].get(field) == value
+    if policy == "drop_field":  # every customer with a valid email reaches the list
+        assert sorted(by_email) == sorted(winners)

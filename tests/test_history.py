@@ -173,6 +173,109 @@ def test_failures(store: HistoryStore) -> None:
     assert len(store.failures(run_id)) == 2
 
 
+def test_failures_keep_email_source_values_and_warnings(store: HistoryStore) -> None:
+    run_id = store.start_run(export="e", connection="c", list_id="L")
+    values = (("Email", "ada@x.com"), ("Phone", "12"), ("Notes", "key pk_" + "a" * 30))
+    warning = Reject(
+        2,
+        "s",
+        "Phone",
+        "12",
+        "invalid phone number; sent without it",
+        RowState.IMPORTED_WITH_WARNINGS,
+        email="ada@x.com",
+        source_values=values,
+    )
+    store.add_failures(run_id, [warning, Reject(3, "s", "email", "x", "bad")])
+    got, plain = store.failures(run_id)
+    assert (got.email, got.state, got.source_values[:2]) == (
+        "ada@x.com",
+        RowState.IMPORTED_WITH_WARNINGS,
+        values[:2],
+    )
+    assert got.source_values[2][0] == "Notes" and "a" * 30 not in got.source_values[2][1]
+    assert (plain.email, plain.source_values) == ("", ())
+    store.clear_failures(run_id, [RowState.IMPORTED_WITH_WARNINGS])
+    assert store.failures(run_id) == [plain]
+
+
+def test_journal_counts_rows_confirmed_with_warnings(store: HistoryStore) -> None:
+    run_id = store.start_run(export="e", connection="c", list_id="L")
+    store.batch_submitting(run_id, 0, "fp0", 10)
+    store.batch_accepted(run_id, 0, "job-0")
+    store.batch_finished(run_id, 0, 9, 1, 4)
+    assert store.journal(run_id)[0] == BatchRecord(0, "fp0", 10, "job-0", "finished", 9, 1, 0, 4)
+
+
+SCHEMA_1 = (
+    """CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, export TEXT NOT NULL,
+    connection TEXT NOT NULL, list_id TEXT NOT NULL, started_at TEXT NOT NULL, ended_at TEXT,
+    status TEXT NOT NULL, counts TEXT NOT NULL DEFAULT '{}', duration_s REAL, exit_code INTEGER,
+    error TEXT, rejects_path TEXT, jobs INTEGER NOT NULL DEFAULT 0,
+    dry_run INTEGER NOT NULL DEFAULT 0, pid INTEGER)""",
+    "CREATE INDEX runs_by_export ON runs(export, id)",
+    """CREATE TABLE batches (run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    batch_no INTEGER NOT NULL, fingerprint TEXT NOT NULL, profiles INTEGER NOT NULL, job_id TEXT,
+    state TEXT NOT NULL, imported INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
+    rejected INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, batch_no)) WITHOUT ROWID""",
+    """CREATE TABLE failures (id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, row INTEGER NOT NULL,
+    segment TEXT NOT NULL, column_name TEXT NOT NULL, value TEXT NOT NULL, reason TEXT NOT NULL,
+    state TEXT NOT NULL)""",
+    "CREATE INDEX failures_by_run ON failures(run_id, state)",
+    """CREATE TABLE export_rows (export TEXT NOT NULL, list_id TEXT NOT NULL,
+    key_hash BLOB NOT NULL, row_hash BLOB NOT NULL, first_run INTEGER NOT NULL,
+    last_run INTEGER NOT NULL, PRIMARY KEY (export, list_id, key_hash)) WITHOUT ROWID""",
+)
+
+
+def _schema_1_file() -> Path:
+    """A history written by the previous release (schema 1), with one run, batch and failure."""
+    path = paths.history_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as db:
+        for statement in SCHEMA_1:
+            db.execute(statement)
+        db.execute(
+            "INSERT INTO runs (export, connection, list_id, started_at, status) "
+            "VALUES ('e', 'c', 'L', '2026-01-01T00:00:00+00:00', 'ok')"
+        )
+        db.execute(
+            "INSERT INTO batches (run_id, batch_no, fingerprint, profiles, state, imported) "
+            "VALUES (1, 0, 'fp', 5, 'finished', 5)"
+        )
+        db.execute(
+            "INSERT INTO failures (run_id, row, segment, column_name, value, reason, state) "
+            "VALUES (1, 7, 's', 'email', 'x@', 'bad', 'invalid')"
+        )
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA user_version = 1")
+    return path
+
+
+def test_schema_1_is_read_as_it_is_and_migrated_by_a_writer() -> None:
+    path = _schema_1_file()
+    old = Reject(7, "s", "email", "x@", "bad")
+    with HistoryStore.open_for_reading() as reader:  # never migrates
+        assert reader.failures(1) == [old]
+        assert reader.journal(1)[0].warned == 0
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    with HistoryStore() as store:
+        assert store.failures(1) == [old]
+        assert store.journal(1)[0] == BatchRecord(0, "fp", 5, None, "finished", 5, 0, 0, 0)
+        store.add_failures(
+            1, [Reject(8, "s", "email", "y@", "bad", email="", source_values=(("email", "y@"),))]
+        )
+        assert store.failures(1)[-1].source_values == (("email", "y@"),)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        columns = {row[1] for row in db.execute("PRAGMA table_info(failures)")}
+        assert {"email", "source_values"} <= columns
+    with HistoryStore() as again:  # an up-to-date file is used as it is
+        assert len(again.failures(1)) == 2
+
+
 def test_keyed_hash_and_confirmed_rows(store: HistoryStore) -> None:
     h = store.keyed_hash("a@example.com")
     assert len(h) == 32
@@ -323,3 +426,82 @@ def test_stores_opening_a_fresh_file_at_once_do_not_fail(tmp_path: Path) -> None
             thread.join()
         assert errors == []
         assert len(HistoryStore(path).runs()) == 4
+
+
+def test_rejects_csv_carries_email_source_values_and_final_states(store: HistoryStore) -> None:
+    import csv
+
+    from klaviyo_tui.run import rejects
+
+    run_id = store.start_run(export="e", connection="c", list_id="L")
+    values = (("Email", "ada@x.com"), ("Phone", "+1 415 555 0100"), ("value", "-12.5"))
+    store.add_failures(
+        run_id,
+        [
+            Reject(
+                2,
+                "s",
+                "Phone",
+                "+1 415 555 0100",
+                "shared; sent without it",
+                RowState.IMPORTED_WITH_WARNINGS,
+                "ada@x.com",
+                values,
+            ),
+            Reject(
+                3,
+                "s",
+                "Phone",
+                "=1+2",
+                "bad; sent without it",
+                RowState.IMPORTED_WITH_WARNINGS,
+                "bo@x.com",
+                (("Email", "bo@x.com"),),
+            ),
+            Reject(3, "s", "email", "", "Klaviyo: refused", RowState.REJECTED, "bo@x.com"),
+        ],
+    )
+    path = rejects.write(store, run_id)
+    assert path is not None
+    with open(path, newline="", encoding="utf-8") as handle:
+        lines = list(csv.reader(handle))
+    # the source's "value" column keeps its name; the file's own is prefixed
+    assert lines[0] == [
+        "segment",
+        "row",
+        "state",
+        "column",
+        "reject_value",
+        "reason",
+        "klaviyo_email",
+        "Email",
+        "Phone",
+        "value",
+    ]
+    ada, bo_warning, bo_rejected = lines[1:]
+    # phones and signed numbers stay as they are (they cannot be formulas); "=1+2" is quoted
+    assert ada[4] == "+1 415 555 0100" and ada[7:] == ["ada@x.com", "+1 415 555 0100", "-12.5"]
+    assert bo_warning[4] == "'=1+2"
+    # a warned row that Klaviyo then refused shows its final state
+    assert bo_warning[2] == bo_rejected[2] == "rejected_by_klaviyo"
+    assert bo_rejected[6:] == ["bo@x.com", "", "", ""]
+    assert rejects.safe_cell("-2+3") == "'-2+3" and rejects.safe_cell("-7") == "-7"
+
+
+def test_cli_shows_rows_imported_with_warnings(store: HistoryStore) -> None:
+    from click.testing import CliRunner
+
+    from klaviyo_tui.cli.main import cli
+    from klaviyo_tui.cli.output import format_summary
+
+    counts = {s.value: 0 for s in RowState} | {"imported": 7, "imported_with_warnings": 3}
+    done = RunSummary(1, "weekly", counts, 1.0, ExitCode.OK)
+    assert "7 imported, 3 imported with warnings, 0 invalid" in format_summary(done)
+    run_id = store.start_run(export="weekly", connection="c", list_id="L")
+    store.finish_run(run_id, done)
+    listing = CliRunner().invoke(cli, ["history"])
+    assert listing.exit_code == 0, listing.output
+    header, row = listing.output.splitlines()[:2]
+    assert "WARNINGS" in header and row.split()[-5:] == ["7", "3", "0", "0", "0"]
+    shown = CliRunner().invoke(cli, ["history", "show", str(run_id)])
+    assert "imported_with_warnings" in shown.output and "3" in shown.output

@@ -15,13 +15,8 @@ from hypothesis import strategies as st
 from klaviyo_tui.events import RowState
 from klaviyo_tui.input.fastcheck import email_fast, phone_fast
 from klaviyo_tui.input.jsoncols import lower
-from klaviyo_tui.input.mapping import (
-    MAX_PROFILE_BYTES,
-    careful_email,
-    detect_email_column,
-    validate_chunk,
-    validation_preview,
-)
+from klaviyo_tui.input.mapping import MAX_PROFILE_BYTES, careful_email, validate_chunk
+from klaviyo_tui.input.preview import detect_email_column, validation_preview
 from klaviyo_tui.store.config import Mapping
 
 
@@ -30,8 +25,12 @@ def _frame(**cols: list[object]) -> pd.DataFrame:
     return pd.DataFrame(cols, index=pd.RangeIndex(1, n + 1)).astype("str")
 
 
-def _run(df: pd.DataFrame, mapping: Mapping, region: str = "US") -> tuple[list[dict], list]:
-    chunk = validate_chunk(df, mapping, default_region=region, segment="seg")
+def _run(
+    df: pd.DataFrame, mapping: Mapping, region: str = "US", policy: str = "reject_row"
+) -> tuple[list[dict], list]:
+    chunk = validate_chunk(
+        df, mapping, default_region=region, segment="seg", on_invalid_field=policy
+    )
     assert len(chunk.payloads) + len(chunk.rejects) == len(df)
     return [orjson.loads(p) for p in chunk.payloads], chunk.rejects
 
@@ -168,7 +167,9 @@ def test_detect_email_column_and_preview() -> None:
         email=["a@x.com", "bad", "a@x.com", "c@x.com", "d@x.com"],
         phone=["", "", "", "123", ""],
     )
-    report = validation_preview(df, Mapping(email="email", phone_number="phone"), "US")
+    report = validation_preview(
+        df, Mapping(email="email", phone_number="phone"), "US", on_invalid_field="reject_row"
+    )
     assert (
         report.rows,
         report.valid,
@@ -176,6 +177,10 @@ def test_detect_email_column_and_preview() -> None:
         report.invalid_phones,
         report.duplicates,
     ) == (5, 2, 1, 1, 1)
+    # drop_field (the default): the row with a bad phone is sent without it
+    report = validation_preview(df, Mapping(email="email", phone_number="phone"), "US")
+    assert (report.valid, report.invalid_phones, report.warned) == (3, 1, 1)
+    assert "sent without it" in report.examples["invalid_phones"][0]
     assert report.examples["duplicates"]
     assert len(report.examples["invalid_emails"]) == 1
 
@@ -273,3 +278,110 @@ def test_phone_fast_path_settles_common_forms() -> None:
     settled, e164 = phone_fast(pa.array(values), "US")
     assert settled.all()
     assert e164.to_pylist() == ["+12125550199"] * 3 + ["+442079460018", "+493012345678"]
+
+
+# ---- the field policy ----------------------------------------------------------------------
+
+
+def test_drop_field_sends_the_row_without_the_unusable_field() -> None:
+    df = _frame(
+        email=["a@x.com", " B@x.com", "bad"],
+        phone=["(415) 555-0123", "12", "(415) 555-0124"],
+        ext=["id-1", "x" * 256, "id-3"],
+        lat=["40.7128", "north", ""],
+        first=["Ada", "Bo", "Cy"],
+    )
+    mapping = Mapping(
+        email="email",
+        phone_number="phone",
+        external_id="ext",
+        first_name="first",
+        location={"latitude": "lat"},
+    )
+    chunk = validate_chunk(df, mapping, default_region="US", segment="seg")
+    a, b = (orjson.loads(p)["attributes"] for p in chunk.payloads)
+    assert a["phone_number"] == "+14155550123" and a["location"] == {"latitude": "40.7128"}
+    assert b == {"email": "b@x.com", "first_name": "Bo"}  # sent, without the three bad fields
+    assert chunk.rows == [1, 2] and chunk.warned == [False, True]
+    assert [(r.row, r.column) for r in chunk.rejects] == [(3, "email")]  # email: always invalid
+    assert [(w.row, w.column, w.value) for w in chunk.warnings] == [
+        (2, "phone", "12"),
+        (2, "ext", "x" * 256),
+        (2, "lat", "north"),
+    ]
+    for w in chunk.warnings:
+        assert w.state is RowState.IMPORTED_WITH_WARNINGS and w.segment == "seg"
+        assert w.reason.endswith("; sent without it") and w.email == "b@x.com"
+        assert dict(w.source_values) == {
+            "email": " B@x.com",
+            "phone": "12",
+            "ext": "x" * 256,
+            "first": "Bo",
+            "lat": "north",
+        }
+    assert "not a coordinate" in chunk.warnings[2].reason
+    # reject_row: the same problems keep the row out, the first rule it breaks is the reason
+    rejected = validate_chunk(
+        df, mapping, default_region="US", segment="seg", on_invalid_field="reject_row"
+    )
+    assert rejected.rows == [1] and rejected.warnings == []
+    assert [(r.row, r.column, r.state) for r in rejected.rejects] == [
+        (2, "phone", RowState.INVALID),
+        (3, "email", RowState.INVALID),
+    ]
+    assert "sent without" not in rejected.rejects[0].reason
+    assert rejected.rejects[0].email == "b@x.com"
+
+
+def test_oversized_profile_loses_its_biggest_fields_only() -> None:
+    df = _frame(
+        email=["a@x.com", "b@x.com"],
+        notes=["n" * MAX_PROFILE_BYTES, "short"],
+        tier=["gold", "silver"],
+        first=["Ada", "Bo"],
+    )
+    mapping = Mapping(email="email", first_name="first", properties=("notes", "tier"))
+    chunk = validate_chunk(df, mapping, default_region="US", segment="seg")
+    big, small = chunk.payloads
+    assert len(big) <= MAX_PROFILE_BYTES
+    assert orjson.loads(big)["attributes"] == {
+        "email": "a@x.com",
+        "first_name": "Ada",
+        "properties": {"tier": "gold"},
+    }
+    assert orjson.loads(small)["attributes"]["properties"] == {"notes": "short", "tier": "silver"}
+    [warning] = chunk.warnings
+    assert (warning.row, warning.column, warning.state) == (
+        1,
+        "notes",
+        RowState.IMPORTED_WITH_WARNINGS,
+    )
+    assert "100 KB" in warning.reason and len(warning.value) < 300
+    assert chunk.warned == [True, False]
+    rejected = validate_chunk(
+        df, mapping, default_region="US", segment="seg", on_invalid_field="reject_row"
+    )
+    assert [(r.row, r.state) for r in rejected.rejects] == [(1, RowState.INVALID)]
+
+
+def test_shared_identifiers_go_without_whatever_the_policy() -> None:
+    import numpy as np
+
+    df = _frame(email=["a@x.com", "b@x.com", "c@x.com"], phone=["+14155550123"] * 2 + ["12"])
+    mapping = Mapping(email="email", phone_number="phone")
+    shared = {"phone_number": np.array([True, True, False])}
+    for policy in ("drop_field", "reject_row"):
+        chunk = validate_chunk(
+            df, mapping, default_region="US", segment="s", on_invalid_field=policy, shared=shared
+        )
+        sent = [orjson.loads(p)["attributes"] for p in chunk.payloads]
+        assert [p.get("phone_number") for p in sent][:2] == [None, None]
+        shared_warnings = [w for w in chunk.warnings if "shared" in w.reason]
+        assert [(w.row, w.value) for w in shared_warnings] == [
+            (1, "+14155550123"),
+            (2, "+14155550123"),
+        ]
+        assert shared_warnings[0].reason == (
+            "phone number is shared with another customer's email in this export; sent without it"
+        )
+    assert chunk.rows == [1, 2]  # reject_row: the bad phone's row is out, the shared ones not

@@ -32,15 +32,20 @@ def test_rates_through_the_pipeline(tmp_path: Path) -> None:
     path = generate_customers(tmp_path / "c.csv", 20_000, invalid_rate=0.02, seed=1)
     export = Export("e", "c", "L", ("s",), MAPPING)
     counts = {state: 0 for state in RowState}
-    valid = 0
+    valid = warned = shared = 0
     for item in iter_validated(export, {"s": Segment("s", str(path))}):
         if isinstance(item, ValidatedChunk):
             valid += len(item.payloads)
+            warned += sum(item.warned)
+            shared += sum("shared" in w.reason for w in item.warnings)
             for r in item.rejects:
                 counts[r.state] += 1
     assert valid + counts[RowState.INVALID] + counts[RowState.DUPLICATE] == 20_000
-    assert 0.012 < counts[RowState.INVALID] / 20_000 < 0.03
+    # bad emails are invalid; bad and shared phones are dropped from rows that are still sent
+    assert 0.006 < counts[RowState.INVALID] / 20_000 < 0.015
     assert 0.002 < counts[RowState.DUPLICATE] / 20_000 < 0.01
+    assert 0.015 < warned / 20_000 < 0.05
+    assert 0.005 < shared / 20_000 < 0.03
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert set(df["country"]) == {"US", "GB", "DE"}
     assert df["zip"].str.len().eq(5).all()  # zips keep leading zeros

@@ -72,14 +72,14 @@ def show_runs(export: str | None, *, as_json: bool) -> None:
         say("no runs yet" + (f" for export {export!r}" if export else ""))
         return
     header = f"{'RUN':>5}  {'EXPORT':<20} {'STARTED':<20} {'STATUS':<12} {'IMPORTED':>9} "
-    header += f"{'INVALID':>8} {'REJECTED':>9} {'NOT SENT':>9}"
+    header += f"{'WARNINGS':>9} {'INVALID':>8} {'REJECTED':>9} {'NOT SENT':>9}"
     say(header)
     for r in records:
         c = r.counts
         say(
             f"{r.id:>5}  {r.export[:20]:<20} {r.started_at[:19].replace('T', ' '):<20} "
             f"{'dry run' if r.dry_run else r.status:<12} {c.get('imported', 0):>9,} "
-            f"{c.get('invalid', 0):>8,} "
+            f"{c.get('imported_with_warnings', 0):>9,} {c.get('invalid', 0):>8,} "
             f"{c.get('rejected_by_klaviyo', 0):>9,} {c.get('not_sent', 0):>9,}"
         )
 
@@ -116,7 +116,7 @@ def show_run(run_id: int, *, as_json: bool) -> None:
     if detail.reasons:
         say("  reasons:")
         for reason, state, count in detail.reasons[:20]:
-            say(f"    {count:>8,}  {state:<20} {reason}")
+            say(f"    {count:>8,}  {state:<24} {reason}")
     say(f"  rejects     {record.rejects_path or 'none'}")
     if detail.resumable:
         say(f"  resume with: klaviyo-tui run {record.export} --resume")

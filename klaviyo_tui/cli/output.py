@@ -76,6 +76,7 @@ def format_summary(summary: RunSummary) -> str:
         )
     parts = [
         f"{c.get(RowState.IMPORTED.value, 0):,} imported",
+        f"{c.get(RowState.IMPORTED_WITH_WARNINGS.value, 0):,} imported with warnings",
         f"{c.get(RowState.INVALID.value, 0):,} invalid",
         f"{c.get(RowState.REJECTED.value, 0):,} rejected by Klaviyo",
         f"{c.get(RowState.DUPLICATE.value, 0):,} duplicates",

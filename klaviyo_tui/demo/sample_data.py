@@ -3,7 +3,11 @@
 Vectorised with numpy and pyarrow (1M rows in a few seconds). About `invalid_rate` of the rows
 carry a bad email or a bad phone, and about 0.5% repeat an earlier customer's email (with different
 case or spacing), so every path of the pipeline shows up. US numbers come in national and E.164
-forms; GB and DE numbers in international forms, as they would in a US-based shop's data.
+forms; GB and DE numbers in international forms, as they would in a US-based shop's data. As in
+real life, some customers share a phone number: about `shared_phone_rate` of the rows reuse an
+earlier customer's number in another format (a household, a shared business line), and a few
+give the shop's own number as a placeholder. The pipeline sends those customers without the
+shared number (input/identifiers.py), so they end `imported_with_warnings`.
 """
 
 from __future__ import annotations
@@ -100,6 +104,7 @@ _BAD_EMAILS = np.array(
     ["not-an-email", "jane@", "@example.com", "a..b@example.com", "x@y", "bob@@mail.com"]
 )
 _BAD_PHONES = np.array(["12345", "+1 000 000 0000", "555-CALL-NOW", "+44 12", "0000000"])
+PLACEHOLDER_PHONE = "(415) 555-0100"  # the shop's own line, typed in for walk-in customers
 
 
 def _pick(rng: np.random.Generator, values: list[str] | np.ndarray, n: int) -> pa.Array:
@@ -115,7 +120,9 @@ def _join(*parts: pa.Array | str) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "")
 
 
-def customers_table(rows: int, *, invalid_rate: float = 0.01, seed: int = 0) -> pa.Table:
+def customers_table(
+    rows: int, *, invalid_rate: float = 0.01, shared_phone_rate: float = 0.01, seed: int = 0
+) -> pa.Table:
     """The sample customers as a pyarrow Table (all columns strings, as in a CSV export)."""
     rng = np.random.default_rng(seed)
     n = rows
@@ -161,6 +168,9 @@ def customers_table(rows: int, *, invalid_rate: float = 0.01, seed: int = 0) -> 
     phone = pc.if_else(pa.array(bad_phone), _pick(rng, _BAD_PHONES, n), phone)
     no_phone = rng.random(n) < 0.05
     phone = pc.if_else(pa.array(no_phone & ~bad_phone), "", phone)
+    # a stream of its own, so every other column stays as it was for the same seed
+    shared_rng = np.random.default_rng([seed, 1])
+    phone = _shared_phones(shared_rng, phone, ~(no_phone | bad_phone), shared_phone_rate)
 
     # ~0.5% repeat an earlier row's email, in upper case or with spaces around it.
     dup = np.flatnonzero(rng.random(n) < 0.005)
@@ -200,13 +210,47 @@ def customers_table(rows: int, *, invalid_rate: float = 0.01, seed: int = 0) -> 
     )
 
 
+def _shared_phones(
+    rng: np.random.Generator, phone: pa.Array, usable: np.ndarray, rate: float
+) -> pa.Array:
+    """About `rate` of the rows with a usable phone take an earlier such row's number, written
+    the E.164 way (+1..., +44...: the same line, formatted by another system), and 1 in 5 of
+    those the shop's placeholder instead."""
+    n = len(phone)
+    candidates = np.flatnonzero(usable)
+    if rate <= 0 or len(candidates) < 2:
+        return phone
+    pick = candidates[1:][rng.random(len(candidates) - 1) < rate]
+    if not len(pick):
+        return phone
+    where = np.searchsorted(candidates, pick)
+    source = candidates[(rng.random(len(pick)) * where).astype(np.int64)]
+    copied = phone.take(pa.array(source))
+    plus = pc.starts_with(copied, "+")
+    digits = pc.replace_substring_regex(copied, "[^0-9]", "")
+    copied = pc.if_else(plus, _join("+", digits), _join("+1", digits))
+    placeholder = rng.random(len(pick)) < 0.2
+    copied = pc.if_else(pa.array(placeholder), PLACEHOLDER_PHONE, copied)
+    mask = np.zeros(n, dtype=bool)
+    mask[pick] = True
+    return pc.replace_with_mask(phone, pa.array(mask), copied)
+
+
 def generate_customers(
-    path: Path, rows: int, *, invalid_rate: float = 0.01, seed: int = 0, fmt: str = "csv"
+    path: Path,
+    rows: int,
+    *,
+    invalid_rate: float = 0.01,
+    shared_phone_rate: float = 0.01,
+    seed: int = 0,
+    fmt: str = "csv",
 ) -> Path:
     """Write `rows` sample customers to `path` in `fmt` (csv, parquet, jsonl, xlsx)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    table = customers_table(rows, invalid_rate=invalid_rate, seed=seed)
+    table = customers_table(
+        rows, invalid_rate=invalid_rate, shared_phone_rate=shared_phone_rate, seed=seed
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":

@@ -6,15 +6,16 @@ sequence: the same payloads in the same order give the same batches and fingerpr
 what resuming an interrupted run relies on.
 
 Memory: a batch keeps only its body plus compact columns (payload offsets into the body, rows as
-int64, emails as one Arrow string array); `payloads`, `rows`, `emails` and `segments` are built as
-lists on access. The engine holds dozens of batches while their jobs run, so no Python object per
+int64, emails as one Arrow string array, a boolean per row for "sent without a field", see
+input/fields.py); `payloads`, `rows`, `emails`, `warned` and `segments` are built as lists on
+access. The engine holds dozens of batches while their jobs run, so no Python object per
 profile is kept. `add_arrays` packs Arrow columns without touching each row in Python.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import orjson
@@ -65,6 +66,7 @@ class Batch:
         "_rows",
         "_emails",
         "_runs",
+        "_warned",
     )
 
     def __init__(
@@ -77,6 +79,7 @@ class Batch:
         emails: Sequence[str],  # normalized emails
         segments: Sequence[str],  # the segment each row came from ("" when not given)
         fingerprint: str = "",
+        warned: Sequence[bool] | np.ndarray | None = None,  # rows sent without a field
     ) -> None:
         sizes = np.fromiter(map(len, payloads), np.int64, count=len(payloads))
         runs: list[tuple[str, int]] = []
@@ -94,6 +97,7 @@ class Batch:
             pa.array(list(emails), pa.string()),
             runs,
             fingerprint,
+            _flags(warned, len(rows)),
         )
 
     def _init(
@@ -106,6 +110,7 @@ class Batch:
         emails: pa.Array,
         runs: list[tuple[str, int]],
         fingerprint: str = "",
+        warned: np.ndarray | None = None,
     ) -> None:
         self.number = number
         self.list_id = list_id
@@ -114,6 +119,7 @@ class Batch:
         self._rows = rows
         self._emails = emails
         self._runs = runs
+        self._warned = _flags(warned, len(rows))
         self.fingerprint = fingerprint or _fingerprint(body)
 
     @classmethod
@@ -126,9 +132,10 @@ class Batch:
         rows: np.ndarray,
         emails: pa.Array,
         runs: list[tuple[str, int]],
+        warned: np.ndarray,
     ) -> Batch:
         batch = cls.__new__(cls)
-        batch._init(number, list_id, body, offsets, rows, emails, runs)
+        batch._init(number, list_id, body, offsets, rows, emails, runs, warned=warned)
         return batch
 
     def __repr__(self) -> str:
@@ -159,9 +166,36 @@ class Batch:
     def emails(self) -> list[str]:
         return self._emails.to_pylist()
 
+    def email_at(self, position: int) -> str:
+        """One row's email, without building the whole list."""
+        return str(self._emails[position].as_py())
+
     @property
     def segments(self) -> list[str]:
         return [seg for seg, n in self._runs for _ in range(n)]
+
+    @property
+    def warned(self) -> list[bool]:
+        """Per row: sent without a field (confirmed, it ends imported_with_warnings)."""
+        flags: list[bool] = self._warned.tolist()
+        return flags
+
+    @property
+    def warned_count(self) -> int:
+        return int(self._warned.sum())
+
+    def warned_confirmed(self, rejected: Iterable[tuple[str, int]]) -> int:
+        """Rows with warnings among those Klaviyo confirmed: all of them but the `rejected`
+        (segment, row) pairs. No Python work per row unless a warned row was rejected."""
+        total = self.warned_count
+        refused = set(rejected)
+        if not total or not refused:
+            return total
+        where = np.flatnonzero(self._warned)
+        starts = np.cumsum([0] + [n for _, n in self._runs])
+        segs = [self._runs[i][0] for i in np.searchsorted(starts, where, "right") - 1]
+        rows = self._rows[where].tolist()
+        return total - sum((seg, row) in refused for seg, row in zip(segs, rows, strict=True))
 
     def receipt(self) -> Batch:
         """This batch without its body or payloads: all that confirming an accepted job needs
@@ -176,6 +210,7 @@ class Batch:
             self._emails,
             self._runs,
             self.fingerprint,
+            self._warned,
         )
         return batch
 
@@ -195,7 +230,17 @@ class Batch:
             rows=[rows[i] for i in keep],
             emails=[emails[i] for i in keep],
             segments=[segments[i] for i in keep],
+            warned=self._warned[keep],
         )
+
+
+def _flags(values: Sequence[bool] | np.ndarray | None, n: int) -> np.ndarray:
+    if values is None:
+        return np.zeros(n, dtype=bool)
+    flags = np.asarray(values, dtype=bool)
+    if len(flags) != n:
+        raise ValueError(f"{len(flags)} warned flags for {n} rows")
+    return flags
 
 
 def _build_body(payloads: list[bytes], list_id: str) -> bytes:
@@ -219,8 +264,8 @@ class BatchPacker:
         self._reset()
 
     def _reset(self) -> None:
-        # pieces of the batch being filled: (payloads, rows, emails, segment)
-        self._pieces: list[tuple[pa.Array, np.ndarray, pa.Array, str]] = []
+        # pieces of the batch being filled: (payloads, rows, emails, segment, warned)
+        self._pieces: list[tuple[pa.Array, np.ndarray, pa.Array, str, np.ndarray]] = []
         self._count = 0
         self._size = self._overhead
 
@@ -233,18 +278,26 @@ class BatchPacker:
         """Profiles waiting in the batch being filled."""
         return self._count
 
-    def add(self, payload: bytes, row: int, email: str, segment: str = "") -> Batch | None:
+    def add(
+        self, payload: bytes, row: int, email: str, segment: str = "", warned: bool = False
+    ) -> Batch | None:
         """Add one profile; returns the previous batch if this profile starts a new one."""
         out = self.add_arrays(
             pa.array([payload], pa.binary()),
             np.array([row], np.int64),
             pa.array([email], pa.string()),
             segment,
+            np.array([warned]),
         )
         return out[0] if out else None
 
     def add_many(
-        self, payloads: list[bytes], rows: list[int], emails: list[str], segment: str = ""
+        self,
+        payloads: list[bytes],
+        rows: list[int],
+        emails: list[str],
+        segment: str = "",
+        warned: list[bool] | None = None,
     ) -> list[Batch]:
         """`add` for a whole chunk at once (same batches, without a Python call per row)."""
         return self.add_arrays(
@@ -252,15 +305,23 @@ class BatchPacker:
             np.asarray(rows, np.int64),
             pa.array(emails, pa.string()),
             segment,
+            None if warned is None else np.asarray(warned, dtype=bool),
         )
 
     def add_arrays(
-        self, payloads: pa.Array, rows: np.ndarray, emails: pa.Array, segment: str = ""
+        self,
+        payloads: pa.Array,
+        rows: np.ndarray,
+        emails: pa.Array,
+        segment: str = "",
+        warned: np.ndarray | None = None,
     ) -> list[Batch]:
-        """`add` for Arrow columns (binary payloads, string emails) and int64 row numbers."""
+        """`add` for Arrow columns (binary payloads, string emails), int64 row numbers and
+        a boolean per row for "sent without a field" (None: no row has warnings)."""
         total = len(payloads)
         if total == 0:
             return []
+        flags = _flags(warned, total)
         if payloads.type != pa.binary():
             payloads = payloads.cast(pa.binary())
         lengths = np.diff(_offsets(payloads))
@@ -282,7 +343,13 @@ class BatchPacker:
             if end > start:
                 n = end - start
                 self._pieces.append(
-                    (payloads.slice(start, n), rows[start:end], emails.slice(start, n), segment)
+                    (
+                        payloads.slice(start, n),
+                        rows[start:end],
+                        emails.slice(start, n),
+                        segment,
+                        flags[start:end],
+                    )
                 )
                 self._size += int(sizes[start:end].sum()) - (0 if self._count else 1)
                 self._count += n
@@ -302,7 +369,7 @@ class BatchPacker:
         body = b"".join((_PREFIX, _joined(payloads), self._suffix))
         assert len(body) == self._size, "size bookkeeping drifted"
         runs: list[tuple[str, int]] = []
-        for _, piece_rows, _, seg in pieces:
+        for _, piece_rows, _, seg, _ in pieces:
             if runs and runs[-1][0] == seg:
                 runs[-1] = (seg, runs[-1][1] + len(piece_rows))
             else:
@@ -315,6 +382,7 @@ class BatchPacker:
             np.concatenate([p[1] for p in pieces]).astype(np.int64, copy=False),
             pa.concat_arrays([p[2] for p in pieces]),
             runs,
+            np.concatenate([p[4] for p in pieces]),
         )
         self._number += 1
         self._reset()

@@ -24,7 +24,7 @@ booleans and timestamps.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -33,8 +33,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from klaviyo_tui.events import Reject, RowState
+from klaviyo_tui.events import Reject
 from klaviyo_tui.input.fastcheck import email_fast, phone_fast
+from klaviyo_tui.input.fields import (
+    DROP_FIELD,
+    REJECT_ROW,
+    FieldIssue,
+    apply_policy,
+    coordinate_issue,
+    external_id_issue,
+    issue,
+    records,
+    shared_issue,
+    shrink_oversized,
+)
 from klaviyo_tui.input.jsoncols import cat, json_object, lower, member, only_bytes, text
 from klaviyo_tui.store.config import Mapping
 
@@ -61,6 +73,10 @@ class ValidatedChunk:
     row_array: np.ndarray  # int64: source row numbers
     rejects: list[Reject]
     read: int = 0  # rows of the chunk (after the segment filter)
+    # rows sent without a field (input/fields.py): one warning per dropped field, in row order,
+    # and a flag per valid row, aligned with row_array
+    warnings: list[Reject] = field(default_factory=list)
+    warned_array: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     @property
     def payloads(self) -> list[bytes]:
@@ -78,18 +94,10 @@ class ValidatedChunk:
     def valid(self) -> int:
         return len(self.row_array)
 
-
-@dataclass
-class PreviewReport:
-    """Counts for the mapping screen, each with up to 5 example values."""
-
-    rows: int = 0
-    valid: int = 0
-    invalid_emails: int = 0
-    invalid_phones: int = 0
-    duplicates: int = 0
-    other_invalid: int = 0
-    examples: dict[str, list[str]] = field(default_factory=dict)
+    @property
+    def warned(self) -> list[bool]:
+        flags: list[bool] = self.warned_array.tolist()
+        return flags
 
 
 # ---- property typing ------------------------------------------------------------------------
@@ -212,6 +220,35 @@ def _settle(
 # ---- the chunk ------------------------------------------------------------------------------
 
 
+def phones_e164(
+    raw: pa.Array, region: str, known: pa.Array | None = None
+) -> tuple[pa.Array, dict[int, str]]:
+    """Each phone in E.164 (null where empty or unusable) and, by position, why unusable.
+
+    `known`: the E.164 values already worked out (the first pass's); then only the unusable
+    ones are looked at again, for their reason."""
+    if known is None:
+        fast_ok, e164 = phone_fast(raw.fill_null(""), region)
+        return _settle(raw, fast_ok, e164, lambda v: careful_phone(v, region))
+    unusable = raw.is_valid().to_numpy(zero_copy_only=False) & ~known.is_valid().to_numpy(
+        zero_copy_only=False
+    )
+    where = np.flatnonzero(unusable)
+    values = raw.take(pa.array(where)).to_pylist() if len(where) else []
+    reasons = {p: careful_phone(v, region)[1] for p, v in zip(where.tolist(), values, strict=True)}
+    return known, reasons
+
+
+def identifier_keys(field: str, series: pd.Series, region: str) -> pa.Array:
+    """An identifier as it would be sent (phone in E.164, external_id as text), null where
+    empty or unusable: the key for input/identifiers.py."""
+    values = text(series)
+    if field == "phone_number":
+        return phones_e164(values, region)[0]
+    too_long = pc.greater(pc.utf8_length(values), MAX_EXTERNAL_ID).fill_null(False)
+    return pc.if_else(too_long, pa.scalar(None, pa.string()), values)
+
+
 def validate_chunk(
     df: pd.DataFrame,
     mapping: Mapping,
@@ -219,8 +256,17 @@ def validate_chunk(
     default_region: str,
     segment: str,
     kinds: dict[str, str] | None = None,
+    on_invalid_field: str = DROP_FIELD,
+    shared: MappingABC[str, np.ndarray] | None = None,
+    phones: pa.Array | None = None,
 ) -> ValidatedChunk:
-    """Validate and serialize one chunk (index = source row numbers)."""
+    """Validate and serialize one chunk (index = source row numbers).
+
+    `on_invalid_field` is the field policy (input/fields.py); `shared` marks, per identifier
+    field ("phone_number", "external_id"), the rows whose value another customer's email also
+    has in this export (input/identifiers.py): those go without it, with a warning. `phones`:
+    the phone column already in E.164 (the pipeline's first pass worked it out).
+    """
     n = len(df)
     rows = np.asarray(df.index, dtype=np.int64)
     bad: dict[int, tuple[str, str]] = {}  # position -> (column, reason); first rule wins
@@ -236,47 +282,64 @@ def validate_chunk(
     for pos, reason in reasons.items():
         bad.setdefault(pos, (mapping.email, reason))
 
-    fields: dict[str, pa.Array] = {"email": emails}
-    if mapping.phone_number:
-        phone_raw = text(df[mapping.phone_number])
-        fast_ok, e164 = phone_fast(phone_raw.fill_null(""), default_region)
-        phones, reasons = _settle(
-            phone_raw, fast_ok, e164, lambda v: careful_phone(v, default_region)
-        )
-        for pos, reason in reasons.items():
-            bad.setdefault(pos, (mapping.phone_number, reason))
-        fields["phone_number"] = phones
+    arrays: dict[str, pa.Array] = {"email": emails}
+    issues: list[FieldIssue] = []
     for name, column in mapping.fields().items():
-        if name not in ("email", "phone_number"):
-            fields[name] = text(df[column])
-    if "external_id" in fields:
-        too_long = pc.greater(pc.utf8_length(fields["external_id"]), MAX_EXTERNAL_ID)
-        over = np.flatnonzero(too_long.fill_null(False).to_numpy(zero_copy_only=False))
-        for ext_pos in over.tolist():
-            bad.setdefault(
-                ext_pos, (mapping.external_id or "", "external_id is over 255 characters")
-            )
+        if name == "phone_number":
+            phone_raw = text(df[column])
+            arrays[name], reasons = phones_e164(phone_raw, default_region, phones)
+            if reasons:
+                where = sorted(reasons)
+                why = [reasons[p] for p in where]
+                issues.append(issue(name, column, phone_raw, where, why))
+        elif name != "email":
+            arrays[name] = text(df[column])
+            if name == "external_id" and (
+                found := external_id_issue(column, arrays[name], MAX_EXTERNAL_ID)
+            ):
+                issues.append(found)
+    for key, column in mapping.location.items():
+        arrays[f"location.{key}"] = text(df[column])
+        found = None
+        if key in ("latitude", "longitude"):
+            found = coordinate_issue(key, column, arrays[f"location.{key}"])
+        if found:
+            issues.append(found)
+    for name, mask in (shared or {}).items():
+        if name in arrays and mask.any():
+            issues.append(shared_issue(name, mapping, arrays[name], mask))
+    warnings = apply_policy(issues, arrays, on_invalid_field, bad)
 
-    members: list[pa.Array | str] = ['{"type":"profile","attributes":{']
-    members += [
-        member(name, values, quoted=True, first=name == "email") for name, values in fields.items()
+    top = [
+        (name, member(name, arrays[name], quoted=True, first=name == "email"))
+        for name in arrays
+        if "." not in name
     ]
-    location = [member(k, text(df[c]), quoted=True) for k, c in mapping.location.items()]
-    props = [property_member(c, df[c], (kinds or {}).get(c)) for c in mapping.properties]
-    for obj in (json_object("location", location, n), json_object("properties", props, n)):
+    location = [(k, member(k, arrays[f"location.{k}"], quoted=True)) for k in mapping.location]
+    props = [(c, property_member(c, df[c], (kinds or {}).get(c))) for c in mapping.properties]
+    members: list[pa.Array | str] = ['{"type":"profile","attributes":{', *(m for _, m in top)]
+    for key, group in (("location", location), ("properties", props)):
+        obj = json_object(key, [m for _, m in group], n)
         if obj is not None:
             members.append(obj)
     members.append("}}")
     payload = cat(members, n)
     sizes = pc.binary_length(payload).fill_null(0).to_numpy(zero_copy_only=False)
-    for pos in np.flatnonzero(sizes > MAX_PROFILE_BYTES).tolist():
-        bad.setdefault(pos, ("", f"profile is {sizes[pos]} bytes serialized (limit 100 KB)"))
+    over = [p for p in np.flatnonzero(sizes > MAX_PROFILE_BYTES).tolist() if p not in bad]
+    if over and on_invalid_field == REJECT_ROW:
+        for pos in over:
+            bad[pos] = ("", f"profile is {sizes[pos]:,} bytes serialized (limit 100 KB)")
+    elif over:
+        payload, more = shrink_oversized(
+            payload, over, (top, location, props), df, mapping, sizes, MAX_PROFILE_BYTES
+        )
+        warnings += more
 
+    rejects, warning_records, warned = records(df, mapping, rows, segment, emails, bad, warnings)
     keep = np.ones(n, dtype=bool)
     if bad:
         keep[list(bad)] = False
     keep_arr = pa.array(keep)
-    rejects = _rejects(df, bad, rows, segment)
     return ValidatedChunk(
         segment=segment,
         payload_array=pc.cast(payload.filter(keep_arr), pa.binary()),
@@ -284,88 +347,6 @@ def validate_chunk(
         row_array=rows[keep],
         rejects=rejects,
         read=n,
+        warnings=warning_records,
+        warned_array=warned[keep],
     )
-
-
-def _rejects(
-    df: pd.DataFrame, bad: dict[int, tuple[str, str]], rows: np.ndarray, segment: str
-) -> list[Reject]:
-    positions = sorted(bad)
-    by_column: dict[str, list[int]] = {}
-    for pos in positions:
-        by_column.setdefault(bad[pos][0], []).append(pos)
-    values: dict[int, object] = {}
-    for column, where in by_column.items():
-        got = df[column].iloc[where].tolist() if column else [""] * len(where)
-        values.update(zip(where, got, strict=True))
-    out = []
-    for pos in positions:
-        column, reason = bad[pos]
-        value = values[pos]
-        out.append(
-            Reject(
-                row=int(rows[pos]),
-                segment=segment,
-                column=column,
-                value=""
-                if value is None or (isinstance(value, float) and value != value)
-                else str(value),
-                reason=reason,
-                state=RowState.INVALID,
-            )
-        )
-    return out
-
-
-# ---- helpers for the mapping screen ---------------------------------------------------------
-
-_EMAIL_NAME = re.compile(r"^(e[-_ ]?mail|email[-_ ]?address|mail)$", re.I)
-
-
-def detect_email_column(df: pd.DataFrame) -> str | None:
-    """The column that holds emails: by name first, else the one whose values look most like it."""
-    for column in df.columns:
-        if _EMAIL_NAME.match(str(column).strip()):
-            return str(column)
-    best, best_share = None, 0.0
-    for column in df.columns:
-        values = text(df[column]).drop_null()
-        if len(values) == 0:
-            continue
-        share = float(np.mean(email_fast(lower(values))))
-        if share > best_share:
-            best, best_share = str(column), share
-    return best if best_share >= 0.5 else None
-
-
-def validation_preview(df: pd.DataFrame, mapping: Mapping, default_region: str) -> PreviewReport:
-    """What an export of these rows would do locally: valid, invalid, duplicate, with examples."""
-    chunk = validate_chunk(df, mapping, default_region=default_region, segment="preview")
-    report = PreviewReport(rows=len(df))
-    ex: dict[str, list[str]] = {
-        "invalid_emails": [],
-        "invalid_phones": [],
-        "duplicates": [],
-        "other_invalid": [],
-    }
-    for rej in chunk.rejects:
-        key = (
-            "invalid_emails"
-            if rej.column == mapping.email
-            else "invalid_phones"
-            if mapping.phone_number and rej.column == mapping.phone_number
-            else "other_invalid"
-        )
-        setattr(report, key, getattr(report, key) + 1)
-        if len(ex[key]) < 5:
-            ex[key].append(f"row {rej.row}: {rej.value!r} ({rej.reason})")
-    seen: dict[str, int] = {}
-    for email, row in zip(chunk.emails, chunk.rows, strict=True):
-        if email in seen:
-            report.duplicates += 1
-            if len(ex["duplicates"]) < 5:
-                ex["duplicates"].append(f"row {seen[email]} and row {row}: {email}")
-        seen[email] = row
-    report.valid = chunk.valid - report.duplicates
-    report.examples = ex
-    return report

@@ -2,33 +2,38 @@
 
 Two passes, because "last row wins" needs to know the future without holding the data:
 
-1. A cheap pass reads only the email column (plus filter and custom-property columns), applies the
-   segment filters, hashes each trimmed, lower-cased email to 64 bits and spills (hash, position)
-   pairs to 64 temporary partition files. Each partition is then sorted on its own to find, for
-   every repeated email, the last occurrence. Only the losing rows are kept in memory (16 bytes
-   each), so memory stays flat with input size; the spill costs 16 bytes of disk per row. The same
-   pass settles each custom property's type over the whole export (mapping.infer_kinds).
+1. A cheap pass reads only the email column (plus filter, identifier and custom-property
+   columns), applies the segment filters, hashes each trimmed, lower-cased email to 64 bits and
+   spills (hash, position) pairs to 64 temporary partition files. Each partition is then sorted on
+   its own to find, for every repeated email, the last occurrence. Only the losing rows are kept
+   in memory (16 bytes each), so memory stays flat with input size; the spill costs 16 bytes of
+   disk per row. The same pass spills each row's phone (in E.164) and external_id the same way to
+   find the values that different customers share (input/identifiers.py: those go with none of
+   them), and settles each custom property's type over the whole export (mapping.infer_kinds).
+   The phones it normalised are kept on disk in reading order (identifiers.KeyTape, ~20 bytes a
+   row) so the full pass does not normalise them again.
 2. The full pass reads the mapped columns, drops the losing rows as `Reject(state=DUPLICATE,
-   reason="duplicate of <segment> row N")` and validates the rest (mapping.validate_chunk).
+   reason="duplicate of <segment> row N")` and validates the rest (mapping.validate_chunk, with
+   the export's field policy, input/fields.py).
 
 Both passes read each segment through one `SourceWatch`: a file that changes between them (or
 during one) raises `SourceChanged` instead of pairing pass 1's de-duplication with other rows.
 
 Edge cases, documented: only rows with a valid email take part (a missing or malformed email is
 INVALID, never DUPLICATE). Among those, the winner is the last row by position (segments in export
-order, rows in source order) **even if another of its fields is invalid** (say its phone): it is
-reported INVALID and the earlier rows are still DUPLICATE of it, so that customer is not sent.
-Fix the last row and rerun; the rejects file lists both. The key is the normalized email (as sent);
-two different emails share a 64-bit hash with probability ~n²/2⁶⁵ (3·10⁻⁶ at 10M rows).
+order, rows in source order) whatever its other fields. With `on_invalid_field = "drop_field"`
+(the default) a winner whose phone is unusable is sent without it (imported_with_warnings); with
+`"reject_row"` it is reported INVALID and the earlier rows are still DUPLICATE of it, so that
+customer is not sent: fix the last row and rerun; the rejects file lists both. The key is the
+normalized email (as sent); two different emails share a 64-bit hash with probability ~n²/2⁶⁵
+(3·10⁻⁶ at 10M rows).
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,12 +42,15 @@ import pyarrow.compute as pc
 
 from klaviyo_tui.events import Reject, RowState
 from klaviyo_tui.input.fastcheck import email_fast
+from klaviyo_tui.input.fields import source_values
 from klaviyo_tui.input.filters import CompiledFilter, segment_filter
+from klaviyo_tui.input.identifiers import IDENTIFIERS, KeyTape, PairSpill, SharedIndex
 from klaviyo_tui.input.jsoncols import lower, text
 from klaviyo_tui.input.mapping import (
     KINDS,
     ValidatedChunk,
     careful_email,
+    identifier_keys,
     infer_kinds,
     pick_kind,
     validate_chunk,
@@ -52,8 +60,6 @@ from klaviyo_tui.store.config import Export, Mapping, Segment
 
 CHUNK_ROWS = 50_000
 _ROW_BITS = 40
-_PARTS = 64
-_PAIR = np.dtype([("h", "<u8"), ("p", "<u8")])
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,7 @@ class PipelineStats:
     duplicates: int
     total: int | None = None  # rows the full pass will read (known after the first pass)
     done: bool = False
+    warned: int = 0  # valid rows that go without a field (input/fields.py)
 
 
 def email_keys(series: pd.Series) -> pa.Array:
@@ -88,37 +95,18 @@ class DedupeIndex:
     """Finds, for every repeated key, the last position; memory = 16 bytes per losing row."""
 
     def __init__(self) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix="klaviyo-tui-dedupe-")
-        self._files = [Path(self._tmp.name) / f"{i:02d}.bin" for i in range(_PARTS)]
-        self._handles = [open(f, "ab") for f in self._files]  # noqa: SIM115
+        self._spill = PairSpill("klaviyo-tui-dedupe-")
         self.losers = np.zeros(0, np.uint64)
         self.winners = np.zeros(0, np.uint64)
 
     def add(self, positions: np.ndarray, keys: pa.Array) -> None:
-        present = keys.is_valid()
-        if not pc.any(present).as_py():
-            return
-        values = keys.filter(present).to_numpy(zero_copy_only=False)
-        pairs = np.empty(len(values), _PAIR)
-        pairs["h"] = pd.util.hash_array(values, categorize=False)
-        pairs["p"] = positions[present.to_numpy(zero_copy_only=False)]
-        part = (pairs["h"] >> np.uint64(58)).astype(np.int64)
-        order = np.argsort(part, kind="stable")
-        pairs, part = pairs[order], part[order]
-        bounds = np.searchsorted(part, np.arange(_PARTS + 1))
-        for i in range(_PARTS):
-            if bounds[i] < bounds[i + 1]:
-                self._handles[i].write(pairs[bounds[i] : bounds[i + 1]].tobytes())
+        self._spill.add(positions, keys)
 
     def finish(self) -> None:
         losers, winners = [], []
-        for handle, path in zip(self._handles, self._files, strict=True):
-            handle.close()
-            pairs = np.fromfile(path, dtype=_PAIR)
-            path.unlink()
+        for pairs in self._spill.partitions():
             if len(pairs) < 2:
                 continue
-            pairs = pairs[np.lexsort((pairs["p"], pairs["h"]))]
             h, p = pairs["h"], pairs["p"]
             last = np.ones(len(h), dtype=bool)
             last[:-1] = h[1:] != h[:-1]
@@ -126,7 +114,6 @@ class DedupeIndex:
             owner = group_end[np.searchsorted(group_end, np.arange(len(h)))]
             losers.append(p[~last])
             winners.append(p[owner[~last]])
-        self._tmp.cleanup()
         if losers:
             loser_pos = np.concatenate(losers)
             order = np.argsort(loser_pos)
@@ -165,28 +152,49 @@ def _segments_of(export: Export, segments: MappingABC[str, Segment]) -> list[Seg
     return [segments[name] for name in dict.fromkeys(export.segments)]
 
 
+@dataclass
+class FirstPass:
+    """What the first pass learned about the whole export."""
+
+    index: DedupeIndex  # email de-duplication: the losing rows and their winners
+    shared: SharedIndex  # identifiers held by different customers (input/identifiers.py)
+    kinds: dict[str, str]  # property column -> JSON kind
+    total: int  # rows the full pass will read
+    phones: KeyTape | None = None  # the phone column in E.164, for the full pass
+
+
 def first_pass(
     export: Export,
     segs: list[Segment],
     chunk_rows: int = CHUNK_ROWS,
     watches: dict[str, SourceWatch] | None = None,
-) -> tuple[DedupeIndex, dict[str, str], int]:
-    """Build the de-duplication index and the property kinds; returns them and the row total.
+) -> FirstPass:
+    """Build the de-duplication and shared-identifier indexes and the property kinds.
 
     `watches` (by segment name) records what was read, for the full pass to compare against.
     """
     mapping: Mapping = export.mapping
     index = DedupeIndex()
+    ids = {f: c for f, c in mapping.fields().items() if f in IDENTIFIERS}
+    shared = SharedIndex(list(ids))
     kinds: dict[str, set[str]] = {c: set(KINDS) for c in mapping.properties}
+    tape = KeyTape() if "phone_number" in ids else None
     total = 0
     for si, seg in enumerate(segs):
-        wanted = [mapping.email, *mapping.properties]
+        wanted = [mapping.email, *ids.values(), *mapping.properties]
         compiled = segment_filter(seg)  # parsed once per segment, applied per chunk
         watch = watches.setdefault(seg.name, SourceWatch()) if watches is not None else None
         for df in read_chunks(seg, _columns(compiled, wanted), chunk_rows, watch=watch):
             df = compiled.apply(df)
             total += len(df)
-            index.add(_positions(si, df.index), email_keys(df[mapping.email]))
+            positions = _positions(si, df.index)
+            keys = email_keys(df[mapping.email])
+            index.add(positions, keys)
+            for field, column in ids.items():
+                values = identifier_keys(field, df[column], export.default_region)
+                if field == "phone_number" and tape is not None:
+                    tape.write(positions, values)
+                shared.add(field, positions, pc.if_else(keys.is_valid(), values, None))
             _release()
             for column in mapping.properties:
                 if kinds[column] == {"string"}:
@@ -194,7 +202,8 @@ def first_pass(
                 if pd.api.types.is_string_dtype(df[column].dtype):
                     kinds[column] &= infer_kinds(text(df[column]), kinds[column])
     index.finish()
-    return index, {c: pick_kind(k) for c, k in kinds.items()}, total
+    shared.finish(index.losers)
+    return FirstPass(index, shared, {c: pick_kind(k) for c, k in kinds.items()}, total, tape)
 
 
 def iter_validated(
@@ -208,50 +217,77 @@ def iter_validated(
     Raises SourceError / FilterError (clear messages) for unreadable sources or bad filters, and
     SourceChanged when a file changes between (or during) the passes.
     """
-    mapping = export.mapping
     segs = _segments_of(export, segments)
     # Settled before pass 1, so that pass 2 opens each file (and compares it) before anything else.
-    wanted = {seg.name: _columns(segment_filter(seg), mapping.columns()) for seg in segs}
+    wanted = {seg.name: _columns(segment_filter(seg), export.mapping.columns()) for seg in segs}
     watches: dict[str, SourceWatch] = {}
-    index, kinds, total = first_pass(export, segs, chunk_rows, watches)
-    read = valid = invalid = duplicates = 0
+    first = first_pass(export, segs, chunk_rows, watches)
+    try:
+        yield from _full_pass(export, segs, first, chunk_rows, wanted, watches)
+    finally:
+        if first.phones is not None:
+            first.phones.close()
+
+
+def _full_pass(
+    export: Export,
+    segs: list[Segment],
+    first: FirstPass,
+    chunk_rows: int,
+    wanted: dict[str, list[str]],
+    watches: dict[str, SourceWatch],
+) -> Iterator[ValidatedChunk | PipelineStats]:
+    mapping = export.mapping
+    read = valid = invalid = duplicates = warned = 0
     name = segs[0].name if segs else ""
     for si, seg in enumerate(segs):
         name = seg.name
         compiled = segment_filter(seg)
         for df in read_chunks(seg, wanted[seg.name], chunk_rows, watch=watches[seg.name]):
             df = compiled.apply(df)
-            lost, winner = index.lookup(_positions(si, df.index))
-            dup_rejects = _duplicates(df[lost], winner[lost], segs, mapping.email, seg.name)
+            positions = _positions(si, df.index)
+            lost, winner = first.index.lookup(positions)
+            dup_rejects = _duplicates(df[lost], winner[lost], segs, mapping, seg.name)
+            shared = first.shared.lookup(positions[~lost])
+            phones = first.phones.take(positions) if first.phones is not None else None
             chunk = validate_chunk(
                 df[~lost],
                 mapping,
                 default_region=export.default_region,
                 segment=seg.name,
-                kinds=kinds,
+                kinds=first.kinds,
+                on_invalid_field=export.on_invalid_field,
+                shared=shared,
+                phones=None if phones is None else phones.filter(pa.array(~lost)),
             )
             if dup_rejects:
                 chunk.rejects = sorted([*chunk.rejects, *dup_rejects], key=lambda r: r.row)
             chunk.read = len(df)
             read += len(df)
             valid += chunk.valid
+            warned += int(chunk.warned_array.sum())
             duplicates += len(dup_rejects)
             invalid += len(chunk.rejects) - len(dup_rejects)
             _release()
             yield chunk
-            yield PipelineStats(seg.name, read, valid, invalid, duplicates, total)
-    yield PipelineStats(name, read, valid, invalid, duplicates, total, done=True)
+            yield PipelineStats(
+                seg.name, read, valid, invalid, duplicates, first.total, warned=warned
+            )
+    yield PipelineStats(name, read, valid, invalid, duplicates, first.total, True, warned)
 
 
 def _duplicates(
-    df: pd.DataFrame, winners: np.ndarray, segs: list[Segment], column: str, segment: str
+    df: pd.DataFrame, winners: np.ndarray, segs: list[Segment], mapping: Mapping, segment: str
 ) -> list[Reject]:
     if len(df) == 0:
         return []
     row_mask = (1 << _ROW_BITS) - 1
+    column = mapping.email
+    values = source_values(df, list(range(len(df))), mapping.columns())
+    keys = email_keys(df[column]).to_pylist()
     out = []
-    for row, value, win in zip(
-        df.index.tolist(), df[column].tolist(), winners.tolist(), strict=True
+    for pos, (row, value, win) in enumerate(
+        zip(df.index.tolist(), df[column].tolist(), winners.tolist(), strict=True)
     ):
         out.append(
             Reject(
@@ -261,6 +297,8 @@ def _duplicates(
                 value="" if value is None or value != value else str(value),
                 reason=f"duplicate of {segs[win >> _ROW_BITS].name} row {win & row_mask}",
                 state=RowState.DUPLICATE,
+                email=keys[pos] or "",
+                source_values=values[pos],
             )
         )
     return out

@@ -188,18 +188,21 @@ class Confirmer:
     async def _settle_confirmed(self, work: Work) -> None:
         batch = work.batch
         imported = sorted(set(work.imported))
-        warned_at = [p for p in imported if p in work.fixes]
+        local = batch.warned  # sent without a field the pipeline found unusable (already noted)
+        warned_at = [p for p in imported if p in work.fixes or local[p]]
         total = max(0, len(imported) - work.unitemised)
         warned = min(len(warned_at), total)
         rows, segments = batch.rows, batch.segments
-        notes = [warning_reject(rows[p], segments[p], work.fixes[p]) for p in warned_at]
+        notes = [
+            warning_reject(rows[p], segments[p], work.fixes[p]) for p in imported if p in work.fixes
+        ]
         failed = len(work.rejects)
         await asyncio.to_thread(self.store.add_failures, self.run_id, [*work.rejects, *notes])
         await asyncio.to_thread(
             self.store.batch_finished, self.run_id, batch.number, total - warned, failed, warned
         )
         if self.collector is not None:
-            fixed = [p in work.fixes for p in imported]
+            fixed = [p in work.fixes or local[p] for p in imported]
             await asyncio.to_thread(self.collector.add, batch, imported, fixed)
         counts = self.tally.counts
         counts[RowState.IMPORTED] += total - warned

@@ -146,6 +146,9 @@ class _ExportRun:
             self.run_id = previous.id
             await asyncio.to_thread(self.store.reopen_run, previous.id)
             await asyncio.to_thread(self.store.clear_failures, previous.id, REDONE_ON_RESUME)
+            # the pipeline's own warnings are written again as the input is re-read; Klaviyo's
+            # (a field it refused) belong to finished batches, which are not sent again
+            await asyncio.to_thread(self.store.clear_local_warnings, previous.id)
             journal = dict(await asyncio.to_thread(self.store.journal, previous.id))
             if self.options.verify.kind != "off":
                 failures = await asyncio.to_thread(self.store.failures, previous.id)
@@ -383,6 +386,8 @@ class _ExportRun:
             await asyncio.to_thread(self.store.add_failures, self._run, step.rejects)
             for reject in step.rejects:
                 self.tally.counts[reject.state] += 1
+        if step.warnings and not self.dry_run:  # recorded now, counted once Klaviyo confirms
+            await asyncio.to_thread(self.store.add_failures, self._run, step.warnings)
         self.tally.read = step.read
         self.tally.valid = step.valid
         self.tally.total = step.total

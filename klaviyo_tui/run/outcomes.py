@@ -66,6 +66,7 @@ def error_reject(batch: Batch, match: Match, note: str = "") -> Reject:
         value=match.value,
         reason=f"Klaviyo: {detail}{note}",
         state=RowState.REJECTED,
+        email=batch.email_at(match.position),
     )
 
 

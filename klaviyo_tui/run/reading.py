@@ -7,7 +7,7 @@ validated chunk, so the event loop that talks to Klaviyo never stalls.
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from klaviyo_tui.events import Reject
 from klaviyo_tui.input.batching import Batch, BatchPacker
@@ -17,13 +17,17 @@ from klaviyo_tui.store.config import Config, Export
 
 @dataclass
 class Step:
-    """Cumulative counts after one chunk, its rejects, and the batches it filled."""
+    """Cumulative counts after one chunk, its rejects, and the batches it filled.
+
+    `warnings` are fields that valid rows go without (state imported_with_warnings, for the
+    history and the rejects file, not counted: a row is counted when Klaviyo confirms it)."""
 
     read: int
     valid: int
     total: int | None
     rejects: list[Reject]
     batches: list[Batch]
+    warnings: list[Reject] = field(default_factory=list)
 
 
 def produce(
@@ -40,17 +44,20 @@ def produce(
         if isinstance(item, PipelineStats):
             total = item.total
             continue
-        rejects = item.rejects
+        rejects, warnings = item.rejects, item.warnings
         if only_rows is not None:
             rejects = [r for r in rejects if (r.segment, r.row) in only_rows]
+            warnings = [r for r in warnings if (r.segment, r.row) in only_rows]
         read += item.read if only_rows is None else len(rejects)
         payloads, rows, emails = item.payload_array, item.row_array, item.email_array
+        warned = item.warned_array
         if only_rows is not None:
             wanted = np.array([(item.segment, r) in only_rows for r in rows.tolist()], dtype=bool)
             payloads, rows, emails = payloads.filter(wanted), rows[wanted], emails.filter(wanted)
+            warned = warned[wanted]
             read += len(rows)
         valid += len(rows)
-        batches: list[Batch] = packer.add_arrays(payloads, rows, emails, item.segment)
-        yield Step(read=read, valid=valid, total=total, rejects=rejects, batches=batches)
+        batches: list[Batch] = packer.add_arrays(payloads, rows, emails, item.segment, warned)
+        yield Step(read, valid, total, rejects, batches, warnings)
     last = packer.flush()
     yield Step(read=read, valid=valid, total=total, rejects=[], batches=[last] if last else [])

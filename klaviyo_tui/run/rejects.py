@@ -1,12 +1,24 @@
-"""The per-run rejects CSV: every row that was not imported, with its source row and the reason.
+"""The per-run rejects CSV: every row that was not imported, and every field a row was sent
+without, with its source row, the reason, its email and its mapped source values.
 
-Written from the history store (the one source of truth) at the end of a run. The cells keep the
-raw values (they are the user's data, needed to fix the rows) with three exceptions, each
-reversible by eye:
+Written from the history store (the one source of truth) at the end of a run. Columns: `segment,
+row, state, column, value, reason, klaviyo_email`, then the row's values of every mapped source
+column under the source's own column names, so the file itself can be fixed and imported again
+as a segment source with the same export mapping (README, "Fixing rejected rows"). A source column
+named like one of the file's own columns keeps its name; the file's column is then prefixed
+`reject_`. A warning line (a field a sent row went without) carries the row's final state:
+`imported_with_warnings`, or `rejected_by_klaviyo` when Klaviyo then refused the row. Rows that
+Klaviyo refused have only the email beside them (sent rows' values are not kept).
+
+The cells keep the raw values (they are the user's data, needed to fix the rows) with three
+exceptions, each reversible by eye:
 - a cell a spreadsheet would run as a formula gets a leading `'` (CSV injection; OWASP and ASVS
   1.2.10 list `=`, `+`, `-`, `@`, tab, CR, LF and NUL as triggers, and spreadsheets skip leading
   blanks before one). DDE payloads (`=cmd|' /C calc'!A0`, `@SUM(1)*cmd|…`) start with one of these
-  too; `|` or `%` alone at the start of a cell is not a documented trigger, so it is left as is;
+  too; `|` or `%` alone at the start of a cell is not a documented trigger, so it is left as is.
+  A phone number or a signed number (`+1 415 555 0100`, `-12.5`: a sign, then only digits,
+  spaces and `( ) . -`) is left as it is: it can name no function or cell, and the round trip
+  needs it intact;
 - C0/C1 control characters other than tab and newline are written as `\\x1b`, so `cat`-ing the
   file in a terminal can't run escape sequences;
 - anything shaped like an API key is masked (Klaviyo's error text may echo it).
@@ -20,17 +32,20 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import os
 import re
 import tempfile
 from pathlib import Path
 
+from klaviyo_tui.events import Reject, RowState
 from klaviyo_tui.redaction import redact
 from klaviyo_tui.store import paths
 from klaviyo_tui.store.history import HistoryStore
 
-HEADER = ("segment", "row", "state", "column", "value", "reason")
+HEADER = ("segment", "row", "state", "column", "value", "reason", "klaviyo_email")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
+_SIGNED_NUMBER = re.compile(r"[+-][0-9][0-9 ().-]*")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline
 
 
@@ -46,6 +61,8 @@ def safe_cell(value: str) -> str:
     """The text, safe to open in a spreadsheet and to print in a terminal."""
     value = _CONTROL.sub(_visible, value)
     stripped = value.lstrip(" \u00a0")
+    if _SIGNED_NUMBER.fullmatch(value):
+        return value
     if value.startswith(_FORMULA_START) or stripped.startswith(_FORMULA_START):
         return "'" + value
     return value
@@ -55,9 +72,43 @@ def _cell(value: object) -> str:
     return safe_cell(redact(str(value)))
 
 
+def _source_columns(failures: list[Reject]) -> list[str]:
+    """Every mapped source column named by the failures, in first-seen order."""
+    seen: dict[str, None] = {}
+    for reject in failures:
+        for column, _ in reject.source_values:
+            seen.setdefault(column, None)
+    return list(seen)
+
+
+def _header(columns: list[str]) -> list[str]:
+    """The file's own columns, then the source columns under their names (which win a clash)."""
+    taken = set(columns)
+    own = []
+    for name in HEADER:
+        while name in taken:
+            name = "reject_" + name
+        taken.add(name)
+        own.append(name)
+    return [*own, *columns]
+
+
+def _final_states(failures: list[Reject]) -> list[Reject]:
+    """A warning line takes the row's final state when Klaviyo then refused the row."""
+    refused = {(r.segment, r.row) for r in failures if r.state == RowState.REJECTED}
+    if not refused:
+        return failures
+    return [
+        dataclasses.replace(r, state=RowState.REJECTED)
+        if r.state == RowState.IMPORTED_WITH_WARNINGS and (r.segment, r.row) in refused
+        else r
+        for r in failures
+    ]
+
+
 def write(store: HistoryStore, run_id: int, path: Path | None = None) -> Path | None:
     """Write the run's rejects CSV (atomically, 0600); no file when the run has no rejects."""
-    failures = store.failures(run_id)
+    failures = _final_states(store.failures(run_id))
     target = path or path_for(run_id)
     if not failures:
         if path is None:
@@ -69,8 +120,10 @@ def write(store: HistoryStore, run_id: int, path: Path | None = None) -> Path | 
     try:
         with open(fd, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(HEADER)
+            columns = _source_columns(failures)
+            writer.writerow([_cell(c) for c in _header(columns)])
             for reject in sorted(failures, key=lambda r: (r.segment, r.row)):
+                values = dict(reject.source_values)
                 writer.writerow(
                     (
                         _cell(reject.segment),
@@ -79,6 +132,8 @@ def write(store: HistoryStore, run_id: int, path: Path | None = None) -> Path | 
                         _cell(reject.column),
                         _cell(reject.value),
                         _cell(reject.reason),
+                        _cell(reject.email),
+                        *(_cell(values.get(c, "")) for c in columns),
                     )
                 )
             handle.flush()

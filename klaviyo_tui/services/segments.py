@@ -98,7 +98,7 @@ def inspect_source(segment: Segment, rows: int = 500) -> SourceInfo:
     """Read the first rows: the columns and the email column the builder would pick.
 
     SourceError (with what to do) when the source cannot be read. Blocks: use a thread."""
-    from klaviyo_tui.input.mapping import detect_email_column
+    from klaviyo_tui.input.preview import detect_email_column
     from klaviyo_tui.input.sources import preview
 
     frame = preview(segment, n=rows)

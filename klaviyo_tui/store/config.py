@@ -62,6 +62,13 @@ LOCATION_FIELDS: tuple[str, ...] = (
 )
 
 
+#: What a problem with a field other than email does to its row (`on_invalid_field`):
+#: "drop_field" sends the row without that field (state imported_with_warnings),
+#: "reject_row" keeps the row out (state invalid). A bad email always makes the row invalid.
+FIELD_POLICIES: tuple[str, ...] = ("drop_field", "reject_row")
+DEFAULT_FIELD_POLICY = "drop_field"
+
+
 class ConfigError(AppError):
     """A configuration problem a person can fix; the message says where and what."""
 
@@ -140,6 +147,7 @@ class Export:
     list_name: str | None = None  # display only; list_id is what counts
     confirm_timeout_minutes: float | None = None  # a job's no-progress deadline (default 30)
     verify: str = "off"  # read the list back after a run: off | full | sample:N
+    on_invalid_field: str = DEFAULT_FIELD_POLICY  # one of FIELD_POLICIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +188,7 @@ _EXPORT_KEYS = (
     "segments",
     "default_region",
     "schedule",
+    "on_invalid_field",
     "mapping",
     "confirm_timeout_minutes",
     "verify",
@@ -332,6 +341,7 @@ def _export(name: str, data: dict[str, Any], path: Path) -> Export:
         list_name=_text(data, "list_name", path, table),
         confirm_timeout_minutes=_minutes(data, "confirm_timeout_minutes", path, table),
         verify=_verify(data, path, table),
+        on_invalid_field=_field_policy(data, path, table),
     )
 
 
@@ -357,6 +367,17 @@ def _verify(data: dict[str, Any], path: Path, table: str) -> str:
             f'{_where(path, table, "verify")}: {text!r} is not a verification mode; use "off", '
             '"full" (read every member back after the run) or "sample:N".'
         ) from None
+
+
+def _field_policy(data: dict[str, Any], path: Path, table: str) -> str:
+    value = _text(data, "on_invalid_field", path, table) or DEFAULT_FIELD_POLICY
+    if value not in FIELD_POLICIES:
+        raise ConfigError(
+            f"{_where(path, table, 'on_invalid_field')}: {value!r} is not a policy. Use "
+            '"drop_field" (send the row without the unusable field, the default) or '
+            '"reject_row" (keep the whole row out and list it as invalid).'
+        )
+    return value
 
 
 def config_from_data(data: dict[str, Any], path: Path) -> Config:

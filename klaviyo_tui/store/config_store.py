@@ -38,6 +38,7 @@ from tomlkit.toml_document import TOMLDocument
 from klaviyo_tui.store import paths
 from klaviyo_tui.store.config import (
     DEFAULT_BASE_URL,
+    DEFAULT_FIELD_POLICY,
     DEFAULT_REVISION,
     LOCATION_FIELDS,
     PROFILE_FIELDS,
@@ -75,6 +76,7 @@ EXPORT_FIELDS: dict[str, Any] = {
     "segments": (),
     "default_region": "US",
     "schedule": None,
+    "on_invalid_field": DEFAULT_FIELD_POLICY,
     "confirm_timeout_minutes": None,
     "verify": "off",
 }

@@ -66,6 +66,8 @@ from klaviyo_tui.store.history_records import (
     BatchRecord,
     RunRecord,
     record_of,
+    values_json,
+    values_of,
 )
 
 __all__ = [
@@ -123,7 +125,11 @@ class HistoryStore(JournalMixin):
         if readonly:
             self._db = connect_reader(self.path, timeout)
             self._db.row_factory = sqlite3.Row
+            # an older file is read as it is (a reader never migrates): its missing columns
+            # read as their defaults
+            self.version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
             return
+        self.version = SCHEMA_VERSION
         self._db, version = connect_writer(self.path, timeout)
         self._db.row_factory = sqlite3.Row
         try:
@@ -296,8 +302,8 @@ class HistoryStore(JournalMixin):
         the request's own API key: every text is redacted before it reaches the file."""
         with self._tx() as db:
             db.executemany(
-                "INSERT INTO failures (run_id, row, segment, column_name, value, reason, state) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO failures (run_id, row, segment, column_name, value, reason, state, "
+                "email, source_values) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     (
                         run_id,
@@ -307,18 +313,25 @@ class HistoryStore(JournalMixin):
                         redact(str(r.value)),
                         redact(r.reason),
                         str(r.state),
+                        redact(r.email),
+                        values_json(r.source_values),
                     )
                     for r in rejects
                 ),
             )
 
     def failures(self, run_id: int, limit: int | None = None) -> list[Reject]:
+        """The run's failures and warnings in the order they were recorded."""
+        extra = "email, source_values" if self.version >= 3 else "'', NULL"
         rows = self._query(
-            "SELECT row, segment, column_name, value, reason, state FROM failures "
+            f"SELECT row, segment, column_name, value, reason, state, {extra} FROM failures "
             "WHERE run_id = ? ORDER BY id LIMIT ?",
             (run_id, -1 if limit is None else limit),
         )
-        return [Reject(r[0], r[1], r[2], r[3], r[4], RowState(r[5])) for r in rows]
+        return [
+            Reject(r[0], r[1], r[2], r[3], r[4], RowState(r[5]), r[6], values_of(r[7]))
+            for r in rows
+        ]
 
     def failure_reasons(self, run_id: int) -> list[tuple[str, str, int]]:
         """(reason, state, count), most frequent first. Duplicates count as one reason (each
@@ -348,6 +361,15 @@ class HistoryStore(JournalMixin):
         with self._tx() as db:
             db.execute(
                 f"DELETE FROM failures WHERE run_id = ? AND state IN ({marks})", (run_id, *wanted)
+            )
+
+    def clear_local_warnings(self, run_id: int) -> None:
+        """Forget the warnings the pipeline wrote while reading (fields it dropped); Klaviyo's
+        own warnings (reasons starting "Klaviyo:") stay: their batches are not confirmed again."""
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM failures WHERE run_id = ? AND state = ? AND reason NOT LIKE ?",
+                (run_id, RowState.IMPORTED_WITH_WARNINGS.value, "Klaviyo:%"),
             )
 
     # ---- per-export state (keyed hashes only) ----------------------------------------------

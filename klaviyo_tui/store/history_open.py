@@ -28,7 +28,7 @@ from pathlib import Path
 from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.store.history_holder import Holder, describe_writer, find_writer
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Schema 1, as the first release created it. Later versions are explicit steps in MIGRATIONS.
 SCHEMA = (
     """CREATE TABLE runs (
@@ -44,12 +44,14 @@ SCHEMA = (
         batch_no INTEGER NOT NULL, fingerprint TEXT NOT NULL, profiles INTEGER NOT NULL,
         job_id TEXT, state TEXT NOT NULL, imported INTEGER NOT NULL DEFAULT 0,
         failed INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0,
+        warned INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (run_id, batch_no)) WITHOUT ROWID""",
     """CREATE TABLE failures (
         id INTEGER PRIMARY KEY,
         run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
         row INTEGER NOT NULL, segment TEXT NOT NULL, column_name TEXT NOT NULL,
-        value TEXT NOT NULL, reason TEXT NOT NULL, state TEXT NOT NULL)""",
+        value TEXT NOT NULL, reason TEXT NOT NULL, state TEXT NOT NULL,
+        email TEXT NOT NULL DEFAULT '', source_values TEXT)""",
     "CREATE INDEX failures_by_run ON failures(run_id, state)",
     """CREATE TABLE export_rows (
         export TEXT NOT NULL, list_id TEXT NOT NULL, key_hash BLOB NOT NULL,
@@ -69,6 +71,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
             mode TEXT NOT NULL, checked INTEGER NOT NULL, in_list INTEGER NOT NULL,
             missing INTEGER NOT NULL, members INTEGER, verified_at TEXT NOT NULL)""",
+    ),
+    # 3: rejects people can act on: the matching email and the row's mapped source values (a
+    # JSON object), so a rejects file can be fixed and imported again.
+    3: (
+        "ALTER TABLE failures ADD COLUMN email TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE failures ADD COLUMN source_values TEXT",
     ),
 }
 TABLES = ("batches", "export_rows", "failures", "runs")  # every version has these

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.redaction import redact
 from klaviyo_tui.run.locking import lock_holder
 
 RUN_COLUMNS = (
@@ -105,3 +106,22 @@ def record_of(row: sqlite3.Row) -> RunRecord:
         jobs=row["jobs"],
         dry_run=bool(row["dry_run"]),
     )
+
+
+def values_json(values: tuple[tuple[str, str], ...]) -> str | None:
+    """A row's source values as a JSON object (column order kept), each value redacted."""
+    if not values:
+        return None
+    return json.dumps({column: redact(value) for column, value in values}, ensure_ascii=False)
+
+
+def values_of(text: str | None) -> tuple[tuple[str, str], ...]:
+    if not text:
+        return ()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ()
+    if not isinstance(data, dict):
+        return ()
+    return tuple((str(k), "" if v is None else str(v)) for k, v in data.items())

@@ -254,8 +254,9 @@ class KlaviyoApp(App[int]):
             return
         summary = progress.summary
         if summary is not None:
+            done = sum(v for k, v in summary.counts.items() if k.startswith("imported"))
             self.notify(
-                f"{handle.export}: {summary.counts.get('imported', 0):,} imported.",
+                f"{handle.export}: {done:,} imported.",
                 title="Run finished",
                 severity="information" if summary.exit_code == ExitCode.OK else "warning",
                 markup=False,

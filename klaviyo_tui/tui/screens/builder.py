@@ -217,7 +217,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
     def _read_preview(self, segment: Segment) -> None:
-        from klaviyo_tui.input.mapping import detect_email_column
+        from klaviyo_tui.input.preview import detect_email_column
         from klaviyo_tui.input.sources import preview
 
         try:
@@ -317,7 +317,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
     @work(thread=True, exclusive=True, group="validate", exit_on_error=False)
     def _validate(self, mapping: Mapping, region: str) -> None:
-        from klaviyo_tui.input.mapping import validation_preview
+        from klaviyo_tui.input.preview import validation_preview
 
         try:
             text = render_report(validation_preview(self.frame, mapping, region), len(self.frame))

@@ -77,6 +77,8 @@ def read_export(screen: ExportBuilderScreen) -> tuple[Export, Segment] | str:
         mapping=mapping,
         default_region=screen.query_one("#region", Input).value.strip().upper() or "US",
         schedule=schedule,
+        # not on the form: an edit keeps the export's field policy (a new one has the default)
+        on_invalid_field=screen.existing.on_invalid_field if screen.existing else "drop_field",
     )
     return export, segment
 

@@ -112,7 +112,7 @@ class HistoryScreen(BaseScreen[None]):
                 r.export,
                 _when(r.started_at, year=False),
                 r.status,
-                f"{c.get('imported', 0):,}",
+                f"{c.get('imported', 0) + c.get('imported_with_warnings', 0):,}",
                 f"{c.get('invalid', 0):,}",
                 f"{c.get('rejected_by_klaviyo', 0):,}",
                 format_duration(r.duration_s),
@@ -235,7 +235,9 @@ class RunDetailScreen(BaseScreen[None]):
         for reason, state, count in reasons:
             table.add_row(f"{count:,}", state_label(str(state)), reason)
         self._show_reason(0)
-        failed = sum(n for _, s, n in reasons if s != RowState.INVALID.value)
+        failed = sum(
+            n for _, s, n in reasons if s not in (RowState.INVALID, RowState.IMPORTED_WITH_WARNINGS)
+        )
         self.query_one("#retry", Button).disabled = failed == 0
         self.query_one("#resume", Button).disabled = not self.resumable
         self.query_one("#write", Button).disabled = not reasons

@@ -30,7 +30,7 @@ def last_run_text(record: Any) -> tuple[str, str, str]:
     when = str(getattr(record, "started_at", "") or "")[5:16].replace("T", " ")
     counts = getattr(record, "counts", {}) or {}
     status = str(getattr(record, "status", "") or "")
-    imported = counts.get("imported", 0)
+    imported = counts.get("imported", 0) + counts.get("imported_with_warnings", 0)
     return when, status, f"{imported:,}"
 
 

@@ -1,4 +1,4 @@
-"""Render mapping.validation_preview's PreviewReport as a few readable lines with examples."""
+"""Render preview.validation_preview's PreviewReport as a few readable lines with examples."""
 
 from __future__ import annotations
 

@@ -1,0 +1,229 @@
+"""One identifier, one email: a phone or external_id shared by different customers is sent with
+none of them.
+
+Klaviyo matches profiles by email, phone_number and external_id. Two different emails sent with
+the same phone in one export (a household, a shared business line, a placeholder such as the
+shop's own number) would merge two customers into one profile, or be refused as a merge. So within
+one run, **a phone number (after E.164 normalisation) or an external_id that goes with more than
+one different email is sent with none of them**: each of those rows is sent without it, with a
+warning (state `imported_with_warnings`, reason "phone number is shared with another customer's
+email in this export; sent without it"). The email is the matching key, so every customer still
+reaches the list.
+
+Why none rather than the first: the export cannot tell whose number it is, and attaching it to
+one customer (whichever came first) would send that customer's texts, and phone-based matching,
+to the others who use it, a placeholder to an arbitrary customer. And the outcome depends only on
+the set of customers, not on row or segment order: reordering a file never moves a number from one
+profile to another between runs, which Klaviyo would refuse as a merge the second time.
+
+Who counts: each email's winning row (the email de-duplication's last row wins, so the same email
+on several rows is one customer, not "different emails"), whenever its email is valid and the
+identifier itself is usable; a row later rejected for another field still makes its identifier
+ambiguous. Memory stays bounded: the first pass spills 16-byte (hash, position) pairs per
+identifier to partition files, like the email de-duplication, and after it only the positions of
+shared values stay in memory. Two different values share a 64-bit hash with probability ~n²/2⁶⁵
+(then both are sent without it).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+IDENTIFIERS = ("phone_number", "external_id")
+_PARTS = 64
+_PAIR = np.dtype([("h", "<u8"), ("p", "<u8")])
+
+
+def hash_keys(keys: np.ndarray) -> np.ndarray:
+    """64-bit hashes of an object array of strings."""
+    hashes: np.ndarray = pd.util.hash_array(keys, categorize=False)
+    return hashes
+
+
+class PairSpill:
+    """(hash, position) pairs spilled to 64 partition files by the hash's top bits; each
+    partition is read back whole, sorted by (hash, position), one at a time."""
+
+    def __init__(self, prefix: str) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        self._files = [Path(self._tmp.name) / f"{i:02d}.bin" for i in range(_PARTS)]
+        self._handles = [open(f, "ab") for f in self._files]  # noqa: SIM115
+
+    def add(self, positions: np.ndarray, keys: pa.Array) -> None:
+        """Spill the non-null keys with their positions."""
+        present = keys.is_valid()
+        if not pc.any(present).as_py():
+            return
+        values = keys.filter(present).to_numpy(zero_copy_only=False)
+        pairs = np.empty(len(values), _PAIR)
+        pairs["h"] = hash_keys(values)
+        pairs["p"] = positions[present.to_numpy(zero_copy_only=False)]
+        part = (pairs["h"] >> np.uint64(58)).astype(np.int64)
+        order = np.argsort(part, kind="stable")
+        pairs, part = pairs[order], part[order]
+        bounds = np.searchsorted(part, np.arange(_PARTS + 1))
+        for i in range(_PARTS):
+            if bounds[i] < bounds[i + 1]:
+                self._handles[i].write(pairs[bounds[i] : bounds[i + 1]].tobytes())
+
+    def partitions(self) -> Iterator[np.ndarray]:
+        """Each partition's pairs sorted by (hash, position); the files go as they are read."""
+        for handle in self._handles:
+            handle.close()
+        try:
+            for path in self._files:
+                pairs = np.fromfile(path, dtype=_PAIR)
+                path.unlink()
+                if len(pairs):
+                    yield pairs[np.lexsort((pairs["p"], pairs["h"]))]
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.close()
+        self._tmp.cleanup()
+
+
+class KeyTape:
+    """The first pass's phone keys (E.164), kept on disk in reading order for the second pass,
+    which then needs no second phone normalisation (the costly part of both passes).
+
+    Both passes read the same rows in the same order (same sources, same filters), whatever their
+    chunk sizes; each slice is checked against the positions it was written with, and on any
+    mismatch (a source that changed between passes) the tape stops answering and the second pass
+    normalises as it would without it.
+    """
+
+    def __init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="klaviyo-tui-keys-")
+        self._path = Path(self._tmp.name) / "keys.arrow"
+        self._schema = pa.schema([("p", pa.uint64()), ("k", pa.string())])
+        self._sink: pa.NativeFile | None = pa.OSFile(str(self._path), "wb")
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = pa.ipc.new_stream(
+            self._sink, self._schema
+        )
+        self._reader: pa.ipc.RecordBatchStreamReader | None = None
+        self._pending: pa.RecordBatch | None = None
+        self.broken = False
+
+    def write(self, positions: np.ndarray, keys: pa.Array) -> None:
+        assert self._writer is not None, "the tape is written before it is read"
+        self._writer.write_batch(
+            pa.record_batch([pa.array(positions, pa.uint64()), keys], self._schema)
+        )
+
+    def _open(self) -> pa.ipc.RecordBatchStreamReader:
+        if self._reader is None:
+            assert self._writer is not None and self._sink is not None
+            self._writer.close()
+            self._sink.close()
+            self._writer = self._sink = None
+            self._reader = pa.ipc.open_stream(pa.memory_map(str(self._path)))
+        return self._reader
+
+    def take(self, positions: np.ndarray) -> pa.Array | None:
+        """The keys of the next `len(positions)` rows, or None when the tape cannot answer."""
+        if self.broken:
+            return None
+        reader = self._open()
+        parts: list[pa.RecordBatch] = []
+        need = len(positions)
+        while need > 0:
+            batch = self._pending
+            self._pending = None
+            if batch is None:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    self.broken = True
+                    return None
+            if batch.num_rows > need:
+                self._pending = batch.slice(need)
+                batch = batch.slice(0, need)
+            parts.append(batch)
+            need -= batch.num_rows
+        table = pa.Table.from_batches(parts, self._schema)
+        written = table.column("p").to_numpy()
+        if not np.array_equal(written, positions.astype(np.uint64)):
+            self.broken = True
+            return None
+        return table.column("k").combine_chunks()
+
+    def close(self) -> None:
+        if self._writer is not None and self._sink is not None:
+            self._writer.close()
+            self._sink.close()
+        self._tmp.cleanup()
+
+
+def members_of_shared(hashes: np.ndarray) -> np.ndarray:
+    """Mask of sorted hashes that belong to a group of two or more."""
+    same_next = np.zeros(len(hashes), dtype=bool)
+    same_next[:-1] = hashes[1:] == hashes[:-1]
+    same_prev = np.zeros(len(hashes), dtype=bool)
+    same_prev[1:] = same_next[:-1]
+    return same_next | same_prev
+
+
+def _contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    if len(sorted_values) == 0:
+        return np.zeros(len(values), dtype=bool)
+    idx = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    found: np.ndarray = sorted_values[idx] == values
+    return found
+
+
+class SharedIndex:
+    """Which positions carry an identifier that another customer's email also has."""
+
+    def __init__(self, fields: list[str]) -> None:
+        self.fields = fields
+        self._spills = {f: PairSpill(f"klaviyo-tui-{f}-") for f in fields}
+        self.shared: dict[str, np.ndarray] = {f: np.zeros(0, np.uint64) for f in fields}
+
+    def add(self, field: str, positions: np.ndarray, keys: pa.Array) -> None:
+        """Spill one chunk: `keys` are the normalized identifiers (null where unusable or where
+        the row's email is not valid), aligned with `positions`."""
+        self._spills[field].add(positions, keys)
+
+    def finish(self, email_losers: np.ndarray) -> None:
+        """Keep each email's winning row only, then mark every value held by two or more.
+
+        `email_losers`: sorted positions superseded by a later row with the same email.
+        """
+        for field, spill in self._spills.items():
+            found = []
+            for pairs in spill.partitions():
+                pairs = pairs[~_contains(email_losers, pairs["p"])]
+                found.append(pairs["p"][members_of_shared(pairs["h"])])
+            self.shared[field] = np.sort(np.concatenate(found)) if found else self.shared[field]
+
+    def close(self) -> None:
+        for spill in self._spills.values():
+            spill.close()
+
+    def lookup(self, positions: np.ndarray) -> dict[str, np.ndarray]:
+        """Per field, a mask of the positions whose value is shared."""
+        return {f: _contains(self.shared[f], positions) for f in self.fields}
+
+
+def shared_in_frame(emails: pa.Array, keys: dict[str, pa.Array]) -> dict[str, np.ndarray]:
+    """The same rule on one in-memory frame (the mapping screen's preview; a test oracle):
+    per field, a mask of the rows whose identifier is shared by different winning emails."""
+    frame = pd.DataFrame({"email": emails.to_pandas()})
+    winner = frame["email"].notna() & ~frame["email"].duplicated(keep="last")
+    out = {}
+    for field, values in keys.items():
+        column = values.to_pandas()
+        counted = column.where(winner)
+        counts = counted.map(counted.value_counts())
+        out[field] = (counted.notna() & (counts > 1)).to_numpy(dtype=bool)
+    return out
