@@ -39,6 +39,7 @@ from klaviyo_tui.run.outcomes import (
     pointer_path,
     unitemised_rejects,
 )
+from klaviyo_tui.run.progress import plural
 from klaviyo_tui.run.resend import Fix, from_original, removable, warning_reject
 from klaviyo_tui.run.verify import Collector
 from klaviyo_tui.store.history import HistoryStore, ResendLog
@@ -210,11 +211,11 @@ class Confirmer:
         counts[RowState.REJECTED] += failed
         if work.rejects:
             self.emit(RowsRejected(failed, work.rejects[0].reason))
-        if warned:
+        if notes:
             self.emit(
                 Notice(
-                    f"batch {batch.number + 1}: {warned:,} row(s) imported without a field "
-                    f"Klaviyo refused: {notes[0].reason.removeprefix('Klaviyo: ')}",
+                    f"batch {batch.number + 1}: {plural(len(notes), 'row')} imported without a "
+                    f"field Klaviyo refused: {notes[0].reason.removeprefix('Klaviyo: ')}",
                     level="warning",
                 )
             )

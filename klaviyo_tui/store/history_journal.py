@@ -82,6 +82,8 @@ class Verification:
 class JournalMixin:
     """Batch journal and verification methods of HistoryStore."""
 
+    version: int  # the file's schema version (HistoryStore sets it)
+
     def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError  # pragma: no cover (HistoryStore provides it)
 
@@ -136,9 +138,10 @@ class JournalMixin:
         return ResendLog.loads(rows[0][0] if rows else None)
 
     def journal(self, run_id: int) -> dict[int, BatchRecord]:
+        warned = "warned" if self.version >= 2 else "0"  # a reader leaves a schema-1 file as it is
         rows = self._query(
             "SELECT batch_no, fingerprint, profiles, job_id, state, imported, failed, rejected, "
-            "warned FROM batches WHERE run_id = ? ORDER BY batch_no",
+            f"{warned} FROM batches WHERE run_id = ? ORDER BY batch_no",
             (run_id,),
         )
         return {row["batch_no"]: BatchRecord(*row) for row in rows}

@@ -44,14 +44,12 @@ SCHEMA = (
         batch_no INTEGER NOT NULL, fingerprint TEXT NOT NULL, profiles INTEGER NOT NULL,
         job_id TEXT, state TEXT NOT NULL, imported INTEGER NOT NULL DEFAULT 0,
         failed INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0,
-        warned INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (run_id, batch_no)) WITHOUT ROWID""",
     """CREATE TABLE failures (
         id INTEGER PRIMARY KEY,
         run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
         row INTEGER NOT NULL, segment TEXT NOT NULL, column_name TEXT NOT NULL,
-        value TEXT NOT NULL, reason TEXT NOT NULL, state TEXT NOT NULL,
-        email TEXT NOT NULL DEFAULT '', source_values TEXT)""",
+        value TEXT NOT NULL, reason TEXT NOT NULL, state TEXT NOT NULL)""",
     "CREATE INDEX failures_by_run ON failures(run_id, state)",
     """CREATE TABLE export_rows (
         export TEXT NOT NULL, list_id TEXT NOT NULL, key_hash BLOB NOT NULL,
