@@ -135,6 +135,7 @@ class Export:
     default_region: str = "US"
     schedule: str | None = None  # cron expression, evaluated in local time
     list_name: str | None = None  # display only; list_id is what counts
+    on_invalid_field: str = "drop_field"  # bad phone / long external_id: or "reject_row"
 
 
 @dataclass(frozen=True, slots=True)
