@@ -163,7 +163,7 @@ async def test_columns_and_check_say_what_will_be_sent(tmp_path: Path) -> None:
         assert offered == ["tier", "notes"]  # mapped columns are not offered again
         assert props.selected == []  # opt-in, and the screen says so
         rule = text(builder.query_one("#properties-rule", Static))
-        assert "tick the columns to send" in rule and "Unticked columns are not sent" in rule
+        assert "only the ticked columns are sent" in rule
         props.select("tier")
         await pilot.pause()
         assert "1 of 2 ticked" in text(builder.query_one("#properties-rule", Static))

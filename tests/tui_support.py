@@ -71,7 +71,9 @@ def sample_csv(path: Path, rows: int = 40) -> Path:
     for i in range(rows):
         email = f"user{i}@example.com" if i % 10 != 3 else f"broken{i}"
         lines.append(
-            f"{email},+1415555{i % 10000:04d},Name{i},Springfield,{'gold' if i % 2 else 'silver'}"
+            # a phone of its own per row: shared phones are the pipeline's tests' business
+            f"{email},+1415{200 + i // 10000:03d}{i % 10000:04d},Name{i},Springfield,"
+            f"{'gold' if i % 2 else 'silver'}"
         )
     path.write_text("\n".join(lines) + "\n")
     return path

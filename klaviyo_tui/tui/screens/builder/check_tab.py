@@ -47,6 +47,8 @@ class CheckTab(VerticalScroll):
         super().__init__(can_focus=False, id=id)
         self.existing = existing
         self.outcome: CheckOutcome | None = None
+        self._inputs: tuple[object, ...] | None = None  # what the outcome (or its worker) checks
+        self._matching: int | None = None
 
     def compose(self) -> ComposeResult:
         e = self.existing
@@ -99,22 +101,33 @@ class CheckTab(VerticalScroll):
         mapping: Mapping | str,
         matching: int | None,
         columns: list[str],
+        *,
+        force: bool = False,
     ) -> None:
-        """Validate the first matching rows (thread); `source`/`mapping` may say what is missing."""
+        """Validate the first matching rows (thread); `source`/`mapping` may say what is missing.
+
+        The same inputs are not checked twice unless `force`d (Check rows): a new count of the
+        matching rows only changes the wording.
+        """
+        self._matching = matching
         self.query_one("#send-summary", Static).update(render_summary(mapping, columns))
         checks = self.query_one("#checks", Static)
-        checks.set_class(False, "error-text")
         if isinstance(source, str) or isinstance(mapping, str):
-            self.outcome = None
+            self.outcome = self._inputs = None
+            checks.set_class(False, "error-text")
             checks.update(Content(source if isinstance(source, str) else str(mapping)))
             return
+        inputs = (source, mapping, self.default_region())
+        if inputs == self._inputs and not force:
+            self._show_outcome()
+            return
+        self.outcome, self._inputs = None, inputs
+        checks.set_class(False, "error-text")
         checks.update(Content(f"Checking the first {PREVIEW_ROWS} matching rows…"))
-        self._validate(source, mapping, self.default_region(), matching)
+        self._validate(source, mapping, self.default_region())
 
     @work(thread=True, exclusive=True, group="validate", exit_on_error=False)
-    def _validate(
-        self, segment: Segment, mapping: Mapping, region: str, matching: int | None
-    ) -> None:
+    def _validate(self, segment: Segment, mapping: Mapping, region: str) -> None:
         from klaviyo_tui.input.filters import preview_matching
         from klaviyo_tui.input.mapping import validation_preview
 
@@ -125,7 +138,7 @@ class CheckTab(VerticalScroll):
             if mapping.phone_number or mapping.external_id:
                 bare = dataclasses.replace(mapping, phone_number=None, external_id=None)
                 kept = validation_preview(frame, bare, region)
-            outcome = CheckOutcome(len(frame), segment.filter, matching, full, kept)
+            outcome = CheckOutcome(len(frame), segment.filter, None, full, kept)
         except Exception as exc:
             info = describe_error(exc)
             text = Content.assemble((info.title, "bold"), ": ", info.as_text())
@@ -146,7 +159,8 @@ class CheckTab(VerticalScroll):
     @on(RadioSet.Changed, "#on-invalid")
     def _show_outcome(self) -> None:
         if self.outcome is not None:
-            self.query_one("#checks", Static).update(render_report(self.outcome, self.on_invalid()))
+            outcome = dataclasses.replace(self.outcome, matching=self._matching)
+            self.query_one("#checks", Static).update(render_report(outcome, self.on_invalid()))
 
     @on(Button.Pressed, "#check")
     @on(Input.Submitted, "#region")

@@ -21,10 +21,7 @@ from klaviyo_tui.store.config import Mapping
 from klaviyo_tui.tui.screens.builder.fields import FIELDS, LOCATION, cell, guess_column, plain
 
 TABLE_ROWS = 20
-PROPERTIES_RULE = (
-    "Custom properties: tick the columns to send, under their own names. "
-    "Unticked columns are not sent."
-)
+PROPERTIES_RULE = "Custom properties: only the ticked columns are sent."
 
 
 class ColumnsTab(VerticalScroll):

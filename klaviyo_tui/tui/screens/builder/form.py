@@ -97,8 +97,11 @@ def check_inputs(
         source = screen.query_one(SourceTab).segment()
         if isinstance(source, Segment) and screen.query_one(FilterField).has_error:
             source = "Fix the filter first (Source tab): it is not a valid condition."
+    counted, matching = screen.matching
+    if not isinstance(source, Segment) or counted != source.filter:
+        matching = None  # counted for another filter: do not quote it
     columns = screen.query_one(ColumnsTab)
-    return source, columns.mapping(), screen.matching, columns.columns
+    return source, columns.mapping(), matching, columns.columns
 
 
 def form_state(screen: ExportBuilderScreen) -> tuple[object, ...]:

@@ -97,8 +97,7 @@ class ListTab(VerticalScroll):
     def _missing_text(self) -> Content:
         name = shown(self.missing or "", 40)
         return Content(
-            f"Connection '{name}' was removed: pick another "
-            "(the list must be in that account; Check ID tells)."
+            f"Connection '{name}' was removed: pick another. The list must be in its account."
         )
 
     # ---- read back -------------------------------------------------------------------------------

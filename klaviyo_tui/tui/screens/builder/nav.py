@@ -1,4 +1,5 @@
-"""The builder's tab strip and nav bar: the way forward is always a visible button.
+"""The builder's frame: the four tab panes, and the nav bar where the way forward is always a
+visible button.
 
 `first_focus` picks where a newcomer's next keystroke belongs when a tab opens: the tab's own
 choice (its `first_focus()`), else the nav bar's Next (or Save and run on the last tab).
@@ -13,6 +14,12 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Static, TabbedContent, TabPane
+
+from klaviyo_tui.store.config import Config, Export
+from klaviyo_tui.tui.screens.builder.check_tab import CheckTab
+from klaviyo_tui.tui.screens.builder.columns_tab import ColumnsTab
+from klaviyo_tui.tui.screens.builder.list_tab import ListTab
+from klaviyo_tui.tui.screens.builder.source_tab import SourceTab
 
 TAB_IDS = ("tab-list", "tab-source", "tab-columns", "tab-check")
 
@@ -30,6 +37,20 @@ class BuilderTabs(TabbedContent):
             event.stop()
             return
         super()._on_tab_pane_focused(event)
+
+
+def tab_panes(existing: Export | None, config: Config) -> Iterator[Widget]:
+    """The tabs, each one widget that owns its fields (runs inside the screen's compose)."""
+    segment = config.segments.get(existing.segments[0]) if existing and existing.segments else None
+    with BuilderTabs(id="tabs"):
+        with TabPane("1 List", id="tab-list"):
+            yield ListTab(existing, config.connections, id="list-tab")
+        with TabPane("2 Source", id="tab-source"):
+            yield SourceTab(segment, id="source-tab")
+        with TabPane("3 Columns", id="tab-columns"):
+            yield ColumnsTab(id="columns")
+        with TabPane("4 Check & save", id="tab-check"):
+            yield CheckTab(existing, id="check-tab")
 
 
 def nav_bar() -> Iterator[Widget]:

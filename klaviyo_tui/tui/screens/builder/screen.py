@@ -14,7 +14,7 @@ from typing import Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Button, Footer, Header, Input, TabbedContent, TabPane, Tabs
+from textual.widgets import Button, Footer, Header, Input, TabbedContent, Tabs
 
 from klaviyo_tui.store.config import Export, Segment
 from klaviyo_tui.tui.screens.base import BaseScreen
@@ -46,23 +46,12 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         self.list_name: str | None = existing.list_name if existing else None
         self.frame: Any = None  # the first rows of the loaded source
         self.loaded_segment: Segment | None = None
-        self.matching: int | None = None  # rows matching the filter in the whole source
+        self.matching: tuple[str | None, int | None] = (None, None)  # filter, rows it keeps
         self.baseline: tuple[object, ...] = ()
 
     def compose(self) -> ComposeResult:
-        config = self.app.config
-        e = self.existing
-        segment = config.segments.get(e.segments[0]) if e and e.segments else None
         yield Header()
-        with nav.BuilderTabs(id="tabs"):
-            with TabPane("1 List", id="tab-list"):
-                yield ListTab(e, config.connections, id="list-tab")
-            with TabPane("2 Source", id="tab-source"):
-                yield SourceTab(segment, id="source-tab")
-            with TabPane("3 Columns", id="tab-columns"):
-                yield ColumnsTab(id="columns")
-            with TabPane("4 Check & save", id="tab-check"):
-                yield CheckTab(e, id="check-tab")
+        yield from nav.tab_panes(self.existing, self.app.config)
         yield from nav.nav_bar()
         yield Footer()
 
@@ -71,8 +60,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         if self.existing:
             self.load_source()
         elif demo:
-            note = "Demo: the sample customers file is filled in. Press Load columns."
-            self.query_one(SourceTab).suggest(demo.sample_path, note)
+            self.query_one(SourceTab).suggest(demo.sample_path)
         self.baseline = form.form_state(self)
         nav.show_nav(self, "tab-list")
         self._focus_first("tab-list")  # at once: keys typed right after `n` land in the name
@@ -87,6 +75,9 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
     def show_tab(self, tab: str) -> None:
         """Open `tab`; its first field gets the focus."""
         tabbed = self.query_one(TabbedContent)
+        if tabbed.active == tab:
+            self._focus_first(tab)
+            return
         self.set_focus(tabbed.query_one(Tabs))  # focus left in the old pane would switch back to it
         tabbed.active = tab
 
@@ -103,14 +94,10 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         if self.query_one(TabbedContent).active == tab:
             self.set_focus(nav.first_focus(self, tab))
 
-    @on(Button.Pressed, "#next")
+    @on(Button.Pressed, "#next,#prev")
     @on(Input.Submitted, "#filter")
-    def _next(self) -> None:
-        self.action_switch_tab(1)
-
-    @on(Button.Pressed, "#prev")
-    def _prev(self) -> None:
-        self.action_switch_tab(-1)
+    def _step(self, event: Button.Pressed | Input.Submitted) -> None:
+        self.action_switch_tab(-1 if event.control and event.control.id == "prev" else 1)
 
     # ---- what the tabs report ----------------------------------------------------------------
     @on(ListTab.ListChosen)
@@ -122,8 +109,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
     def _source_loaded(self, event: SourceTab.SourceLoaded) -> None:
         first_load = self.frame is None and self.loaded_segment is None
         self.frame, self.loaded_segment = event.frame, event.segment
-        keep = self.existing is not None and not form.source_changed(self)
-        mapping = self.existing.mapping if self.existing and keep else None
+        mapping = self.existing.mapping if self.existing and not form.source_changed(self) else None
         self.query_one(ColumnsTab).load(event.frame, event.email, mapping)
         if first_load and self.existing:  # the saved export, as it opened: nothing changed yet
             self.baseline = form.form_state(self)
@@ -134,14 +120,18 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
 
     @on(FilterField.Counted)
     def _filter_counted(self, event: FilterField.Counted) -> None:
-        self.matching = event.matching
+        self.matching = (event.filter, event.matching)
+        self._run_check()
 
     @on(ColumnsTab.MappingChanged)
     @on(CheckTab.CheckRequested)
-    def _run_check(self) -> None:
+    def _tab_changed(self, event: ColumnsTab.MappingChanged | CheckTab.CheckRequested) -> None:
+        self._run_check(force=isinstance(event, CheckTab.CheckRequested))
+
+    def _run_check(self, force: bool = False) -> None:
         """Feed the Check tab what the other tabs hold; it validates in a thread when shown."""
         if self.query_one(TabbedContent).active == "tab-check":
-            self.query_one(CheckTab).run_check(*form.check_inputs(self))
+            self.query_one(CheckTab).run_check(*form.check_inputs(self), force=force)
 
     # ---- save and leave ----------------------------------------------------------------------
     @on(Button.Pressed, "#save,#save-run")

@@ -111,9 +111,10 @@ class SourceTab(VerticalScroll):
             return self.query_one("#load" if has_path else "#path")
         return self.query_one("#filter")
 
-    def suggest(self, path: Path, note: str) -> None:
-        """Fill in a file (the demo's sample) without loading it."""
+    def suggest(self, path: Path) -> None:
+        """Fill in the demo's sample file without loading it."""
         self.query_one("#path", Input).value = str(path)
+        note = "Demo: the sample customers file is filled in. Press Load columns."
         self.query_one("#source-status", Static).update(Content(note))
 
     @on(RadioSet.Changed, "#source-kind")
