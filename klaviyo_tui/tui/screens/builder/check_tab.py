@@ -95,6 +95,10 @@ class CheckTab(VerticalScroll):
         self.query_one("#save-error", Static).update(Content(text))
 
     # ---- the check -------------------------------------------------------------------------------
+    def forget(self) -> None:
+        """The source was (re)loaded: its rows may have changed, so the next check runs again."""
+        self._inputs = None
+
     def run_check(
         self,
         source: Segment | str,

@@ -54,13 +54,14 @@ def scope(outcome: CheckOutcome) -> Content:
 
 
 def _example(text: str) -> list[Content]:
-    """`row 88: 'x' (why)` as two indented lines, so 80 columns do not wrap it mid-word."""
+    """`row 88: 'x' (why)` as two indented lines, clipped so 80 columns do not wrap them (the
+    rejects file has them in full)."""
     where, sep, why = text.partition(" (")
     if not sep or not why.endswith(")"):
-        return [Content(f"   e.g. {shown(text, 120)}")]
+        return [Content(f"   e.g. {shown(text, 64)}")]
     return [
-        Content(f"   e.g. {shown(where, 100)}"),
-        Content.styled(f"        {shown(why[:-1], 160)}", "dim"),
+        Content(f"   e.g. {shown(where, 64)}"),
+        Content.styled(f"        {shown(why[:-1], 64)}", "dim"),
     ]
 
 

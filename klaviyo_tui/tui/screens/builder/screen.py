@@ -111,6 +111,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         self.frame, self.loaded_segment = event.frame, event.segment
         mapping = self.existing.mapping if self.existing and not form.source_changed(self) else None
         self.query_one(ColumnsTab).load(event.frame, event.email, mapping)
+        self.query_one(CheckTab).forget()
         if first_load and self.existing:  # the saved export, as it opened: nothing changed yet
             self.baseline = form.form_state(self)
 
