@@ -207,6 +207,35 @@ def test_builder_source_error(snap_compare) -> None:
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
 
 
+def test_builder_filter_error(snap_compare, tmp_path: Path) -> None:
+    sample_csv(tmp_path / "customers.csv")
+    write_config("customers.csv")  # relative to the test's folder: the path on screen is stable
+    run_before = _builder("tab-source", "customers.csv")
+
+    async def caret(pilot: Pilot[object]) -> None:
+        await run_before(pilot)  # type: ignore[operator]
+        builder = pilot.app.screen
+        builder.query_one("#filter", Input).value = "tier == 'gold' and"
+        count = builder.query_one("#count")
+        await wait_until(pilot, lambda: "not valid" in str(count.render()), tries=800)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=caret)
+
+
+def test_builder_connection_removed(snap_compare, tmp_path: Path) -> None:
+    csv = sample_csv(tmp_path / "customers.csv")
+    write_config(str(csv))
+    store = ConfigStore()
+    store.remove_connection("acme")
+    store.save()
+    store = ConfigStore()
+    store.put_connection(Connection("other", "Other account", base_url=URL, consent_accepted_at=AT))
+    store.save()
+    run_before = _builder("tab-list", str(csv))
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
 def mid_upload() -> RunHandle:
     progress = RunProgress("vip")
     events = [

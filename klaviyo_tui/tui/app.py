@@ -314,6 +314,14 @@ class KlaviyoApp(App[int]):
                 self.run_updated.publish(handle)
 
     # ---- actions ---------------------------------------------------------------------------------
+    async def action_quit(self) -> None:
+        """Quit; a screen with unsaved work (a `can_leave(then)` hook) asks first."""
+        for screen in reversed(self.screen_stack):
+            can_leave = getattr(screen, "can_leave", None)
+            if can_leave is not None and not can_leave(self.exit):
+                return
+        self.exit()
+
     def action_help(self) -> None:
         from klaviyo_tui.tui.screens.help import HelpScreen
 
