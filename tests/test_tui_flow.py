@@ -100,12 +100,18 @@ async def test_build_run_and_history(sandbox, tmp_path: Path) -> None:
         detail = app.screen
         reasons = detail.query_one("#reasons", DataTable)
         await wait_until(pilot, lambda: reasons.row_count > 0)
+        await pilot.press("w")  # shows where the CSV goes, in a field the user can change
+        path = detail.query_one("#csv-path", Input)
+        assert app.focused is path
+        assert path.value.endswith("run-1-rejects.csv")
         out = tmp_path / "rejects.csv"
-        detail.query_one("#csv-path", Input).value = str(out)
-        await pilot.press("w")
+        path.value = str(out)
+        await pilot.press("enter")
         await wait_until(pilot, out.exists)
         assert "broken" in out.read_text()
-        assert detail.query_one("#resume", Button).disabled
+        await wait_until(pilot, lambda: bool(app._notifications))
+        assert any(str(out) in n.message for n in app._notifications)
+        assert not detail.query_one("#resume", Button).display  # a completed run: no Resume
 
 
 async def test_run_continues_when_leaving_and_cancel_then_resume(tmp_path: Path) -> None:

@@ -70,9 +70,8 @@ def sample_csv(path: Path, rows: int = 40) -> Path:
     lines = ["email,phone,first_name,city,tier"]
     for i in range(rows):
         email = f"user{i}@example.com" if i % 10 != 3 else f"broken{i}"
-        lines.append(
-            f"{email},+1415555{i % 10000:04d},Name{i},Springfield,{'gold' if i % 2 else 'silver'}"
-        )
+        phone = f"+1415{555 + i // 10_000}{i % 10_000:04d}"  # unique: no two profiles merge
+        lines.append(f"{email},{phone},Name{i},Springfield,{'gold' if i % 2 else 'silver'}")
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -1,0 +1,65 @@
+"""Keys typed while a screen is being shown wait for it, instead of falling on the floor.
+
+Textual sends a key to the focused widget, or to the screen when nothing has focus yet. Right after
+`n` on Home the builder is still mounting: the export name typed at once would go nowhere, or to
+a widget that loses focus a moment later. So after every screen change the App holds keys until
+the new screen is mounted and has refreshed once (its first focus is set by then), then replays
+them in order. The hold never lasts longer than `LIMIT`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from textual import events
+from textual.app import App
+from textual.screen import Screen
+from textual.timer import Timer
+
+LIMIT = 1.0  # seconds: a screen that takes longer gets the keys anyway
+POLL = 0.01
+
+
+class KeyHold:
+    """Hold keys between a screen change and that screen being ready; then replay them."""
+
+    def __init__(self, app: App[Any]) -> None:
+        self.app = app
+        self.screen: Screen[Any] | None = None
+        self.held: list[events.Key] = []
+        self._since = 0.0
+        self._timer: Timer | None = None
+
+    def screen_changed(self, screen: Screen[Any]) -> None:
+        """Start holding (subscribed to `App.screen_change_signal`)."""
+        self.screen = screen
+        self._since = time.monotonic()
+        if self._timer is None:
+            self._timer = self.app.set_interval(POLL, self._check, name="key-hold")
+
+    def hold(self, event: events.Event) -> bool:
+        """True when `event` is a key that must wait; it is kept and replayed later."""
+        if self.screen is None or not isinstance(event, events.Key) or event.is_forwarded:
+            return False
+        self.held.append(event)
+        return True
+
+    def _check(self) -> None:
+        screen = self.screen
+        late = time.monotonic() - self._since > LIMIT
+        if screen is None or not (screen.is_mounted or late):
+            return
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        target = screen if screen.is_mounted and not late else self.app
+        target.call_after_refresh(self._release, screen)
+
+    def _release(self, screen: Screen[Any]) -> None:
+        if self.screen is not screen:  # another screen came in the meantime: keep holding
+            return
+        self.screen = None
+        keys, self.held = self.held, []
+        for key in keys:
+            self.app.post_message(events.Key(key.key, key.character))
