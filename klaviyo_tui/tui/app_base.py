@@ -2,6 +2,7 @@
 
 - Toasts show text, never markup, and are repainted away when they expire.
 - Keys typed while a screen is being shown are held and replayed to it (keys.py).
+- Pasted text has its control characters made visible before any field gets it.
 - Space presses the focused button, as Enter does.
 - A worker that fails outside a screen shows an error panel, never a traceback.
 """
@@ -17,9 +18,15 @@ from textual.notifications import Notify, SeverityLevel
 from textual.widgets import Button
 from textual.worker import Worker, WorkerState
 
-from klaviyo_tui.redaction import safe_text
+from klaviyo_tui.redaction import printable, safe_text
 from klaviyo_tui.tui.errors import describe_error
 from klaviyo_tui.tui.keys import KeyHold
+
+
+def pasted_text(text: str) -> str:
+    """A paste as fields get it: line ends normalised, other control characters made visible
+    (a pasted ESC would otherwise reach the terminal when the field is drawn)."""
+    return printable(text.replace("\r\n", "\n").replace("\r", "\n"), keep_layout=True)
 
 
 class AppBase(App[int]):
@@ -40,6 +47,8 @@ class AppBase(App[int]):
         self.screen_change_signal.subscribe(self, self.keys.screen_changed, immediate=True)
 
     async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Paste) and not event.is_forwarded:
+            event = events.Paste(pasted_text(event.text))
         if not self.keys.hold(event):
             await super().on_event(event)
 

@@ -27,7 +27,7 @@ from textual.widgets import (
     Static,
 )
 
-from klaviyo_tui.redaction import mask_key, safe_text
+from klaviyo_tui.redaction import mask_key, printable, safe_text
 from klaviyo_tui.store.config import DEFAULT_BASE_URL, Connection, check_base_url
 from klaviyo_tui.tui.errors import describe_error
 from klaviyo_tui.tui.screens.base import HELP_KEYS, BaseScreen
@@ -100,8 +100,9 @@ class ConnectionFormScreen(BaseScreen[ConnectionDraft | None]):
 
     def compose(self) -> ComposeResult:
         d, e = self.draft, self.existing
-        name = d.display_name if d else e.display_name if e else ""
-        base_url = d.base_url if d else e.base_url if e else DEFAULT_BASE_URL
+        # data prefills the fields: control characters shown as escapes, never sent to the terminal
+        name = printable(d.display_name if d else e.display_name if e else "")
+        base_url = printable(d.base_url if d else e.base_url if e else DEFAULT_BASE_URL)
         title = "Edit connection" if e else "New connection"
         yield Header()
         if self.demo:
