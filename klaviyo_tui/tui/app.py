@@ -64,6 +64,7 @@ class KlaviyoApp(ConfigHost, AppBase):
     # ---- routing ---------------------------------------------------------------------------------
     def _flow(self, work: Coroutine[Any, Any, None], group: str) -> None:
         """Run a flow (a coroutine awaiting screens); a new one replaces a pending one."""
+        self.keys.expect()  # its first screen gets the keys typed until it shows
         self.run_worker(work, group=group, exclusive=True, exit_on_error=False)
 
     def connection_wizard(self, existing: Connection | None = None) -> None:

@@ -107,7 +107,7 @@ class ConnectionFormScreen(BaseScreen[ConnectionDraft | None]):
         yield Header()
         if self.demo:
             yield DemoBanner(self.demo, show_button=True)
-        with VerticalScroll(classes="form"):
+        with VerticalScroll(classes="form", can_focus=False):  # arrows still scroll it
             yield Label(f"{title} · step 1 of 3", classes="step-title")
             yield Label("Display name", classes="field-label")
             yield Input(name, placeholder="e.g. Acme production", id="display-name", compact=True)
@@ -241,7 +241,7 @@ class VerifyScreen(BaseScreen[Connection | None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with VerticalScroll(classes="form"):
+        with VerticalScroll(classes="form", can_focus=False):  # arrows still scroll it
             name = safe_text(self.draft.display_name)
             yield Label(Content(f"{name} · step 3 of 3: connect"), classes="step-title")
             checking = f"Checking the key against {safe_text(self.draft.base_url)} …"

@@ -52,7 +52,7 @@ class ConsentScreen(BaseScreen[tuple[str, str] | None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with VerticalScroll(classes="form"):
+        with VerticalScroll(classes="form", can_focus=False):  # arrows still scroll it
             title = f"{safe_text(self.display_name)} · step 2 of 3: {CONSENT_TITLE.lower()}"
             yield Label(Content(title), classes="step-title")
             yield Static(Content(CONSENT_TEXT), id="consent-text")

@@ -112,6 +112,8 @@ class ListPickerScreen(BaseModal[Any]):
             Option(Content.assemble(safe_text(lst.name), "  ", (safe_text(lst.id), "dim")), lst.id)
             for lst in shown
         )
+        if shown:
+            options.highlighted = 0  # the list's focus and cursor show at once
         total = plural(len(self.lists), "list")
         status = f"{len(shown):,} of {total}" + (" match" if needle else "")
         self.query_one("#status", Static).update(status)
@@ -123,8 +125,12 @@ class ListPickerScreen(BaseModal[Any]):
 
     @on(Input.Submitted, "#search")
     def _search_submitted(self) -> None:
+        """Enter in the search: the one match is picked; with several, the list takes over."""
         options = self.query_one("#lists", OptionList)
-        if options.option_count:
+        if options.option_count == 1:
+            options.highlighted = 0
+            options.action_select()
+        elif options.option_count:
             options.focus()
             options.highlighted = 0
 

@@ -192,8 +192,12 @@ class RunScreen(BaseScreen[None]):
     def action_back(self) -> None:
         self.dismiss(None)
 
+    def action_cancel_run(self) -> None:
+        self.app.keys.expect()  # `c` then `y` at once: the question gets the `y`
+        self._confirm_cancel()
+
     @work(exclusive=True, group="cancel", exit_on_error=False)
-    async def action_cancel_run(self) -> None:
+    async def _confirm_cancel(self) -> None:
         app = self.app
         question = (
             "Stop this run? Jobs already sent finish in Klaviyo; the run is kept as "

@@ -67,7 +67,7 @@ class RunDetailScreen(BaseScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with VerticalScroll(id="detail-body"):
+        with VerticalScroll(id="detail-body", can_focus=False):
             yield Label(f"Run {self.run_id}", id="detail-title", classes="step-title")
             yield Static("Loading…", id="detail-summary")
             yield Label("Why rows were not imported", id="reasons-title", classes="section-title")
