@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import Button, DataTable, Input, Select, Static
+from textual.widgets import Button, DataTable, Input, Label, Select, Static
 from tui_support import SIZE, sample_csv, sandbox, type_into, wait_screen, wait_until
 
 from klaviyo_tui.errors import ExitCode
@@ -144,6 +144,8 @@ async def _cancel_then_resume(base_url: str, tmp_path: Path) -> None:
         await wait_until(pilot, lambda: not handle.active, tries=1500)
         assert handle.progress.interrupted
         await wait_until(pilot, lambda: app.screen.has_class("-finished"))
+        title = str(app.screen.query_one("#run-title", Label).render())
+        assert "cancelled" in title and "uploading" not in title
         await pilot.press("u")
         await wait_screen(pilot, RunScreen)
         resumed = app.runs["big"]
