@@ -148,7 +148,8 @@ async def test_labels_keep_their_arrows_at_60x20(sandbox) -> None:
         assert "‹ Back" in terminal.line(18) and "Accept and connect ›" in terminal.line(18)
         box = app.screen.query_one("#accept")
         assert box.region.right <= 60
-        assert "leaves this machine for Klaviyo" in " ".join(str(box.render()).split())
+        assert box.size.height == 2  # the label wraps instead of being cut
+        assert "machine for Klaviyo." in terminal.text()
         draft = ConnectionDraft("x", "Acme", sandbox.base_url, DEMO_KEY, False, ("now", "me"))
         await app.push_screen(VerifyScreen(draft))
         await wait_until(pilot, lambda: not app.screen.query_one("#save").disabled)

@@ -96,7 +96,7 @@ async def test_home_shows_the_last_real_run_and_marks_a_newer_dry_run() -> None:
         await pilot.pause()
         row = [str(c) for c in home.query_one("#exports", DataTable).get_row("vip")]
     status, imported = row[4], row[5]
-    assert status.startswith("partial · dry run ")
+    assert status.startswith("partial\ndry run ")
     assert imported == "41"
     assert app.last_runs["vip"].dry_run is False
 

@@ -33,7 +33,7 @@ class AppBase(App[int]):
     """The behaviour above; KlaviyoApp adds routing and the run registry."""
 
     BINDINGS = [
-        Binding("question_mark", "help", "Help", key_display="?", show=False, id="help"),
+        Binding("question_mark", "help", "Help", key_display="?", id="help"),
         Binding("f1", "help", "Help", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
         Binding("space", "press_focused", "Press", show=False),

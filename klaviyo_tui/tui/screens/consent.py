@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
+from textual.geometry import Size
 from textual.message import Message
 from textual.widgets import Button, Checkbox, Footer, Header, Label, Static
 
@@ -33,6 +34,10 @@ class AcceptBox(Checkbox):
 
     class Confirmed(Message):
         """Enter on the ticked box: the user wants to go on."""
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        """As many lines as the label needs (a ToggleButton is always one line high)."""
+        return max(1, len(self.render().wrap(width)))
 
     def action_accept(self) -> None:
         if self.value:

@@ -118,7 +118,8 @@ class HistoryScreen(BaseScreen[None]):
             for r in ordered
         ]
         width = self.query_one("#history-body").content_size.width or self.size.width - 2
-        fill_table(table, COLUMNS, rows, width=width)
+        visible = table.size.height - 1 if table.size.height else None
+        fill_table(table, COLUMNS, rows, width=width, visible_rows=visible)
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
         self.query_one("#sort-label", Static).update(f"  sorted by {label} (s)")

@@ -32,9 +32,10 @@ EXPORT_COLUMNS = (
     Column("List", shrink=8),
     Column("Source", shrink=8),
     Column("Last run"),
-    Column("Status", shrink=11),
+    Column("Status", shrink=13),  # "dry run 12:03" stays whole
     Column("Imported", right=True),
 )
+TABLE_ROWS = 9  # app.tcss: `#home DataTable { max-height: 10 }`, one line for the header
 CONNECTION_COLUMNS = (
     Column("Connection", shrink=10),
     Column("Base URL", shrink=12),
@@ -75,9 +76,9 @@ def last_run_text(real: Any, dry: Any = None) -> tuple[str, str, str]:
         when = str(getattr(real, "started_at", "") or "")[5:16].replace("T", " ")
         status = str(getattr(real, "status", "") or "")
         imported = f"{(getattr(real, 'counts', {}) or {}).get('imported', 0):,}"
-    if dry is not None:
+    if dry is not None:  # on a second line: the column stays narrow enough for 80 columns
         note = f"dry run {_time(dry)}"
-        status = f"{status} · {note}" if status else note
+        status = f"{status}\n{note}" if status else note
     return when, status, imported
 
 
@@ -98,6 +99,7 @@ class HomeScreen(BaseScreen[None]):
         super().__init__()
         self.last_runs: dict[str, Any] = {}
         self.dry_runs: dict[str, Any] = {}
+        self._had_exports = False
 
     def compose(self) -> ComposeResult:
         app = self.app
@@ -151,7 +153,7 @@ class HomeScreen(BaseScreen[None]):
                 when, status, imported = "now", f"running{pct}", f"{p.confirmed:,}"
             list_label = export.list_name or export.list_id
             rows.append((name, (name, list_label, sources, when, status, imported)))
-        fill_table(exports, EXPORT_COLUMNS, rows, width=width)
+        fill_table(exports, EXPORT_COLUMNS, rows, width=width, visible_rows=TABLE_ROWS)
         if exports.row_count:
             exports.move_cursor(row=min(keep, exports.row_count - 1))
         conns = self.query_one("#connections", DataTable)
@@ -166,12 +168,15 @@ class HomeScreen(BaseScreen[None]):
             )
             for name, conn in sorted(config.connections.items())
         ]
-        fill_table(conns, CONNECTION_COLUMNS, conn_rows, width=width)
+        fill_table(conns, CONNECTION_COLUMNS, conn_rows, width=width, visible_rows=TABLE_ROWS)
         self.query_one("#no-exports").display = not config.exports
         exports.display = bool(config.exports)
         self.query_one("#no-connections").display = not config.connections
         conns.display = bool(config.connections)
-        if config.exports and not (self.focused and self.focused.id == "connections"):
+        first_export = bool(config.exports) and not self._had_exports
+        self._had_exports = bool(config.exports)
+        on_connections = self.focused is not None and self.focused.id == "connections"
+        if config.exports and (first_export or not on_connections):
             exports.focus()
         elif config.connections and not config.exports:
             conns.focus()

@@ -156,7 +156,7 @@ class RunDetailScreen(BaseScreen[None]):
             for i, (reason, state, count) in enumerate(self.reasons)
         ]
         keep = table.cursor_row
-        fill_table(table, REASON_COLUMNS, rows, width=width)
+        fill_table(table, REASON_COLUMNS, rows, width=width, visible_rows=9)  # max-height 10
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
         self._show_reason(table.cursor_row)

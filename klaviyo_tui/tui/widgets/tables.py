@@ -1,5 +1,7 @@
 """Refill a DataTable with cells shown as text, in columns that fit the width they are given.
 
+A cell may hold two lines ("partial\ndry run 12:03"): its row is then two lines high.
+
 Cells come from config, history and Klaviyo, so they are Rich `Text` (DataTable reads a `str` as
 markup). Auto widths do not grow on refill, so widths are computed here; when the natural widths
 do not fit, the columns that may shrink lose characters (ending in "…"), widest first.
@@ -57,21 +59,32 @@ def fill_table(
     rows: Sequence[tuple[str, Sequence[str]]],
     *,
     width: int | None = None,
+    visible_rows: int | None = None,
 ) -> None:
-    """Replace columns and rows; `rows` are (key, cells); `width` is the room for the table."""
+    """Replace columns and rows; `rows` are (key, cells).
+
+    `width` is the room for the table; `visible_rows` how many rows show without scrolling
+    (None: unknown), so room for a scrollbar is kept only when one will appear.
+    """
     cols = [c if isinstance(c, Column) else Column(c) for c in columns]
-    shown = [(key, [safe_text(str(value)) for value in cells]) for key, cells in rows]
-    natural = [
-        max([len(c.header), *(len(cells[i]) for _, cells in shown)]) for i, c in enumerate(cols)
+    shown = [
+        (key, [[safe_text(line) for line in str(value).split("\n")] for value in cells])
+        for key, cells in rows
     ]
-    budget = None if width is None else width - CELL_PADDING * len(cols) - SCROLLBAR
+    natural = [
+        max([len(c.header), *(len(line) for _, cells in shown for line in cells[i])])
+        for i, c in enumerate(cols)
+    ]
+    height = sum(max(len(lines) for lines in cells) for _, cells in shown)
+    scrollbar = SCROLLBAR if visible_rows is None or height > visible_rows else 0
+    budget = None if width is None else width - CELL_PADDING * len(cols) - scrollbar
     widths = fit_widths(cols, natural, budget)
     table.clear(columns=True)
     for col, w in zip(cols, widths, strict=True):
         table.add_column(Text(clip(col.header, w), justify=col.justify), width=w)
     for key, cells in shown:
         texts = [
-            Text(clip(value, w), justify=c.justify, end="", no_wrap=True)
-            for value, w, c in zip(cells, widths, cols, strict=True)
+            Text("\n".join(clip(line, w) for line in lines), justify=c.justify, end="")
+            for lines, w, c in zip(cells, widths, cols, strict=True)
         ]
-        table.add_row(*texts, key=key)
+        table.add_row(*texts, key=key, height=max(len(lines) for lines in cells))
