@@ -258,3 +258,17 @@ def test_segments_helper_sees_attributes() -> None:
 
     plain = NO_COLOR.apply([Segment("x", Style(color="red", reverse=True))], Color(0, 0, 0))
     assert plain[0].style is not None and plain[0].style.reverse
+
+
+async def test_keys_are_never_held_for_long() -> None:
+    """A flow that was to show a screen and did not: the held keys still arrive."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_form(pilot)
+        app.keys.expect()  # nothing will come
+        for char in "Ab":
+            app.post_message(events.Key(char, char))
+        field = app.screen.query_one("#display-name", Input)
+        await pilot.pause()
+        assert field.value == ""  # held for now
+        await wait_until(pilot, lambda: field.value == "Ab")

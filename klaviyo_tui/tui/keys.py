@@ -59,6 +59,8 @@ class KeyHold:
         if self.screen is None or not isinstance(event, events.Key):
             return False
         self.held.append(event)
+        if time.monotonic() - self._since > 2 * LIMIT:  # the release never came: never get stuck
+            self._release(self.screen)
         return True
 
     def _check(self) -> None:
@@ -71,7 +73,8 @@ class KeyHold:
             self._timer.stop()
             self._timer = None
         target = screen if screen.is_mounted and not late else self.app
-        target.call_after_refresh(self._release, screen)
+        if not target.call_after_refresh(self._release, screen):
+            self._release(screen)
 
     def _release(self, screen: Screen[Any]) -> None:
         if self.screen is not screen:  # another screen came in the meantime: keep holding
