@@ -366,3 +366,40 @@ def test_run_failed(snap_compare) -> None:
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_consent_at_60x20(snap_compare) -> None:
+    """Labels wrap and buttons keep their arrows on a small terminal."""
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        from klaviyo_tui.tui.screens.consent import ConsentScreen
+
+        await wait_until(pilot, lambda: bool(pilot.app.screen.query("#display-name")))
+        await pilot.app.push_screen(ConsentScreen("Acme production"))
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(60, 20), run_before=run_before)
+
+
+def test_home_hostile_name_and_dry_run(snap_compare) -> None:
+    """A name that is markup shows as typed; a dry run newer than the last real run is named."""
+    write_config()
+    write_history()
+    store = ConfigStore()
+    mapping = Mapping(email="email")
+    store.put_export(Export("[VIP] x[/]y", "acme", "Y6nRLr", ("vip",), mapping, list_name="[b]"))
+    store.save()
+    history_store = HistoryStore()
+    dry = history_store.start_run(export="vip", connection="acme", list_id="Y6nRLr", dry_run=True)
+    counts = {"imported": 0, "invalid": 0, "rejected_by_klaviyo": 0, "duplicate": 0}
+    counts["not_sent"] = 0
+    summary = RunSummary(dry, "vip", counts, 1.0, ExitCode.OK, dry_run=True)
+    history_store.finish_run(dry, summary)
+    history_store.close()
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        await settle(pilot)
+        await wait_until(pilot, lambda: "vip" in pilot.app.screen.last_runs)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import Button, DataTable, Input, Select, Static
+from textual.widgets import Button, DataTable, Input, Label, Select, Static
 from tui_support import SIZE, sample_csv, sandbox, type_into, wait_screen, wait_until
 
 from klaviyo_tui.errors import ExitCode
@@ -100,12 +100,18 @@ async def test_build_run_and_history(sandbox, tmp_path: Path) -> None:
         detail = app.screen
         reasons = detail.query_one("#reasons", DataTable)
         await wait_until(pilot, lambda: reasons.row_count > 0)
+        await pilot.press("w")  # shows where the CSV goes, in a field the user can change
+        path = detail.query_one("#csv-path", Input)
+        assert app.focused is path
+        assert path.value.endswith("run-1-rejects.csv")
         out = tmp_path / "rejects.csv"
-        detail.query_one("#csv-path", Input).value = str(out)
-        await pilot.press("w")
+        path.value = str(out)
+        await pilot.press("enter")
         await wait_until(pilot, out.exists)
         assert "broken" in out.read_text()
-        assert detail.query_one("#resume", Button).disabled
+        await wait_until(pilot, lambda: bool(app._notifications))
+        assert any(str(out) in n.message for n in app._notifications)
+        assert not detail.query_one("#resume", Button).display  # a completed run: no Resume
 
 
 async def test_run_continues_when_leaving_and_cancel_then_resume(tmp_path: Path) -> None:
@@ -138,6 +144,8 @@ async def _cancel_then_resume(base_url: str, tmp_path: Path) -> None:
         await wait_until(pilot, lambda: not handle.active, tries=1500)
         assert handle.progress.interrupted
         await wait_until(pilot, lambda: app.screen.has_class("-finished"))
+        title = str(app.screen.query_one("#run-title", Label).render())
+        assert "cancelled" in title and "uploading" not in title
         await pilot.press("u")
         await wait_screen(pilot, RunScreen)
         resumed = app.runs["big"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
@@ -112,3 +113,54 @@ def delete_list(base_url: str, list_id: str, key: str = DEMO_KEY) -> None:
 
     with client(base_url, key) as c:
         c.delete(f"/api/lists/{list_id}").raise_for_status()
+
+
+class Terminal:
+    """What a real terminal would show: every update the app writes, applied to a grid.
+
+    The app's own render (`export_screenshot`) is always fresh; this catches what it never
+    repaints (a toast left on screen after it expired).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.width, self.height = app.size
+        self.grid = [[" "] * self.width for _ in range(self.height)]
+        self.written: list[str] = []
+        display = app._display
+
+        def recording(screen: Any, renderable: Any) -> None:
+            self.apply(renderable)
+            display(screen, renderable)
+
+        app._display = recording
+
+    def apply(self, renderable: Any) -> None:
+        from rich.cells import cell_len
+        from rich.segment import ControlType
+
+        if renderable is None:
+            return
+        console = self.app.console
+        options = console.options.update(width=self.width, height=self.height)
+        self.written.append(renderable.render_segments(console))
+        x = y = 0
+        for segment in console.render(renderable, options):
+            if segment.control:
+                for code in segment.control:
+                    if code[0] == ControlType.CURSOR_MOVE_TO:
+                        x, y = int(code[1]), int(code[2])
+                continue
+            for char in segment.text:
+                if char == "\n":
+                    x, y = 0, y + 1
+                    continue
+                if 0 <= y < self.height and 0 <= x < self.width:
+                    self.grid[y][x] = char
+                x += cell_len(char)
+
+    def text(self) -> str:
+        return "\n".join("".join(row) for row in self.grid)
+
+    def line(self, y: int) -> str:
+        return "".join(self.grid[y])

@@ -1,4 +1,4 @@
-"""Screen bases: typed access to the app, and failed workers shown as error panels.
+"""Screen bases: typed access to the app, failed workers shown as error panels, help keys first.
 
 `app` is typed as `KlaviyoApp` (textual.getters.app), so screens call the app's own methods
 without casts. Workers use exit_on_error=False; `on_worker_state_changed` shows their errors.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from textual import getters
+from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
@@ -17,6 +18,13 @@ from klaviyo_tui.tui.errors import describe_error
 from klaviyo_tui.tui.screens.dialogs import ErrorModal
 
 T = TypeVar("T")
+
+# First in a screen's BINDINGS, so a narrow footer cuts other keys before it cuts help. While a
+# text field has focus `?` is typed into it, and the footer offers F1 instead.
+HELP_KEYS = [
+    Binding("question_mark", "app.help", "Help", key_display="?"),
+    Binding("f1", "app.help_while_typing", "Help", key_display="F1"),
+]
 
 
 class BaseScreen(Screen[T]):

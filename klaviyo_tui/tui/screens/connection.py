@@ -1,6 +1,6 @@
-"""The connection wizard's form and verify steps (the consent step is in consent.py).
+"""The connection wizard: its flow, and its form and verify steps (consent is in consent.py).
 
-The App runs them in order from one worker (`KlaviyoApp.connection_wizard`); each step dismisses
+`connection_wizard` runs as one App worker that awaits the steps in order; each step dismisses
 with its result, or None for "back".
 """
 
@@ -27,14 +27,17 @@ from textual.widgets import (
     Static,
 )
 
-from klaviyo_tui.redaction import mask_key, safe_text
+from klaviyo_tui.redaction import mask_key, printable, safe_text
 from klaviyo_tui.store.config import DEFAULT_BASE_URL, Connection, check_base_url
 from klaviyo_tui.tui.errors import describe_error
-from klaviyo_tui.tui.screens.base import BaseScreen
+from klaviyo_tui.tui.screens.base import HELP_KEYS, BaseScreen
 from klaviyo_tui.tui.widgets.banner import DemoBanner
 
 if TYPE_CHECKING:
-    from klaviyo_tui.tui.app import DemoInfo
+    from klaviyo_tui.tui.app import DemoInfo, KlaviyoApp
+
+
+DEMO_KEYRING = "the demo's in-memory keyring (keys vanish when the demo ends)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,7 @@ class ConnectionFormScreen(BaseScreen[ConnectionDraft | None]):
     """Step 1: display name, API key (masked), where the key will be stored, base URL."""
 
     BINDINGS = [
+        *HELP_KEYS,
         Binding("escape", "cancel", "Cancel"),
         Binding("f2", "use_demo_key", "Paste demo key", show=False),
     ]
@@ -96,13 +100,14 @@ class ConnectionFormScreen(BaseScreen[ConnectionDraft | None]):
 
     def compose(self) -> ComposeResult:
         d, e = self.draft, self.existing
-        name = d.display_name if d else e.display_name if e else ""
-        base_url = d.base_url if d else e.base_url if e else DEFAULT_BASE_URL
+        # data prefills the fields: control characters shown as escapes, never sent to the terminal
+        name = printable(d.display_name if d else e.display_name if e else "")
+        base_url = printable(d.base_url if d else e.base_url if e else DEFAULT_BASE_URL)
         title = "Edit connection" if e else "New connection"
         yield Header()
         if self.demo:
             yield DemoBanner(self.demo, show_button=True)
-        with VerticalScroll(classes="form"):
+        with VerticalScroll(classes="form", can_focus=False):  # arrows still scroll it
             yield Label(f"{title} · step 1 of 3", classes="step-title")
             yield Label("Display name", classes="field-label")
             yield Input(name, placeholder="e.g. Acme production", id="display-name", compact=True)
@@ -153,12 +158,15 @@ class ConnectionFormScreen(BaseScreen[ConnectionDraft | None]):
         from klaviyo_tui.services.connections import key_storage
 
         info = key_storage()
-        self.app.call_from_thread(self._show_backend, info.usable, info.plaintext, info.message)
+        message = info.message
+        if self.demo is not None and info.name.endswith(".MemoryKeyring"):
+            message = DEMO_KEYRING
+        self.app.call_from_thread(self._show_backend, info.usable, info.plaintext, message)
 
     def _show_backend(self, usable: bool, plaintext: bool, message: str) -> None:
         self.backend_usable = usable
         backend = self.query_one("#backend", Static)
-        backend.update(f"Key storage: {message}")
+        backend.update(Content(f"Key storage: {safe_text(message)}"))
         backend.set_class(not usable or plaintext, "warning-text")
         if not usable:
             self.query_one("#use-env", Checkbox).value = True
@@ -203,7 +211,7 @@ class ConnectionFormScreen(BaseScreen[ConnectionDraft | None]):
         elif not use_env and not key and self.existing is None:
             problem = "Paste the API key."
         if problem:
-            error.update(problem)
+            error.update(Content(safe_text(problem)))
             return
         app = self.app
         if self.existing:
@@ -224,7 +232,7 @@ class ConnectionFormScreen(BaseScreen[ConnectionDraft | None]):
 class VerifyScreen(BaseScreen[Connection | None]):
     """Step 3: check the key against Klaviyo, show account and scopes, then save."""
 
-    BINDINGS = [Binding("escape", "back", "Back")]
+    BINDINGS = [*HELP_KEYS, Binding("escape", "back", "Back")]
 
     def __init__(self, draft: ConnectionDraft) -> None:
         super().__init__()
@@ -233,9 +241,11 @@ class VerifyScreen(BaseScreen[Connection | None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with VerticalScroll(classes="form"):
-            yield Label(f"{self.draft.display_name} · step 3 of 3: connect", classes="step-title")
-            yield Static(f"Checking the key against {self.draft.base_url} …", id="status")
+        with VerticalScroll(classes="form", can_focus=False):  # arrows still scroll it
+            name = safe_text(self.draft.display_name)
+            yield Label(Content(f"{name} · step 3 of 3: connect"), classes="step-title")
+            checking = f"Checking the key against {safe_text(self.draft.base_url)} …"
+            yield Static(Content(checking), id="status")
             yield LoadingIndicator(id="spinner")
             with Vertical(id="result"):
                 yield Static("", id="account")
@@ -292,7 +302,7 @@ class VerifyScreen(BaseScreen[Connection | None]):
         else:
             scopes.update(Content(f"Scopes: {granted}"))
             scopes.remove_class("warning-text")
-        self.query_one("#fix", Static).update(Content(check.fix_hint))
+        self.query_one("#fix", Static).update(Content(safe_text(check.fix_hint)))
         save.label = "Save connection" if check.ok else "Save anyway"
         save.disabled = False
         save.focus()
@@ -301,7 +311,9 @@ class VerifyScreen(BaseScreen[Connection | None]):
         self.query_one("#spinner", LoadingIndicator).display = False
         self.add_class("-failed")
         status = self.query_one("#status", Static)
-        status.update(Content.assemble((title, "bold"), "\n", message))
+        status.update(
+            Content.assemble((safe_text(title), "bold"), "\n", safe_text(message, keep_layout=True))
+        )
         self.query_one("#back", Button).focus()
 
     @on(Button.Pressed, "#retry")
@@ -339,3 +351,23 @@ class VerifyScreen(BaseScreen[Connection | None]):
             )
         await app.reload_config()
         self.dismiss(connection)
+
+
+async def connection_wizard(app: KlaviyoApp, existing: Connection | None = None) -> None:
+    """Form → consent → verify and save; "back" from a step returns to the form."""
+    from klaviyo_tui.tui.screens.consent import ConsentScreen
+
+    draft = None
+    while True:
+        draft = await app.push_screen_wait(ConnectionFormScreen(existing, draft, app.demo))
+        if draft is None:
+            return
+        if draft.consent is None:
+            consent = await app.push_screen_wait(ConsentScreen(draft.display_name))
+            if consent is None:
+                continue
+            draft = draft.with_consent(consent)
+        saved = await app.push_screen_wait(VerifyScreen(draft))
+        if saved is not None:
+            app.notify(f"Connection “{saved.display_name}” saved.", title="Saved")
+            return

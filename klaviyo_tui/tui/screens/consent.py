@@ -6,11 +6,15 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
+from textual.geometry import Size
+from textual.message import Message
 from textual.widgets import Button, Checkbox, Footer, Header, Label, Static
 
+from klaviyo_tui.redaction import safe_text
 from klaviyo_tui.store.config import Connection
 from klaviyo_tui.store.consent import CONSENT_TEXT, CONSENT_TITLE, accept
-from klaviyo_tui.tui.screens.base import BaseScreen
+from klaviyo_tui.tui.screens.base import HELP_KEYS, BaseScreen
 
 
 def record_consent() -> tuple[str, str]:
@@ -19,10 +23,33 @@ def record_consent() -> tuple[str, str]:
     return accepted.consent_accepted_at or "", accepted.consent_accepted_by or "unknown"
 
 
+class AcceptBox(Checkbox):
+    """Enter ticks the box; Enter on a ticked box goes on. Space toggles.
+
+    So two quick Enters tick and advance, whatever the focus did in between, instead of ticking
+    and unticking.
+    """
+
+    BINDINGS = [Binding("enter", "accept", "Accept", show=False)]
+
+    class Confirmed(Message):
+        """Enter on the ticked box: the user wants to go on."""
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        """As many lines as the label needs (a ToggleButton is always one line high)."""
+        return max(1, len(self.render().wrap(width)))
+
+    def action_accept(self) -> None:
+        if self.value:
+            self.post_message(self.Confirmed())
+        else:
+            self.value = True
+
+
 class ConsentScreen(BaseScreen[tuple[str, str] | None]):
     """Step 2: dismisses (accepted_at UTC ISO, OS user), or None for back."""
 
-    BINDINGS = [Binding("escape", "back", "Back")]
+    BINDINGS = [*HELP_KEYS, Binding("escape", "back", "Back")]
 
     def __init__(self, display_name: str) -> None:
         super().__init__()
@@ -30,13 +57,11 @@ class ConsentScreen(BaseScreen[tuple[str, str] | None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with VerticalScroll(classes="form"):
-            yield Label(
-                f"{self.display_name} · step 2 of 3: {CONSENT_TITLE.lower()}",
-                classes="step-title",
-            )
-            yield Static(CONSENT_TEXT, id="consent-text", markup=False)
-            yield Checkbox(
+        with VerticalScroll(classes="form", can_focus=False):  # arrows still scroll it
+            title = f"{safe_text(self.display_name)} · step 2 of 3: {CONSENT_TITLE.lower()}"
+            yield Label(Content(title), classes="step-title")
+            yield Static(Content(CONSENT_TEXT), id="consent-text")
+            yield AcceptBox(
                 "I understand and accept: personal data leaves this machine for Klaviyo.",
                 id="accept",
             )
@@ -60,11 +85,9 @@ class ConsentScreen(BaseScreen[tuple[str, str] | None]):
 
     @on(Checkbox.Changed, "#accept")
     def _toggled(self, event: Checkbox.Changed) -> None:
-        button = self.query_one("#accept-button", Button)
-        button.disabled = not event.value
-        if event.value:  # the next Enter should go forward, not untick the box again
-            button.focus()
+        self.query_one("#accept-button", Button).disabled = not event.value
 
+    @on(AcceptBox.Confirmed)
     @on(Button.Pressed, "#accept-button")
     def _accepted(self) -> None:
         if not self.query_one("#accept", Checkbox).value:

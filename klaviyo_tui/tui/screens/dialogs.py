@@ -1,4 +1,7 @@
-"""Small reusable modals: yes/no confirmation and an error panel. Self-contained, so DEFAULT_CSS."""
+"""Small reusable modals: yes/no confirmation and an error panel. Self-contained, so DEFAULT_CSS.
+
+Titles and messages carry names and server texts, so they are shown as text, never markup.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 from klaviyo_tui.tui.errors import ErrorInfo
+from klaviyo_tui.tui.text import shown
 
 
 class ConfirmModal(ModalScreen[bool]):
@@ -37,9 +41,9 @@ class ConfirmModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self._title, classes="title")
-            yield Static(self._message)
-            yield Static(f"y: {self._yes} · n or esc: {self._no}", classes="keys", markup=False)
+            yield Label(shown(self._title), classes="title")
+            yield Static(shown(self._message, keep_layout=True))
+            yield Static(shown(f"y: {self._yes} · n or esc: {self._no}"), classes="keys")
             with Horizontal():
                 yield Button(self._no, id="no")
                 yield Button(self._yes, id="yes", variant="error")
@@ -80,9 +84,9 @@ class ErrorModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.info.title, classes="title")
-            yield Static(self.info.message, markup=False, classes="message")
-            yield Static(f"What to do: {self.info.hint}", markup=False, classes="hint")
+            yield Label(shown(self.info.title), classes="title")
+            yield Static(shown(self.info.message, keep_layout=True), classes="message")
+            yield Static(shown(f"What to do: {self.info.hint}"), classes="hint")
             with Horizontal():
                 yield Button("Close", id="close", variant="primary")
 

@@ -44,16 +44,28 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen VerticalScroll { height: 1fr; }
     HelpScreen Button { dock: bottom; width: 100%; }
     """
-    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+    BINDINGS = [
+        Binding("escape,question_mark,q", "close", "Close"),
+        # the Close button has the focus (it shows); these keys scroll the text
+        Binding("up,k", "scroll('scroll_up')", show=False),
+        Binding("down,j", "scroll('scroll_down')", show=False),
+        Binding("pageup", "scroll('scroll_page_up')", show=False),
+        Binding("pagedown", "scroll('scroll_page_down')", show=False),
+        Binding("home", "scroll('scroll_home')", show=False),
+        Binding("end", "scroll('scroll_end')", show=False),
+    ]
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            with VerticalScroll():  # focused: arrows and page keys scroll it
+            with VerticalScroll(can_focus=False):
                 yield Markdown(HELP)
             yield Button("Close", id="close", variant="primary", compact=True)
 
     def on_mount(self) -> None:
-        self.query_one(VerticalScroll).focus()
+        self.query_one("#close", Button).focus()
+
+    def action_scroll(self, method: str) -> None:
+        getattr(self.query_one(VerticalScroll), method)(animate=False)
 
     @on(Button.Pressed, "#close")
     def action_close(self) -> None:

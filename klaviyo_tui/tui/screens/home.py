@@ -2,49 +2,105 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from klaviyo_tui.store.config import Config
-from klaviyo_tui.tui.screens.base import BaseScreen
+from klaviyo_tui.tui.runs import imported_total
+from klaviyo_tui.tui.screens.base import HELP_KEYS, BaseScreen
 from klaviyo_tui.tui.widgets.banner import DemoBanner
-from klaviyo_tui.tui.widgets.tables import fill_table
+from klaviyo_tui.tui.widgets.tables import Column, fill_table
 
 if TYPE_CHECKING:
-    from klaviyo_tui.tui.app import RunHandle
+    from klaviyo_tui.tui.runs import RunHandle
 
-EMPTY = (
+EMPTY = Content.from_markup(
     "No connections yet. Press [b]c[/b] to add one: a Klaviyo account, its private API key and "
     "your data privacy acknowledgement."
 )
-NO_EXPORTS = "No exports yet. Press [b]n[/b] to build one: a source file or query, a list, columns."
+NO_EXPORTS = Content.from_markup(
+    "No exports yet. Press [b]n[/b] to build one: a source file or query, a list, columns."
+)
+EXPORT_COLUMNS = (
+    Column("Export", shrink=8),
+    Column("List", shrink=8),
+    Column("Source", shrink=8),
+    Column("Last run"),
+    Column("Status", shrink=13),  # "dry run 12:03" stays whole
+    Column("Imported", right=True),
+)
+TABLE_ROWS = 9  # app.tcss: `#home DataTable { max-height: 10 }`, one line for the header
+CONNECTION_COLUMNS = (
+    Column("Connection", shrink=10),
+    Column("Base URL", shrink=12),
+    Column("Privacy accepted"),
+)
 
 
-def last_run_text(record: Any) -> tuple[str, str, str]:
-    """(when, status, imported) for a history RunRecord."""
-    when = str(getattr(record, "started_at", "") or "")[5:16].replace("T", " ")
-    counts = getattr(record, "counts", {}) or {}
-    status = str(getattr(record, "status", "") or "")
-    imported = counts.get("imported", 0) + counts.get("imported_with_warnings", 0)
-    return when, status, f"{imported:,}"
+@dataclass(frozen=True, slots=True)
+class LastRuns:
+    """Per export: its latest real run, and a dry run newer than that (if any)."""
+
+    real: dict[str, Any]
+    dry: dict[str, Any]
+
+
+def load_last_runs() -> LastRuns:
+    """Both from history, read-only. Blocks (SQLite): use a thread."""
+    from klaviyo_tui.services.history import last_runs, runs
+
+    real = last_runs()
+    dry: dict[str, Any] = {}
+    for record in runs(limit=200):  # newest first
+        if record.dry_run and record.export not in dry:
+            newer = record.export not in real or record.id > real[record.export].id
+            if newer:
+                dry[record.export] = record
+    return LastRuns(real, dry)
+
+
+def _time(record: Any) -> str:
+    return str(getattr(record, "started_at", "") or "")[11:16]
+
+
+def last_run_text(real: Any, dry: Any = None) -> tuple[str, str, str]:
+    """(when, status, imported) of the latest real run; a newer dry run is named as such."""
+    when, status, imported = "never", "", ""
+    if real is not None:
+        when = str(getattr(real, "started_at", "") or "")[5:16].replace("T", " ")
+        status = str(getattr(real, "status", "") or "")
+        imported = f"{imported_total(getattr(real, 'counts', {}) or {}):,}"
+    if dry is not None:  # on a second line: the column stays narrow enough for 80 columns
+        note = f"dry run {_time(dry)}"
+        status = f"{status}\n{note}" if status else note
+    return when, status, imported
 
 
 class HomeScreen(BaseScreen[None]):
     """The start screen. Acts on the highlighted row of the focused table."""
 
     BINDINGS = [
-        Binding("c", "app.new_connection", "New connection"),
-        Binding("n", "app.new_export", "New export"),
+        *HELP_KEYS,
+        Binding("c", "new_connection", "Connection", tooltip="Add a Klaviyo account"),
+        Binding("n", "new_export", "Export", tooltip="Build an export to a list"),
         Binding("r", "run", "Run"),
         Binding("e,enter", "edit", "Edit"),
         Binding("x,delete", "remove", "Remove"),
         Binding("h", "history", "History"),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_runs: dict[str, Any] = {}
+        self.dry_runs: dict[str, Any] = {}
+        self._had_exports = False
 
     def compose(self) -> ComposeResult:
         app = self.app
@@ -64,11 +120,13 @@ class HomeScreen(BaseScreen[None]):
         app = self.app
         self.watch(app, "config", self._show_config, init=False)
         app.run_updated.subscribe(self, self._run_updated)
-        self.last_runs: dict[str, Any] = {}
         self._show_config(app.config)
 
     def on_screen_resume(self) -> None:
         self._load_last_runs()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._show_config(self.app.config)
 
     def _run_updated(self, handle: RunHandle) -> None:
         if handle.progress.finished:
@@ -78,6 +136,7 @@ class HomeScreen(BaseScreen[None]):
 
     def _show_config(self, config: Config) -> None:
         app = self.app
+        width = self.query_one("#home").content_size.width or self.size.width - 2
         exports = self.query_one("#exports", DataTable)
         keep = exports.cursor_row
         rows: list[tuple[str, tuple[str, ...]]] = []
@@ -85,9 +144,9 @@ class HomeScreen(BaseScreen[None]):
             sources = ", ".join(
                 _short(config.segments[s].source) for s in export.segments if s in config.segments
             )
-            when, status, imported = "never", "", ""
-            if name in self.last_runs:
-                when, status, imported = last_run_text(self.last_runs[name])
+            when, status, imported = last_run_text(
+                self.last_runs.get(name), self.dry_runs.get(name)
+            )
             handle = app.runs.get(name)
             if handle and handle.active:
                 p = handle.progress
@@ -95,8 +154,7 @@ class HomeScreen(BaseScreen[None]):
                 when, status, imported = "now", f"running{pct}", f"{p.confirmed:,}"
             list_label = export.list_name or export.list_id
             rows.append((name, (name, list_label, sources, when, status, imported)))
-        headers = ("Export", "List", "Source", "Last run", "Status", "Imported")
-        fill_table(exports, headers, rows)
+        fill_table(exports, EXPORT_COLUMNS, rows, width=width, visible_rows=TABLE_ROWS)
         if exports.row_count:
             exports.move_cursor(row=min(keep, exports.row_count - 1))
         conns = self.query_one("#connections", DataTable)
@@ -111,25 +169,26 @@ class HomeScreen(BaseScreen[None]):
             )
             for name, conn in sorted(config.connections.items())
         ]
-        fill_table(conns, ("Connection", "Base URL", "Privacy accepted"), conn_rows)
+        fill_table(conns, CONNECTION_COLUMNS, conn_rows, width=width, visible_rows=TABLE_ROWS)
         self.query_one("#no-exports").display = not config.exports
         exports.display = bool(config.exports)
         self.query_one("#no-connections").display = not config.connections
         conns.display = bool(config.connections)
-        if config.exports and not (self.focused and self.focused.id == "connections"):
+        first_export = bool(config.exports) and not self._had_exports
+        self._had_exports = bool(config.exports)
+        on_connections = self.focused is not None and self.focused.id == "connections"
+        if config.exports and (first_export or not on_connections):
             exports.focus()
         elif config.connections and not config.exports:
             conns.focus()
 
     @work(thread=True, exclusive=True, group="last-runs", exit_on_error=False)
     def _load_last_runs(self) -> None:
-        from klaviyo_tui.services.history import last_runs
+        self.app.call_from_thread(self._last_runs_loaded, load_last_runs())
 
-        self.app.call_from_thread(self._last_runs_loaded, last_runs())
-
-    def _last_runs_loaded(self, last: dict[str, Any]) -> None:
-        self.last_runs = last
-        self.app.last_runs = last  # the palette offers resume/retry
+    def _last_runs_loaded(self, last: LastRuns) -> None:
+        self.last_runs, self.dry_runs = last.real, last.dry
+        self.app.last_runs = last.real  # the palette offers resume/retry
         self._show_config(self.app.config)
 
     # ---- selection -------------------------------------------------------------------------------
@@ -147,6 +206,12 @@ class HomeScreen(BaseScreen[None]):
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:
         self.action_edit()
+
+    def action_new_connection(self) -> None:
+        self.app.connection_wizard()
+
+    def action_new_export(self) -> None:
+        self.app.edit_export(None)
 
     def action_run(self) -> None:
         name = self._selected("exports")

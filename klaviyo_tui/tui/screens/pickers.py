@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.widgets import (
     Button,
     DirectoryTree,
@@ -21,12 +23,11 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
+from klaviyo_tui.redaction import safe_text
+from klaviyo_tui.run.progress import plural
 from klaviyo_tui.store.config import Connection
 from klaviyo_tui.tui.errors import describe_error
 from klaviyo_tui.tui.screens.base import BaseModal
-
-if TYPE_CHECKING:
-    pass
 
 PICKER_CSS = """
 {name} {{ align: center middle; }}
@@ -60,7 +61,8 @@ class ListPickerScreen(BaseModal[Any]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Pick a list in “{self.connection.display_name}”", classes="title")
+            title = f"Pick a list in “{safe_text(self.connection.display_name)}”"
+            yield Label(Content(title), classes="title")
             yield Input(placeholder="Type to search lists by name or ID", id="search", compact=True)
             yield LoadingIndicator()
             yield Static("Loading lists from Klaviyo…", id="status")
@@ -87,7 +89,7 @@ class ListPickerScreen(BaseModal[Any]):
         try:
             self.lists = await find_lists(app.config, self.connection.name)
         except Exception as exc:
-            status.update(describe_error(exc).as_text())
+            status.update(Content(describe_error(exc).as_text()))
             status.add_class("-error")
             return
         finally:
@@ -106,10 +108,15 @@ class ListPickerScreen(BaseModal[Any]):
         ]
         options = self.query_one("#lists", OptionList)
         options.clear_options()
-        options.add_options(Option(f"{lst.name}  [dim]{lst.id}[/dim]", id=lst.id) for lst in shown)
-        self.query_one("#status", Static).update(
-            f"{len(shown)} of {len(self.lists)} lists" + (" match" if needle else "")
+        options.add_options(
+            Option(Content.assemble(safe_text(lst.name), "  ", (safe_text(lst.id), "dim")), lst.id)
+            for lst in shown
         )
+        if shown:
+            options.highlighted = 0  # the list's focus and cursor show at once
+        total = plural(len(self.lists), "list")
+        status = f"{len(shown):,} of {total}" + (" match" if needle else "")
+        self.query_one("#status", Static).update(status)
 
     @on(Input.Changed, "#search")
     def _search(self, event: Input.Changed) -> None:
@@ -118,8 +125,12 @@ class ListPickerScreen(BaseModal[Any]):
 
     @on(Input.Submitted, "#search")
     def _search_submitted(self) -> None:
+        """Enter in the search: the one match is picked; with several, the list takes over."""
         options = self.query_one("#lists", OptionList)
-        if options.option_count:
+        if options.option_count == 1:
+            options.highlighted = 0
+            options.action_select()
+        elif options.option_count:
             options.focus()
             options.highlighted = 0
 
@@ -164,6 +175,10 @@ class SourceTree(DirectoryTree):
     def __init__(self, path: Path, extensions: Iterable[str], **kwargs: Any) -> None:
         self.extensions = {e.lower() for e in extensions}
         super().__init__(path, **kwargs)
+
+    def process_label(self, label: str | Text) -> Text:
+        """File names are data: shown as text, control characters visible."""
+        return Text(safe_text(label.plain if isinstance(label, Text) else label))
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         return [

@@ -4,29 +4,35 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.widgets import Footer, Header, Label, Log, ProgressBar, Sparkline, Static
 
 from klaviyo_tui.errors import ExitCode
 from klaviyo_tui.events import state_label
+from klaviyo_tui.redaction import safe_text
 from klaviyo_tui.run.progress import RunProgress, describe_exit, format_duration
-from klaviyo_tui.tui.screens.base import BaseScreen
+from klaviyo_tui.tui.screens.base import HELP_KEYS, BaseScreen
 from klaviyo_tui.tui.screens.dialogs import ConfirmModal
 
 if TYPE_CHECKING:
-    from klaviyo_tui.tui.app import RunHandle
+    from klaviyo_tui.tui.runs import RunHandle
 
 
-def stats_lines(p: RunProgress) -> tuple[str, str]:
-    rows = (
-        f"Rows     read [b]{p.read:,}[/b] · valid [b]{p.valid:,}[/b] · sent [b]{p.sent:,}[/b]\n"
-        f"Klaviyo  confirmed [b]{p.confirmed:,}[/b] · rejected [b]{p.rejected:,}[/b]"
+def stats_lines(p: RunProgress) -> tuple[Content, Content]:
+    rows = Content.from_markup(
+        "Rows     read [b]$read[/b] · valid [b]$valid[/b] · sent [b]$sent[/b]\n"
+        "Klaviyo  confirmed [b]$confirmed[/b] · rejected [b]$rejected[/b]",
+        read=f"{p.read:,}",
+        valid=f"{p.valid:,}",
+        sent=f"{p.sent:,}",
+        confirmed=f"{p.confirmed:,}",
+        rejected=f"{p.rejected:,}",
     )
-    jobs = (
+    jobs = Content(
         f"Jobs     queued {p.jobs_queued} · in flight {p.jobs_in_flight} · "
         f"done {p.jobs_confirmed} · waits {p.waits} ({p.waited_s:.0f}s) · retries {p.retries}"
     )
@@ -44,12 +50,37 @@ FIXES = {
 }
 
 
-def summary_text(p: RunProgress) -> str:
+def phase_text(p: RunProgress) -> str:
+    """What the run is doing now; once it has ended, how it ended."""
     if p.error:
-        return f"[b]The run stopped.[/b] {escape(p.error)}"
+        return "stopped by an error"
+    if p.summary is not None:
+        return "interrupted (resumable)" if p.interrupted else "finished"
+    if p.interrupted:
+        return "cancelled (resumable)"
+    return p.phase + (f" · {p.phase_detail}" if p.phase_detail else "")
+
+
+def rate_text(p: RunProgress) -> str:
+    """Profiles a second; nothing at all for a run that sent nothing (say, a resumed one)."""
+    if p.finished:
+        if not p.confirmed:
+            return "nothing sent in this run" if p.summary is not None else ""
+        return f"{p.average_rate:,.0f} profiles/s average" if p.average_rate is not None else ""
+    return f"{p.rate:,.0f} profiles/s · ETA {format_duration(p.eta_s)}"
+
+
+def summary_text(p: RunProgress) -> Content:
+    """The box under the counters once the run has ended: what happened and what to do next."""
+    if p.error:
+        return Content.from_markup(
+            "[b]The run stopped.[/b] $error", error=safe_text(p.error, keep_layout=True)
+        )
     s = p.summary
     if s is None:
-        return "[b]Cancelled.[/b] The run is resumable: press [b]u[/b] here or use History."
+        return Content.from_markup(
+            "[b]Cancelled.[/b] The run is resumable: press [b]u[/b] here or use History."
+        )
     counts = " · ".join(f"{state_label(k)} {v:,}" for k, v in s.counts.items() if v)
     not_imported = sum(v for k, v in s.counts.items() if k != "imported")
     tail = "Press [b]o[/b] for the details, [b]h[/b] for history."
@@ -58,18 +89,24 @@ def summary_text(p: RunProgress) -> str:
     if s.exit_code == ExitCode.INTERRUPTED:
         tail = "Press [b]u[/b] to resume, [b]o[/b] for details."
     verb = "Stopped after" if s.exit_code in FIXES else "Finished in"
-    head = f"[b]{verb} {format_duration(s.duration_s)}: {describe_exit(s.exit_code)}.[/b]"
+    head = f"{verb} {format_duration(s.duration_s)}: {describe_exit(s.exit_code)}."
+    parts = [Content.from_markup("[b]$head[/b]", head=head)]
     if s.error:
-        head += f"\n{escape(s.error)}"
+        parts.append(Content(safe_text(s.error, keep_layout=True)))
     if s.exit_code in FIXES:
-        head += f"\nWhat to do: {FIXES[ExitCode(s.exit_code)]}"
-    return f"{head}\n{counts or 'no rows'}\n{tail}"
+        parts.append(Content(f"What to do: {FIXES[ExitCode(s.exit_code)]}"))
+    parts.append(Content(counts or "no rows"))
+    if s.rejects_path is not None and not_imported:
+        parts.append(Content(f"Rejects file: {safe_text(str(s.rejects_path))}"))
+    parts.append(Content.from_markup(tail))
+    return Content("\n").join(parts)
 
 
 class RunScreen(BaseScreen[None]):
     """Progress, counters, rate sparkline, ETA, jobs, waits and an event log for one run."""
 
     BINDINGS = [
+        *HELP_KEYS,
         Binding("escape", "back", "Back"),
         Binding("c", "cancel_run", "Cancel run"),
         Binding("o", "open_rejects", "Rejects"),
@@ -85,7 +122,7 @@ class RunScreen(BaseScreen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="run-body"):
-            yield Label(f"Run · {self.handle.export}", id="run-title", classes="step-title")
+            yield Label(id="run-title", classes="step-title")
             yield ProgressBar(id="overall", show_eta=False)
             with Vertical(id="stats"):
                 yield Static("", id="rows")
@@ -98,8 +135,7 @@ class RunScreen(BaseScreen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        app = self.app
-        app.run_updated.subscribe(self, self._updated)
+        self.app.run_updated.subscribe(self, self._updated)
         self._show()
 
     def _updated(self, handle: RunHandle) -> None:
@@ -112,13 +148,11 @@ class RunScreen(BaseScreen[None]):
 
     def _show(self) -> None:
         p = self.handle.progress
-        phase = p.phase + (f" · {p.phase_detail}" if p.phase_detail else "")
         kind = {"resume": " (resumed)", "retry": " (retrying failed rows)"}.get(
             self.handle.kind, ""
         )
-        if p.error:
-            phase = "stopped by an error"
-        self.query_one("#run-title", Label).update(f"Run · {p.export}{kind} · {phase}")
+        title = f"Run · {safe_text(p.export)}{kind} · {phase_text(p)}"
+        self.query_one("#run-title", Label).update(Content(title))
         bar = self.query_one("#overall", ProgressBar)
         if p.summary is not None and not p.interrupted:
             bar.update(total=1, progress=1)
@@ -127,17 +161,12 @@ class RunScreen(BaseScreen[None]):
         rows, jobs = stats_lines(p)
         self.query_one("#rows", Static).update(rows)
         self.query_one("#jobs", Static).update(jobs)
-        if p.finished and p.average_rate is not None:
-            rate = f"{p.average_rate:,.0f} profiles/s average"
-        else:
-            eta = "–" if p.finished else format_duration(p.eta_s)
-            rate = f"{p.rate:,.0f} profiles/s · ETA {eta}"
-        self.query_one("#rate-label", Static).update(rate)
+        self.query_one("#rate-label", Static).update(Content(rate_text(p)))
         rates = list(p.rates)
         self.query_one("#rate", Sparkline).data = rates if any(rates) else []
         log = self.query_one(Log)
         if self._logged < len(p.log):
-            log.write_lines(p.log[self._logged :])
+            log.write_lines(safe_text(line) for line in p.log[self._logged :])
             self._logged = len(p.log)
         finished = p.finished and not self.handle.active
         self.set_class(finished, "-finished")
@@ -163,8 +192,12 @@ class RunScreen(BaseScreen[None]):
     def action_back(self) -> None:
         self.dismiss(None)
 
+    def action_cancel_run(self) -> None:
+        self.app.keys.expect()  # `c` then `y` at once: the question gets the `y`
+        self._confirm_cancel()
+
     @work(exclusive=True, group="cancel", exit_on_error=False)
-    async def action_cancel_run(self) -> None:
+    async def _confirm_cancel(self) -> None:
         app = self.app
         question = (
             "Stop this run? Jobs already sent finish in Klaviyo; the run is kept as "
@@ -174,11 +207,9 @@ class RunScreen(BaseScreen[None]):
             app.cancel_run(self.handle.export)
 
     def action_open_rejects(self) -> None:
-        from klaviyo_tui.tui.screens.history import RunDetailScreen
-
         summary = self.handle.progress.summary
         if summary is not None and summary.run_id is not None:
-            self.app.push_screen(RunDetailScreen(summary.run_id))
+            self.app.show_run_detail(summary.run_id)
 
     def action_resume(self) -> None:
         app = self.app

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import Button, Static
 
-if TYPE_CHECKING:
-    from klaviyo_tui.tui.app import DemoInfo
+
+@dataclass(frozen=True, slots=True)
+class DemoInfo:
+    """What the demo banner shows: where the sandbox is and the key to paste."""
+
+    base_url: str
+    api_key: str
+    sample_path: Path
 
 
 class DemoBanner(Horizontal):
@@ -26,11 +34,13 @@ class DemoBanner(Horizontal):
         self.show_button = show_button
 
     def compose(self) -> ComposeResult:
-        yield Static(
-            f"[b]Demo mode[/b]: a sandbox Klaviyo at {self.demo.base_url} (nothing real is "
-            f"touched); its API key is [b]{self.demo.api_key}[/b]",
-            id="demo-text",
+        text = Content.from_markup(
+            "[b]Demo mode[/b]: a sandbox Klaviyo at $url (nothing real is touched); its API key "
+            "is [b]$key[/b]",
+            url=self.demo.base_url,
+            key=self.demo.api_key,
         )
+        yield Static(text, id="demo-text")
         if self.show_button:
             yield Button("Paste key (F2)", id="use-demo-key", compact=True)
 

@@ -1,0 +1,101 @@
+"""The App's config: loaded, saved and reloaded off the event loop (a mixin of KlaviyoApp).
+
+Screens read `app.config` (a reactive they can watch) and change it through `save_config`, which
+edits the ConfigStore in a thread and saves it atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from textual.worker import Worker, WorkerFailed
+
+from klaviyo_tui.store.config import Config, ConfigError
+from klaviyo_tui.tui.errors import describe_error
+
+if TYPE_CHECKING:
+    from klaviyo_tui.tui.app import KlaviyoApp
+
+R = TypeVar("R")
+
+
+class ConfigHost:
+    """Config state of the App: `config`, `store`, `config_error`, and the thread helper."""
+
+    config_path: Path
+    config: Config
+    store: Any  # ConfigStore once loaded
+    config_error: str | None
+
+    def _host(self) -> KlaviyoApp:
+        from klaviyo_tui.tui.app import KlaviyoApp
+
+        assert isinstance(self, KlaviyoApp)
+        return self
+
+    def load_config(self) -> None:
+        """Read the config file in a thread; a broken file shows an error panel, not a crash."""
+        self._host().run_worker(self._read_config, thread=True, exit_on_error=False, group="config")
+
+    def _read_config(self) -> None:
+        from klaviyo_tui.store.config_store import ConfigStore
+
+        app = self._host()
+        try:
+            store = ConfigStore(self.config_path)
+        except ConfigError as exc:
+            app.call_from_thread(self._config_failed, exc)
+            return
+        app.call_from_thread(self._config_loaded, store)
+
+    def _config_loaded(self, store: Any) -> None:
+        app = self._host()
+        first = self.store is None
+        self.store = store
+        self.config = store.config
+        if first and not store.config.connections:
+            app.connection_wizard()
+
+    def _config_failed(self, error: ConfigError) -> None:
+        from klaviyo_tui.tui.screens.dialogs import ErrorModal
+
+        self.config_error = error.message
+        self._host().push_screen(ErrorModal(describe_error(error)))
+
+    async def in_thread(self, fn: Callable[..., R], *args: Any) -> R:
+        """Run blocking work (keyring, SQLite, pandas, files) in a thread worker; await it."""
+        worker: Worker[R] = self._host().run_worker(
+            partial(fn, *args), thread=True, exit_on_error=False, group="io"
+        )
+        try:
+            return await worker.wait()
+        except WorkerFailed as failed:
+            raise failed.error from None
+
+    async def save_config(self, edit: Callable[[Any], None]) -> Config:
+        """Apply an edit to the ConfigStore and save it atomically, off the event loop."""
+        from klaviyo_tui.store.config_store import ConfigStore
+
+        if self.store is None:
+            self.store = await self.in_thread(ConfigStore, self.config_path)
+
+        def apply() -> Config:
+            edit(self.store)
+            self.store.save()
+            config: Config = self.store.config
+            return config
+
+        self.config = await self.in_thread(apply)
+        return self.config
+
+    async def reload_config(self) -> Config:
+        """Re-read the file after a service changed it."""
+        from klaviyo_tui.store.config_store import ConfigStore
+
+        self.store = await self.in_thread(ConfigStore, self.config_path)
+        config: Config = self.store.config
+        self.config = config
+        return config

@@ -1,0 +1,104 @@
+"""The run registry's parts: one RunHandle per export, and the coroutine that drives its run.
+
+Runs live on the App (not on the run screen) so a run keeps going while the user looks at other
+screens; the run screen and Home only read the handle and listen to `app.run_updated`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual.worker import Worker, WorkerState
+
+from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.events import JobConfirmed
+from klaviyo_tui.redaction import safe_text
+from klaviyo_tui.run.progress import RunProgress, plural
+from klaviyo_tui.tui.errors import describe_error
+
+if TYPE_CHECKING:
+    from klaviyo_tui.tui.app import KlaviyoApp
+
+CANCELLED_LINE = "cancelled: the run can be resumed from History"
+
+
+@dataclass
+class RunHandle:
+    """One export run owned by the App: its folded progress and the worker driving it."""
+
+    export: str
+    progress: RunProgress
+    kind: str = "run"  # run | resume | retry
+    worker: Worker[None] | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def active(self) -> bool:
+        return self.worker is not None and self.worker.state in (
+            WorkerState.PENDING,
+            WorkerState.RUNNING,
+        )
+
+
+async def drive_run(
+    app: KlaviyoApp, handle: RunHandle, resume: bool, retry_failed_of: int | None
+) -> None:
+    """Run the export through the run service and fold its events into the handle."""
+    from klaviyo_tui.services.runs import run
+
+    progress = handle.progress
+    loop = asyncio.get_running_loop()
+
+    def history_busy(message: str) -> None:  # called on the writing thread: never block it
+        loop.call_soon_threadsafe(partial(app.notify, message))
+
+    try:
+        events = run(
+            app.config,
+            handle.export,
+            resume=resume,
+            retry_failed_of=retry_failed_of,
+            on_wait=history_busy,
+        )
+        async for event in events:
+            progress.apply(event)
+            if isinstance(event, JobConfirmed):
+                progress.sample(time.monotonic())
+            app.run_updated.publish(handle)
+    except asyncio.CancelledError:
+        progress.interrupted = True
+        progress.log.append(CANCELLED_LINE)
+        app.run_updated.publish(handle)
+        raise
+    except Exception as exc:  # shown in the run view, with what to do
+        info = describe_error(exc)
+        progress.error = f"{info.title}: {info.as_text()}"
+        progress.log.append(f"error: {info.message}")
+        app.run_updated.publish(handle)
+        return
+    summary = progress.summary
+    if summary is not None:
+        app.notify(
+            f"{safe_text(handle.export)}: {plural(imported_total(summary.counts), 'profile')} "
+            "imported.",
+            title="Run finished",
+            severity="information" if summary.exit_code == ExitCode.OK else "warning",
+        )
+
+
+def sample_runs(app: KlaviyoApp) -> None:
+    """The rate sparkline's clock: sample every active run twice a second."""
+    now = time.monotonic()
+    for handle in app.runs.values():
+        if handle.active:
+            handle.progress.sample(now)
+            app.run_updated.publish(handle)
+
+
+def imported_total(counts: dict[str, int]) -> int:
+    """Rows Klaviyo confirmed in the list: imported, with or without warnings."""
+    return sum(n for state, n in counts.items() if state.startswith("imported"))
