@@ -116,7 +116,7 @@ async def test_check_counts_only_the_rows_the_filter_keeps(tmp_path: Path) -> No
         assert "Checked all 10 rows matching country = 'US':" in report
         # drop_field (the default): the two US rows with a bad phone still go, without it
         assert "10 valid and would be sent" in report
-        assert "2 invalid phones: the phone is dropped, the row still sent" in report
+        assert "2 invalid or shared phones: the phone is dropped, the row still sent" in report
         builder.query_one("#invalid-reject").scroll_visible(animate=False)
         await pilot.pause()
         await pilot.click("#invalid-reject")

@@ -134,7 +134,13 @@ class RunDetailScreen(BaseScreen[None]):
                 f"{when(record.started_at)} → {when(record.ended_at) or '…'} · {record.status}"
                 f"{dry} · {format_duration(record.duration_s)} · {plural(record.jobs, 'job')}"
             ),
-            Content(" · ".join(f"{state_label(s)} {record.counts.get(s, 0):,}" for s in STATES)),
+            Content(
+                " · ".join(
+                    f"{state_label(s)} {record.counts.get(s, 0):,}"
+                    for s in STATES
+                    if record.counts.get(s, 0) or s == RowState.IMPORTED  # zeros are noise
+                )
+            ),
         ]
         if record.rejects_path:
             lines.append(Content(f"Rejects file: {safe_text(record.rejects_path)}"))
