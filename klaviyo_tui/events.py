@@ -21,6 +21,10 @@ class RowState(enum.StrEnum):
     REJECTED = "rejected_by_klaviyo"  # Klaviyo refused it (400 pointer or import error)
     DUPLICATE = "duplicate"  # an earlier row with the same email, superseded by a later one
     NOT_SENT = "not_sent"  # valid, but the run ended before Klaviyo confirmed it
+    # Sync modes (run/sync): a valid row confirmed by an earlier run with the same attributes,
+    # skipped by an incremental run; an imported row whose subscription Klaviyo did not show.
+    UNCHANGED = "unchanged"
+    SUBSCRIPTION_UNCONFIRMED = "subscription_unconfirmed"
 
     @property
     def label(self) -> str:
@@ -139,6 +143,8 @@ class RunSummary:
     jobs: int = 0
     dry_run: bool = False
     plan: dict[str, object] = field(default_factory=dict)
+    #: Sync figures (run/sync): mode, added, updated, unchanged, removed, subscribed, ...
+    sync: dict[str, object] = field(default_factory=dict)
 
     @property
     def total_rows(self) -> int:

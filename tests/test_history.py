@@ -18,7 +18,13 @@ from klaviyo_tui.errors import ExitCode
 from klaviyo_tui.events import Reject, RowState, RunSummary
 from klaviyo_tui.run.locking import export_lock
 from klaviyo_tui.store import paths
-from klaviyo_tui.store.history import DUPLICATE_REASON, BatchRecord, HistoryError, HistoryStore
+from klaviyo_tui.store.history import (
+    DUPLICATE_REASON,
+    SCHEMA_VERSION,
+    BatchRecord,
+    HistoryError,
+    HistoryStore,
+)
 
 KEY = "pk_" + "q" * 34
 
@@ -43,7 +49,7 @@ def test_files_are_private(store: HistoryStore) -> None:
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     with sqlite3.connect(store.path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_run_lifecycle(store: HistoryStore, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from klaviyo_tui.klaviyo.urls import base_url_problem
 from klaviyo_tui.redaction import KEY_PATTERN, mask_key
 from klaviyo_tui.store import paths
 from klaviyo_tui.store.secrets import ENV_VAR
+from klaviyo_tui.store.sync_config import SYNC_KEYS, SyncSettings, parse_sync
 
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
 DEFAULT_REVISION = "2026-07-15"
@@ -135,6 +136,7 @@ class Export:
     default_region: str = "US"
     schedule: str | None = None  # cron expression, evaluated in local time
     list_name: str | None = None  # display only; list_id is what counts
+    sync: SyncSettings = SyncSettings()  # mode, incremental, removals, subscribe (sync_config)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +177,7 @@ _EXPORT_KEYS = (
     "segments",
     "default_region",
     "schedule",
+    *SYNC_KEYS,
     "mapping",
 )
 _MAPPING_KEYS = (*PROFILE_FIELDS, "location", "properties")
@@ -323,6 +326,7 @@ def _export(name: str, data: dict[str, Any], path: Path) -> Export:
         default_region=(_text(data, "default_region", path, table) or "US").upper(),
         schedule=_text(data, "schedule", path, table),
         list_name=_text(data, "list_name", path, table),
+        sync=parse_sync(data, path, table, as_error=ConfigError),
     )
 
 

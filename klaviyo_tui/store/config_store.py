@@ -31,6 +31,7 @@ from klaviyo_tui.store.config import (
     config_from_data,
     read_document,
 )
+from klaviyo_tui.store.sync_config import DEFAULT_MAX_REMOVAL_RATIO, SyncSettings
 
 _HEADER = (
     "klaviyo-tui configuration (edited by the app; your comments and key order are kept).",
@@ -91,6 +92,36 @@ def _atomic_write(path: Path, text: str) -> None:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def _put_sync(t: Any, sync: SyncSettings) -> None:
+    """The sync keys (sync_config): defaults are left out of a table that does not have them."""
+    _set(t, "mode", sync.mode, "upsert")
+    _set(t, "incremental", sync.incremental, False)
+    _set(t, "max_removal_ratio", sync.max_removal_ratio, DEFAULT_MAX_REMOVAL_RATIO)
+    _set(t, "max_removals", sync.max_removals)
+    sub = sync.subscribe
+    if sub is None:
+        _set(t, "subscribe", None)
+        return
+    wanted = {
+        "channel": sub.channel,
+        "consented_at_column": sub.consented_at_column,
+        "historical": sub.historical,
+        "asserted_at": sub.asserted_at,
+        "asserted_by": sub.asserted_by,
+    }
+    wanted = {k: v for k, v in wanted.items() if v is not None}
+    current = t.get("subscribe")
+    if isinstance(current, Table):  # a [exports.NAME.subscribe] sub-table: merge, keep comments
+        for key in [k for k in current if k not in wanted]:
+            del current[key]
+        for key, value in wanted.items():
+            _set(current, key, value)
+    elif _plain(current) != wanted:
+        inline = tomlkit.inline_table()
+        inline.update(wanted)
+        t["subscribe"] = inline
 
 
 class ConfigStore:
@@ -164,6 +195,7 @@ class ConfigStore:
         _set(t, "segments", e.segments)
         _set(t, "default_region", e.default_region, "US")
         _set(t, "schedule", e.schedule)
+        _put_sync(t, e.sync)
         new = "mapping" not in t
         m = _child(t, "mapping")
         for name in PROFILE_FIELDS:

@@ -28,7 +28,8 @@ from pathlib import Path
 from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.store.history_holder import Holder, describe_writer, find_writer
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Schema 1, as the first release created it. Later versions are explicit steps in MIGRATIONS.
 SCHEMA = (
     """CREATE TABLE runs (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -55,7 +56,51 @@ SCHEMA = (
         row_hash BLOB NOT NULL, first_run INTEGER NOT NULL, last_run INTEGER NOT NULL,
         PRIMARY KEY (export, list_id, key_hash)) WITHOUT ROWID""",
 )
-TABLES = ("batches", "export_rows", "failures", "runs")
+#: Each step takes the file from the version before it (key - 1) to `key`, in one transaction.
+#: Keep one step per change, so parallel changes merge as separate steps.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 2: sync modes (run/sync, store/export_state). Per export, the confirmed rows as compact
+    # keyed hashes (sorted arrays in chunks, not a row per customer: 1M rows load in
+    # milliseconds); per run, its sync figures, the hashes of its batches until they are
+    # merged, and the journal of its list removals.
+    2: (
+        "ALTER TABLE runs ADD COLUMN sync TEXT",
+        """CREATE TABLE sync_state (
+            export TEXT NOT NULL, chunk INTEGER NOT NULL, keys BLOB NOT NULL,
+            hashes BLOB NOT NULL, PRIMARY KEY (export, chunk))""",
+        """CREATE TABLE sync_basis (
+            export TEXT PRIMARY KEY, basis TEXT NOT NULL, entries INTEGER NOT NULL,
+            run_id INTEGER, updated_at TEXT NOT NULL)""",
+        """CREATE TABLE sync_runs (
+            run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+            export TEXT NOT NULL, basis TEXT NOT NULL, settled INTEGER NOT NULL DEFAULT 0)""",
+        "CREATE INDEX sync_runs_open ON sync_runs(export, settled)",
+        """CREATE TABLE sync_batches (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            batch_no INTEGER NOT NULL, keys BLOB NOT NULL, hashes BLOB NOT NULL,
+            known BLOB NOT NULL, rows BLOB NOT NULL, segments TEXT NOT NULL,
+            PRIMARY KEY (run_id, batch_no))""",
+        """CREATE TABLE sync_removals (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            batch_no INTEGER NOT NULL, state TEXT NOT NULL, profile_ids TEXT NOT NULL,
+            keys BLOB NOT NULL, PRIMARY KEY (run_id, batch_no))""",
+    ),
+}
+TABLES = ("batches", "export_rows", "failures", "runs")  # every version has these
+
+
+def upgrade(db: sqlite3.Connection, found: int) -> None:
+    """Create the schema (`found` 0) or bring it from version `found` to SCHEMA_VERSION.
+    Call inside a write transaction: a failed step leaves the file as it was."""
+    if found == 0:
+        for statement in SCHEMA:
+            db.execute(statement)
+        found = 1
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS[version]:
+            db.execute(statement)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
 
 BUSY_TIMEOUT_S = 30.0  # the longest a write waits for another process before giving up
 WAIT_NOTICE_S = 1.0  # after this long, `on_wait` tells the user why nothing happens
@@ -215,8 +260,7 @@ def inspect(db: sqlite3.Connection, path: Path) -> int:
 def _memory() -> sqlite3.Connection:
     """An empty history: what a reader sees before the first run created the file."""
     db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-    for statement in SCHEMA:
-        db.execute(statement)
+    upgrade(db, 0)
     return db
 
 
