@@ -22,7 +22,7 @@ two different emails share a 64-bit hash with probability ~n²/2⁶⁵ (3·10⁻
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,9 +163,13 @@ def _segments_of(export: Export, segments: MappingABC[str, Segment]) -> list[Seg
 
 
 def first_pass(
-    export: Export, segs: list[Segment], chunk_rows: int = CHUNK_ROWS
+    export: Export,
+    segs: list[Segment],
+    chunk_rows: int = CHUNK_ROWS,
+    on_keys: Callable[[pa.Array], None] | None = None,
 ) -> tuple[DedupeIndex, dict[str, str], int]:
-    """Build the de-duplication index and the property kinds; returns them and the row total."""
+    """Build the de-duplication index and the property kinds; returns them and the row total.
+    `on_keys` hears every chunk's normalised emails (run/sync: a mirror's segment keys)."""
     mapping: Mapping = export.mapping
     index = DedupeIndex()
     kinds: dict[str, set[str]] = {c: set(KINDS) for c in mapping.properties}
@@ -176,7 +180,10 @@ def first_pass(
         for df in read_chunks(seg, _columns(compiled, wanted), chunk_rows):
             df = compiled.apply(df)
             total += len(df)
-            index.add(_positions(si, df.index), email_keys(df[mapping.email]))
+            keys = email_keys(df[mapping.email])
+            index.add(_positions(si, df.index), keys)
+            if on_keys is not None:  # sync hook (run/sync): every key of the segment
+                on_keys(keys)
             _release()
             for column in mapping.properties:
                 if kinds[column] == {"string"}:
@@ -192,6 +199,7 @@ def iter_validated(
     segments: MappingABC[str, Segment],
     *,
     chunk_rows: int = CHUNK_ROWS,
+    on_keys: Callable[[pa.Array], None] | None = None,
 ) -> Iterator[ValidatedChunk | PipelineStats]:
     """Validated chunks in input order, each followed by running stats; a final stats has done=True.
 
@@ -199,7 +207,7 @@ def iter_validated(
     """
     mapping = export.mapping
     segs = _segments_of(export, segments)
-    index, kinds, total = first_pass(export, segs, chunk_rows)
+    index, kinds, total = first_pass(export, segs, chunk_rows, on_keys)  # sync hook: on_keys
     read = valid = invalid = duplicates = 0
     name = segs[0].name if segs else ""
     for si, seg in enumerate(segs):

@@ -39,6 +39,8 @@ from klaviyo_tui.run.jobs import JobTracker, Tally
 from klaviyo_tui.run.locking import export_lock
 from klaviyo_tui.run.outcomes import first_profile, masked
 from klaviyo_tui.run.reading import Step, produce
+from klaviyo_tui.run.sync.options import SyncOptions
+from klaviyo_tui.run.sync.runner import SyncRun
 from klaviyo_tui.store.config import Config, ConfigError, Export
 from klaviyo_tui.store.history import BatchRecord, HistoryStore
 
@@ -93,6 +95,7 @@ async def run_export(
     dry_run: bool = False,
     retry_failed_of: int | None = None,
     client: KlaviyoClient | None = None,
+    sync: SyncOptions | None = None,
 ) -> AsyncIterator[ProgressEvent]:
     """Run one export, yielding progress; the last item is always a RunSummary.
 
@@ -101,6 +104,7 @@ async def run_export(
     check_runnable(export, config)
     with export_lock(export.name):
         run = _ExportRun(export, config, api_key, store, dry_run=dry_run)
+        run.sync_options = sync or SyncOptions()  # sync hook: --full, --mode, mass removal
         async for event in run.execute(
             resume=resume, retry_failed_of=retry_failed_of, client=client
         ):
@@ -127,6 +131,8 @@ class _ExportRun:
         self.sample_payload: bytes | None = None
         self.planned_jobs = 0
         self.retry_rows: set[tuple[str, int]] | None = None
+        self.sync_options = SyncOptions()
+        self.sync: SyncRun | None = None  # sync hook (run/sync), set once the run record exists
 
     @property
     def _run(self) -> int:
@@ -161,6 +167,17 @@ class _ExportRun:
                 list_id=self.export.list_id,
                 dry_run=self.dry_run,
             )
+        self.sync = await SyncRun(  # sync hook: settle earlier runs, load the state
+            self.export,
+            self.connection,
+            self.store,
+            self._run,
+            self.sync_options,
+            dry_run=self.dry_run,
+            resumed=resume,
+            counts=self.tally.counts,
+            emit=self.events.put_nowait,
+        ).start()
         if retry_failed_of is not None:
             failures = await asyncio.to_thread(self.store.failures, retry_failed_of)
             self.retry_rows = {(f.segment, f.row) for f in failures if f.state == RowState.REJECTED}
@@ -197,6 +214,8 @@ class _ExportRun:
     def _summary(self, worker: asyncio.Task[None]) -> RunSummary:
         error = worker.exception()
         if error is None:
+            if self.sync is not None and self.sync.refused:  # sync hook: a dry run's refusal
+                return self._make_summary(ExitCode.USAGE, self.sync.refused)
             code = self._exit_code()
             if code != ExitCode.INPUT:
                 return self._make_summary(code, None)
@@ -223,6 +242,8 @@ class _ExportRun:
             return ExitCode.INPUT
         if counts[RowState.REJECTED] or counts[RowState.NOT_SENT]:
             return ExitCode.PARTIAL
+        if counts[RowState.SUBSCRIPTION_UNCONFIRMED]:  # sync hook
+            return ExitCode.PARTIAL
         return ExitCode.OK
 
     def _make_summary(self, exit_code: ExitCode, error: str | None) -> RunSummary:
@@ -248,6 +269,7 @@ class _ExportRun:
             jobs=self.tally.jobs if not self.dry_run else self.planned_jobs,
             dry_run=self.dry_run,
             plan=plan,
+            sync=self.sync.figures() if self.sync is not None else {},  # sync hook
         )
 
     def _plan(self) -> dict[str, object]:
@@ -255,7 +277,7 @@ class _ExportRun:
         op = OPERATIONS["bulk_import_profiles"]
         return {
             "jobs": jobs,
-            "profiles": self.tally.valid,
+            "profiles": self.tally.valid - self.tally.counts[RowState.UNCHANGED],  # sync hook
             # Klaviyo's rate limit bounds the upload; jobs then take a few seconds to finish.
             "estimated_seconds": round(least_seconds_for(op, jobs) + JOB_FINISH_S, 1),
             "rate_tier": f"{op.burst}/s burst, {op.steady}/min steady (bulk import jobs)",
@@ -267,6 +289,8 @@ class _ExportRun:
         if self.run_id is None:
             return
         self.store.finish_run(self.run_id, summary)
+        if self.sync is not None and summary.sync:  # sync hook
+            self.sync.record(summary.sync)
 
     # ---- the work ---------------------------------------------------------------------------
 
@@ -293,6 +317,8 @@ class _ExportRun:
                 f"lists, `klaviyo-tui exports edit {self.export.name} --set list_id=ID` sets one",
                 exit_code=ExitCode.USAGE,
             ) from error
+        if self.sync is not None:  # sync hook: a mirror's list size, for its removal limit
+            await self.sync.prepare(client)
         batches: asyncio.Queue[Batch | BaseException | None] = asyncio.Queue(
             maxsize=READ_AHEAD_BATCHES
         )
@@ -330,6 +356,8 @@ class _ExportRun:
             done_reading.set()
             if poller is not None:
                 await poller
+            if self.sync is not None:  # sync hook: removals, then subscriptions
+                await self.sync.after_import(client)
         finally:
             for task in [reader, *uploads, *([poller] if poller else [])]:
                 task.cancel()
@@ -346,7 +374,7 @@ class _ExportRun:
         Ends the queue with None, or hands a failure to the consumer; on cancel it just stops (the
         consumer is gone, and a put could block forever on a full queue).
         """
-        produced = produce(self.export, self.config, self.retry_rows)
+        produced = produce(self.export, self.config, self.retry_rows, self.sync)  # sync hook
         loop = asyncio.get_running_loop()
         # One thread for the whole read: pandas/Arrow keep their per-thread arenas warm.
         reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="klaviyo-tui-read")
@@ -362,8 +390,9 @@ class _ExportRun:
             reader.shutdown(wait=False)
             with contextlib.suppress(ValueError):  # still running in its thread after a cancel
                 produced.close()
+        to_send = self.tally.valid - self.tally.counts[RowState.UNCHANGED]  # sync hook
         self.events.put_nowait(
-            JobsPlanned(jobs=self.planned_jobs, profiles=self.tally.valid, total=self.tally.read)
+            JobsPlanned(jobs=self.planned_jobs, profiles=to_send, total=self.tally.read)
         )
         await out.put(None)
 
@@ -372,6 +401,7 @@ class _ExportRun:
             await asyncio.to_thread(self.store.add_failures, self._run, step.rejects)
             for reject in step.rejects:
                 self.tally.counts[reject.state] += 1
+        self.tally.counts[RowState.UNCHANGED] += step.unchanged  # sync hook
         self.tally.read = step.read
         self.tally.valid = step.valid
         self.tally.total = step.total

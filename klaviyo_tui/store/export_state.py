@@ -226,6 +226,17 @@ class ExportStateMixin:
             for r in rows
         ]
 
+    def failed_rows(self, run_id: int, *, but: Iterable[str] = ()) -> list[tuple[str, int]]:
+        """(segment, row) of every failure of the run, except those in states `but`."""
+        skip = sorted(set(but))
+        marks = ", ".join("?" * len(skip))
+        rows = self._query(
+            "SELECT segment, row FROM failures WHERE run_id = ?"
+            + (f" AND state NOT IN ({marks})" if skip else ""),
+            (run_id, *skip),
+        )
+        return [(str(r[0]), int(r[1])) for r in rows]
+
     # ---- removals ------------------------------------------------------------------------------
 
     def removals_planned(self, run_id: int, batches: Iterable[tuple[list[str], bytes]]) -> None:
