@@ -36,6 +36,7 @@ from klaviyo_tui.cli.sandbox import sandbox_command
 from klaviyo_tui.cli.segments import segments_group
 from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.events import RunSummary
+from klaviyo_tui.run.sync.options import SyncOptions
 from klaviyo_tui.store import paths
 from klaviyo_tui.store.config import Config
 
@@ -139,6 +140,19 @@ def demo() -> None:
     help="Send again only the rows Klaviyo rejected in run RUN.",
 )
 @click.option("--due", is_flag=True, help="Run every export whose schedule is due (for cron).")
+@click.option(
+    "--full", is_flag=True, help="Send every row once, even those an earlier run confirmed."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["upsert", "mirror"]),
+    help="This run only: upsert (never remove) or mirror (remove who left the segment).",
+)
+@click.option(
+    "--allow-mass-removal",
+    is_flag=True,
+    help="Mirror: remove even more of the list than the export's limits allow.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @pass_cli
 def run(
@@ -148,6 +162,9 @@ def run(
     resume: bool,
     retry_of: int | None,
     due: bool,
+    full: bool,
+    mode: str | None,
+    allow_mass_removal: bool,
     as_json: bool,
 ) -> None:
     """Run EXPORT now: progress on stderr, a one-line summary (or JSON) on stdout.
@@ -157,6 +174,8 @@ def run(
       klaviyo-tui run weekly                 send, then confirm every row
       klaviyo-tui run weekly --dry-run       counts, jobs and time at Klaviyo's limits
       klaviyo-tui run weekly --resume        continue an interrupted run
+      klaviyo-tui run weekly --full          send every row, not only new or changed ones
+      klaviyo-tui run weekly --mode mirror   also remove who left the segment (this run)
       klaviyo-tui run --due --json           every export whose schedule is due (cron)
     """
     obj.as_json = as_json
@@ -169,8 +188,15 @@ def run(
     if due:
         sys.exit(_run_due(config, as_json=as_json))
     assert export_name is not None
+    sync = SyncOptions(full=full, mode=mode, allow_mass_removal=allow_mass_removal)
     summary = _run_one(
-        config, export_name, resume=resume, dry_run=dry_run, retry_of=retry_of, as_json=as_json
+        config,
+        export_name,
+        resume=resume,
+        dry_run=dry_run,
+        retry_of=retry_of,
+        as_json=as_json,
+        sync=sync,
     )
     sys.exit(int(summary.exit_code))
 
@@ -202,6 +228,7 @@ def _run_one(
     dry_run: bool = False,
     retry_of: int | None = None,
     as_json: bool,
+    sync: SyncOptions | None = None,
 ) -> RunSummary:
     from klaviyo_tui.services.runs import run as run_service
 
@@ -220,6 +247,7 @@ def _run_one(
             resume=resume,
             dry_run=dry_run,
             retry_failed_of=retry_of,
+            sync=sync,
             on_wait=lambda message: say(f"klaviyo-tui: {message}", err=True),
         )
         async for event in events:

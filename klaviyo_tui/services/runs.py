@@ -10,6 +10,7 @@ from functools import partial
 from klaviyo_tui.events import ProgressEvent
 from klaviyo_tui.run.engine import check_runnable, run_export
 from klaviyo_tui.run.schedule import is_due
+from klaviyo_tui.run.sync.options import SyncOptions
 from klaviyo_tui.services.connections import api_key_for
 from klaviyo_tui.services.exports import export_named
 from klaviyo_tui.store.config import Config, Export
@@ -24,11 +25,13 @@ async def run(
     dry_run: bool = False,
     retry_failed_of: int | None = None,
     on_wait: Callable[[str], None] | None = None,
+    sync: SyncOptions | None = None,
 ) -> AsyncIterator[ProgressEvent]:
     """Run an export: progress events, ending with its RunSummary.
 
     `on_wait` hears (from a worker thread) when the history database is busy with another
-    process's write and this run waits for it.
+    process's write and this run waits for it. `sync` carries one run's sync overrides (--full,
+    --mode, --allow-mass-removal).
 
     Raises an AppError (with its exit code and hint) before the first event when the run cannot
     start: unknown export, missing connection or consent, no API key, export already running.
@@ -46,6 +49,7 @@ async def run(
             resume=resume,
             dry_run=dry_run,
             retry_failed_of=retry_failed_of,
+            sync=sync,
         ):
             yield event
     finally:

@@ -30,13 +30,13 @@ from klaviyo_tui.events import Notice, Phase, ProgressEvent
 from klaviyo_tui.input.pipeline import email_keys
 from klaviyo_tui.klaviyo import KlaviyoClient
 from klaviyo_tui.run.sync.hashing import Hasher
+from klaviyo_tui.run.sync.options import REMOVAL_REASON
 from klaviyo_tui.run.sync.state import SyncState, keys_from
 from klaviyo_tui.store.history import HistoryStore
 from klaviyo_tui.store.sync_config import SyncSettings
 
 PER_REQUEST = 1_000
 _MEMBERS_AT_ONCE = 5_000
-REASON = "left the segment"
 
 
 def refusal(
@@ -156,5 +156,5 @@ async def remove(
             await client.remove_from_list(list_id, ids)
         await asyncio.to_thread(store.removal_state, run_id, record.batch_no, "done")
         removed += len(ids)
-        emit(Notice(f"removed {len(ids):,} profiles that left the segment"))
+        emit(Notice(f"removed {len(ids):,} profiles: {REMOVAL_REASON}"))
     return removed

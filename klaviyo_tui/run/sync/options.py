@@ -10,6 +10,8 @@ from klaviyo_tui.errors import ExitCode, RunError
 from klaviyo_tui.store.config import Connection, Export
 from klaviyo_tui.store.sync_config import MODES
 
+#: Why a mirror run removes a profile from the list (shown by `history show`).
+REMOVAL_REASON = "left the segment"
 #: How long a run waits for Klaviyo to show its subscriptions (live: 15-40 s after the call).
 SUBSCRIBE_WAIT_S = 120.0
 
