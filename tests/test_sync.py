@@ -359,3 +359,102 @@ async def test_unconfirmed_subscriptions_end_partial_and_are_retried(
         assert summary.total_rows == 3
         again, _ = await run(config, store, sync=options)
         assert again.counts[RowState.UNCHANGED.value] == 0  # not recorded as done: sent again
+
+
+# ---- kill and resume ---------------------------------------------------------------------------
+
+#: The CLI with removal requests of 50 ids (not 1,000), so a few hundred leavers take many
+#: requests at Klaviyo's 10 a second, and a kill lands between them.
+SMALL_REMOVALS_CLI = (
+    "import klaviyo_tui.run.sync.mirror as m; m.PER_REQUEST = 50; "
+    "from klaviyo_tui.cli.main import main; main()"
+)
+
+
+def test_mirror_killed_mid_removal_and_resumed(
+    tmp_path: Path, sandbox: SandboxServer, isolated_dirs: Path
+) -> None:
+    import json
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+
+    list_id = create_list(sandbox.base_url)
+    others = ["someone@else.com"]
+    add_others(sandbox.base_url, list_id, others)
+    rows = rows_of(1500)
+    source = write_customers(tmp_path / "c.csv", rows)
+    config_path = Path(os.environ["KLAVIYO_TUI_CONFIG"])
+
+    def configure(kept: list[dict[str, str]]) -> None:
+        write_customers(source, kept)
+        write_config(
+            config_path,
+            base_url=sandbox.base_url,
+            list_id=list_id,
+            sources={"main": source},
+            mapping={"email": "email", "first_name": "first_name"},
+            export_extra={"mode": "mirror", "max_removal_ratio": 1.0},
+        )
+
+    env = dict(os.environ, KLAVIYO_API_KEY=DEMO_KEY)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", SMALL_REMOVALS_CLI, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+
+    configure(rows)
+    assert cli("run", "customers").returncode == 0
+    configure(rows[:300])  # 1,200 left the segment: 24 removal requests
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SMALL_REMOVALS_CLI, "run", "customers"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "removed 50 profiles" in line:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    history = isolated_dirs / "data" / "history.sqlite3"
+    with sqlite3.connect(history) as db:
+        journal = db.execute(
+            "SELECT batch_no, state, profile_ids FROM sync_removals ORDER BY batch_no"
+        ).fetchall()
+    done_before = {n: json.loads(ids) for n, state, ids in journal if state == "done"}
+    assert len(journal) == 24 and 0 < len(done_before) < 24
+    members = set(list_emails(sandbox.base_url, list_id))
+    assert len(members) == 1501 - 50 * len(done_before)
+    # before resuming, five leavers of a request not sent yet are back in the segment
+    pending = next(n for n, state, _ in journal if state != "done")
+    back_ids = json.loads(journal[pending][2])[:5]
+    by_id = {
+        m["id"]: m["attributes"]["email"]
+        for m in sandbox_helpers.list_members(sandbox.base_url, list_id)
+    }
+    back = {by_id[i] for i in back_ids}
+    configure(rows[:300] + [r for r in rows if r["email"] in back])
+    resumed = cli("run", "customers", "--resume", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["sync"]["removed"] == 1200 - 5
+    with sqlite3.connect(history) as db:
+        after = db.execute(
+            "SELECT batch_no, state, profile_ids FROM sync_removals ORDER BY batch_no"
+        ).fetchall()
+    assert all(state == "done" for _, state, _ in after)
+    for n, ids in done_before.items():  # done before the kill: not planned or sent again
+        assert json.loads(after[n][2]) == ids
+    expected = {r["email"] for r in rows[:300]} | back | set(others)
+    assert set(list_emails(sandbox.base_url, list_id)) == expected
