@@ -33,6 +33,16 @@ SYNC_KEYS: tuple[str, ...] = (
     "max_removals",
     "subscribe",
 )
+#: What `exports edit --set` can change about sync (services/export_sync.py).
+SYNC_EDIT_KEYS: tuple[str, ...] = (
+    "mode",
+    "incremental",
+    "max_removal_ratio",
+    "max_removals",
+    "subscribe",  # off | email | sms | both
+    "subscribe.consented_at_column",
+    "subscribe.historical",
+)
 SUBSCRIBE_KEYS: tuple[str, ...] = (
     "channel",
     "consented_at_column",
