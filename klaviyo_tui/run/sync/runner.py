@@ -227,7 +227,8 @@ class SyncRun:
         if len(first) == 0 or len(keys) == 0:
             return np.zeros(len(keys), bool)
         idx = np.minimum(np.searchsorted(first, keys[:, 0]), len(first) - 1)
-        return first[idx] == keys[:, 0]
+        found: np.ndarray = first[idx] == keys[:, 0]
+        return found
 
     def filter(
         self, segment: str, payloads: pa.Array, rows: np.ndarray, emails: pa.Array
@@ -256,8 +257,8 @@ class SyncRun:
             if sub.sms:
                 phones = _phones(payloads)
                 if sub.channel == "sms":
-                    for i in np.flatnonzero(~refused):
-                        if phones[i] is None:
+                    for j in np.flatnonzero(~refused).tolist():
+                        if phones[j] is None:
                             refused[i] = True
                             reason = "no phone number to subscribe to SMS marketing"
                             rejects.append(

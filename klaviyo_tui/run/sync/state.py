@@ -97,7 +97,8 @@ class SyncState:
         if len(present_first) == 0:
             return np.ones(len(self), bool)
         idx = np.minimum(np.searchsorted(present_first, self.keys[:, 0]), len(present_first) - 1)
-        return present_first[idx] != self.keys[:, 0]
+        absent: np.ndarray = present_first[idx] != self.keys[:, 0]
+        return absent
 
 
 def sort_keys(keys: np.ndarray) -> np.ndarray:
