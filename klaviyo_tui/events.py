@@ -28,6 +28,10 @@ class RowState(enum.StrEnum):
     NOT_IN_LIST = (
         "not_in_list"  # confirmed, but the read-back (--verify) did not find it in the list
     )
+    # Sync modes (run/sync): a valid row confirmed by an earlier run with the same attributes,
+    # skipped by an incremental run; an imported row whose subscription Klaviyo did not show.
+    UNCHANGED = "unchanged"
+    SUBSCRIPTION_UNCONFIRMED = "subscription_unconfirmed"
 
     @property
     def label(self) -> str:
@@ -166,6 +170,8 @@ class RunSummary:
     plan: dict[str, object] = field(default_factory=dict)
     #: The read-back after the run (`--verify`): mode, checked, in_list, missing; None when off.
     verification: dict[str, object] | None = None
+    #: Sync figures (run/sync): mode, added, updated, unchanged, removed, subscribed, ...
+    sync: dict[str, object] = field(default_factory=dict)
 
     @property
     def total_rows(self) -> int:

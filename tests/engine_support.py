@@ -82,6 +82,7 @@ def write_config(
     filters: dict[str, str] | None = None,
     queries: dict[str, str] | None = None,
     export: str = "customers",
+    export_extra: dict[str, Any] | None = None,
 ) -> Config:
     """Write a config with one connection, one segment per source and one export; load it."""
     connection: dict[str, Any] = {
@@ -108,6 +109,9 @@ def write_config(
     }
     if schedule:
         export_table["schedule"] = schedule
+    mapping_table = export_table.pop("mapping")
+    export_table.update(export_extra or {})  # sync keys: mode, incremental, subscribe, ...
+    export_table["mapping"] = mapping_table
     document = {
         "connections": {"sandbox": connection},
         "segments": segments,

@@ -304,8 +304,9 @@ def test_declining_to_save_on_a_terminal_changes_nothing(source: Path) -> None:
 
 def test_the_cli_suggests_the_fields_the_builder_presets() -> None:
     """The builder's guesses (tui.widgets.columns) and the service's agree, column by column."""
-    from klaviyo_tui.services.exports import suggest_mapping
     from klaviyo_tui.tui.widgets.columns import FIELDS, LOCATION, guess_column
+
+    from klaviyo_tui.services.exports import suggest_mapping
 
     columns = ["Customer ID", "Phone", "first", "Surname", "Town", "State", "Postcode", "Street"]
     columns += ["country_code", "e-mail", "mobile"]

@@ -10,10 +10,14 @@ from klaviyo_tui.cli.context import CliContext, cli_context, pass_cli
 from klaviyo_tui.cli.exports_create import exports_create
 from klaviyo_tui.cli.output import emit_json, say
 from klaviyo_tui.cli.prompts import confirm, nothing_changed
+from klaviyo_tui.cli.sync_options import consent_given
 from klaviyo_tui.cli.views import export_json, mapping_json, parse_pairs
+from klaviyo_tui.errors import AppError
 from klaviyo_tui.run.progress import plural
 from klaviyo_tui.services import exports as service
 from klaviyo_tui.services.export_edit import edit_export
+from klaviyo_tui.services.export_sync import edit_sync
+from klaviyo_tui.services.exports import export_named
 from klaviyo_tui.services.segments import shown_source
 from klaviyo_tui.store.config import load_config
 
@@ -106,11 +110,22 @@ def exports_show(obj: CliContext, name: str, as_json: bool) -> None:
     metavar="KEY=VALUE",
     help="A change (repeatable). Keys: connection, list_id, list_name (found or created), "
     "schedule, default_region, filter, source, query, segments and properties (comma lists), "
-    "mapping.FIELD (e.g. mapping.first_name, mapping.location.city). An empty value clears it.",
+    "mapping.FIELD (e.g. mapping.first_name, mapping.location.city); sync: mode "
+    "(upsert|mirror), incremental, max_removal_ratio, max_removals, subscribe "
+    "(email|sms|both|off), subscribe.consented_at_column, subscribe.historical. An empty value "
+    "clears it.",
+)
+@click.option(
+    "--assert-consent",
+    "assert_consent",
+    is_flag=True,
+    help="Accept the subscribe consent text without being asked (scripts).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the export as saved, as JSON.")
 @pass_cli
-def exports_edit(obj: CliContext, name: str, pairs: tuple[str, ...], as_json: bool) -> None:
+def exports_edit(
+    obj: CliContext, name: str, pairs: tuple[str, ...], assert_consent: bool, as_json: bool
+) -> None:
     """Change export NAME, checked like create (the config's comments and other tables stay).
 
     \b
@@ -122,7 +137,9 @@ def exports_edit(obj: CliContext, name: str, pairs: tuple[str, ...], as_json: bo
     obj.as_json = as_json
     if not pairs:
         raise click.UsageError("nothing to change: give at least one --set key=value")
-    result = asyncio.run(edit_export(obj.config_path, name, parse_pairs(pairs, "--set")))
+    changes = parse_pairs(pairs, "--set")
+    asserted = _subscribe_consent(obj, name, changes, assert_consent, as_json)
+    result = asyncio.run(edit_export(obj.config_path, name, changes, consent_asserted=asserted))
     if as_json:
         emit_json(
             {
@@ -143,6 +160,23 @@ def exports_edit(obj: CliContext, name: str, pairs: tuple[str, ...], as_json: bo
     if result.rows is not None:
         say(f"{plural(result.rows, 'row')} to export (after the filter)")
     say(f"saved export {name!r} ({', '.join(result.changed)} changed)")
+
+
+def _subscribe_consent(
+    obj: CliContext, name: str, changes: dict[str, str], flag: bool, as_json: bool
+) -> bool:
+    """Ask for the consent assertion when the edit turns subscribe on or changes it."""
+    if not any(k == "subscribe" or k.startswith("subscribe.") for k in changes):
+        return False
+    export = export_named(obj.config(), name)
+    try:
+        settings = edit_sync(export.sync, changes)
+    except AppError:
+        return False  # the service reports it with the rest of the edit
+    sub = settings.subscribe
+    if sub is None or (export.sync.subscribe is not None and sub.asserted):
+        return False  # off, or unchanged: nothing new is asserted
+    return consent_given(sub, flag=flag, as_json=as_json)
 
 
 @exports_group.command("remove")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Literal
+from typing import Any, Literal
 
 import click
 
 from klaviyo_tui.cli.context import CliContext, pass_cli
 from klaviyo_tui.cli.output import emit_json, say
 from klaviyo_tui.cli.prompts import ask, choose, confirm, has_terminal, nothing_changed
+from klaviyo_tui.cli.sync_options import sync_create_options, sync_from_flags
 from klaviyo_tui.cli.views import export_json, parse_pairs
 from klaviyo_tui.errors import AppError
 from klaviyo_tui.run.progress import plural
@@ -303,6 +304,7 @@ def _summary(spec: ExportSpec) -> None:
 )
 @click.option("--schedule", metavar="CRON", help="When `run --due` runs it, e.g. '0 6 * * 1'.")
 @click.option("--default-region", "region", metavar="CC", help="Country of phones without +code.")
+@sync_create_options
 @click.option("--yes", is_flag=True, help="Save without the last question (on a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the saved export as JSON.")
 @pass_cli
@@ -324,6 +326,7 @@ def exports_create(
     region: str | None,
     yes: bool,
     as_json: bool,
+    **sync_flags: Any,
 ) -> None:
     """Create export NAME: which rows go to which Klaviyo list, checked before it is saved.
 
@@ -372,6 +375,7 @@ def exports_create(
         properties="all" if props_mode == "all" else tuple(props),
         schedule=schedule,
         default_region=region or "US",
+        sync=sync_from_flags(sync_flags, as_json=as_json),
     )
     missing = _missing(config, spec)
     asked = bool(missing) and has_terminal()

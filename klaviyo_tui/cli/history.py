@@ -63,16 +63,36 @@ def history(obj: CliContext, args: tuple[str, ...], as_json: bool) -> None:
     show_runs(args[0] if args else None, as_json=as_json)
 
 
+def _sync_cells(figures: dict[str, object]) -> str:
+    """added / updated / unchanged / removed / subscribed; blank for a run without sync."""
+    if not figures:
+        return ""
+
+    def n(key: str) -> str:
+        value = figures.get(key)
+        return f"{value:,}" if isinstance(value, int) else "-"
+
+    return (
+        f"  {n('added'):>8} {n('updated'):>8} {n('unchanged'):>9} {n('removed'):>8} "
+        f"{n('subscribed'):>10}"
+    )
+
+
 def show_runs(export: str | None, *, as_json: bool) -> None:
     records = service.runs(export)
+    syncs = service.runs_sync([r.id for r in records])
     if as_json:
-        emit_json([_record_json(r) for r in records])
+        emit_json([{**_record_json(r), "sync": syncs.get(r.id, {})} for r in records])
         return
     if not records:
         say("no runs yet" + (f" for export {export!r}" if export else ""))
         return
     header = f"{'RUN':>5}  {'EXPORT':<20} {'STARTED':<20} {'STATUS':<12} {'IMPORTED':>9} "
     header += f"{'WARNINGS':>9} {'INVALID':>8} {'REJECTED':>9} {'NOT SENT':>9}"
+    if syncs:
+        header += (
+            f"  {'ADDED':>8} {'UPDATED':>8} {'UNCHANGED':>9} {'REMOVED':>8} {'SUBSCRIBED':>10}"
+        )
     say(header)
     for r in records:
         c = r.counts
@@ -81,6 +101,7 @@ def show_runs(export: str | None, *, as_json: bool) -> None:
             f"{'dry run' if r.dry_run else r.status:<12} {c.get('imported', 0):>9,} "
             f"{c.get('imported_with_warnings', 0):>9,} {c.get('invalid', 0):>8,} "
             f"{c.get('rejected_by_klaviyo', 0):>9,} {c.get('not_sent', 0):>9,}"
+            + (_sync_cells(syncs.get(r.id, {})) if syncs else "")
         )
 
 
@@ -97,6 +118,10 @@ def show_run(run_id: int, *, as_json: bool) -> None:
         ]
         data["verification"] = verified.as_dict() if verified else None
         data["resumable"] = detail.resumable
+        data["sync"] = detail.sync
+        data["removals"] = [
+            {"profile_id": p, "state": s, "reason": why} for p, s, why in detail.removals
+        ]
         emit_json(data)
         return
     say(f"run {record.id}: export {record.export} -> list {record.list_id}")
@@ -117,6 +142,28 @@ def show_run(run_id: int, *, as_json: bool) -> None:
         say("  reasons:")
         for reason, state, count in detail.reasons[:20]:
             say(f"    {count:>8,}  {state:<24} {reason}")
+    _show_sync(detail)
     say(f"  rejects     {record.rejects_path or 'none'}")
     if detail.resumable:
         say(f"  resume with: klaviyo-tui run {record.export} --resume")
+
+
+def _show_sync(detail: service.RunDetail) -> None:
+    figures = detail.sync
+    if not figures:
+        return
+    say(f"  sync        mode {figures.get('mode')}, incremental {figures.get('incremental')}")
+    for key in ("added", "updated", "unchanged", "removed", "subscribed"):
+        if isinstance(figures.get(key), int):
+            say(f"  {key:<20}{figures[key]:>12,}")
+    if figures.get("full_reason"):
+        say(f"  every row sent once: {figures['full_reason']}")
+    if figures.get("refused"):
+        say(f"  refused     {figures['refused']}")
+    if detail.removals:
+        done = sum(1 for _, state, _ in detail.removals if state == "done")
+        say(f"  removals    {done:,} of {len(detail.removals):,} done:")
+        for profile_id, state, why in detail.removals[:20]:
+            say(f"    {profile_id}  {state:<8} {why}")
+        if len(detail.removals) > 20:
+            say(f"    … and {len(detail.removals) - 20:,} more (--json lists them all)")

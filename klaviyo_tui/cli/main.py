@@ -37,6 +37,7 @@ from klaviyo_tui.cli.sandbox import sandbox_command
 from klaviyo_tui.cli.segments import segments_group
 from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.events import RunSummary
+from klaviyo_tui.run.sync.options import SyncOptions
 from klaviyo_tui.store import paths
 from klaviyo_tui.store.config import Config
 
@@ -163,6 +164,19 @@ def demo() -> None:
     help="After the run, read the list back: every member (--verify), or N random confirmed "
     "rows (--verify=sample:N). Missing rows end not_in_list. Default: the export's verify.",
 )
+@click.option(
+    "--full", is_flag=True, help="Send every row once, even those an earlier run confirmed."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["upsert", "mirror"]),
+    help="This run only: upsert (never remove) or mirror (remove who left the segment).",
+)
+@click.option(
+    "--allow-mass-removal",
+    is_flag=True,
+    help="Mirror: remove even more of the list than the export's limits allow.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @pass_cli
 def run(
@@ -174,6 +188,9 @@ def run(
     due: bool,
     confirm_timeout: float | None,
     verify: str | None,
+    full: bool,
+    mode: str | None,
+    allow_mass_removal: bool,
     as_json: bool,
 ) -> None:
     """Run EXPORT now: progress on stderr, a one-line summary (or JSON) on stdout.
@@ -186,6 +203,8 @@ def run(
                                              again about unconfirmed rows
       klaviyo-tui run weekly --verify        read the whole list back after the run
       klaviyo-tui run weekly --verify=sample:500   look up 500 random confirmed rows
+      klaviyo-tui run weekly --full          send every row, not only new or changed ones
+      klaviyo-tui run weekly --mode mirror   also remove who left the segment (this run)
       klaviyo-tui run --due --json           every export whose schedule is due (cron)
     """
     obj.as_json = as_json
@@ -199,6 +218,7 @@ def run(
     if due:
         sys.exit(_run_due(config, as_json=as_json, flags=options))
     assert export_name is not None
+    sync = SyncOptions(full=full, mode=mode, allow_mass_removal=allow_mass_removal)
     summary = _run_one(
         config,
         export_name,
@@ -207,6 +227,7 @@ def run(
         retry_of=retry_of,
         as_json=as_json,
         flags=options,
+        sync=sync,
     )
     sys.exit(int(summary.exit_code))
 
@@ -247,6 +268,7 @@ def _run_one(
     retry_of: int | None = None,
     as_json: bool,
     flags: RunFlags | None = None,
+    sync: SyncOptions | None = None,
 ) -> RunSummary:
     from klaviyo_tui.services.runs import run as run_service
 
@@ -266,6 +288,7 @@ def _run_one(
             resume=resume,
             dry_run=dry_run,
             retry_failed_of=retry_of,
+            sync=sync,
             on_wait=lambda message: say(f"klaviyo-tui: {message}", err=True),
             confirm_timeout_minutes=flags.confirm_timeout,
             verify=flags.verify,

@@ -67,13 +67,14 @@ def format_summary(summary: RunSummary) -> str:
     if summary.dry_run:
         plan = summary.plan
         jobs = int(str(plan.get("jobs", 0)))
-        return (
+        text = (
             f"{head} (dry run): {c.get(RowState.INVALID.value, 0):,} invalid, "
             f"{c.get(RowState.DUPLICATE.value, 0):,} duplicates, "
             f"{plural(int(str(plan.get('profiles', 0))), 'profile')} to send in "
             f"{plural(jobs, 'job')}, about {plan.get('estimated_seconds', 0)}s at Klaviyo's rate "
             "limits"
         )
+        return text + format_sync(summary.sync, dry_run=True)
     parts = [
         f"{c.get(RowState.IMPORTED.value, 0):,} imported",
         f"{c.get(RowState.IMPORTED_WITH_WARNINGS.value, 0):,} imported with warnings",
@@ -85,6 +86,10 @@ def format_summary(summary: RunSummary) -> str:
     for state in (RowState.IMPORTED_WITH_WARNINGS, RowState.UNCONFIRMED, RowState.NOT_IN_LIST):
         if c.get(state.value):  # shown when they happen, so the usual line stays short
             parts.append(f"{c[state.value]:,} {state.label}")
+    if c.get(RowState.UNCHANGED.value):
+        parts.append(f"{c[RowState.UNCHANGED.value]:,} unchanged (skipped)")
+    if c.get(RowState.SUBSCRIPTION_UNCONFIRMED.value):
+        parts.append(f"{c[RowState.SUBSCRIPTION_UNCONFIRMED.value]:,} subscription unconfirmed")
     text = f"{head}: {', '.join(parts)} in {summary.duration_s:.1f}s"
     if summary.verification:
         text += f"; {describe_verification(summary.verification)}"
@@ -93,6 +98,44 @@ def format_summary(summary: RunSummary) -> str:
         if summary.rejects_path:
             text += f"; rejects: {summary.rejects_path}"
         text += ")"
+    return text + format_sync(summary.sync, dry_run=False)
+
+
+def _n(figures: dict[str, object], key: str) -> int:
+    value = figures.get(key, 0)
+    return value if isinstance(value, int) else 0
+
+
+def format_sync(figures: dict[str, object], *, dry_run: bool) -> str:
+    """The sync part of a summary: nothing for a plain upsert run that is not incremental."""
+    if not figures or (figures.get("mode") == "upsert" and not figures.get("incremental")):
+        return ""
+    verb = "to add" if dry_run else "added"
+    parts = [
+        f"{_n(figures, 'added'):,} {verb}",
+        f"{_n(figures, 'updated'):,} {'to update' if dry_run else 'updated'}",
+        f"{_n(figures, 'unchanged'):,} unchanged",
+    ]
+    if figures.get("mode") == "mirror":
+        if dry_run:
+            parts.append(
+                f"{_n(figures, 'removals'):,} at most to remove (about "
+                f"{figures.get('removal_seconds', 0)}s)"
+            )
+        else:
+            parts.append(f"{_n(figures, 'removed'):,} removed (left the segment)")
+    if "subscriptions" in figures:
+        parts.append(
+            f"{_n(figures, 'subscriptions'):,} to subscribe (about "
+            f"{figures.get('subscribe_seconds', 0)}s)"
+        )
+    elif "subscribed" in figures:
+        parts.append(f"{_n(figures, 'subscribed'):,} subscribed")
+    text = f"\n  {figures.get('mode')}: {', '.join(parts)}"
+    if figures.get("full_reason"):
+        text += f"\n  every row sent once: {figures['full_reason']}"
+    if figures.get("refused"):
+        text += f"\n  refused: {figures['refused']}"
     return text
 
 
@@ -109,6 +152,7 @@ def summary_json(summary: RunSummary) -> dict[str, object]:
         "error": safe_text(summary.error) if summary.error else None,
         **({"plan": summary.plan} if summary.dry_run else {}),
         **({"verification": summary.verification} if summary.verification else {}),
+        **({"sync": summary.sync} if summary.sync else {}),
     }
 
 

@@ -53,4 +53,28 @@ def export_json(export: Export, config: Config) -> dict[str, object]:
         "properties": [safe_text(p) for p in export.mapping.properties],
         "default_region": export.default_region,
         "schedule": export.schedule,
+        "sync": sync_json(export),
+    }
+
+
+def sync_json(export: Export) -> dict[str, object]:
+    """The export's sync settings (mode, incremental, removal limits, subscribe)."""
+    sync = export.sync
+    sub = sync.subscribe
+    return {
+        "mode": sync.mode,
+        "incremental": sync.incremental,
+        "max_removal_ratio": sync.max_removal_ratio,
+        "max_removals": sync.max_removals,
+        "subscribe": None
+        if sub is None
+        else {
+            "channel": sub.channel,
+            "consented_at_column": safe_text(sub.consented_at_column)
+            if sub.consented_at_column
+            else None,
+            "historical": sub.historical,
+            "asserted_at": sub.asserted_at,
+            "asserted_by": safe_text(sub.asserted_by) if sub.asserted_by else None,
+        },
     }

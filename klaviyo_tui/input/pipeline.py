@@ -31,7 +31,7 @@ normalized email (as sent); two different emails share a 64-bit hash with probab
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
 
@@ -168,10 +168,12 @@ def first_pass(
     segs: list[Segment],
     chunk_rows: int = CHUNK_ROWS,
     watches: dict[str, SourceWatch] | None = None,
+    on_keys: Callable[[pa.Array], None] | None = None,
 ) -> FirstPass:
     """Build the de-duplication and shared-identifier indexes and the property kinds.
 
     `watches` (by segment name) records what was read, for the full pass to compare against.
+    `on_keys` hears every chunk's normalised emails (run/sync: a mirror's segment keys).
     """
     mapping: Mapping = export.mapping
     index = DedupeIndex()
@@ -195,6 +197,8 @@ def first_pass(
                 if field == "phone_number" and tape is not None:
                     tape.write(positions, values)
                 shared.add(field, positions, pc.if_else(keys.is_valid(), values, None))
+            if on_keys is not None:  # sync hook (run/sync): every key of the segment
+                on_keys(keys)
             _release()
             for column in mapping.properties:
                 if kinds[column] == {"string"}:
@@ -211,6 +215,7 @@ def iter_validated(
     segments: MappingABC[str, Segment],
     *,
     chunk_rows: int = CHUNK_ROWS,
+    on_keys: Callable[[pa.Array], None] | None = None,
 ) -> Iterator[ValidatedChunk | PipelineStats]:
     """Validated chunks in input order, each followed by running stats; a final stats has done=True.
 
@@ -221,7 +226,7 @@ def iter_validated(
     # Settled before pass 1, so that pass 2 opens each file (and compares it) before anything else.
     wanted = {seg.name: _columns(segment_filter(seg), export.mapping.columns()) for seg in segs}
     watches: dict[str, SourceWatch] = {}
-    first = first_pass(export, segs, chunk_rows, watches)
+    first = first_pass(export, segs, chunk_rows, watches, on_keys)  # sync hook: on_keys
     try:
         yield from _full_pass(export, segs, first, chunk_rows, wanted, watches)
     finally:

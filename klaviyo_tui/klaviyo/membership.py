@@ -158,6 +158,39 @@ class MembershipOps(ClientBase):
                     found[profile_id] = None
         return list(found)
 
+    async def profile_subscriptions(self, emails: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The `subscriptions` object of each profile with one of `emails` (100 emails a call,
+        `GET /api/profiles` with `additional-fields[profile]=subscriptions`), by lower-cased
+        email. Emails without a profile are absent. Raises UnsearchableValue like
+        `list_members_by_email`."""
+        wanted = list(dict.fromkeys(e.strip() for e in emails if e and e.strip()))
+        quoted = {e: quote_filter(e) for e in wanted}
+        bad = tuple(e for e, q in quoted.items() if q is None)
+        if bad:
+            sample = ", ".join(repr(v) for v in bad[:3]) + (" …" if len(bad) > 3 else "")
+            raise UnsearchableValue(
+                f"{len(bad)} email value(s) cannot be looked up in Klaviyo (a backslash, both "
+                f"quote kinds or a control character): {sample}.",
+                bad,
+            )
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(wanted, MAX_FILTER_VALUES):
+            literals = ",".join(str(quoted[e]) for e in chunk)
+            async for item in self._pages(
+                "get_profiles",
+                "/api/profiles",
+                {
+                    "filter": f"any(email,[{literals}])",
+                    "additional-fields[profile]": "subscriptions",
+                    "page[size]": "100",
+                },
+            ):
+                attributes = as_dict(item.get("attributes"))
+                email = attributes.get("email")
+                if isinstance(email, str) and email:
+                    found[email.strip().lower()] = as_dict(attributes.get("subscriptions"))
+        return found
+
     async def subscribe_profiles(
         self, list_id: str, profiles: Sequence[SubscriptionProfile], *, historical: bool
     ) -> int:

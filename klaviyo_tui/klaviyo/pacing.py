@@ -66,6 +66,7 @@ OPERATIONS: dict[str, Operation] = {
         ),
         Operation("get_profiles_for_list", "reading a list's members", 75, 700, _JOBS_R),
         Operation("get_profile_ids_for_list", "looking up list members by email", 75, 700, _JOBS_R),
+        Operation("get_profiles", "reading profiles", 75, 700, ("profiles:read",)),
         Operation(
             "bulk_subscribe_profiles",
             "subscribing profiles",

@@ -48,6 +48,8 @@ from klaviyo_tui.run.options import RunOptions
 from klaviyo_tui.run.outcomes import first_profile
 from klaviyo_tui.run.reading import Step, produce
 from klaviyo_tui.run.summary import SummaryParts, exit_code, make_summary, unconfirmed_note
+from klaviyo_tui.run.sync.options import SyncOptions
+from klaviyo_tui.run.sync.runner import SyncRun
 from klaviyo_tui.store.config import Config, ConfigError, Export
 from klaviyo_tui.store.history import BatchRecord, HistoryStore
 
@@ -74,6 +76,7 @@ async def run_export(
     client: KlaviyoClient | None = None,
     confirm_timeout_minutes: float | None = None,
     verify: str | None = None,
+    sync: SyncOptions | None = None,
 ) -> AsyncIterator[ProgressEvent]:
     """Run one export, yielding progress; the last item is always a RunSummary.
 
@@ -86,6 +89,7 @@ async def run_export(
     options = RunOptions.of(export, confirm_timeout_minutes, verify)
     with export_lock(export.name):
         run = _ExportRun(export, config, api_key, store, dry_run=dry_run, options=options)
+        run.sync_options = sync or SyncOptions()  # sync hook: --full, --mode, mass removal
         async for event in run.execute(
             resume=resume, retry_failed_of=retry_failed_of, client=client
         ):
@@ -123,6 +127,8 @@ class _ExportRun:
         self.known: dict[tuple[str, int], str] = {}  # a resumed run's failures, for verify
         self.verification: dict[str, object] | None = None
         self.source_changed: SourceChanged | None = None  # the run stops, resumable
+        self.sync_options = SyncOptions()
+        self.sync: SyncRun | None = None  # sync hook (run/sync), set once the run record exists
 
     @property
     def _run(self) -> int:
@@ -161,6 +167,17 @@ class _ExportRun:
                 list_id=self.export.list_id,
                 dry_run=self.dry_run,
             )
+        self.sync = await SyncRun(  # sync hook: settle earlier runs, load the state
+            self.export,
+            self.connection,
+            self.store,
+            self._run,
+            self.sync_options,
+            dry_run=self.dry_run,
+            resumed=resume,
+            counts=self.tally.counts,
+            emit=self.events.put_nowait,
+        ).start()
         if retry_failed_of is not None:
             failures = await asyncio.to_thread(self.store.failures, retry_failed_of)
             self.retry_rows = {(f.segment, f.row) for f in failures if f.state == RowState.REJECTED}
@@ -197,6 +214,8 @@ class _ExportRun:
     def _summary(self, worker: asyncio.Task[None]) -> RunSummary:
         error = worker.exception()
         if error is None:
+            if self.sync is not None and self.sync.refused:  # sync hook: a dry run's refusal
+                return self._make_summary(ExitCode.USAGE, self.sync.refused)
             code = exit_code(self.tally, dry_run=self.dry_run)
             if code == ExitCode.INPUT:
                 return self._make_summary(
@@ -236,6 +255,7 @@ class _ExportRun:
             sample_payload=self.sample_payload,
             rejects_path=rejects_file.path_for(self.run_id) if self.run_id is not None else None,
             verification=self.verification,
+            sync=self.sync.figures() if self.sync is not None else {},  # sync hook
         )
         return make_summary(parts, self.tally, code, error)
 
@@ -244,6 +264,8 @@ class _ExportRun:
         if self.run_id is None:
             return
         self.store.finish_run(self.run_id, summary)
+        if self.sync is not None and summary.sync:  # sync hook
+            self.sync.record(summary.sync)
 
     # ---- the work ---------------------------------------------------------------------------
 
@@ -270,6 +292,8 @@ class _ExportRun:
                 f"lists, `klaviyo-tui exports edit {self.export.name} --set list_id=ID` sets one",
                 exit_code=ExitCode.USAGE,
             ) from error
+        if self.sync is not None:  # sync hook: a mirror's list size, for its removal limit
+            await self.sync.prepare(client)
         batches: asyncio.Queue[Batch | BaseException | None] = asyncio.Queue(
             maxsize=READ_AHEAD_BATCHES
         )
@@ -302,6 +326,8 @@ class _ExportRun:
             await _all_or_first_failure(tasks)
             if self.source_changed is not None:
                 raise self.source_changed
+            if self.sync is not None:  # sync hook: removals, then subscriptions
+                await self.sync.after_import(client)
             if collector is not None and not self.dry_run:
                 await self._verify(client, collector)
         finally:
@@ -360,7 +386,7 @@ class _ExportRun:
         Ends the queue with None, or hands a failure to the consumer; on cancel it just stops (the
         consumer is gone, and a put could block forever on a full queue).
         """
-        produced = produce(self.export, self.config, self.retry_rows)
+        produced = produce(self.export, self.config, self.retry_rows, self.sync)  # sync hook
         loop = asyncio.get_running_loop()
         # One thread for the whole read: pandas/Arrow keep their per-thread arenas warm.
         reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="klaviyo-tui-read")
@@ -376,8 +402,9 @@ class _ExportRun:
             reader.shutdown(wait=False)
             with contextlib.suppress(ValueError):  # still running in its thread after a cancel
                 produced.close()
+        to_send = self.tally.valid - self.tally.counts[RowState.UNCHANGED]  # sync hook
         self.events.put_nowait(
-            JobsPlanned(jobs=self.planned_jobs, profiles=self.tally.valid, total=self.tally.read)
+            JobsPlanned(jobs=self.planned_jobs, profiles=to_send, total=self.tally.read)
         )
         await out.put(None)
 
@@ -388,6 +415,7 @@ class _ExportRun:
                 self.tally.counts[reject.state] += 1
         if step.warnings and not self.dry_run:  # recorded now, counted once Klaviyo confirms
             await asyncio.to_thread(self.store.add_failures, self._run, step.warnings)
+        self.tally.counts[RowState.UNCHANGED] += step.unchanged  # sync hook
         self.tally.read = step.read
         self.tally.valid = step.valid
         self.tally.total = step.total

@@ -14,7 +14,13 @@ from klaviyo_tui.run.outcomes import masked
 #: A rough allowance for the last jobs to finish inside Klaviyo, for dry-run estimates.
 JOB_FINISH_S = 5.0
 #: Rows in these states keep a run from exit code 0.
-NOT_DONE = (RowState.REJECTED, RowState.NOT_SENT, RowState.UNCONFIRMED, RowState.NOT_IN_LIST)
+NOT_DONE = (
+    RowState.REJECTED,
+    RowState.NOT_SENT,
+    RowState.UNCONFIRMED,
+    RowState.NOT_IN_LIST,
+    RowState.SUBSCRIPTION_UNCONFIRMED,
+)
 
 
 def exit_code(tally: Tally, *, dry_run: bool) -> ExitCode:
@@ -50,6 +56,7 @@ class SummaryParts:
     sample_payload: bytes | None
     rejects_path: Path | None
     verification: dict[str, object] | None
+    sync: dict[str, object]  # run/sync figures: added, updated, unchanged, removed, subscribed
 
 
 def make_summary(
@@ -76,6 +83,7 @@ def make_summary(
         dry_run=parts.dry_run,
         plan=plan,
         verification=parts.verification,
+        sync=parts.sync,
     )
 
 
@@ -84,7 +92,7 @@ def _plan(parts: SummaryParts, tally: Tally) -> dict[str, object]:
     op = OPERATIONS["bulk_import_profiles"]
     return {
         "jobs": jobs,
-        "profiles": tally.valid,
+        "profiles": tally.valid - tally.counts[RowState.UNCHANGED],  # unchanged rows are skipped
         # Klaviyo's rate limit bounds the upload; jobs then take a few seconds to finish.
         "estimated_seconds": round(least_seconds_for(op, jobs) + JOB_FINISH_S, 1),
         "rate_tier": f"{op.burst}/s burst, {op.steady}/min steady (bulk import jobs)",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from klaviyo_tui.services.connections import connection_named
+from klaviyo_tui.services.export_sync import check_sync, edit_sync
 from klaviyo_tui.services.exports import (
     EDIT_KEYS,
     MAPPABLE_FIELDS,
@@ -127,11 +128,14 @@ def _fields(export: Export, changes: dict[str, str]) -> dict[str, str]:
     return fields
 
 
-async def edit_export(config_path: Path, name: str, changes: dict[str, str]) -> SavedExport:
+async def edit_export(
+    config_path: Path, name: str, changes: dict[str, str], *, consent_asserted: bool = False
+) -> SavedExport:
     """Apply `changes` (key -> new text; empty text clears an optional key) to export `name`.
 
     Raises an AppError saying what to change; nothing is written then. `changed` in the result
-    is empty when the export already was as asked."""
+    is empty when the export already was as asked. `consent_asserted`: the person accepted the
+    subscribe consent text (needed when subscribe is turned on or what it asserts changes)."""
     check_keys(list(changes))
     config = await asyncio.to_thread(load_config, config_path)
     export = export_named(config, name)
@@ -189,7 +193,12 @@ async def edit_export(config_path: Path, name: str, changes: dict[str, str]) -> 
         mapping=mapping,
         default_region=region,
         schedule=schedule,
+        sync=edit_sync(export.sync, changes, consent_asserted=consent_asserted),
     )
+    if new.sync != export.sync or reads_columns & changes.keys():
+        infos = [await asyncio.to_thread(inspect_source, s) for s in segments]
+        for info in infos:
+            check_sync(new.sync, new.mapping, info.columns)
     changed = [
         f.name
         for f in dataclasses.fields(Export)

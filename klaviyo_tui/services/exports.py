@@ -37,6 +37,7 @@ from klaviyo_tui.store.config import (
     load_config,
 )
 from klaviyo_tui.store.config_store import ConfigStore
+from klaviyo_tui.store.sync_config import SYNC_EDIT_KEYS, SyncSettings
 
 #: Every field a column can be mapped to: profile fields, then `location.city` and the like.
 MAPPABLE_FIELDS: tuple[str, ...] = (*PROFILE_FIELDS, *(f"location.{f}" for f in LOCATION_FIELDS))
@@ -53,6 +54,7 @@ EDIT_KEYS: tuple[str, ...] = (
     "segments",
     "properties",
     *(f"mapping.{f}" for f in MAPPABLE_FIELDS),
+    *SYNC_EDIT_KEYS,
 )
 # Column names (lower-case, letters and digits only) that suggest a field, as the builder guesses.
 _GUESSES: dict[str, tuple[str, ...]] = {
@@ -91,6 +93,8 @@ class ExportSpec:
     properties: tuple[str, ...] | Literal["all"] = ()
     schedule: str | None = None
     default_region: str = "US"
+    #: New exports are incremental; `services.export_sync.new_sync` builds other settings.
+    sync: SyncSettings = SyncSettings(incremental=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +302,10 @@ async def create_export(config_path: Path, spec: ExportSpec) -> SavedExport:
     mapping = build_mapping(fields, spec.properties, infos[0].columns)
     for segment, info in zip(segments, infos, strict=True):
         check_columns(mapping, segment, info.columns)
+    from klaviyo_tui.services.export_sync import check_sync  # it imports this module
+
+    for info in infos:
+        check_sync(spec.sync, mapping, info.columns)
     rows = 0
     for segment in segments:
         rows += await asyncio.to_thread(count_rows, segment)
@@ -311,6 +319,7 @@ async def create_export(config_path: Path, spec: ExportSpec) -> SavedExport:
         mapping=mapping,
         default_region=region,
         schedule=schedule,
+        sync=spec.sync,
     )
     new_segments = [s for s in segments if s.name not in config.segments]
     await asyncio.to_thread(_save_new, config_path, export, new_segments)

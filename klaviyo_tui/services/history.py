@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from klaviyo_tui.run import rejects
+from klaviyo_tui.run.sync.options import REMOVAL_REASON
 from klaviyo_tui.store.history import HistoryStore, RunRecord, Verification
 
-__all__ = ["RunDetail", "RunRecord", "last_runs", "run_detail", "runs", "write_rejects"]
+__all__ = [
+    "RunDetail",
+    "RunRecord",
+    "last_runs",
+    "run_detail",
+    "runs",
+    "runs_sync",
+    "write_rejects",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,12 +26,21 @@ class RunDetail:
     reasons: list[tuple[str, str, int]]  # (reason, state, count), most frequent first
     resumable: bool  # the export's latest real run, interrupted or with unconfirmed rows
     verification: Verification | None = None  # the read-back after the run (--verify)
+    sync: dict[str, object] = field(default_factory=dict)  # added, updated, unchanged, ...
+    removals: list[tuple[str, str, str]] = field(default_factory=list)  # (profile id, state, why)
 
 
 def runs(export: str | None = None, limit: int = 200) -> list[RunRecord]:
     """Newest first. Blocks (SQLite): use a thread."""
     with HistoryStore.open_for_reading() as store:
         return store.runs(export, limit=limit)
+
+
+def runs_sync(run_ids: list[int]) -> dict[int, dict[str, object]]:
+    """Each run's sync figures (added, updated, unchanged, removed, subscribed), if it has
+    any. Blocks (SQLite): use a thread."""
+    with HistoryStore.open_for_reading() as store:
+        return store.runs_sync(run_ids)
 
 
 def last_runs(limit: int = 500) -> dict[str, RunRecord]:
@@ -42,11 +60,18 @@ def run_detail(run_id: int) -> RunDetail | None:
         if record is None:
             return None
         latest = store.resumable_run(record.export)
+        removals = [
+            (profile_id, batch.state, REMOVAL_REASON)
+            for batch in store.removals(run_id)
+            for profile_id in batch.profile_ids
+        ]
         return RunDetail(
             record,
             store.failure_reasons(run_id),
             latest is not None and latest.id == run_id,
             store.verification(run_id),
+            store.run_sync(run_id),
+            removals,
         )
 
 

@@ -11,6 +11,7 @@ from klaviyo_tui.events import ProgressEvent
 from klaviyo_tui.run.engine import check_runnable, run_export
 from klaviyo_tui.run.options import RunOptions
 from klaviyo_tui.run.schedule import is_due
+from klaviyo_tui.run.sync.options import SyncOptions
 from klaviyo_tui.services.connections import api_key_for
 from klaviyo_tui.services.exports import export_named
 from klaviyo_tui.store.config import Config, Export
@@ -27,6 +28,7 @@ async def run(
     on_wait: Callable[[str], None] | None = None,
     confirm_timeout_minutes: float | None = None,
     verify: str | None = None,
+    sync: SyncOptions | None = None,
 ) -> AsyncIterator[ProgressEvent]:
     """Run an export: progress events, ending with its RunSummary.
 
@@ -34,7 +36,8 @@ async def run(
     `run_export`).
 
     `on_wait` hears (from a worker thread) when the history database is busy with another
-    process's write and this run waits for it.
+    process's write and this run waits for it. `sync` carries one run's sync overrides (--full,
+    --mode, --allow-mass-removal).
 
     Raises an AppError (with its exit code and hint) before the first event when the run cannot
     start: unknown export, missing connection or consent, no API key, export already running.
@@ -55,6 +58,7 @@ async def run(
             retry_failed_of=retry_failed_of,
             confirm_timeout_minutes=confirm_timeout_minutes,
             verify=verify,
+            sync=sync,
         ):
             yield event
     finally:

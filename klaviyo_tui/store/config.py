@@ -33,6 +33,7 @@ from klaviyo_tui.klaviyo.urls import base_url_problem
 from klaviyo_tui.redaction import KEY_PATTERN, mask_key
 from klaviyo_tui.store import paths
 from klaviyo_tui.store.secrets import ENV_VAR
+from klaviyo_tui.store.sync_config import SYNC_KEYS, SyncSettings, parse_sync
 
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
 DEFAULT_REVISION = "2026-07-15"
@@ -148,6 +149,7 @@ class Export:
     confirm_timeout_minutes: float | None = None  # a job's no-progress deadline (default 30)
     verify: str = "off"  # read the list back after a run: off | full | sample:N
     on_invalid_field: str = DEFAULT_FIELD_POLICY  # one of FIELD_POLICIES
+    sync: SyncSettings = SyncSettings()  # mode, incremental, removals, subscribe (sync_config)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +191,7 @@ _EXPORT_KEYS = (
     "default_region",
     "schedule",
     "on_invalid_field",
+    *SYNC_KEYS,
     "mapping",
     "confirm_timeout_minutes",
     "verify",
@@ -342,6 +345,7 @@ def _export(name: str, data: dict[str, Any], path: Path) -> Export:
         confirm_timeout_minutes=_minutes(data, "confirm_timeout_minutes", path, table),
         verify=_verify(data, path, table),
         on_invalid_field=_field_policy(data, path, table),
+        sync=parse_sync(data, path, table, as_error=ConfigError),
     )
 
 

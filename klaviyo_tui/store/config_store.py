@@ -51,6 +51,7 @@ from klaviyo_tui.store.config import (
     config_from_data,
     read_document,
 )
+from klaviyo_tui.store.sync_config import DEFAULT_MAX_REMOVAL_RATIO, SUBSCRIBE_KEYS, SyncSettings
 from klaviyo_tui.store.toml_edit import Leaf, Part, Sub, build, drop, emptied, merge, parts, same
 
 _HEADER = (
@@ -102,7 +103,28 @@ def export_spec(e: Export) -> Sub:
     """The export's keys, then `[...mapping]` (a header when new) with `location = {...}`."""
     location = Sub({f: Leaf(e.mapping.location.get(f)) for f in LOCATION_FIELDS}, inline=True)
     mapping = {**_leaves(e.mapping, MAPPING_FIELDS, e.name), "location": location}
-    return Sub({**_leaves(e, EXPORT_FIELDS, e.name), "mapping": Sub(mapping, inline=False)})
+    return Sub(
+        {
+            **_leaves(e, EXPORT_FIELDS, e.name),
+            **_sync_spec(e.sync),
+            "mapping": Sub(mapping, inline=False),
+        }
+    )
+
+
+def _sync_spec(sync: SyncSettings) -> dict[str, Leaf | Sub]:
+    """The sync keys (store/sync_config.py); `subscribe` is an inline table, gone when off."""
+    sub = sync.subscribe
+    subscribe: dict[str, Leaf | Sub] = {
+        k: Leaf(getattr(sub, k) if sub is not None else None) for k in SUBSCRIBE_KEYS
+    }
+    return {
+        "mode": Leaf(sync.mode, "upsert"),
+        "incremental": Leaf(sync.incremental, False),
+        "max_removal_ratio": Leaf(sync.max_removal_ratio, DEFAULT_MAX_REMOVAL_RATIO),
+        "max_removals": Leaf(sync.max_removals),
+        "subscribe": Sub(subscribe, inline=True),
+    }
 
 
 def _item_parts(doc: TOMLDocument, kind: str, name: str) -> list[Part]:

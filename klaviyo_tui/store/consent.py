@@ -7,6 +7,7 @@ import getpass
 from datetime import UTC, datetime
 
 from klaviyo_tui.store.config import Connection
+from klaviyo_tui.store.sync_config import Subscribe
 
 CONSENT_TITLE = "Data privacy and compliance"
 CONSENT_TEXT = (
@@ -29,3 +30,48 @@ def accept(connection: Connection, *, now: datetime | None = None) -> Connection
     except (OSError, KeyError):
         user = "unknown"
     return dataclasses.replace(connection, consent_accepted_at=when, consent_accepted_by=user)
+
+
+SUBSCRIBE_CONSENT_TITLE = "Marketing consent"
+
+
+def subscribe_consent_text(channel: str, historical: bool, column: str | None) -> str:
+    """Exactly what a person asserts when an export subscribes its rows (CLI and builder)."""
+    what = {
+        "email": "email marketing",
+        "sms": "SMS marketing",
+        "both": "email and SMS marketing",
+    }.get(channel, channel)
+    when = (
+        f"at the time given in column {column!r} of each row"
+        if column
+        else "before this export runs"
+    )
+    how = (
+        "Klaviyo records that consent as given at that time and sends no confirmation message "
+        "(a historical import), so a row without a past consent time is refused."
+        if historical
+        else "Klaviyo records the consent now; on a double opt-in list it first sends each "
+        "customer a confirmation message."
+    )
+    return (
+        f"This export subscribes every row it sends to {what} on its Klaviyo list.\n\n"
+        f"You assert that each of these customers gave you their consent to receive {what}, "
+        f"{when}, in a way the laws that apply to you accept (for example GDPR, CAN-SPAM, TCPA), "
+        "and that you can show that consent if asked.\n\n"
+        f"{how} Subscribing also lifts an earlier unsubscribe or suppression of these customers "
+        "in Klaviyo. Removing a customer from the list later does not withdraw the consent."
+    )
+
+
+SUBSCRIBE_CONSENT_TEXT = subscribe_consent_text("email", True, "consented_at")
+
+
+def assert_subscribe(subscribe: Subscribe, *, now: datetime | None = None) -> Subscribe:
+    """The subscribe settings with the assertion recorded: when (UTC) and by which OS user."""
+    when = (now or datetime.now(UTC)).replace(microsecond=0).isoformat()
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        user = "unknown"
+    return dataclasses.replace(subscribe, asserted_at=when, asserted_by=user)

@@ -28,7 +28,7 @@ from pathlib import Path
 from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.store.history_holder import Holder, describe_writer, find_writer
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Schema 1, as the first release created it. Later versions are explicit steps in MIGRATIONS.
 SCHEMA = (
     """CREATE TABLE runs (
@@ -75,6 +75,32 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     3: (
         "ALTER TABLE failures ADD COLUMN email TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE failures ADD COLUMN source_values TEXT",
+    ),
+    # 4: sync modes (run/sync, store/export_state). Per export, the confirmed rows as compact
+    # keyed hashes (sorted arrays in chunks, not a row per customer: 1M rows load in
+    # milliseconds); per run, its sync figures, the hashes of its batches until they are
+    # merged, and the journal of its list removals.
+    4: (
+        "ALTER TABLE runs ADD COLUMN sync TEXT",
+        """CREATE TABLE sync_state (
+            export TEXT NOT NULL, chunk INTEGER NOT NULL, keys BLOB NOT NULL,
+            hashes BLOB NOT NULL, PRIMARY KEY (export, chunk))""",
+        """CREATE TABLE sync_basis (
+            export TEXT PRIMARY KEY, basis TEXT NOT NULL, entries INTEGER NOT NULL,
+            run_id INTEGER, updated_at TEXT NOT NULL)""",
+        """CREATE TABLE sync_runs (
+            run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+            export TEXT NOT NULL, basis TEXT NOT NULL, settled INTEGER NOT NULL DEFAULT 0)""",
+        "CREATE INDEX sync_runs_open ON sync_runs(export, settled)",
+        """CREATE TABLE sync_batches (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            batch_no INTEGER NOT NULL, keys BLOB NOT NULL, hashes BLOB NOT NULL,
+            known BLOB NOT NULL, rows BLOB NOT NULL, segments TEXT NOT NULL,
+            PRIMARY KEY (run_id, batch_no))""",
+        """CREATE TABLE sync_removals (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            batch_no INTEGER NOT NULL, state TEXT NOT NULL, profile_ids TEXT NOT NULL,
+            keys BLOB NOT NULL, PRIMARY KEY (run_id, batch_no))""",
     ),
 }
 TABLES = ("batches", "export_rows", "failures", "runs")  # every version has these

@@ -1,0 +1,374 @@
+"""One run's sync work, called from the engine's hooks (each marked "sync hook" there).
+
+- `open` (before reading): merges finished earlier runs into the export's state (settle.py),
+  and decides whether rows confirmed before can be skipped (incremental) or the run is full,
+  and why (the mapping, list, connection or subscribe settings changed; --full).
+- `before_reading`, `on_keys`, `presence_ready`, `filter`, `packed` (reading thread): the
+  consent pass (subscribe), every segment key from the pipeline's first pass (mirror), the
+  removal limits checked before the first batch, each chunk's rows hashed and compared with
+  the state in bulk, and each packed batch's hashes journaled.
+- `after_import` (event loop, after every job is confirmed): mirror removals, then
+  subscriptions and their read-back.
+- `figures` and `record`: added / updated / unchanged / removed / subscribed for the summary
+  and the run's history record.
+
+Counts add up: every valid row is sent (imported, rejected, not sent, ...) or `unchanged`
+(confirmed by an earlier run with the same attributes, skipped by this one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from klaviyo_tui.events import Notice, ProgressEvent, Reject, RowState
+from klaviyo_tui.input.batching import Batch
+from klaviyo_tui.klaviyo import KlaviyoClient
+from klaviyo_tui.run.sync import mirror, plan
+from klaviyo_tui.run.sync.hashing import Hasher
+from klaviyo_tui.run.sync.options import MassRemoval, SyncOptions, basis_of, same_place, why_full
+from klaviyo_tui.run.sync.settle import confirmed_of, settle
+from klaviyo_tui.run.sync.state import SyncState
+from klaviyo_tui.run.sync.subscribe import (
+    ConsentTimes,
+    SubRow,
+    consent_problems,
+    read_consent,
+    subscribe,
+)
+from klaviyo_tui.store.config import Connection, Export, Segment
+from klaviyo_tui.store.export_state import SyncBatchRecord
+from klaviyo_tui.store.history import HistoryStore
+
+_NAT = np.iinfo(np.int64).min
+
+
+def _runs(segments: list[str]) -> list[tuple[str, int]]:
+    runs: list[tuple[str, int]] = []
+    for seg in segments:
+        if runs and runs[-1][0] == seg:
+            runs[-1] = (seg, runs[-1][1] + 1)
+        else:
+            runs.append((seg, 1))
+    return runs
+
+
+def _phones(payloads: pa.Array) -> list[str | None]:
+    out: list[str | None] = []
+    for payload in payloads.to_pylist():
+        attrs = orjson.loads(payload).get("attributes") or {}
+        phone = attrs.get("phone_number") if isinstance(attrs, dict) else None
+        out.append(phone if isinstance(phone, str) and phone else None)
+    return out
+
+
+_Part = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str | None]]
+
+
+class _Queue:
+    """Hashes of rows handed to the packer, in order: each packed batch takes its share."""
+
+    def __init__(self) -> None:
+        self.parts: list[_Part] = []
+
+    def put(
+        self,
+        keys: np.ndarray,
+        hashes: np.ndarray,
+        known: np.ndarray,
+        consent: np.ndarray,
+        phones: list[str | None],
+    ) -> None:
+        if len(keys):
+            self.parts.append((keys, hashes, known, consent, phones))
+
+    def take(
+        self, n: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str | None]]:
+        got: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str | None]]] = []
+        while n:
+            keys, hashes, known, consent, phones = self.parts[0]
+            k = min(n, len(keys))
+            got.append((keys[:k], hashes[:k], known[:k], consent[:k], phones[:k]))
+            if k == len(keys):
+                self.parts.pop(0)
+            else:
+                self.parts[0] = (keys[k:], hashes[k:], known[k:], consent[k:], phones[k:])
+            n -= k
+        return (
+            np.concatenate([g[0] for g in got]),
+            np.concatenate([g[1] for g in got]),
+            np.concatenate([g[2] for g in got]),
+            np.concatenate([g[3] for g in got]),
+            [p for g in got for p in g[4]],
+        )
+
+
+class SyncRun:
+    def __init__(
+        self,
+        export: Export,
+        connection: Connection,
+        store: HistoryStore,
+        run_id: int,
+        options: SyncOptions,
+        *,
+        dry_run: bool,
+        resumed: bool,
+        counts: dict[RowState, int],
+        emit: Callable[[ProgressEvent], None],
+    ) -> None:
+        settings = export.sync
+        if options.mode is not None:
+            settings = replace(settings, mode=options.mode)
+        self.export, self.connection, self.store = export, connection, store
+        self.run_id, self.options, self.settings = run_id, options, settings
+        self.dry_run, self.resumed = dry_run, resumed
+        self.counts, self.emit = counts, emit
+        self.mirror = settings.mirror
+        self.subscribe = settings.subscribe
+        self.incremental = settings.incremental and not options.full
+        self.state = SyncState.empty()
+        self.skip = False  # rows confirmed before with the same hash are skipped
+        self.full_reason: str | None = None
+        self.list_size: int | None = None
+        self.consent: ConsentTimes | None = None
+        self.present_first = np.zeros(0, np.uint64)
+        self._present: list[np.ndarray] = []
+        self._ready = False
+        self.leavers = SyncState.empty()
+        self.refused: str | None = None
+        self.planned = {"added": 0, "updated": 0, "unchanged": 0}
+        self.removed = 0
+        self.subscribed = 0
+        self._queue = _Queue()
+        self._subs: dict[int, list[SubRow]] = {}
+        self.hasher: Hasher
+
+    # ---- before reading -------------------------------------------------------------------
+
+    async def start(self) -> SyncRun:
+        """Settle earlier runs and load the state (in a thread); say why a run is full."""
+        await asyncio.to_thread(self._open)
+        if self.full_reason:
+            self.emit(Notice(f"sending every row once: {self.full_reason}"))
+        return self
+
+    def _open(self) -> None:
+        store, name = self.store, self.export.name
+        self.hasher = Hasher.of(store)
+        basis = basis_of(self.export, self.connection)
+        if not self.dry_run:
+            store.sync_run_opened(self.run_id, name, basis)
+        if self.resumed:
+            store.clear_failures(self.run_id, [RowState.SUBSCRIPTION_UNCONFIRMED])
+        state, stored = settle(store, name, but=self.run_id, persist=not self.dry_run)
+        if stored is not None and same_place(stored, basis):
+            self.state = state  # what this tool added to this very list
+        reason = why_full(stored, basis, empty=len(self.state) == 0)
+        if self.options.full:
+            reason = "--full was given"
+        if self.settings.incremental:
+            self.full_reason = reason
+        self.skip = self.incremental and reason is None
+
+    async def prepare(self, client: KlaviyoClient) -> None:
+        """Mirror: the list's size, the base of `max_removal_ratio`."""
+        if self.mirror:
+            _, self.list_size = await client.list_with_count(self.export.list_id)
+
+    # ---- the reading thread ---------------------------------------------------------------
+
+    def before_reading(self, segments: list[Segment]) -> None:
+        sub = self.subscribe
+        if sub is not None and sub.consented_at_column:
+            column = sub.consented_at_column
+            self.consent = read_consent(self.export, segments, column, self.hasher)
+
+    def on_keys(self, keys: pa.Array) -> None:
+        """Every normalised email of the segment (the pipeline's first pass; nulls included)."""
+        valid = keys.filter(keys.is_valid())
+        if len(valid):
+            self._present.append(self.hasher.keys(valid)[:, 0])
+
+    def presence_ready(self) -> None:
+        """The whole segment is known: find who left, and refuse before anything is sent."""
+        if self._ready:
+            return
+        self._ready = True
+        if not self.mirror:
+            return
+        parts = self._present
+        self.present_first = np.unique(np.concatenate(parts)) if parts else self.present_first
+        self._present = []
+        absent = self.state.absent(self.present_first)
+        self.leavers = SyncState(self.state.keys[absent], self.state.hashes[absent])
+        message = mirror.refusal(
+            self.export.name,
+            len(self.leavers),
+            self.list_size,
+            len(self.state),
+            len(self.present_first) == 0,
+            self.settings,
+        )
+        if message and not self.options.allow_mass_removal:
+            if not self.dry_run:
+                raise MassRemoval(message)
+            self.refused = message
+
+    def present(self, keys: np.ndarray) -> np.ndarray:
+        first = self.present_first
+        if len(first) == 0 or len(keys) == 0:
+            return np.zeros(len(keys), bool)
+        idx = np.minimum(np.searchsorted(first, keys[:, 0]), len(first) - 1)
+        found: np.ndarray = first[idx] == keys[:, 0]
+        return found
+
+    def filter(
+        self, segment: str, payloads: pa.Array, rows: np.ndarray, emails: pa.Array
+    ) -> tuple[np.ndarray, list[Reject], int]:
+        """Which rows to send (a mask), consent refusals, and how many rows are unchanged."""
+        keys = self.hasher.keys(emails)
+        hashes = self.hasher.rows(payloads)
+        known, unchanged = self.state.classify(keys, hashes)
+        if not self.skip:
+            unchanged[:] = False
+        refused = np.zeros(len(keys), bool)
+        rejects: list[Reject] = []
+        consent = np.full(len(keys), _NAT, np.int64)
+        phones: list[str | None] = [None] * len(keys)
+        sub = self.subscribe
+        if sub is not None:
+            if self.consent is not None:
+                consent = self.consent.lookup(keys)
+            if sub.historical:
+                now = int(datetime.now(UTC).timestamp() * 1e9)
+                raw = self.consent.raw if self.consent else {}
+                for i, value, reason in consent_problems(sub, consent, keys, raw, now):
+                    refused[i] = True
+                    column = sub.consented_at_column or ""
+                    rejects.append(Reject(int(rows[i]), segment, column, value, reason))
+            if sub.sms:
+                phones = _phones(payloads)
+                if sub.channel == "sms":
+                    for j in np.flatnonzero(~refused).tolist():
+                        if phones[j] is None:
+                            refused[j] = True
+                            reason = "no phone number to subscribe to SMS marketing"
+                            rejects.append(
+                                Reject(int(rows[j]), segment, "phone_number", "", reason)
+                            )
+        unchanged &= ~refused
+        keep = ~unchanged & ~refused
+        self.planned["added"] += int((keep & ~known).sum())
+        self.planned["updated"] += int((keep & known).sum())
+        self.planned["unchanged"] += int(unchanged.sum())
+        if not keep.all():
+            phones = [phones[i] for i in np.flatnonzero(keep)]
+        self._queue.put(keys[keep], hashes[keep], known[keep], consent[keep], phones)
+        rejects.sort(key=lambda r: r.row)
+        return keep, rejects, int(unchanged.sum())
+
+    def packed(self, batches: list[Batch]) -> None:
+        for batch in batches:
+            keys, hashes, known, consent, phones = self._queue.take(batch.count)
+            segments = batch.segments
+            rows = batch.rows
+            record = SyncBatchRecord(
+                batch.number,
+                np.ascontiguousarray(keys).tobytes(),
+                hashes.tobytes(),
+                known.astype(np.uint8).tobytes(),
+                np.asarray(rows, np.int64).tobytes(),
+                _runs(segments),
+            )
+            if self.dry_run:
+                continue
+            self.store.sync_batch(self.run_id, batch.number, record)
+            if self.subscribe is not None:
+                self._subs[batch.number] = [
+                    SubRow(e, p, int(c), s, r)
+                    for e, p, c, s, r in zip(
+                        batch.emails, phones, consent, segments, rows, strict=True
+                    )
+                ]
+
+    # ---- after the import ---------------------------------------------------------------------
+
+    async def after_import(self, client: KlaviyoClient) -> None:
+        if self.dry_run:
+            return
+        if self.mirror:
+            self.removed = await mirror.remove(
+                client=client,
+                store=self.store,
+                run_id=self.run_id,
+                list_id=self.export.list_id,
+                leavers=self.leavers,
+                present=self.present,
+                hasher=self.hasher,
+                emit=self.emit,
+            )
+        sub = self.subscribe
+        if sub is None:
+            return
+        confirmed = await asyncio.to_thread(confirmed_of, self.store, self.run_id)
+        rows = [
+            self._subs[number][i]
+            for number, mask in sorted(confirmed.positions.items())
+            if number in self._subs
+            for i in np.flatnonzero(mask)
+        ]
+        outcome = await subscribe(
+            client, self.export.list_id, sub, rows, self.emit, self.options.subscribe_wait_s
+        )
+        self.subscribed = len(outcome.subscribed)
+        if outcome.unconfirmed:
+            rejects = [
+                Reject(r.row, r.segment, "email", r.email, why, RowState.SUBSCRIPTION_UNCONFIRMED)
+                for r, why in outcome.unconfirmed
+            ]
+            await asyncio.to_thread(self.store.add_failures, self.run_id, rejects)
+            self.counts[RowState.IMPORTED] -= len(rejects)
+            self.counts[RowState.SUBSCRIPTION_UNCONFIRMED] += len(rejects)
+
+    # ---- the end ------------------------------------------------------------------------------
+
+    def figures(self) -> dict[str, object]:
+        """The run's sync figures for its summary (reads the history: call from a thread or
+        at the end)."""
+        out: dict[str, object] = {
+            "mode": self.settings.mode,
+            "incremental": self.incremental,
+            "full_reason": self.full_reason,
+            "unchanged": self.planned["unchanged"],
+        }
+        if self.dry_run:
+            out.update(added=self.planned["added"], updated=self.planned["updated"])
+            if self.mirror:
+                out.update(plan.removal_plan(len(self.leavers), self.list_size))
+            if self.subscribe is not None:
+                sent = self.planned["added"] + self.planned["updated"]
+                out.update(plan.subscribe_plan(sent))
+            if self.refused:
+                out["refused"] = self.refused
+            return out
+        confirmed = confirmed_of(self.store, self.run_id)
+        out.update(added=confirmed.added, updated=confirmed.updated)
+        if self.mirror:
+            out.update(removed=self.removed, leavers=len(self.leavers))
+        if self.subscribe is not None:
+            out.update(
+                subscribed=self.subscribed,
+                subscription_unconfirmed=self.counts[RowState.SUBSCRIPTION_UNCONFIRMED],
+            )
+        return out
+
+    def record(self, figures: dict[str, object]) -> None:
+        self.store.set_run_sync(self.run_id, figures)

@@ -1,0 +1,110 @@
+"""Which rows of a run Klaviyo confirmed, and merging finished runs into the export's state.
+
+A row counts as confirmed when its batch's job finished and no failure of the run names it
+(rejected, unconfirmed, subscription unconfirmed, not in the list, ...); only
+`imported_with_warnings` still counts. A batch whose failures Klaviyo did not itemise (it counted
+more failed rows than it named) is left out whole: its rows are sent again next time, which is
+harmless, where recording a failed row as sent would hide it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from klaviyo_tui.run.sync.options import same_place
+from klaviyo_tui.run.sync.state import SyncState, hashes_from, keys_from
+from klaviyo_tui.store.export_state import SyncBatchRecord
+from klaviyo_tui.store.history import HistoryStore
+
+#: Failure states whose rows are nevertheless in Klaviyo as sent.
+CONFIRMED_FAILURE_STATES = frozenset({"imported_with_warnings"})
+
+
+@dataclass
+class Confirmed:
+    """A run's confirmed rows: keys, row hashes, and whether each key was known before."""
+
+    keys: np.ndarray
+    hashes: np.ndarray
+    known: np.ndarray
+    positions: dict[int, np.ndarray]  # batch number -> mask of its confirmed rows
+
+    @property
+    def added(self) -> int:
+        return int((~self.known).sum())
+
+    @property
+    def updated(self) -> int:
+        return int(self.known.sum())
+
+
+def _failed(store: HistoryStore, run_id: int) -> dict[str, set[int]]:
+    out: dict[str, set[int]] = {}
+    for segment, row in store.failed_rows(run_id, but=CONFIRMED_FAILURE_STATES):
+        out.setdefault(segment, set()).add(row)
+    return out
+
+
+def _mask(record: SyncBatchRecord, failed: dict[str, set[int]]) -> np.ndarray:
+    rows = np.frombuffer(record.rows, np.int64)
+    ok = np.ones(len(rows), bool)
+    start = 0
+    for segment, count in record.segments:
+        bad = failed.get(segment)
+        if bad:
+            part = rows[start : start + count]
+            ok[start : start + count] = ~np.isin(part, np.fromiter(bad, np.int64, len(bad)))
+        start += count
+    return ok
+
+
+def confirmed_of(store: HistoryStore, run_id: int) -> Confirmed:
+    journal = store.journal(run_id)
+    failed = _failed(store, run_id)
+    keys, hashes, known = [], [], []
+    positions: dict[int, np.ndarray] = {}
+    for record in store.sync_batches(run_id):
+        entry = journal.get(record.batch_no)
+        if entry is None or entry.state != "finished":
+            continue
+        mask = _mask(record, failed)
+        sent_ok = entry.imported + int(getattr(entry, "warned", 0))
+        if int(mask.sum()) != sent_ok:  # failures not all itemised: trust none of the batch
+            continue
+        positions[record.batch_no] = mask
+        keys.append(keys_from(record.keys)[mask])
+        hashes.append(hashes_from(record.hashes)[mask])
+        known.append(np.frombuffer(record.known, np.uint8).astype(bool)[mask])
+    if not keys:
+        z = np.zeros(0, np.uint64)
+        return Confirmed(np.zeros((0, 2), np.uint64), z, np.zeros(0, bool), positions)
+    return Confirmed(np.concatenate(keys), np.concatenate(hashes), np.concatenate(known), positions)
+
+
+def removed_of(store: HistoryStore, run_id: int) -> np.ndarray:
+    done = [keys_from(r.keys) for r in store.removals(run_id) if r.state == "done"]
+    return np.concatenate(done) if done else np.zeros((0, 2), np.uint64)
+
+
+def settle(
+    store: HistoryStore, export: str, *, but: int | None, persist: bool
+) -> tuple[SyncState, dict[str, object] | None]:
+    """The export's state with every unsettled run (except `but`, the run being resumed)
+    merged in: written back when `persist` (a fresh real run), in memory only otherwise."""
+    stored = store.sync_state(export)
+    state = SyncState.of(stored.keys, stored.hashes)
+    basis = stored.basis
+    pending = store.unsettled_sync_runs(export, but=but)
+    for run_id, run_basis in pending:
+        if basis is None or not same_place(basis, run_basis):
+            state = SyncState.empty()  # another list or account: nothing added there yet
+        confirmed = confirmed_of(store, run_id)
+        state = state.merged(confirmed.keys, confirmed.hashes).without(removed_of(store, run_id))
+        basis = run_basis
+    if pending and persist and basis is not None:
+        store.settle_sync(
+            export, basis, state.key_bytes(), state.hash_bytes(), [r for r, _ in pending]
+        )
+    return state, basis
