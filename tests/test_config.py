@@ -415,8 +415,12 @@ def test_writer_knows_every_key_the_reader_accepts() -> None:
     """Adding a key to config.py without the writer would silently drop it on every edit."""
     from klaviyo_tui.store import config as reader
     from klaviyo_tui.store import config_store as writer
+    from klaviyo_tui.store.sync_config import SYNC_KEYS
 
     assert tuple(writer.CONNECTION_FIELDS) == reader._CONNECTION_KEYS
     assert tuple(writer.SEGMENT_FIELDS) == reader._SEGMENT_KEYS
-    assert set(writer.EXPORT_FIELDS) | {"mapping"} == set(reader._EXPORT_KEYS)
+    written_by_sync_spec = set(SYNC_KEYS)  # config_store._sync_spec
+    assert set(writer.EXPORT_FIELDS) | {"mapping"} | written_by_sync_spec == set(
+        reader._EXPORT_KEYS
+    )
     assert set(writer.MAPPING_FIELDS) | {"location"} == set(reader._MAPPING_KEYS)
