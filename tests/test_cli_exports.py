@@ -302,15 +302,20 @@ def test_declining_to_save_on_a_terminal_changes_nothing(source: Path) -> None:
     assert config_path().read_bytes() == before
 
 
-def test_the_cli_suggests_the_fields_the_builder_presets() -> None:
-    """The builder's guesses (tui.widgets.columns) and the service's agree, column by column."""
-    from klaviyo_tui.tui.widgets.columns import FIELDS, LOCATION, guess_column
-
+def test_the_cli_and_the_builder_share_one_list_of_guesses() -> None:
+    """`suggest_mapping` (the service) is what both `exports create` and the builder preset."""
     from klaviyo_tui.services.exports import suggest_mapping
 
     columns = ["Customer ID", "Phone", "first", "Surname", "Town", "State", "Postcode", "Street"]
     columns += ["country_code", "e-mail", "mobile"]
-    builder = {f: c for f, _ in FIELDS if f != "email" if (c := guess_column(f, columns))}
-    builder |= {f"location.{f}": c for f, _ in LOCATION if (c := guess_column(f, columns))}
-    assert suggest_mapping(columns) == builder
-    assert len(builder) == 9
+    assert suggest_mapping(columns) == {
+        "phone_number": "Phone",
+        "external_id": "Customer ID",
+        "first_name": "first",
+        "last_name": "Surname",
+        "location.city": "Town",
+        "location.region": "State",
+        "location.country": "country_code",
+        "location.zip": "Postcode",
+        "location.address1": "Street",
+    }

@@ -149,7 +149,7 @@ async def test_labels_keep_their_arrows_at_60x20(sandbox) -> None:
         box = app.screen.query_one("#accept")
         assert box.region.right <= 60
         assert box.size.height == 2  # the label wraps instead of being cut
-        assert "machine for Klaviyo." in terminal.text()
+        await wait_until(pilot, lambda: "machine for Klaviyo." in terminal.text())
         draft = ConnectionDraft("x", "Acme", sandbox.base_url, DEMO_KEY, False, ("now", "me"))
         await app.push_screen(VerifyScreen(draft))
         await wait_until(pilot, lambda: not app.screen.query_one("#save").disabled)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,10 +29,16 @@ def sandbox() -> Iterator[SandboxServer]:
 
 
 async def wait_until(pilot: Pilot[object], condition: Callable[[], bool], tries: int = 400) -> None:
-    """Let the app process events until `condition()` holds (no fixed sleeps)."""
-    for _ in range(tries):
+    """Let the app process events until `condition()` holds (no fixed sleeps).
+
+    Gives up after `tries` checks 20 ms apart, but never before 30 s have passed: on a loaded
+    machine a screen can take seconds to appear, and a timeout is not what a test checks."""
+    deadline = time.monotonic() + 30.0
+    for attempt in itertools.count():
         if condition():
             return
+        if attempt >= tries and time.monotonic() > deadline:
+            break
         await pilot.pause(0.02)
     raise AssertionError("condition not reached")
 

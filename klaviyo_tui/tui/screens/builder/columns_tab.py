@@ -17,8 +17,9 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import DataTable, Label, Select, SelectionList, Static
 
+from klaviyo_tui.services.exports import suggest_mapping
 from klaviyo_tui.store.config import Mapping
-from klaviyo_tui.tui.screens.builder.fields import FIELDS, LOCATION, cell, guess_column, plain
+from klaviyo_tui.tui.screens.builder.fields import FIELDS, LOCATION, cell, plain
 
 TABLE_ROWS = 20
 PROPERTIES_RULE = "Custom properties: only the ticked columns are sent."
@@ -72,12 +73,15 @@ class ColumnsTab(VerticalScroll):
         )
         options = [(plain(c, 40), c) for c in self.columns]
         current = {**mapping.fields(), **mapping.location} if mapping else {}
+        # the same guesses as `klaviyo-tui exports create` (one list, in the service layer)
+        guessed = suggest_mapping(self.columns) if mapping is None else {}
+        guessed = {k.removeprefix("location."): v for k, v in guessed.items()}
         for field, _ in FIELDS + LOCATION:
             select = self.query_one(f"#map-{field}", Select)
             select.set_options(options)
             value = current.get(field)
             if mapping is None:
-                value = email_guess if field == "email" else guess_column(field, self.columns)
+                value = email_guess if field == "email" else guessed.get(field)
             if value in self.columns:
                 select.value = value
         self._offered = []

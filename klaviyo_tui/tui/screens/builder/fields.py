@@ -1,4 +1,4 @@
-"""Klaviyo profile fields the Columns tab offers, guessing them from column names, and data as text.
+"""Klaviyo profile fields the Columns tab offers, and data from sources shown as text.
 
 Pure functions, so the guesses and the display rules are testable without a screen.
 """
@@ -28,18 +28,6 @@ LOCATION: tuple[tuple[str, str], ...] = (
     ("zip", "Postcode"),
     ("address1", "Address"),
 )
-# Column names (lower-cased, without _ - or spaces) that suggest a profile field.
-GUESSES: dict[str, tuple[str, ...]] = {
-    "phone_number": ("phone", "phonenumber", "mobile", "tel", "telephone"),
-    "external_id": ("externalid", "customerid", "id", "userid", "custid"),
-    "first_name": ("firstname", "givenname", "first", "fname"),
-    "last_name": ("lastname", "surname", "familyname", "last", "lname"),
-    "city": ("city", "town"),
-    "region": ("region", "state", "province"),
-    "country": ("country", "countrycode"),
-    "zip": ("zip", "postcode", "postalcode", "zipcode"),
-    "address1": ("address", "address1", "street"),
-}
 _BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Control characters as their Unicode pictures (ESC as ␛, BEL as ␇): one character for one.
 _PICTURES = {c: chr(0x2400 + c) for c in range(0x20)} | {0x7F: "\u2421"}
@@ -58,19 +46,6 @@ class ControlPictures(Highlighter):
 
 
 CONTROL_PICTURES = ControlPictures()
-
-
-def _norm(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch.isalnum())
-
-
-def guess_column(target: str, columns: list[str]) -> str | None:
-    """The first column whose name suggests the profile field `target`."""
-    wanted = GUESSES.get(target, ())
-    for column in columns:
-        if _norm(column) in wanted:
-            return column
-    return None
 
 
 def shown(value: object, limit: int | None = None) -> str:
