@@ -28,10 +28,18 @@ from tui_support import (
 )
 
 from klaviyo_tui.errors import ExitCode
-from klaviyo_tui.events import JobConfirmed, JobUnconfirmed, RowsRead, RunSummary
+from klaviyo_tui.events import (
+    JobConfirmed,
+    JobUnconfirmed,
+    Reject,
+    RowsRead,
+    RowState,
+    RunSummary,
+)
 from klaviyo_tui.run.progress import RunProgress
 from klaviyo_tui.store.config import Connection, Export, Mapping, Segment
 from klaviyo_tui.store.config_store import ConfigStore
+from klaviyo_tui.store.history import HistoryStore
 from klaviyo_tui.store.sync_config import SyncSettings
 from klaviyo_tui.tui.app import make_app
 from klaviyo_tui.tui.screens.dialogs import ConfirmModal
@@ -90,6 +98,11 @@ def test_a_finished_sync_run_shows_its_figures_and_read_back() -> None:
         ),
         ("Verify", "verified: 24,180 in the list, 0 missing"),
     ]
+    why = "the mapping changed since the last confirmed run"
+    full = dataclasses.replace(summary, sync={**SYNC_FIGURES, "full_reason": why})
+    assert ("", f"every row sent once: {why}") in sync_lines(folded(full), None)
+    first = dataclasses.replace(summary, sync={**SYNC_FIGURES, "full_reason": "no earlier run"})
+    assert len(sync_lines(folded(first), None)) == 1  # a first run sends all: no line for it
     plain = RunSummary(2, "vip", {"imported": 1}, 1.0, ExitCode.OK, sync={"mode": "upsert"})
     assert sync_lines(folded(plain), None) == []  # a plain upsert run says nothing about sync
 
@@ -193,6 +206,10 @@ async def test_run_detail_lists_removals_and_the_read_back_at_80x24() -> None:
     store.put_export(Export("vip", "acme", "Y6nRLr", ("vip",), Mapping(email="email")))
     store.save()
     run_id = write_sync_run(removals=25)
+    history = HistoryStore()
+    long = Reject(9, "vip", "email", "a@b.c", "x" * 200, RowState.NOT_IN_LIST)
+    history.add_failures(run_id, [long])
+    history.close()
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         terminal = Terminal(app)
@@ -208,6 +225,9 @@ async def test_run_detail_lists_removals_and_the_read_back_at_80x24() -> None:
         assert title == "Removed from the list: 20 of 25 profiles done"
         assert removals.size.height <= 8 < removals.virtual_size.height  # it scrolls
         assert removals.virtual_size.width <= removals.size.width  # cut to fit, not scrolled
+        reasons = detail.query_one("#reasons", DataTable)  # also once the page scrolls
+        assert detail.query_one("#detail-body").show_vertical_scrollbar
+        assert reasons.virtual_size.width <= reasons.size.width
         assert not detail.query_one("#retry", Button).display  # not_in_list is not retried
         detail.query_one("#detail-body").scroll_end(animate=False)
         await pilot.pause()

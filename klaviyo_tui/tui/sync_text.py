@@ -165,4 +165,6 @@ def verification_line(result: dict[str, object]) -> str:
 def full_reason(figures: dict[str, object]) -> str | None:
     """Why an incremental run sent every row (the mapping changed, ...), or None."""
     reason = figures.get("full_reason")
-    return f"every row sent once: {safe_text(reason)}" if isinstance(reason, str) else None
+    if not isinstance(reason, str) or reason.startswith("no earlier run"):
+        return None  # a first run sends everything: nothing worth a line
+    return f"every row sent once: {safe_text(reason)}"

@@ -156,6 +156,9 @@ class RunDetailScreen(BaseScreen[None]):
         summary.update(self._summary(record))
         self.reasons = reasons
         self._fill_reasons()
+        # again once laid out: a page taller than the screen grows a scrollbar, and the tables
+        # must fit the width that leaves
+        self.call_after_refresh(self._fill_reasons)
         # only rows Klaviyo refused are sent again (the engine's retry); the other states are
         # settled (invalid, warnings, unchanged) or belong to resume (unconfirmed, not sent)
         failed = sum(n for _, s, n in reasons if s == RowState.REJECTED)
@@ -212,7 +215,8 @@ class RunDetailScreen(BaseScreen[None]):
         if self.record is None:
             return
         table = self.query_one("#reasons", DataTable)
-        width = self.query_one("#detail-body").content_size.width or self.size.width - 2
+        body = self.query_one("#detail-body")
+        width = body.scrollable_content_region.width or self.size.width - 2  # less a scrollbar
         self._fill_removals(width)
         rows = [
             (str(i), (f"{count:,}", state_label(str(state)), reason))
