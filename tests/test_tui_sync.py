@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
-from textual.widgets import Checkbox, Input, Select, Static
+from textual.widgets import Checkbox, Input, Select, Static, TabbedContent
 from tui_support import (
     SIZE,
     Terminal,
@@ -67,14 +67,14 @@ def save_export(
 
 async def sync_tab(pilot: Pilot[Any]) -> tuple[Any, SyncTab]:
     """Open the saved export `vip` in the builder, on its Sync tab."""
-    app: KlaviyoApp = pilot.app
+    app: KlaviyoApp = pilot.app  # type: ignore[assignment]
     await wait_screen(pilot, HomeScreen)
     await wait_until(pilot, lambda: "vip" in app.config.exports)
     builder = ExportBuilderScreen(app.config.exports["vip"])
     app.push_screen(builder)
     await wait_until(pilot, lambda: app.screen is builder and builder.frame is not None, 1500)
     builder.show_tab("tab-sync")
-    await wait_until(pilot, lambda: builder.query_one("#tabs").active == "tab-sync")
+    await wait_until(pilot, lambda: builder.query_one("#tabs", TabbedContent).active == "tab-sync")
     await pilot.pause()
     return builder, builder.query_one(SyncTab)
 

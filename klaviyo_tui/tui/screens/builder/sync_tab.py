@@ -263,7 +263,7 @@ class SyncTab(VerticalScroll):
             status = "Recorded in the config with the time (UTC) and your OS user name."
             if kept is not None and again:
                 by = safe_text(kept.asserted_by or "unknown")
-                status = f"Asserted by {by} at {kept.asserted_at} (UTC)."
+                status = f"Asserted by {by} at {safe_text(kept.asserted_at or '')} (UTC)."
             self.query_one("#assert-status", Static).update(Content(status))
         problem = ""
         if sub.sms and not self.phone_mapped:
