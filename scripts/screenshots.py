@@ -2,7 +2,8 @@
 
 Usage: python scripts/screenshots.py [OUT_DIR] [--cli-only]
 
-The last one is the CLI: `exports create` asking its questions on a pseudo-terminal.
+`14-cli-exports-create` is the CLI: `exports create` asking its questions on a pseudo-terminal;
+`15-export-sync` is the builder's Sync tab (numbered last so the older names stay).
 
 Everything runs against the in-process sandbox of the demo (rate limits on, job delay) with
 throwaway config, data and keyring; nothing is drawn by hand.
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, Select
 
 from klaviyo_tui.demo.launch import demo_environment
 from klaviyo_tui.tui.app import DemoInfo, KlaviyoApp, make_app
@@ -90,6 +91,12 @@ async def shoot(app: KlaviyoApp, out: Path, demo: DemoInfo) -> None:
         builder.show_tab("tab-columns")
         await pilot.pause()
         save("06-export-columns")
+        builder.show_tab("tab-sync")  # new exports are incremental; read the list back too
+        await pilot.pause()
+        builder.query_one("#verify", Select).value = "full"
+        cost = builder.query_one("#verify-cost")
+        await until(pilot, lambda: "every member" in str(cost.render()))
+        save("15-export-sync")
         builder.show_tab("tab-check")
         await until(pilot, lambda: "would be sent" in str(builder.query_one("#checks").render()))
         await pilot.pause()

@@ -5,12 +5,13 @@ Review changes in snapshot_report.html before `pytest --snapshot-update`.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
-from tui_support import sample_csv, sandbox, wait_until
+from tui_support import SYNC_FIGURES, sample_csv, sandbox, wait_until, write_sync_run
 
 from klaviyo_tui.errors import ExitCode
 from klaviyo_tui.events import (
@@ -33,6 +34,7 @@ from klaviyo_tui.store.config import Connection, Export, Mapping, Segment
 from klaviyo_tui.store.config_store import ConfigStore
 from klaviyo_tui.store.history import HistoryStore
 from klaviyo_tui.store.secrets import store_api_key
+from klaviyo_tui.store.sync_config import Subscribe, SyncSettings
 from klaviyo_tui.tui.app import DemoInfo, KlaviyoApp, RunHandle, make_app
 
 __all__ = ["sandbox"]
@@ -400,6 +402,74 @@ def test_home_hostile_name_and_dry_run(snap_compare) -> None:
     async def run_before(pilot: Pilot[object]) -> None:
         await settle(pilot)
         await wait_until(pilot, lambda: "vip" in pilot.app.screen.last_runs)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+# ---- sync: the builder's Sync tab, a sync run's end, a refusal, a run's removals ---------------
+
+
+def test_builder_sync(snap_compare, tmp_path: Path) -> None:
+    """An incremental mirror export with limits, subscribed to email, verified by a sample."""
+    csv = sample_csv(tmp_path / "customers.csv")
+    write_config(str(csv))
+    store = ConfigStore()
+    subscribe = Subscribe("email", None, False, AT, "ana")
+    sync = SyncSettings("mirror", True, 0.05, 500, subscribe)
+    store.put_export(
+        dataclasses.replace(store.config.exports["vip"], sync=sync, verify="sample:500")
+    )
+    store.save()
+    run_before = _builder("tab-sync", str(csv))
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def _finished_run(summary: RunSummary) -> object:
+    async def run_before(pilot: Pilot[object]) -> None:
+        from klaviyo_tui.tui.screens.run import RunScreen
+
+        await settle(pilot)
+        handle = mid_upload()
+        handle.progress.apply(summary)
+        await pilot.app.push_screen(RunScreen(handle))
+        await pilot.pause()
+
+    return run_before
+
+
+def test_run_sync_finished(snap_compare) -> None:
+    write_config()
+    counts = {"imported": 24_178, "not_in_list": 2, "invalid": 640, "duplicate": 150}
+    verification = {"mode": "full", "checked": 24_180, "in_list": 24_178, "missing": 2}
+    summary = RunSummary(7, "vip", counts, 84.0, ExitCode.PARTIAL, jobs=3, sync=SYNC_FIGURES)
+    summary = dataclasses.replace(summary, verification=verification)
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=_finished_run(summary))
+
+
+def test_run_mirror_refused(snap_compare) -> None:
+    write_config()
+    refused = (
+        "the mirror run of export 'vip' would remove 3,120 of the list's 24,180 members "
+        "(12.9%), more than max_removal_ratio 0.1 allows (2,418); nothing was sent"
+    )
+    figures = {"mode": "mirror", "incremental": True, "removed": 0, "leavers": 3_120}
+    summary = RunSummary(7, "vip", {"invalid": 640}, 4.0, ExitCode.USAGE, error=refused)
+    summary = dataclasses.replace(summary, sync=figures)
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=_finished_run(summary))
+
+
+def test_run_detail_sync(snap_compare) -> None:
+    write_config()
+    run_id = write_sync_run()
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        from klaviyo_tui.tui.screens.history import RunDetailScreen
+
+        await settle(pilot)
+        await pilot.app.push_screen(RunDetailScreen(run_id))
+        await wait_until(pilot, lambda: pilot.app.screen.query_one("#removals").row_count > 0)
+        pilot.app.screen.query_one("#csv-path", Input).value = "rejects.csv"
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)

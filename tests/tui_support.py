@@ -172,3 +172,45 @@ class Terminal:
 
     def line(self, y: int) -> str:
         return "".join(self.grid[y])
+
+
+#: The mirror run `write_sync_run` records: its figures, read-back and removals.
+SYNC_FIGURES: dict[str, object] = {
+    "mode": "mirror",
+    "incremental": True,
+    "full_reason": None,
+    "added": 120,
+    "updated": 30,
+    "unchanged": 24_030,
+    "removed": 12,
+    "leavers": 12,
+    "subscribed": 150,
+}
+
+
+def write_sync_run(export: str = "vip", removals: int = 12) -> int:
+    """A finished mirror run in the history (real SQLite): sync figures, a full read-back that
+    found 2 rows missing, and `removals` profiles removed (the last request still planned)."""
+    from klaviyo_tui.errors import ExitCode
+    from klaviyo_tui.events import Reject, RowState, RunSummary
+    from klaviyo_tui.store.history import HistoryStore, Verification
+
+    store = HistoryStore()
+    run = store.start_run(export=export, connection="acme", list_id="Y6nRLr")
+    gone = Reject(7, export, "email", "gone@example.com", "not in the list", RowState.NOT_IN_LIST)
+    store.add_failures(run, [gone])
+    counts = {"imported": 148, "unchanged": 24_030, "not_in_list": 2, "invalid": 0}
+    counts |= {"rejected_by_klaviyo": 0, "duplicate": 0, "not_sent": 0}
+    store.finish_run(run, RunSummary(run, export, counts, 42.0, ExitCode.PARTIAL, jobs=1))
+    store.set_run_sync(run, {**SYNC_FIGURES, "removed": removals, "leavers": removals})
+    store.record_verification(
+        run, Verification("full", 24_180, 24_178, 2, 24_500, "2026-07-01T09:31:00+00:00")
+    )
+    ids = [f"01PROFILE{i:05d}" for i in range(removals)]
+    parts = [ids[s : s + 10] for s in range(0, removals, 10)]
+    requests = [(part, b"\0" * 16 * len(part)) for part in parts]
+    store.removals_planned(run, requests)
+    for batch in range(len(requests) - 1):
+        store.removal_state(run, batch, "done")
+    store.close()
+    return run

@@ -48,6 +48,7 @@ class RunProgress:
     sent: int = 0
     confirmed: int = 0
     rejected: int = 0
+    unconfirmed: int = 0  # rows of batches Klaviyo accepted but never confirmed
     waits: int = 0
     waited_s: float = 0.0
     retries: int = 0
@@ -86,6 +87,7 @@ class RunProgress:
                 )
             case JobUnconfirmed():
                 self.jobs_confirmed += 1  # settled: nothing more to wait for in this run
+                self.unconfirmed += event.rows
                 line = (
                     f"warning: batch {event.batch + 1}: {plural(event.rows, 'row')} unconfirmed: "
                     f"{event.reason}"

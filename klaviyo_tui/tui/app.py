@@ -108,9 +108,16 @@ class KlaviyoApp(ConfigHost, AppBase):
 
     # ---- the run registry ------------------------------------------------------------------------
     def start_run(
-        self, export_name: str, *, resume: bool = False, retry_failed_of: int | None = None
+        self,
+        export_name: str,
+        *,
+        resume: bool = False,
+        retry_failed_of: int | None = None,
+        dry_run: bool = False,
+        allow_removals: bool = False,
     ) -> RunHandle | None:
-        """Start (or re-open) the run of an export, then show it."""
+        """Start (or re-open) the run of an export, then show it. A dry run sends nothing;
+        `allow_removals` lets one mirror run pass its removal limits (the user confirmed)."""
         from klaviyo_tui.tui.screens.run import RunScreen
 
         handle = self.runs.get(export_name)
@@ -119,6 +126,7 @@ class KlaviyoApp(ConfigHost, AppBase):
                 self.notify(f"No export named {export_name!r}.", severity="error")
                 return None
             kind = "resume" if resume else "retry" if retry_failed_of is not None else "run"
+            kind = "dry" if dry_run else "allow" if allow_removals else kind
             handle = RunHandle(export_name, RunProgress(export_name), kind=kind)
             handle.progress.sample(handle.started)  # the rate's baseline
             self.runs[export_name] = handle

@@ -44,6 +44,8 @@ def export_commands(app: KlaviyoApp, name: str) -> Iterable[SystemCommand]:
         yield SystemCommand(f"Cancel run {shown}", "Stop it (resumable)", cancel)
     else:
         yield SystemCommand(f"Run {shown}", "Start this export now", partial(app.start_run, name))
+        dry = partial(app.start_run, name, dry_run=True)
+        yield SystemCommand(f"Dry run {shown}", "What a run would do; sends nothing", dry)
     yield SystemCommand(f"Edit {shown}", "Change this export", partial(app.edit_export, name))
     history = partial(app.action_history, name)
     yield SystemCommand(f"History of {shown}", "Its past runs", history)

@@ -32,7 +32,7 @@ class RunHandle:
 
     export: str
     progress: RunProgress
-    kind: str = "run"  # run | resume | retry
+    kind: str = "run"  # run | resume | retry | dry (a dry run) | allow (removals allowed)
     worker: Worker[None] | None = None
     started: float = field(default_factory=time.monotonic)
 
@@ -48,9 +48,11 @@ async def drive_run(
     app: KlaviyoApp, handle: RunHandle, resume: bool, retry_failed_of: int | None
 ) -> None:
     """Run the export through the run service and fold its events into the handle."""
+    from klaviyo_tui.run.sync.options import SyncOptions
     from klaviyo_tui.services.runs import run
 
     progress = handle.progress
+    allow = SyncOptions(allow_mass_removal=True) if handle.kind == "allow" else None
     loop = asyncio.get_running_loop()
 
     def history_busy(message: str) -> None:  # called on the writing thread: never block it
@@ -63,6 +65,8 @@ async def drive_run(
             resume=resume,
             retry_failed_of=retry_failed_of,
             on_wait=history_busy,
+            dry_run=handle.kind == "dry",
+            sync=allow,
         )
         async for event in events:
             progress.apply(event)
@@ -81,7 +85,11 @@ async def drive_run(
         app.run_updated.publish(handle)
         return
     summary = progress.summary
-    if summary is not None:
+    if summary is not None and summary.dry_run:
+        app.notify(
+            f"{safe_text(handle.export)}: dry run done, nothing was sent.", title="Dry run finished"
+        )
+    elif summary is not None:
         app.notify(
             f"{safe_text(handle.export)}: {plural(imported_total(summary.counts), 'profile')} "
             "imported.",

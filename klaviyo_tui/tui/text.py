@@ -9,6 +9,7 @@ visible) and is handed to widgets as `Content` or Rich `Text`, which are never p
 
 from __future__ import annotations
 
+from rich.table import Table
 from rich.text import Text
 from textual.content import Content
 
@@ -28,3 +29,13 @@ def cell(value: object) -> Text:
 def escaped(value: object) -> str:
     """For the few Textual APIs that take only markup strings (command palette titles)."""
     return safe_text(str(value)).replace("[", "\\[")
+
+
+def facts(rows: list[tuple[str, str]], key_width: int = 9) -> Table:
+    """`key  value` lines whose values wrap under themselves (a str cell would be markup)."""
+    table = Table.grid(expand=True)
+    table.add_column(width=key_width, no_wrap=True)
+    table.add_column(ratio=1)
+    for key, value in rows:
+        table.add_row(Text(key), Text(safe_text(value, keep_layout=True)))
+    return table

@@ -16,17 +16,20 @@ Sends customer rows from files or databases to a **Klaviyo list**, and confirms 
 
 1. **Connection** (`c` on Home): a Klaviyo account, its private key (kept in the OS keyring,
    or set `KLAVIYO_API_KEY`), and your data privacy acknowledgement.
-2. **Export** (`n`): a list, a source (file or SQL) with an optional filter, the columns to send.
+2. **Export** (`n`): a list, a source (file or SQL) with an optional filter, the columns to send,
+   and how it syncs (incremental, mirror removals, subscribe with consent, verification).
    **Save** keeps it for later; **Save and run** starts it at once.
 3. **Run** (`r`): a live view; it keeps going if you leave it. `c` cancels (resumable).
+   `d` on Home is a dry run: what a run would add, update and remove, sending nothing.
 4. **History** (`h`): every run, why rows were rejected, rejects as CSV, retry, resume.
 
 | Where | Keys |
 |---|---|
 | Everywhere | `?` help · `ctrl+p` command palette · `escape` back · `ctrl+q` quit |
-| Home | `c` connection · `n` export · `r` run · `e`/`enter` edit · `x` remove · `h` history |
+| Home | `c` connection · `n` export · `h` history |
+| Home, on a row | `r` run · `d` dry run · `e`/`enter` edit · `x` remove |
 | Export | `F6`/`F5` next/previous tab · `ctrl+s` save · `escape` leave (asks if unsaved) |
-| Run | `c` cancel · `u` resume · `o` open rejects · `h` history |
+| Run | `c` cancel · `u` resume · `o` rejects · `a` allow refused removals · `h` history |
 | History | `enter` details · `s` sort · `f` filter |
 | Run details | `w` write rejects CSV · `t` retry failed rows · `u` resume |
 

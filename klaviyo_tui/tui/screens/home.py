@@ -91,6 +91,7 @@ class HomeScreen(BaseScreen[None]):
         Binding("c", "new_connection", "Connection", tooltip="Add a Klaviyo account"),
         Binding("n", "new_export", "Export", tooltip="Build an export to a list"),
         Binding("r", "run", "Run"),
+        Binding("d", "dry_run", "Dry run", show=False),  # the footer has no room: help lists it
         Binding("e,enter", "edit", "Edit"),
         Binding("x,delete", "remove", "Remove"),
         Binding("h", "history", "History"),
@@ -213,12 +214,16 @@ class HomeScreen(BaseScreen[None]):
     def action_new_export(self) -> None:
         self.app.edit_export(None)
 
-    def action_run(self) -> None:
+    def action_run(self, dry_run: bool = False) -> None:
         name = self._selected("exports")
         if name is None:
             self.notify("Build an export first (n).", severity="warning")
             return
-        self.app.start_run(name)
+        self.app.start_run(name, dry_run=dry_run)
+
+    def action_dry_run(self) -> None:
+        """What a run would send, update and remove, without sending anything."""
+        self.action_run(dry_run=True)
 
     def action_history(self) -> None:
         self.app.action_history(self._selected("exports"))

@@ -12,17 +12,31 @@ from textual.content import Content
 from textual.widgets import Footer, Header, Label, Log, ProgressBar, Sparkline, Static
 
 from klaviyo_tui.errors import ExitCode
-from klaviyo_tui.events import state_label
+from klaviyo_tui.events import RowState, RunSummary, state_label
 from klaviyo_tui.redaction import safe_text
-from klaviyo_tui.run.progress import RunProgress, describe_exit, format_duration
+from klaviyo_tui.run.progress import RunProgress, describe_exit, format_duration, plural
+from klaviyo_tui.store.config import Export
 from klaviyo_tui.tui.screens.base import HELP_KEYS, BaseScreen
 from klaviyo_tui.tui.screens.dialogs import ConfirmModal
+from klaviyo_tui.tui.sync_text import (
+    WHAT_TO_DO_REFUSED,
+    full_reason,
+    has_sync,
+    planned_removals,
+    refusal,
+    settings_line,
+    sync_line,
+    verification_line,
+)
+from klaviyo_tui.tui.text import facts
 
 if TYPE_CHECKING:
     from klaviyo_tui.tui.runs import RunHandle
 
 
 def stats_lines(p: RunProgress) -> tuple[Content, Content]:
+    counts = p.summary.counts if p.summary is not None else {}
+    unconfirmed = counts.get(RowState.UNCONFIRMED.value, p.unconfirmed)
     rows = Content.from_markup(
         "Rows     read [b]$read[/b] · valid [b]$valid[/b] · sent [b]$sent[/b]\n"
         "Klaviyo  confirmed [b]$confirmed[/b] · rejected [b]$rejected[/b]",
@@ -32,11 +46,47 @@ def stats_lines(p: RunProgress) -> tuple[Content, Content]:
         confirmed=f"{p.confirmed:,}",
         rejected=f"{p.rejected:,}",
     )
+    # shown when they happen, so the usual line stays short
+    for label, n in (
+        ("unconfirmed", unconfirmed),
+        ("not in list", counts.get(RowState.NOT_IN_LIST.value, 0)),
+        ("subscription unconfirmed", counts.get(RowState.SUBSCRIPTION_UNCONFIRMED.value, 0)),
+    ):
+        if n:
+            rows += Content.from_markup(" · $label [b]$n[/b]", label=label, n=f"{n:,}")
     jobs = Content(
         f"Jobs     queued {p.jobs_queued} · in flight {p.jobs_in_flight} · "
         f"done {p.jobs_confirmed} · waits {p.waits} ({p.waited_s:.0f}s) · retries {p.retries}"
     )
     return rows, jobs
+
+
+def sync_lines(p: RunProgress, export: Export | None) -> list[tuple[str, str]]:
+    """Sync and verification: the export's settings while it runs, the figures once it ends."""
+    s = p.summary
+    lines: list[tuple[str, str]] = []
+    if s is not None and has_sync(s.sync):
+        lines.append(("Sync", sync_line(s.sync, dry_run=s.dry_run)))
+        extras = (planned_removals(s.sync, dry_run=s.dry_run), full_reason(s.sync))
+        lines += [("", extra) for extra in extras if extra]
+    elif s is None and export is not None and (settings := settings_line(export)):
+        lines.append(("Sync", settings))
+    if s is not None and s.verification:
+        lines.append(("Verify", verification_line(s.verification)))
+    return lines
+
+
+def dry_run_text(s: RunSummary) -> Content:
+    """What a dry run found: what a run would send, and how long at Klaviyo's limits."""
+    plan = s.plan
+    profiles, jobs = int(str(plan.get("profiles", 0))), int(str(plan.get("jobs", 0)))
+    seconds = format_duration(float(str(plan.get("estimated_seconds", 0))))
+    return Content.from_markup(
+        "[b]Dry run: nothing was sent.[/b] A run would send $what, about $seconds at Klaviyo's "
+        "limits.",
+        what=f"{plural(profiles, 'profile')} in {plural(jobs, 'job')}",
+        seconds=seconds,
+    )
 
 
 FIXES = {
@@ -82,18 +132,23 @@ def summary_text(p: RunProgress) -> Content:
             "[b]Cancelled.[/b] The run is resumable: press [b]u[/b] here or use History."
         )
     counts = " · ".join(f"{state_label(k)} {v:,}" for k, v in s.counts.items() if v)
-    not_imported = sum(v for k, v in s.counts.items() if k != "imported")
+    not_imported = sum(v for k, v in s.counts.items() if k not in ("imported", "unchanged"))
     tail = "Press [b]o[/b] for the details, [b]h[/b] for history."
     if not_imported:
         tail = "Press [b]o[/b] for the rejects and why, [b]h[/b] for history."
     if s.exit_code == ExitCode.INTERRUPTED:
         tail = "Press [b]u[/b] to resume, [b]o[/b] for details."
+    refused = refusal(s)
     verb = "Stopped after" if s.exit_code in FIXES else "Finished in"
-    head = f"{verb} {format_duration(s.duration_s)}: {describe_exit(s.exit_code)}."
-    parts = [Content.from_markup("[b]$head[/b]", head=head)]
-    if s.error:
+    why = "the removals pass the export's limits" if refused else describe_exit(s.exit_code)
+    head = f"{verb} {format_duration(s.duration_s)}: {why}."
+    parts = [dry_run_text(s) if s.dry_run else Content.from_markup("[b]$head[/b]", head=head)]
+    if refused:
+        parts.append(Content.from_markup("[b]Refused:[/b] $why", why=refused))
+        parts.append(Content(f"What to do: {WHAT_TO_DO_REFUSED}"))
+    elif s.error:
         parts.append(Content(safe_text(s.error, keep_layout=True)))
-    if s.exit_code in FIXES:
+    if s.exit_code in FIXES and not refused:
         parts.append(Content(f"What to do: {FIXES[ExitCode(s.exit_code)]}"))
     parts.append(Content(counts or "no rows"))
     if s.rejects_path is not None and not_imported:
@@ -111,6 +166,7 @@ class RunScreen(BaseScreen[None]):
         Binding("c", "cancel_run", "Cancel run"),
         Binding("o", "open_rejects", "Rejects"),
         Binding("u", "resume", "Resume"),
+        Binding("a", "allow_removals", "Allow removals"),
         Binding("h", "app.history", "History"),
     ]
 
@@ -127,6 +183,7 @@ class RunScreen(BaseScreen[None]):
             with Vertical(id="stats"):
                 yield Static("", id="rows")
                 yield Static("", id="jobs")
+                yield Static("", id="sync")
             with Horizontal(id="rate-row"):
                 yield Static("", id="rate-label")
                 yield Sparkline([], id="rate")
@@ -148,9 +205,12 @@ class RunScreen(BaseScreen[None]):
 
     def _show(self) -> None:
         p = self.handle.progress
-        kind = {"resume": " (resumed)", "retry": " (retrying failed rows)"}.get(
-            self.handle.kind, ""
-        )
+        kind = {
+            "resume": " (resumed)",
+            "retry": " (retrying failed rows)",
+            "dry": " (dry run)",
+            "allow": " (removals allowed)",
+        }.get(self.handle.kind, "")
         title = f"Run · {safe_text(p.export)}{kind} · {phase_text(p)}"
         self.query_one("#run-title", Label).update(Content(title))
         bar = self.query_one("#overall", ProgressBar)
@@ -161,6 +221,9 @@ class RunScreen(BaseScreen[None]):
         rows, jobs = stats_lines(p)
         self.query_one("#rows", Static).update(rows)
         self.query_one("#jobs", Static).update(jobs)
+        sync = sync_lines(p, self.app.config.exports.get(p.export))
+        self.query_one("#sync", Static).update(facts(sync))
+        self.query_one("#sync", Static).display = bool(sync)
         self.query_one("#rate-label", Static).update(Content(rate_text(p)))
         rates = list(p.rates)
         self.query_one("#rate", Sparkline).data = rates if any(rates) else []
@@ -170,6 +233,7 @@ class RunScreen(BaseScreen[None]):
             self._logged = len(p.log)
         finished = p.finished and not self.handle.active
         self.set_class(finished, "-finished")
+        self.set_class(self.handle.kind == "dry", "-dry")
         failed = bool(p.error) or (p.summary is not None and p.summary.exit_code != ExitCode.OK)
         self.set_class(finished and failed, "-failed")
         if finished:
@@ -182,6 +246,8 @@ class RunScreen(BaseScreen[None]):
             return self.handle.active
         if action == "open_rejects":
             return p.summary is not None and p.summary.run_id is not None
+        if action == "allow_removals":
+            return not self.handle.active and p.summary is not None and bool(refusal(p.summary))
         if action == "resume":
             return not self.handle.active and (
                 p.interrupted
@@ -205,6 +271,26 @@ class RunScreen(BaseScreen[None]):
         )
         if await app.push_screen_wait(ConfirmModal("Cancel the run?", question, yes="Stop run")):
             app.cancel_run(self.handle.export)
+
+    def action_allow_removals(self) -> None:
+        self.app.keys.expect()
+        self._confirm_removals()
+
+    @work(exclusive=True, group="allow", exit_on_error=False)
+    async def _confirm_removals(self) -> None:
+        """One run past the export's removal limits, after an explicit yes."""
+        app, summary = self.app, self.handle.progress.summary
+        removals = summary.sync.get("removals", summary.sync.get("leavers")) if summary else None
+        count = plural(removals, "profile") if isinstance(removals, int) else "the profiles"
+        question = (
+            f"Run export {safe_text(self.handle.export)} now and remove {count} that left the "
+            "segment from the list, past its removal limits? Only profiles this tool added are "
+            "removed; their consent stays. This applies to this run only."
+        )
+        modal = ConfirmModal("Allow the removals?", question, yes="Run and remove")
+        if await app.push_screen_wait(modal):
+            self.dismiss(None)
+            app.start_run(self.handle.export, allow_removals=True)
 
     def action_open_rejects(self) -> None:
         summary = self.handle.progress.summary

@@ -2,7 +2,9 @@
 
 Reasons come from Klaviyo and from the data, so every one is shown as text (keys masked, control
 characters visible). The table cuts long reasons to fit; the highlighted one is shown in full,
-wrapped, under it.
+wrapped, under it. A sync run adds its figures (added, updated, unchanged, removed, subscribed),
+a verified run its read-back, and a mirror run the profiles it removed and why, in a table of
+their own.
 """
 
 from __future__ import annotations
@@ -22,10 +24,40 @@ from klaviyo_tui.events import RowState, state_label
 from klaviyo_tui.redaction import safe_text
 from klaviyo_tui.run.progress import format_duration, plural
 from klaviyo_tui.tui.screens.base import HELP_KEYS, BaseScreen
+from klaviyo_tui.tui.sync_text import (
+    full_reason,
+    has_sync,
+    planned_removals,
+    sync_line,
+    verification_line,
+)
+from klaviyo_tui.tui.text import facts
 from klaviyo_tui.tui.widgets.tables import Column, fill_table
 
 STATES = [s.value for s in RowState]
 REASON_COLUMNS = (Column("Rows", right=True), Column("State"), Column("Reason", shrink=12))
+REMOVAL_COLUMNS = (Column("Profile"), Column("State"), Column("Why", shrink=8))
+REMOVALS_SHOWN = 7  # rows visible before the table scrolls (max-height 8 with its header)
+
+
+def sync_facts(detail: Any) -> list[tuple[str, str]]:
+    """The run's sync figures and read-back as `key  value` lines (none for a plain run)."""
+    rows: list[tuple[str, str]] = []
+    figures: dict[str, object] = detail.sync
+    dry = bool(detail.record.dry_run)
+    if has_sync(figures):
+        rows.append(("Sync", sync_line(figures, dry_run=dry)))
+        extras = (planned_removals(figures, dry_run=dry), full_reason(figures))
+        rows += [("", extra) for extra in extras if extra]
+        refused = figures.get("refused")
+        if isinstance(refused, str) and refused:
+            rows.append(("Refused", refused))
+    verified = detail.verification
+    if verified is not None:
+        members = f" · {verified.members:,} members read" if verified.members is not None else ""
+        at = f" · {when(verified.verified_at)}" if verified.verified_at else ""
+        rows.append(("Verify", f"{verification_line(verified.as_dict())}{members}{at}"))
+    return rows
 
 
 def when(text: str | None, *, year: bool = True) -> str:
@@ -64,12 +96,14 @@ class RunDetailScreen(BaseScreen[None]):
         self.record: Any = None
         self.resumable = False
         self.reasons: list[tuple[str, str, int]] = []
+        self.removals: list[tuple[str, str, str]] = []  # (profile id, state, why)
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="detail-body", can_focus=False):
             yield Label(f"Run {self.run_id}", id="detail-title", classes="step-title")
             yield Static("Loading…", id="detail-summary")
+            yield Static("", id="detail-sync")
             yield Label("Why rows were not imported", id="reasons-title", classes="section-title")
             yield DataTable(id="reasons", cursor_type="row")
             yield Static("", id="reason-full", classes="help")
@@ -81,6 +115,8 @@ class RunDetailScreen(BaseScreen[None]):
                 id="csv-help",
                 classes="help",
             )
+            yield Label("Removed from the list", id="removals-title", classes="section-title")
+            yield DataTable(id="removals", cursor_type="row")
             with Horizontal(classes="row"):
                 yield Button("Retry failed rows", id="retry", variant="warning", compact=True)
                 yield Button("Resume run", id="resume", variant="primary", compact=True)
@@ -97,14 +133,20 @@ class RunDetailScreen(BaseScreen[None]):
         from klaviyo_tui.services.history import run_detail
 
         detail = run_detail(self.run_id)
-        record = detail.record if detail else None
-        reasons = detail.reasons if detail else []
-        resumable = detail.resumable if detail else False
-        self.app.call_from_thread(self._show, record, reasons, resumable)
+        self.app.call_from_thread(self._show, detail)
 
-    def _show(self, record: Any, reasons: list[tuple[str, str, int]], resumable: bool) -> None:
+    def _show(self, detail: Any) -> None:
+        record = detail.record if detail else None
+        reasons: list[tuple[str, str, int]] = detail.reasons if detail else []
+        resumable: bool = detail.resumable if detail else False
         self.record = record
         summary = self.query_one("#detail-summary", Static)
+        sync = sync_facts(detail) if detail else []
+        self.query_one("#detail-sync", Static).update(facts(sync))
+        self.query_one("#detail-sync").display = bool(sync)
+        self.removals = detail.removals if detail else []
+        for selector in ("#removals-title", "#removals"):
+            self.query_one(selector).display = bool(self.removals)
         if record is None:
             summary.update(f"There is no run {self.run_id}.")
             return
@@ -114,10 +156,12 @@ class RunDetailScreen(BaseScreen[None]):
         summary.update(self._summary(record))
         self.reasons = reasons
         self._fill_reasons()
-        # rows Klaviyo refused can be sent again; invalid ones and warnings cannot
-        failed = sum(
-            n for _, s, n in reasons if s not in (RowState.INVALID, RowState.IMPORTED_WITH_WARNINGS)
-        )
+        # again once laid out: a page taller than the screen grows a scrollbar, and the tables
+        # must fit the width that leaves
+        self.call_after_refresh(self._fill_reasons)
+        # only rows Klaviyo refused are sent again (the engine's retry); the other states are
+        # settled (invalid, warnings, unchanged) or belong to resume (unconfirmed, not sent)
+        failed = sum(n for _, s, n in reasons if s == RowState.REJECTED)
         self.query_one("#retry", Button).display = failed > 0
         self.query_one("#resume", Button).display = self.resumable
         has_rejects = bool(reasons)
@@ -125,6 +169,8 @@ class RunDetailScreen(BaseScreen[None]):
             self.query_one(selector).display = has_rejects
         if has_rejects:
             self.query_one("#reasons", DataTable).focus()
+        elif self.removals:
+            self.query_one("#removals", DataTable).focus()  # the arrows scroll it
         self.refresh_bindings()
 
     def _summary(self, record: Any) -> Content:
@@ -155,11 +201,23 @@ class RunDetailScreen(BaseScreen[None]):
             )
         return Content("\n").join(lines)
 
+    def _fill_removals(self, width: int) -> None:
+        if not self.removals:
+            return
+        table = self.query_one("#removals", DataTable)
+        done = sum(1 for _, state, _ in self.removals if state == "done")
+        title = f"Removed from the list: {done:,} of {plural(len(self.removals), 'profile')} done"
+        self.query_one("#removals-title", Label).update(Content(title))
+        rows = [(str(i), row) for i, row in enumerate(self.removals)]
+        fill_table(table, REMOVAL_COLUMNS, rows, width=width, visible_rows=REMOVALS_SHOWN)
+
     def _fill_reasons(self) -> None:
         if self.record is None:
             return
         table = self.query_one("#reasons", DataTable)
-        width = self.query_one("#detail-body").content_size.width or self.size.width - 2
+        body = self.query_one("#detail-body")
+        width = body.scrollable_content_region.width or self.size.width - 2  # less a scrollbar
+        self._fill_removals(width)
         rows = [
             (str(i), (f"{count:,}", state_label(str(state)), reason))
             for i, (reason, state, count) in enumerate(self.reasons)

@@ -8,14 +8,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from textual.widgets import Input, RadioButton, Select, SelectionList
+from textual.widgets import Checkbox, Input, RadioButton, Select, SelectionList
 
+from klaviyo_tui.errors import AppError
 from klaviyo_tui.store.config import Export, Mapping, Segment
+from klaviyo_tui.store.sync_config import SyncSettings
 from klaviyo_tui.tui.screens.builder.check_tab import CheckTab
 from klaviyo_tui.tui.screens.builder.columns_tab import ColumnsTab
 from klaviyo_tui.tui.screens.builder.filter_field import FilterField
 from klaviyo_tui.tui.screens.builder.list_tab import ListTab
 from klaviyo_tui.tui.screens.builder.source_tab import SourceTab
+from klaviyo_tui.tui.screens.builder.sync_tab import SyncTab
 
 if TYPE_CHECKING:
     from klaviyo_tui.tui.screens.builder.screen import ExportBuilderScreen
@@ -63,6 +66,10 @@ def read_export(screen: ExportBuilderScreen) -> tuple[Export, Segment] | str:
     schedule = check.schedule()
     if schedule and (problem := validate_schedule(schedule)):
         return f"Schedule: {problem}"
+    sync = read_sync(screen, mapping)
+    if isinstance(sync, str):
+        return sync
+    old = screen.existing
     export = Export(
         name=name,
         connection=connection,
@@ -73,8 +80,28 @@ def read_export(screen: ExportBuilderScreen) -> tuple[Export, Segment] | str:
         default_region=check.default_region(),
         schedule=schedule,
         on_invalid_field=check.on_invalid(),
+        verify=screen.query_one(SyncTab).verify(),
+        sync=sync,
+        confirm_timeout_minutes=old.confirm_timeout_minutes if old else None,  # no field: kept
     )
     return export, segment
+
+
+def read_sync(screen: ExportBuilderScreen, mapping: Mapping) -> SyncSettings | str:
+    """The Sync tab's settings, checked as `exports create` checks them (services)."""
+    from klaviyo_tui.services.export_sync import check_sync
+
+    tab = screen.query_one(SyncTab)
+    sync = tab.settings()
+    if isinstance(sync, str):
+        return sync
+    if problem := tab.verify_problem():
+        return problem
+    try:
+        check_sync(sync, mapping, screen.query_one(ColumnsTab).columns)
+    except AppError as error:
+        return f"Sync tab: {error.message}. {error.hint}".rstrip()
+    return sync
 
 
 def storing(export: Export, segment: Segment) -> Callable[[Any], None]:
@@ -108,6 +135,7 @@ def form_state(screen: ExportBuilderScreen) -> tuple[object, ...]:
     """Every value the user can change, to tell whether leaving would lose something."""
     inputs = tuple(w.value for w in screen.query(Input))
     radios = tuple(w.value for w in screen.query(RadioButton))
+    radios += tuple(w.value for w in screen.query(Checkbox))
     selects = tuple(str(w.value) for w in screen.query(Select))
     ticked = tuple(tuple(w.selected) for w in screen.query(SelectionList))
     return (*inputs, *radios, *selects, *ticked, screen.list_id)

@@ -1,4 +1,4 @@
-"""The builder's frame: the four tab panes, and the nav bar where the way forward is always a
+"""The builder's frame: the five tab panes, and the nav bar where the way forward is always a
 visible button.
 
 `first_focus` picks where a newcomer's next keystroke belongs when a tab opens: the tab's own
@@ -20,8 +20,9 @@ from klaviyo_tui.tui.screens.builder.check_tab import CheckTab
 from klaviyo_tui.tui.screens.builder.columns_tab import ColumnsTab
 from klaviyo_tui.tui.screens.builder.list_tab import ListTab
 from klaviyo_tui.tui.screens.builder.source_tab import SourceTab
+from klaviyo_tui.tui.screens.builder.sync_tab import SyncTab
 
-TAB_IDS = ("tab-list", "tab-source", "tab-columns", "tab-check")
+TAB_IDS = ("tab-list", "tab-source", "tab-columns", "tab-sync", "tab-check")
 
 
 class BuilderTabs(TabbedContent):
@@ -49,7 +50,9 @@ def tab_panes(existing: Export | None, config: Config) -> Iterator[Widget]:
             yield SourceTab(segment, id="source-tab")
         with TabPane("3 Columns", id="tab-columns"):
             yield ColumnsTab(id="columns")
-        with TabPane("4 Check & save", id="tab-check"):
+        with TabPane("4 Sync", id="tab-sync"):
+            yield SyncTab(existing, id="sync-tab")
+        with TabPane("5 Check & save", id="tab-check"):
             yield CheckTab(existing, id="check-tab")
 
 

@@ -1,4 +1,4 @@
-"""The export builder: four tab widgets (list, source and filter, columns, check and save).
+"""The export builder: five tab widgets (list, source and filter, columns, sync, check and save).
 
 Each tab owns its fields and handlers and posts typed messages up; this screen only orchestrates:
 which tab shows, the nav bar (the way forward is always a visible button, so it fits 80×24),
@@ -17,13 +17,14 @@ from textual.binding import Binding
 from textual.widgets import Button, Footer, Header, Input, TabbedContent, Tabs
 
 from klaviyo_tui.store.config import Export, Segment
-from klaviyo_tui.tui.screens.base import BaseScreen
+from klaviyo_tui.tui.screens.base import HELP_KEYS, BaseScreen
 from klaviyo_tui.tui.screens.builder import form, nav
 from klaviyo_tui.tui.screens.builder.check_tab import CheckTab
 from klaviyo_tui.tui.screens.builder.columns_tab import ColumnsTab
 from klaviyo_tui.tui.screens.builder.filter_field import FilterField
 from klaviyo_tui.tui.screens.builder.list_tab import ListTab
 from klaviyo_tui.tui.screens.builder.source_tab import SourceTab
+from klaviyo_tui.tui.screens.builder.sync_tab import SyncTab
 from klaviyo_tui.tui.screens.dialogs import ConfirmModal
 
 LEAVE_QUESTION = "Leave the builder? The changes to this export have not been saved."
@@ -33,6 +34,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
     """Build or edit an export. Dismisses with the saved Export, or None when cancelled."""
 
     BINDINGS = [
+        *HELP_KEYS,  # first: a narrow footer cuts the other keys before it cuts help
         Binding("ctrl+s", "save", "Save"),
         Binding("escape", "cancel", "Cancel"),
         Binding("f6,ctrl+pagedown", "switch_tab(1)", "Next tab", key_display="F6", priority=True),
@@ -88,6 +90,11 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         self.call_after_refresh(self._focus_first, tab)
         if tab == "tab-check":
             self._run_check()
+        elif tab == "tab-sync":
+            mapping = self.query_one(ColumnsTab).mapping()
+            self.query_one(SyncTab).set_phone_mapped(
+                not isinstance(mapping, str) and bool(mapping.phone_number)
+            )
 
     def _focus_first(self, tab: str) -> None:
         # set_focus is immediate (widget.focus() is deferred and could land after a tab switch)
@@ -111,6 +118,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         self.frame, self.loaded_segment = event.frame, event.segment
         mapping = self.existing.mapping if self.existing and not form.source_changed(self) else None
         self.query_one(ColumnsTab).load(event.frame, event.email, mapping)
+        self.query_one(SyncTab).set_columns([str(c) for c in event.frame.columns])
         self.query_one(CheckTab).forget()
         if first_load and self.existing:  # the saved export, as it opened: nothing changed yet
             self.baseline = form.form_state(self)
@@ -122,6 +130,7 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
     @on(FilterField.Counted)
     def _filter_counted(self, event: FilterField.Counted) -> None:
         self.matching = (event.filter, event.matching)
+        self.query_one(SyncTab).set_rows(event.matching)
         self._run_check()
 
     @on(ColumnsTab.MappingChanged)
