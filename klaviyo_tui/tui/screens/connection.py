@@ -17,7 +17,6 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.widgets import (
     Button,
-    Checkbox,
     Collapsible,
     Footer,
     Header,
@@ -32,6 +31,7 @@ from klaviyo_tui.store.config import DEFAULT_BASE_URL, Connection, check_base_ur
 from klaviyo_tui.tui.errors import describe_error
 from klaviyo_tui.tui.screens.base import HELP_KEYS, BaseScreen
 from klaviyo_tui.tui.widgets.banner import DemoBanner
+from klaviyo_tui.tui.widgets.toggles import Checkbox
 
 if TYPE_CHECKING:
     from klaviyo_tui.tui.app import DemoInfo, KlaviyoApp

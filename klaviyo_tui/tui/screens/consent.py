@@ -9,12 +9,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.geometry import Size
 from textual.message import Message
-from textual.widgets import Button, Checkbox, Footer, Header, Label, Static
+from textual.widgets import Button, Footer, Header, Label, Static
 
 from klaviyo_tui.redaction import safe_text
 from klaviyo_tui.store.config import Connection
 from klaviyo_tui.store.consent import CONSENT_TEXT, CONSENT_TITLE, accept
 from klaviyo_tui.tui.screens.base import HELP_KEYS, BaseScreen
+from klaviyo_tui.tui.widgets.toggles import Checkbox
 
 
 def record_consent() -> tuple[str, str]:

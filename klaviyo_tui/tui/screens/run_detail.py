@@ -104,7 +104,11 @@ class RunDetailScreen(BaseScreen[None]):
             yield Label(f"Run {self.run_id}", id="detail-title", classes="step-title")
             yield Static("Loading…", id="detail-summary")
             yield Static("", id="detail-sync")
-            yield Label("Why rows were not imported", id="reasons-title", classes="section-title")
+            yield Label(
+                "Rows not imported, or sent without a field",
+                id="reasons-title",
+                classes="section-title",
+            )
             yield DataTable(id="reasons", cursor_type="row")
             yield Static("", id="reason-full", classes="help")
             with Horizontal(classes="row", id="csv-row"):

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.message import Message
-from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
+from textual.widgets import Button, Input, Label, RadioSet, Static
 
 from klaviyo_tui.store.config import Export, Mapping, Segment
 from klaviyo_tui.tui.errors import describe_error
@@ -28,6 +28,7 @@ from klaviyo_tui.tui.screens.builder.report import (
     render_report,
     render_summary,
 )
+from klaviyo_tui.tui.widgets.toggles import RadioButton
 
 SAVE_NOTE = (
     "Save keeps the export for later (run it from Home with [b]r[/b], or headless with "

@@ -15,11 +15,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import DataTable, Label, Select, SelectionList, Static
+from textual.widgets import DataTable, Label, Select, Static
 
 from klaviyo_tui.services.exports import suggest_mapping
 from klaviyo_tui.store.config import Mapping
 from klaviyo_tui.tui.screens.builder.fields import FIELDS, LOCATION, cell, plain
+from klaviyo_tui.tui.widgets.toggles import SelectionList
 
 TABLE_ROWS = 20
 PROPERTIES_RULE = "Custom properties: only the ticked columns are sent."

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from textual.widgets import Checkbox, Input, RadioButton, Select, SelectionList
+from textual.widgets import Input, Select
 
 from klaviyo_tui.errors import AppError
 from klaviyo_tui.store.config import Export, Mapping, Segment
@@ -19,6 +19,7 @@ from klaviyo_tui.tui.screens.builder.filter_field import FilterField
 from klaviyo_tui.tui.screens.builder.list_tab import ListTab
 from klaviyo_tui.tui.screens.builder.source_tab import SourceTab
 from klaviyo_tui.tui.screens.builder.sync_tab import SyncTab
+from klaviyo_tui.tui.widgets.toggles import Checkbox, RadioButton, SelectionList
 
 if TYPE_CHECKING:
     from klaviyo_tui.tui.screens.builder.screen import ExportBuilderScreen

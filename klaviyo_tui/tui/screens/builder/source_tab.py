@@ -15,13 +15,14 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Button, Input, RadioButton, RadioSet, Static
+from textual.widgets import Button, Input, RadioSet, Static
 
 from klaviyo_tui.store.config import Segment
 from klaviyo_tui.tui.app import KlaviyoApp
 from klaviyo_tui.tui.errors import describe_error
 from klaviyo_tui.tui.screens.builder.fields import CONTROL_PICTURES, shown
 from klaviyo_tui.tui.screens.builder.filter_field import FilterField
+from klaviyo_tui.tui.widgets.toggles import RadioButton
 
 PREVIEW_ROWS = 500  # read to show columns and guess the email column
 

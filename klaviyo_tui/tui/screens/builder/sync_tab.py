@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.widget import Widget
-from textual.widgets import Checkbox, Input, Label, RadioButton, RadioSet, Select, Static
+from textual.widgets import Input, Label, RadioSet, Select, Static
 
 from klaviyo_tui.errors import AppError
 from klaviyo_tui.redaction import safe_text
@@ -24,6 +24,7 @@ from klaviyo_tui.store.consent import subscribe_consent_text
 from klaviyo_tui.store.sync_config import Subscribe, SyncSettings
 from klaviyo_tui.tui.screens.builder.fields import plain
 from klaviyo_tui.tui.sync_text import removal_limit, verify_cost
+from klaviyo_tui.tui.widgets.toggles import Checkbox, RadioButton
 
 INCREMENTAL_LABEL = "Incremental: send only new or changed rows"
 INCREMENTAL_HELP = "Rows an earlier run confirmed, unchanged, are skipped (counted unchanged)."
