@@ -9,6 +9,8 @@ import keyring
 import pytest
 
 from klaviyo_tui.demo.launch import MemoryKeyring
+from klaviyo_tui.sandbox import SandboxSettings
+from klaviyo_tui.sandbox.server import SandboxServer
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +26,14 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.chdir(tmp_path)  # files written "here" (exported rejects) stay out of the repo
     return home
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    """A sandbox Klaviyo on a free loopback port: no rate limits, jobs finish at once, no faults.
+    Tests that need limits, faults or slow jobs start their own."""
+    with SandboxServer(SandboxSettings(rate_limits=False, job_delay=0.0)) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)

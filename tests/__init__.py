@@ -1,0 +1,1 @@
+"""klaviyo-tui's tests, one folder per tier (README: Development)."""

@@ -1,0 +1,1 @@
+"""The headless CLI: CliRunner, a pseudo-terminal, real subprocesses."""

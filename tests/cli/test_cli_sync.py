@@ -1,0 +1,70 @@
+"""The sync options from the CLI: exports create/edit keep them (with the consent assertion),
+`run --dry-run` plans them, and `history` shows what each run added, updated and skipped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from klaviyo_tui.sandbox.server import SandboxServer
+from klaviyo_tui.store.config import load_config
+from tests.support.cli import config_path, connect, invoke, write_csv
+
+
+@pytest.fixture
+def source(tmp_path: Path, sandbox: SandboxServer) -> Path:
+    connect(sandbox.base_url)
+    rows = [
+        {"contact": f"user{i}@example.com", "First": f"U{i}", "optin": "2024-02-01T08:00:00Z"}
+        for i in range(8)
+    ]
+    return write_csv(tmp_path / "customers.csv", rows)
+
+
+def test_new_exports_are_incremental_and_the_second_run_skips_everything(source: Path) -> None:
+    made = invoke("exports", "create", "weekly", "--source", str(source), "--list-name", "W")
+    assert made.exit_code == 0, made.output
+    assert load_config(config_path()).exports["weekly"].sync.incremental
+    assert "incremental = true" in config_path().read_text()
+    first = invoke("run", "weekly", "--json")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["sync"]["added"] == 8
+    second = invoke("run", "weekly")
+    assert second.exit_code == 0, second.output
+    assert "8 unchanged (skipped)" in second.stdout
+    assert "0 added, 0 updated, 8 unchanged" in second.stdout
+    shown = invoke("history", "weekly")
+    assert "UNCHANGED" in shown.stdout
+    runs = json.loads(invoke("history", "--json").stdout)
+    assert [r["sync"]["unchanged"] for r in runs] == [8, 0]
+    full = invoke("run", "weekly", "--full", "--json")
+    assert json.loads(full.stdout)["sync"]["full_reason"] == "--full was given"
+
+
+def test_subscribe_needs_the_consent_assertion(source: Path) -> None:
+    args = ["exports", "create", "news", "--source", str(source), "--list-name", "News"]
+    args += ["--subscribe", "email", "--consent-column", "optin", "--historical"]
+    refused = invoke(*args)
+    assert refused.exit_code == 2
+    assert "You assert that each of these customers gave you their consent" in refused.stderr
+    assert "--assert-consent" in refused.stderr
+    assert "news" not in load_config(config_path()).exports
+    made = invoke(*args, "--assert-consent", "--json")
+    assert made.exit_code == 0, made.output
+    sub = json.loads(made.stdout)["sync"]["subscribe"]
+    assert sub["channel"] == "email" and sub["historical"] and sub["asserted_at"]
+    sms = invoke("exports", "edit", "news", "--set", "subscribe=sms", "--assert-consent")
+    assert sms.exit_code == 2 and "needs a phone_number column" in sms.stderr
+    edited = invoke("exports", "edit", "news", "--set", "mode=mirror", "--set", "max_removals=3")
+    assert edited.exit_code == 0, edited.output
+    sync = load_config(config_path()).exports["news"].sync
+    assert sync.mode == "mirror" and sync.max_removals == 3 and sync.subscribe is not None
+    plan = invoke("run", "news", "--dry-run")
+    assert plan.exit_code == 0, plan.output
+    assert "8 to add" in plan.stdout and "8 to subscribe" in plan.stdout
+    assert "0 at most to remove" in plan.stdout
+    off = invoke("exports", "edit", "news", "--set", "subscribe=off")
+    assert off.exit_code == 0, off.output
+    assert load_config(config_path()).exports["news"].sync.subscribe is None

@@ -1,0 +1,1 @@
+"""What it survives: hostile input, damaged state, faults, crashes (README table)."""

@@ -1,0 +1,1 @@
+"""The Klaviyo client and the sandbox server, over real loopback HTTP."""

@@ -1,0 +1,1 @@
+"""Helpers the tiers share: sandbox fixtures, configs, corpora, a terminal reader."""

@@ -1,0 +1,1 @@
+"""The Textual app: Pilot behaviour tests and SVG snapshots."""

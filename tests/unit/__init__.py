@@ -1,0 +1,1 @@
+"""Pure functions and single modules: no server, no terminal."""
