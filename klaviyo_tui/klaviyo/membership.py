@@ -134,16 +134,7 @@ class MembershipOps(ClientBase):
         Raises UnsearchableValue, before sending anything, for values that cannot be written
         as a filter literal: a broken filter could match other profiles."""
         check_id(list_id, "list")
-        wanted = list(dict.fromkeys(e.strip() for e in emails if e and e.strip()))
-        quoted = {e: quote_filter(e) for e in wanted}
-        bad = tuple(e for e, q in quoted.items() if q is None)
-        if bad:
-            sample = ", ".join(repr(v) for v in bad[:3]) + (" …" if len(bad) > 3 else "")
-            raise UnsearchableValue(
-                f"{len(bad)} email value(s) cannot be looked up in Klaviyo (a backslash, both "
-                f"quote kinds or a control character): {sample}.",
-                bad,
-            )
+        wanted, quoted = _quoted_emails(emails)
         found: dict[str, None] = {}
         for chunk in _chunks(wanted, MAX_FILTER_VALUES):
             literals = ",".join(str(quoted[e]) for e in chunk)
@@ -163,16 +154,7 @@ class MembershipOps(ClientBase):
         `GET /api/profiles` with `additional-fields[profile]=subscriptions`), by lower-cased
         email. Emails without a profile are absent. Raises UnsearchableValue like
         `list_members_by_email`."""
-        wanted = list(dict.fromkeys(e.strip() for e in emails if e and e.strip()))
-        quoted = {e: quote_filter(e) for e in wanted}
-        bad = tuple(e for e, q in quoted.items() if q is None)
-        if bad:
-            sample = ", ".join(repr(v) for v in bad[:3]) + (" …" if len(bad) > 3 else "")
-            raise UnsearchableValue(
-                f"{len(bad)} email value(s) cannot be looked up in Klaviyo (a backslash, both "
-                f"quote kinds or a control character): {sample}.",
-                bad,
-            )
+        wanted, quoted = _quoted_emails(emails)
         found: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(wanted, MAX_FILTER_VALUES):
             literals = ",".join(str(quoted[e]) for e in chunk)
@@ -216,3 +198,19 @@ class MembershipOps(ClientBase):
                 not_found=f"list {list_id} does not exist in this account.",
             )
         return len(resources)
+
+
+def _quoted_emails(emails: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+    """The distinct emails and each one's filter literal; UnsearchableValue (before anything is
+    sent) for values that cannot be quoted safely: a broken filter could match other profiles."""
+    wanted = list(dict.fromkeys(e.strip() for e in emails if e and e.strip()))
+    quoted = {e: quote_filter(e) for e in wanted}
+    bad = tuple(e for e, q in quoted.items() if q is None)
+    if bad:
+        sample = ", ".join(repr(v) for v in bad[:3]) + (" …" if len(bad) > 3 else "")
+        raise UnsearchableValue(
+            f"{len(bad)} email value(s) cannot be looked up in Klaviyo (a backslash, both "
+            f"quote kinds or a control character): {sample}.",
+            bad,
+        )
+    return wanted, {e: q for e, q in quoted.items() if q is not None}
