@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from textual.css.query import NoMatches
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -20,11 +21,16 @@ async def wait_until(pilot: Pilot[object], condition: Callable[[], bool], tries:
     """Let the app process events until `condition()` holds (no fixed sleeps).
 
     Gives up after `tries` checks 20 ms apart, but never before 30 s have passed: on a loaded
-    machine a screen can take seconds to appear, and a timeout is not what a test checks."""
+    machine a screen can take seconds to appear, and a timeout is not what a test checks. A
+    widget the condition asks for that is not mounted yet (NoMatches) counts as "not yet": a
+    pushed screen composes on a later tick."""
     deadline = time.monotonic() + 30.0
     for attempt in itertools.count():
-        if condition():
-            return
+        try:
+            if condition():
+                return
+        except NoMatches:
+            pass
         if attempt >= tries and time.monotonic() > deadline:
             break
         await pilot.pause(0.02)
@@ -38,7 +44,10 @@ async def type_into(pilot: Pilot[object], selector: str, text: str) -> None:
 
 
 async def wait_screen(pilot: Pilot[object], kind: type) -> None:
-    await wait_until(pilot, lambda: isinstance(pilot.app.screen, kind))
+    """Wait until a `kind` screen is on top and mounted (its widgets composed)."""
+    await wait_until(
+        pilot, lambda: isinstance(pilot.app.screen, kind) and pilot.app.screen.is_mounted
+    )
 
 
 async def run_wizard(
