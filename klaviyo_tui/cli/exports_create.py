@@ -310,6 +310,7 @@ def _summary(spec: ExportSpec) -> None:
 @pass_cli
 def exports_create(
     obj: CliContext,
+    /,
     name: str,
     connection: str | None,
     list_id: str | None,
