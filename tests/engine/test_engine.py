@@ -437,11 +437,8 @@ async def test_resume_counts_rows_with_warnings_once(
     assert counts[RowState.IMPORTED_WITH_WARNINGS.value] == 500
     assert counts[RowState.IMPORTED.value] == 24_500
     assert summary.total_rows == 25_000
-    warnings = [
-        f
-        for f in store.failures(summary.run_id)  # type: ignore[arg-type]
-        if f.state is RowState.IMPORTED_WITH_WARNINGS
-    ]
+    warned = RowState.IMPORTED_WITH_WARNINGS
+    warnings = [f for f in store.failures(record.id) if f.state is warned]
     assert sorted(f.row for f in warnings) == [i + 1 for i in range(0, 25_000, 50)]
     members = list_identities(sandbox.base_url, list_id)
     assert len(members) == 25_000

@@ -67,16 +67,22 @@ def _check(df: pd.DataFrame) -> None:
     assert list(df.index) == [1, 2, 3]
 
 
+# pandas and pyarrow are untyped here: their text and bytes come back as Any
+
+
 def _csv(sep: str = ",", encoding: str = "utf-8") -> bytes:
-    return pd.DataFrame(ROWS).to_csv(sep=sep, index=False).encode(encoding)
+    text: str = pd.DataFrame(ROWS).to_csv(sep=sep, index=False)
+    return text.encode(encoding)
 
 
 def _jsonl() -> bytes:
-    return pd.DataFrame(ROWS).to_json(orient="records", lines=True).encode()
+    text: str = pd.DataFrame(ROWS).to_json(orient="records", lines=True)
+    return text.encode()
 
 
 def _zstd(data: bytes) -> bytes:
-    return pa.compress(data, codec="zstd", asbytes=True)  # a standard .zst frame
+    frame: bytes = pa.compress(data, codec="zstd", asbytes=True)  # a standard .zst frame
+    return frame
 
 
 # ---- compressed sources ---------------------------------------------------------------------
