@@ -518,7 +518,7 @@ async def test_shared_phones_never_cost_a_customer_their_place(
             'default_region = "US"', 'default_region = "US"\non_invalid_field = "reject_row"'
         )
         (tmp_path / "config.toml").write_text(text)
-        from klaviyo_tui.store.config import load_config
+        from klaviyo_tui.store.config_read import load_config
 
         config = load_config(tmp_path / "config.toml")
     assert config.exports["customers"].on_invalid_field == policy

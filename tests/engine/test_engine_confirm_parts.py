@@ -24,7 +24,8 @@ from klaviyo_tui.run.resend import from_original, rebatch, removable, strip_fiel
 from klaviyo_tui.run.verify import Expected, Sample, email_hashes
 from klaviyo_tui.sandbox import DEMO_KEY
 from klaviyo_tui.sandbox.server import SandboxServer
-from klaviyo_tui.store.config import ConfigError, load_config
+from klaviyo_tui.store.config import ConfigError
+from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.history import SCHEMA_VERSION, HistoryStore, ResendLog, Verification
 from klaviyo_tui.store.history_open import SCHEMA
 from tests.support.engine import create_list, write_config, write_customers

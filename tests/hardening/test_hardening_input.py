@@ -75,7 +75,7 @@ def configure(case: Case, tmp_path: Path, base_url: str) -> tuple[str, Source, C
     if source.query:
         document["segments"]["main"]["query"] = source.query
     path.write_text(tomlkit.dumps(document), encoding="utf-8")
-    from klaviyo_tui.store.config import load_config
+    from klaviyo_tui.store.config_read import load_config
 
     return list_id, source, load_config(path)
 

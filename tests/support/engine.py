@@ -10,7 +10,8 @@ from typing import Any
 import tomlkit
 
 from klaviyo_tui.sandbox import DEMO_KEY
-from klaviyo_tui.store.config import Config, load_config
+from klaviyo_tui.store.config import Config
+from klaviyo_tui.store.config_read import load_config
 from tests.support import sandbox as sandbox_helpers
 
 REVISION = sandbox_helpers.REVISION

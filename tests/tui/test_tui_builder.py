@@ -28,7 +28,8 @@ from textual.widgets import (
 )
 
 from klaviyo_tui.input.filters import FilterError, compile_filter
-from klaviyo_tui.store.config import Export, Mapping, Segment, load_config
+from klaviyo_tui.store.config import Export, Mapping, Segment
+from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.config_store import ConfigStore
 from klaviyo_tui.tui.app import KlaviyoApp, make_app
 from klaviyo_tui.tui.screens.builder import ExportBuilderScreen

@@ -8,7 +8,7 @@ from textual.widgets import Button, Checkbox, Static
 
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
 from klaviyo_tui.sandbox.server import SandboxServer
-from klaviyo_tui.store.config import load_config
+from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.secrets import SERVICE
 from klaviyo_tui.tui.app import make_app
 from klaviyo_tui.tui.screens.connection import ConnectionFormScreen, VerifyScreen

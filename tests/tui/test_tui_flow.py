@@ -10,7 +10,8 @@ from textual.widgets import Button, DataTable, Input, Label, Select, Static
 from klaviyo_tui.errors import ExitCode
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
 from klaviyo_tui.sandbox.server import SandboxServer
-from klaviyo_tui.store.config import Connection, Export, Mapping, Segment, load_config
+from klaviyo_tui.store.config import Connection, Export, Mapping, Segment
+from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.config_store import ConfigStore
 from klaviyo_tui.store.consent import accept
 from klaviyo_tui.store.history import HistoryStore

@@ -15,7 +15,8 @@ from textual.content import Content
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Select, Static, TabbedContent
 
-from klaviyo_tui.store.config import Export, Mapping, Segment, load_config
+from klaviyo_tui.store.config import Export, Mapping, Segment
+from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.config_store import ConfigStore
 from klaviyo_tui.store.consent import subscribe_consent_text
 from klaviyo_tui.store.sync_config import Subscribe, SyncSettings

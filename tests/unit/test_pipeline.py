@@ -213,7 +213,8 @@ def test_field_policy_in_the_config(tmp_path: Path) -> None:
     """`on_invalid_field` is read, checked with a clear message, and written back by the editor."""
     import dataclasses
 
-    from klaviyo_tui.store.config import ConfigError, load_config
+    from klaviyo_tui.store.config import ConfigError
+    from klaviyo_tui.store.config_read import load_config
     from klaviyo_tui.store.config_store import ConfigStore
 
     path = tmp_path / "config.toml"
