@@ -27,7 +27,7 @@ from klaviyo_tui.sandbox.server import SandboxServer
 from klaviyo_tui.store.config import ConfigError
 from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.history import SCHEMA_VERSION, HistoryStore, ResendLog, Verification
-from klaviyo_tui.store.history_open import SCHEMA
+from klaviyo_tui.store.history_schema import SCHEMA
 from tests.support.engine import create_list, write_config, write_customers
 
 
