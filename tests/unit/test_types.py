@@ -1,5 +1,6 @@
 """Types and lint are part of the suite: `mypy` (strict, over the package), `mypy tests` (the
-tests' override in pyproject) and `ruff check` (ASYNC rules on) each fail a test with their output.
+tests' override in pyproject) and `ruff check` (ASYNC rules on) each fail a test with their output;
+and modules stay small enough to read (at most 400 lines; the App module under 150).
 
 mypy keeps its cache in pytest's cache folder, so only the first run in a checkout is cold: about
 15 s for the package and the tests together on the 2-core machine, under a second warm after that.
@@ -17,6 +18,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "pyproject.toml"
+MAX_LINES = 400  # a module past this is probably two (decisions.md)
+MAX_APP_LINES = 150  # the App routes; screens, flows and the run registry live elsewhere
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -70,3 +73,15 @@ def test_the_settings_reject_untyped_code_and_blocking_calls(tmp_path: Path) -> 
     linted = run("ruff", "check", "--no-cache", "--config", str(CONFIG), str(sample))
     assert linted.returncode == 1, report(linted)
     assert "ASYNC251" in linted.stdout, report(linted)
+
+
+def test_modules_stay_readable() -> None:
+    package = REPO / "klaviyo_tui"
+    sizes = {
+        p.relative_to(REPO).as_posix(): len(p.read_bytes().splitlines())
+        for p in package.rglob("*.py")
+    }
+    assert len(sizes) > 100  # the package was found
+    too_long = {name: n for name, n in sizes.items() if n > MAX_LINES}
+    assert not too_long, f"split these by responsibility (at most {MAX_LINES} lines): {too_long}"
+    assert sizes["klaviyo_tui/tui/app.py"] < MAX_APP_LINES
