@@ -38,6 +38,7 @@ from tests.support.engine import (
     create_list,
     import_jobs,
     list_emails,
+    run_id_of,
     write_config,
     write_customers,
 )
@@ -495,7 +496,7 @@ async def test_engine_stops_as_interrupted_when_the_file_is_replaced_between_pas
         assert summary.counts[RowState.NOT_SENT.value] == 0
         assert summary.counts[RowState.IMPORTED.value] == 0
         assert import_jobs(sandbox.base_url) == [] and list_emails(sandbox.base_url, list_id) == []
-        record = store.run(summary.run_id)  # type: ignore[arg-type]
+        record = store.run(run_id_of(summary))
         assert record is not None and record.status == "interrupted"
         assert store.resumable_run("customers") is not None
         resumed = await _drain(config, store, resume=True)  # the file is stable now
