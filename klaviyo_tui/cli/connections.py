@@ -14,7 +14,8 @@ from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.redaction import mask_key, safe_text
 from klaviyo_tui.services import connections as service
 from klaviyo_tui.store import consent
-from klaviyo_tui.store.config import DEFAULT_BASE_URL, DEFAULT_REVISION, Connection, load_config
+from klaviyo_tui.store.config import DEFAULT_BASE_URL, DEFAULT_REVISION, Connection
+from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.secrets import ENV_VAR
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from klaviyo_tui.store import paths
-from klaviyo_tui.store.config import Config, load_config
+from klaviyo_tui.store.config import Config
+from klaviyo_tui.store.config_read import load_config
 
 
 class CliContext:

@@ -19,7 +19,7 @@ from klaviyo_tui.services.export_edit import edit_export
 from klaviyo_tui.services.export_sync import edit_sync
 from klaviyo_tui.services.exports import export_named
 from klaviyo_tui.services.segments import shown_source
-from klaviyo_tui.store.config import load_config
+from klaviyo_tui.store.config_read import load_config
 
 
 @click.group("exports")

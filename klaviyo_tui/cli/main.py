@@ -277,10 +277,11 @@ def _run_one(
 
     async def consume() -> RunSummary:
         task = asyncio.current_task()
+        assert task is not None  # a coroutine run by asyncio.run is always in a task
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+                loop.add_signal_handler(sig, task.cancel)
         summary: RunSummary | None = None
         events = run_service(
             config,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import numpy as np
 import orjson
@@ -160,11 +161,11 @@ class Batch:
 
     @property
     def rows(self) -> list[int]:
-        return self._rows.tolist()
+        return cast(list[int], self._rows.tolist())  # numpy and pyarrow type these as Any
 
     @property
     def emails(self) -> list[str]:
-        return self._emails.to_pylist()
+        return cast(list[str], self._emails.to_pylist())
 
     def email_at(self, position: int) -> str:
         """One row's email, without building the whole list."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 import email_validator
 import numpy as np
@@ -40,8 +41,10 @@ def email_fast(normalized: pa.Array) -> np.ndarray:
     # no special-use name at the end
     for name in _SPECIAL_TLDS:
         ok = pc.and_not(ok, pc.ends_with(normalized, "." + name))
-    mask = ok.fill_null(False).to_numpy(zero_copy_only=False)
-    return mask & ~_long_local_or_dashes(normalized)
+    # pyarrow is untyped and numpy's operators give Any: the annotations say what comes back
+    mask: np.ndarray = ok.fill_null(False).to_numpy(zero_copy_only=False)
+    surely_valid: np.ndarray = mask & ~_long_local_or_dashes(normalized)
+    return surely_valid
 
 
 def _long_local_or_dashes(arr: pa.Array) -> np.ndarray:
@@ -152,7 +155,7 @@ def _known_type(nsn: pa.Array, region: _Region) -> np.ndarray:
     for d in region.types:
         any_type = pc.or_(any_type, _matches(nsn, lengths, d))
     ok = pc.and_(_matches(nsn, lengths, region.general), any_type)
-    return ok.to_numpy(zero_copy_only=False)
+    return cast(np.ndarray, ok.to_numpy(zero_copy_only=False))  # pyarrow is untyped
 
 
 def _valid_for_cc(nsn: pa.Array, cc: int) -> np.ndarray:

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -80,15 +81,15 @@ class ValidatedChunk:
 
     @property
     def payloads(self) -> list[bytes]:
-        return self.payload_array.to_pylist()
+        return cast(list[bytes], self.payload_array.to_pylist())  # pyarrow/numpy: Any
 
     @property
     def emails(self) -> list[str]:
-        return self.email_array.to_pylist()
+        return cast(list[str], self.email_array.to_pylist())
 
     @property
     def rows(self) -> list[int]:
-        return self.row_array.tolist()
+        return cast(list[int], self.row_array.tolist())
 
     @property
     def valid(self) -> int:

@@ -3,7 +3,8 @@
 `run_export` is the one entry point both front ends use. It is an async generator of progress events
 that ends with a `RunSummary`. Work is split so the event loop never stalls:
 
-- a thread reads, validates and packs rows into bulk-import batches (pandas, pyarrow, orjson);
+- a thread reads, validates and packs rows into bulk-import batches (pandas, pyarrow, orjson),
+  driven by reading.py's `BatchReader`;
 - async tasks submit batches (the client paces them to Klaviyo's rate tier) and poll the jobs;
 - history writes (SQLite) go through `asyncio.to_thread`.
 
@@ -13,7 +14,8 @@ batches already accepted (polling their jobs instead) and sends only the rest. A
 with unconfirmed batches can be resumed too: their jobs are asked about again.
 
 Verification (`verify`): once every batch is settled, the list is read back (verify.py) and each
-confirmed row that is not in it moves to not_in_list.
+confirmed row that is not in it moves to not_in_list. How the run ended (its exit code and
+message) is summary.py's `ending`.
 
 `RunError` (defined in `errors`) and `check_runnable` (checks.py) are re-exported here: the
 front ends catch and call them from the engine.
@@ -25,32 +27,22 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 
-from klaviyo_tui.errors import AppError, ExitCode, RunError
-from klaviyo_tui.events import (
-    JobsPlanned,
-    Phase,
-    ProgressEvent,
-    RowsRead,
-    RowState,
-    RunSummary,
-)
-from klaviyo_tui.input.batching import Batch
+from klaviyo_tui.errors import ExitCode, RunError
+from klaviyo_tui.events import Phase, ProgressEvent, RowState, RunSummary
 from klaviyo_tui.input.sources import SourceChanged
-from klaviyo_tui.klaviyo import KlaviyoClient, NotFoundError, RateLimitedUntil
+from klaviyo_tui.klaviyo import KlaviyoClient, NotFoundError
 from klaviyo_tui.run import rejects as rejects_file
 from klaviyo_tui.run import verify
 from klaviyo_tui.run.checks import check_runnable
 from klaviyo_tui.run.jobs import JobTracker, Tally
 from klaviyo_tui.run.locking import export_lock
 from klaviyo_tui.run.options import RunOptions
-from klaviyo_tui.run.outcomes import first_profile
-from klaviyo_tui.run.reading import Step, produce
-from klaviyo_tui.run.summary import SummaryParts, exit_code, make_summary, unconfirmed_note
+from klaviyo_tui.run.reading import BatchQueue, BatchReader
+from klaviyo_tui.run.summary import SummaryParts, ending, make_summary
 from klaviyo_tui.run.sync.options import SyncOptions
 from klaviyo_tui.run.sync.runner import SyncRun
-from klaviyo_tui.store.config import Config, ConfigError, Export
+from klaviyo_tui.store.config import Config, Export
 from klaviyo_tui.store.history import BatchRecord, HistoryStore
 
 #: Packed batches waiting for upload: bounds memory whatever the input size.
@@ -121,8 +113,7 @@ class _ExportRun:
         self.events: asyncio.Queue[ProgressEvent] = asyncio.Queue()
         self.run_id: int | None = None  # set before any work starts
         self.started = time.monotonic()
-        self.sample_payload: bytes | None = None
-        self.planned_jobs = 0
+        self.reader: BatchReader | None = None  # the reading side, once the work starts
         self.retry_rows: set[tuple[str, int]] | None = None
         self.known: dict[tuple[str, int], str] = {}  # a resumed run's failures, for verify
         self.verification: dict[str, object] | None = None
@@ -195,7 +186,7 @@ class _ExportRun:
                     yield self.events.get_nowait()
                 break
             try:
-                summary = self._summary(worker)
+                summary = self._make_summary(*self._ending(worker))
             except Exception as error:  # a bug, not the user's doing: still close the record
                 failed = self._make_summary(ExitCode.PARTIAL, f"internal error: {error!r}")
                 self._finish_sync(failed)
@@ -211,38 +202,11 @@ class _ExportRun:
         self._finish_sync(summary)
         yield summary
 
-    def _summary(self, worker: asyncio.Task[None]) -> RunSummary:
-        error = worker.exception()
-        if error is None:
-            if self.sync is not None and self.sync.refused:  # sync hook: a dry run's refusal
-                return self._make_summary(ExitCode.USAGE, self.sync.refused)
-            code = exit_code(self.tally, dry_run=self.dry_run)
-            if code == ExitCode.INPUT:
-                return self._make_summary(
-                    code,
-                    f"no valid rows: all {self.tally.read} rows read are invalid or duplicates, "
-                    "so nothing was sent; the rejects file gives each row's reason",
-                )
-            return self._make_summary(code, unconfirmed_note(self.tally, self.export.name))
-        if isinstance(error, RateLimitedUntil):
-            return self._make_summary(
-                ExitCode.INTERRUPTED,
-                f"{error} Resume with `klaviyo-tui run {self.export.name} --resume` after "
-                f"{error.retry_at:%H:%M} local time.",
-            )
-        if isinstance(error, ConfigError):
-            return self._make_summary(ExitCode.INPUT, str(error))
-        if isinstance(error, AppError):  # run, Klaviyo, source, filter (a changed file: resumable)
-            return self._make_summary(error.exit_code, self._with_note(str(error)))
-        if isinstance(error, OSError):
-            return self._make_summary(
-                ExitCode.INPUT, f"could not write run files: {error.strerror or error}"
-            )
-        raise error
-
-    def _with_note(self, message: str) -> str:
-        note = unconfirmed_note(self.tally, self.export.name)
-        return f"{message}; {note}" if note else message
+    def _ending(self, worker: asyncio.Task[None]) -> tuple[ExitCode, str | None]:
+        refused = self.sync.refused if self.sync is not None else None  # sync hook
+        return ending(
+            worker.exception(), self.tally, self.export.name, dry_run=self.dry_run, refused=refused
+        )
 
     def _make_summary(self, code: ExitCode, error: str | None) -> RunSummary:
         parts = SummaryParts(
@@ -251,8 +215,8 @@ class _ExportRun:
             started=self.started,
             ended=time.monotonic(),
             dry_run=self.dry_run,
-            planned_jobs=self.planned_jobs,
-            sample_payload=self.sample_payload,
+            planned_jobs=self.reader.planned_jobs if self.reader is not None else 0,
+            sample_payload=self.reader.sample_payload if self.reader is not None else None,
             rejects_path=rejects_file.path_for(self.run_id) if self.run_id is not None else None,
             verification=self.verification,
             sync=self.sync.figures() if self.sync is not None else {},  # sync hook
@@ -294,10 +258,19 @@ class _ExportRun:
             ) from error
         if self.sync is not None:  # sync hook: a mirror's list size, for its removal limit
             await self.sync.prepare(client)
-        batches: asyncio.Queue[Batch | BaseException | None] = asyncio.Queue(
-            maxsize=READ_AHEAD_BATCHES
+        batches: BatchQueue = asyncio.Queue(maxsize=READ_AHEAD_BATCHES)
+        self.reader = BatchReader(
+            self.export,
+            self.config,
+            store=self.store,
+            run_id=self._run,
+            tally=self.tally,
+            emit=self.events.put_nowait,
+            dry_run=self.dry_run,
+            only_rows=self.retry_rows,
+            sync=self.sync,
         )
-        reader = asyncio.create_task(self._read(batches))
+        reader = asyncio.create_task(self.reader.run(batches))
         self.events.put_nowait(Phase("planning" if self.dry_run else "reading and uploading"))
         plan = self.options.verify
         collector: verify.Collector | None = None
@@ -341,7 +314,7 @@ class _ExportRun:
 
     async def _feed(
         self,
-        batches: asyncio.Queue[Batch | BaseException | None],
+        batches: BatchQueue,
         reader: asyncio.Task[None],
         tracker: JobTracker,
         journal: dict[int, BatchRecord],
@@ -380,59 +353,6 @@ class _ExportRun:
         )
         self.verification = result.as_dict()
 
-    async def _read(self, out: asyncio.Queue[Batch | BaseException | None]) -> None:
-        """Drive the reading/validating/packing generator from a thread, one step at a time.
-
-        Ends the queue with None, or hands a failure to the consumer; on cancel it just stops (the
-        consumer is gone, and a put could block forever on a full queue).
-        """
-        produced = produce(self.export, self.config, self.retry_rows, self.sync)  # sync hook
-        loop = asyncio.get_running_loop()
-        # One thread for the whole read: pandas/Arrow keep their per-thread arenas warm.
-        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="klaviyo-tui-read")
-        try:
-            while (step := await loop.run_in_executor(reader, next, produced, None)) is not None:
-                await self._take(step, out)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            await out.put(error)
-            return
-        finally:
-            reader.shutdown(wait=False)
-            with contextlib.suppress(ValueError):  # still running in its thread after a cancel
-                produced.close()
-        to_send = self.tally.valid - self.tally.counts[RowState.UNCHANGED]  # sync hook
-        self.events.put_nowait(
-            JobsPlanned(jobs=self.planned_jobs, profiles=to_send, total=self.tally.read)
-        )
-        await out.put(None)
-
-    async def _take(self, step: Step, out: asyncio.Queue[Batch | BaseException | None]) -> None:
-        if step.rejects:
-            await asyncio.to_thread(self.store.add_failures, self._run, step.rejects)
-            for reject in step.rejects:
-                self.tally.counts[reject.state] += 1
-        if step.warnings and not self.dry_run:  # recorded now, counted once Klaviyo confirms
-            await asyncio.to_thread(self.store.add_failures, self._run, step.warnings)
-        self.tally.counts[RowState.UNCHANGED] += step.unchanged  # sync hook
-        self.tally.read = step.read
-        self.tally.valid = step.valid
-        self.tally.total = step.total
-        self.events.put_nowait(
-            RowsRead(
-                read=step.read,
-                valid=step.valid,
-                invalid=self.tally.counts[RowState.INVALID],
-                duplicates=self.tally.counts[RowState.DUPLICATE],
-            )
-        )
-        for batch in step.batches:
-            if self.sample_payload is None:
-                self.sample_payload = first_profile(batch.body)
-            self.planned_jobs += 1
-            await out.put(batch)
-
 
 async def _all_or_first_failure(tasks: list[asyncio.Task[None]]) -> None:
     """Wait for every task; the first to fail stops the wait with its error (the caller
@@ -441,5 +361,5 @@ async def _all_or_first_failure(tasks: list[asyncio.Task[None]]) -> None:
     while waiting:
         done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
-            if task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            if (error := task.exception()) is not None:
+                raise error

@@ -1,19 +1,30 @@
 """The reading side of a run, in its own worker thread: read, validate, de-duplicate, pack.
 
-All the CPU work of an export (pandas, pyarrow, orjson, hashing) happens here, one step per
-validated chunk, so the event loop that talks to Klaviyo never stalls.
+All the CPU work of an export (pandas, pyarrow, orjson, hashing) happens in `produce`, one step per
+validated chunk, in one worker thread so the event loop that talks to Klaviyo never stalls.
+`BatchReader` drives it from the loop: it records each step's rejects, counts the rows and hands
+the packed batches to the uploader through a bounded queue (memory stays flat whatever the input).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import asyncio
+import contextlib
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from klaviyo_tui.events import Reject
+from klaviyo_tui.events import JobsPlanned, ProgressEvent, Reject, RowsRead, RowState
 from klaviyo_tui.input.batching import Batch, BatchPacker
 from klaviyo_tui.input.pipeline import PipelineStats, iter_validated
+from klaviyo_tui.run.confirm import Tally
+from klaviyo_tui.run.outcomes import first_profile
 from klaviyo_tui.run.sync.runner import SyncRun
 from klaviyo_tui.store.config import Config, Export
+from klaviyo_tui.store.history import HistoryStore
+
+#: What the reader hands on: a batch, a failure for the consumer to raise, or None at the end.
+BatchQueue = asyncio.Queue[Batch | BaseException | None]
 
 
 @dataclass
@@ -88,3 +99,70 @@ def produce(
     if sync is not None and last is not None:
         sync.packed([last])
     yield Step(read=read, valid=valid, total=total, rejects=[], batches=[last] if last else [])
+
+
+class BatchReader:
+    """One run's reading, driven from the event loop: `produce` runs in its own thread, one step
+    at a time; rejects and warnings go to the history, counts to the tally, batches to `out`."""
+
+    def __init__(
+        self,
+        export: Export,
+        config: Config,
+        *,
+        store: HistoryStore,
+        run_id: int,
+        tally: Tally,
+        emit: Callable[[ProgressEvent], None],
+        dry_run: bool,
+        only_rows: set[tuple[str, int]] | None,
+        sync: SyncRun | None,
+    ) -> None:
+        self.export, self.config, self.store, self.run_id = export, config, store, run_id
+        self.tally, self.emit, self.dry_run = tally, emit, dry_run
+        self.only_rows, self.sync = only_rows, sync
+        self.planned_jobs = 0  # batches packed (a dry run's plan counts them)
+        self.sample_payload: bytes | None = None  # the first profile, for a dry run's sample
+
+    async def run(self, out: BatchQueue) -> None:
+        """Ends the queue with None, or hands a failure to the consumer; on cancel it just stops
+        (the consumer is gone, and a put could block forever on a full queue)."""
+        produced = produce(self.export, self.config, self.only_rows, self.sync)  # sync hook
+        loop = asyncio.get_running_loop()
+        # One thread for the whole read: pandas/Arrow keep their per-thread arenas warm.
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="klaviyo-tui-read")
+        try:
+            while (step := await loop.run_in_executor(reader, next, produced, None)) is not None:
+                await self._take(step, out)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            await out.put(error)
+            return
+        finally:
+            reader.shutdown(wait=False)
+            with contextlib.suppress(ValueError):  # still running in its thread after a cancel
+                produced.close()
+        to_send = self.tally.valid - self.tally.counts[RowState.UNCHANGED]  # sync hook
+        self.emit(JobsPlanned(jobs=self.planned_jobs, profiles=to_send, total=self.tally.read))
+        await out.put(None)
+
+    async def _take(self, step: Step, out: BatchQueue) -> None:
+        tally = self.tally
+        if step.rejects:
+            await asyncio.to_thread(self.store.add_failures, self.run_id, step.rejects)
+            for reject in step.rejects:
+                tally.counts[reject.state] += 1
+        if step.warnings and not self.dry_run:  # recorded now, counted once Klaviyo confirms
+            await asyncio.to_thread(self.store.add_failures, self.run_id, step.warnings)
+        tally.counts[RowState.UNCHANGED] += step.unchanged  # sync hook
+        tally.read, tally.valid, tally.total = step.read, step.valid, step.total
+        invalid, duplicates = tally.counts[RowState.INVALID], tally.counts[RowState.DUPLICATE]
+        self.emit(
+            RowsRead(read=step.read, valid=step.valid, invalid=invalid, duplicates=duplicates)
+        )
+        for batch in step.batches:
+            if self.sample_payload is None:
+                self.sample_payload = first_profile(batch.body)
+            self.planned_jobs += 1
+            await out.put(batch)

@@ -10,6 +10,7 @@ DST change a fire time can shift by the change, as with cron.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import cast
 
 from croniter import croniter
 from croniter.croniter import CroniterError
@@ -45,7 +46,8 @@ def last_fire(schedule: str, now: datetime) -> datetime:
     """The latest fire time at or before `now`, as naive local time."""
     # croniter's get_prev is strictly before its start; start just after `now` to include it.
     start = _local_naive(now) + timedelta(seconds=1)
-    return croniter(schedule.strip(), start.replace(microsecond=0)).get_prev(datetime)
+    fire = croniter(schedule.strip(), start.replace(microsecond=0)).get_prev(datetime)
+    return cast(datetime, fire)  # croniter ships no types: get_prev(datetime) is Any to mypy
 
 
 def is_due(schedule: str, last_run_started: datetime | None, now: datetime) -> bool:

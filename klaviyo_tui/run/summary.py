@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.events import RowState, RunSummary
+from klaviyo_tui.klaviyo import RateLimitedUntil
 from klaviyo_tui.klaviyo.pacing import OPERATIONS, least_seconds_for
 from klaviyo_tui.run.confirm import Tally
 from klaviyo_tui.run.outcomes import masked
+from klaviyo_tui.store.config import ConfigError
 
 #: A rough allowance for the last jobs to finish inside Klaviyo, for dry-run estimates.
 JOB_FINISH_S = 5.0
@@ -41,6 +43,43 @@ def unconfirmed_note(tally: Tally, export: str) -> str | None:
         f"{rows:,} row(s) are unconfirmed: Klaviyo accepted them but never confirmed the "
         f"outcome; `klaviyo-tui run {export} --resume` asks Klaviyo about them again"
     )
+
+
+def ending(
+    error: BaseException | None,
+    tally: Tally,
+    export: str,
+    *,
+    dry_run: bool,
+    refused: str | None = None,
+) -> tuple[ExitCode, str | None]:
+    """The exit code and message of a run whose work ended with `error` (None: it finished).
+
+    `refused` is a sync refusal (a dry run's mass removal). An error that is neither the user's
+    nor Klaviyo's doing (a bug) is raised again: the caller records the run and re-raises it."""
+    if error is None:
+        if refused:
+            return ExitCode.USAGE, refused
+        code = exit_code(tally, dry_run=dry_run)
+        if code == ExitCode.INPUT:
+            return code, (
+                f"no valid rows: all {tally.read} rows read are invalid or duplicates, "
+                "so nothing was sent; the rejects file gives each row's reason"
+            )
+        return code, unconfirmed_note(tally, export)
+    if isinstance(error, RateLimitedUntil):
+        return ExitCode.INTERRUPTED, (
+            f"{error} Resume with `klaviyo-tui run {export} --resume` after "
+            f"{error.retry_at:%H:%M} local time."
+        )
+    if isinstance(error, ConfigError):
+        return ExitCode.INPUT, str(error)
+    if isinstance(error, AppError):  # run, Klaviyo, source, filter (a changed file: resumable)
+        note = unconfirmed_note(tally, export)
+        return error.exit_code, f"{error}; {note}" if note else str(error)
+    if isinstance(error, OSError):
+        return ExitCode.INPUT, f"could not write run files: {error.strerror or error}"
+    raise error
 
 
 @dataclass

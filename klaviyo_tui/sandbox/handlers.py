@@ -79,10 +79,12 @@ async def create_list(ctx: Ctx) -> Response:
     if not isinstance(data, dict) or data.get("type") != "list":
         raise invalid("The body needs data of type 'list'.", pointer="/data")
     attrs = data.get("attributes")
-    name = attrs.get("name") if isinstance(attrs, dict) else None
+    if not isinstance(attrs, dict):
+        attrs = {}
+    name = attrs.get("name")
     if not isinstance(name, str) or not name.strip():
         raise invalid("A list needs a non-empty name.", pointer="/data/attributes/name")
-    opt_in = attrs.get("opt_in_process") or "single_opt_in"  # type: ignore[union-attr]
+    opt_in = attrs.get("opt_in_process") or "single_opt_in"
     if opt_in not in ("single_opt_in", "double_opt_in"):
         raise invalid(
             "opt_in_process must be single_opt_in or double_opt_in.",

@@ -36,7 +36,8 @@ from klaviyo_tui.services.segments import (
     segment_named,
     users_of,
 )
-from klaviyo_tui.store.config import Config, Export, Segment, load_config
+from klaviyo_tui.store.config import Config, Export, Segment
+from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.config_store import ConfigStore
 
 _SEGMENT_KEYS = ("source", "query", "filter")

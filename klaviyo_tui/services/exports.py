@@ -34,8 +34,8 @@ from klaviyo_tui.store.config import (
     Export,
     Mapping,
     Segment,
-    load_config,
 )
+from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.config_store import ConfigStore
 from klaviyo_tui.store.sync_config import SYNC_EDIT_KEYS, SyncSettings
 

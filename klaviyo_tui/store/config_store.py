@@ -10,8 +10,9 @@ text is parsed again and checked: the item reads back as written and everything 
 unchanged, or the edit is refused and nothing changes.
 
 What gets written is data-driven: the `*_FIELDS` tables below map each key to its default (a value
-equal to its default is not added; None removes the line). Adding a key to an export is one line in
-config.py (the dataclass field and `_EXPORT_KEYS`) plus one line in `EXPORT_FIELDS` here.
+equal to its default is not added; None removes the line). Adding a key to an export is the
+dataclass field in config.py, its reading in config_read.py (`_EXPORT_KEYS`, `_export`) and one
+line in `EXPORT_FIELDS` here.
 
 Saving writes atomically (temp file in the same folder, fsync, `os.replace`), creates the file
 0600 and keeps an existing file's mode, follows a symlink to its target (the link stays a link),
@@ -47,10 +48,8 @@ from klaviyo_tui.store.config import (
     Connection,
     Export,
     Segment,
-    config_file,
-    config_from_data,
-    read_document,
 )
+from klaviyo_tui.store.config_read import config_file, config_from_data, read_document
 from klaviyo_tui.store.sync_config import DEFAULT_MAX_REMOVAL_RATIO, SUBSCRIBE_KEYS, SyncSettings
 from klaviyo_tui.store.toml_edit import Leaf, Part, Sub, build, drop, emptied, merge, parts, same
 

@@ -1,6 +1,6 @@
 """Per-export sync state in the history database: what this tool confirmed, compactly.
 
-What is stored (schema step 2 in history_open):
+What is stored (schema step 4 in history_schema):
 - `sync_state`: per export, every row Klaviyo confirmed as a keyed hash of its identity (16
   bytes, the normalised email) and of its sent profile (8 bytes), as sorted arrays cut into
   chunks of at most `CHUNK_ENTRIES`. No email or other value is stored (run/sync/hashing.py:

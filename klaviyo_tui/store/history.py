@@ -6,7 +6,9 @@ shared across threads behind a lock (the TUI calls it from thread workers, the e
 `asyncio.to_thread`); other processes (cron, a second terminal) use their own connections. Read
 paths open the store with `readonly=True` and never wait for a writer; a write waits for another
 process's transaction within a bounded time, says who holds it, and gives up with `HistoryBusy`.
-Opening, diagnosing damaged or foreign files and the errors themselves live in `history_open`.
+Opening, diagnosing damaged or foreign files and the errors themselves live in `history_open`,
+the tables and their migrations in `history_schema`; the journal, the failures and the sync state
+are mixed in from `history_journal`, `history_failures` and `export_state`.
 
 A run left "running" by a killed process reads as "interrupted" (see `history_records`).
 
@@ -33,15 +35,15 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from klaviyo_tui.events import Reject, RowState, RunSummary
+from klaviyo_tui.events import RunSummary
 from klaviyo_tui.redaction import redact
 from klaviyo_tui.run.locking import lock_holder
 from klaviyo_tui.store import paths
 from klaviyo_tui.store.export_state import ExportStateMixin
+from klaviyo_tui.store.history_failures import FailuresMixin
 from klaviyo_tui.store.history_journal import JournalMixin, ResendLog, Verification
 from klaviyo_tui.store.history_open import (
     BUSY_TIMEOUT_S,
-    SCHEMA_VERSION,
     WAIT_NOTICE_S,
     HistoryBusy,
     HistoryCorrupt,
@@ -55,7 +57,6 @@ from klaviyo_tui.store.history_open import (
     inspect,
     load_or_create_secret,
     translate,
-    upgrade,
 )
 from klaviyo_tui.store.history_records import (
     DUPLICATE_REASON,
@@ -64,9 +65,8 @@ from klaviyo_tui.store.history_records import (
     BatchRecord,
     RunRecord,
     record_of,
-    values_json,
-    values_of,
 )
+from klaviyo_tui.store.history_schema import SCHEMA_VERSION, upgrade
 
 __all__ = [
     "BUSY_TIMEOUT_S",
@@ -91,7 +91,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class HistoryStore(JournalMixin, ExportStateMixin):
+class HistoryStore(JournalMixin, FailuresMixin, ExportStateMixin):
     """The history database. Thread-safe; open one per process (or per screen) and `close()`.
 
     `readonly=True` (or `open_for_reading()`) is for screens and commands that only look: it
@@ -292,83 +292,6 @@ class HistoryStore(JournalMixin, ExportStateMixin):
         if record.status == "partial" and self.unconfirmed_batches(record.id):
             return record
         return None
-
-    # ---- failures --------------------------------------------------------------------------
-
-    def add_failures(self, run_id: int, rejects: Iterable[Reject]) -> None:
-        """Reasons often quote Klaviyo's text, which a hostile or buggy server could fill with
-        the request's own API key: every text is redacted before it reaches the file."""
-        with self._tx() as db:
-            db.executemany(
-                "INSERT INTO failures (run_id, row, segment, column_name, value, reason, state, "
-                "email, source_values) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (
-                        run_id,
-                        r.row,
-                        r.segment,
-                        redact(r.column),
-                        redact(str(r.value)),
-                        redact(r.reason),
-                        str(r.state),
-                        redact(r.email),
-                        values_json(r.source_values),
-                    )
-                    for r in rejects
-                ),
-            )
-
-    def failures(self, run_id: int, limit: int | None = None) -> list[Reject]:
-        """The run's failures and warnings in the order they were recorded."""
-        extra = "email, source_values" if self.version >= 3 else "'', NULL"
-        rows = self._query(
-            f"SELECT row, segment, column_name, value, reason, state, {extra} FROM failures "
-            "WHERE run_id = ? ORDER BY id LIMIT ?",
-            (run_id, -1 if limit is None else limit),
-        )
-        return [
-            Reject(r[0], r[1], r[2], r[3], r[4], RowState(r[5]), r[6], values_of(r[7]))
-            for r in rows
-        ]
-
-    def failure_reasons(self, run_id: int) -> list[tuple[str, str, int]]:
-        """(reason, state, count), most frequent first. Duplicates count as one reason (each
-        names its own winning row, which would make every one a group of its own)."""
-        rows = self._query(
-            "SELECT CASE WHEN state = ? THEN ? ELSE reason END AS why, state, COUNT(*) AS n "
-            "FROM failures WHERE run_id = ? GROUP BY why, state ORDER BY n DESC, why",
-            (RowState.DUPLICATE.value, DUPLICATE_REASON, run_id),
-        )
-        return [(row[0], row[1], row[2]) for row in rows]
-
-    def drop_failures(
-        self, run_id: int, state: RowState | str, rows: Iterable[tuple[str, int]]
-    ) -> None:
-        """Forget the entries in `state` of these (segment, row)s: their state changed."""
-        with self._tx() as db:
-            db.executemany(
-                "DELETE FROM failures WHERE run_id = ? AND state = ? AND segment = ? AND row = ?",
-                ((run_id, str(state), segment, row) for segment, row in rows),
-            )
-
-    def clear_failures(self, run_id: int, states: Iterable[RowState | str]) -> None:
-        wanted = [str(s) for s in states]
-        if not wanted:
-            return
-        marks = ", ".join("?" * len(wanted))
-        with self._tx() as db:
-            db.execute(
-                f"DELETE FROM failures WHERE run_id = ? AND state IN ({marks})", (run_id, *wanted)
-            )
-
-    def clear_local_warnings(self, run_id: int) -> None:
-        """Forget the warnings the pipeline wrote while reading (fields it dropped); Klaviyo's
-        own warnings (reasons starting "Klaviyo:") stay: their batches are not confirmed again."""
-        with self._tx() as db:
-            db.execute(
-                "DELETE FROM failures WHERE run_id = ? AND state = ? AND reason NOT LIKE ?",
-                (run_id, RowState.IMPORTED_WITH_WARNINGS.value, "Klaviyo:%"),
-            )
 
     # ---- per-export state (keyed hashes only) ----------------------------------------------
 

@@ -164,7 +164,7 @@ def parse_sync(
     as_error: Callable[[str], AppError] = SyncConfigError,
 ) -> SyncSettings:
     """The sync keys of one export table (`table` is e.g. "exports.weekly"); a problem raises
-    `as_error(message)` (config.py passes its ConfigError)."""
+    `as_error(message)` (config_read.py passes ConfigError)."""
     try:
         return _parse(data, path, table)
     except SyncConfigError as error:

@@ -17,14 +17,13 @@ from textual.screen import Screen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
-from klaviyo_tui.run.progress import RunProgress
 from klaviyo_tui.store import paths
 from klaviyo_tui.store.config import Config, Connection
 from klaviyo_tui.tui import flows
 from klaviyo_tui.tui.app_base import AppBase
 from klaviyo_tui.tui.config_host import ConfigHost
 from klaviyo_tui.tui.palette import app_commands
-from klaviyo_tui.tui.runs import RunHandle, drive_run, sample_runs
+from klaviyo_tui.tui.runs import RunHandle, new_run, sample_runs
 from klaviyo_tui.tui.widgets.banner import DemoInfo
 
 __all__ = ["DemoInfo", "KlaviyoApp", "RunHandle", "make_app", "run_app"]
@@ -125,13 +124,8 @@ class KlaviyoApp(ConfigHost, AppBase):
             if export_name not in self.config.exports:
                 self.notify(f"No export named {export_name!r}.", severity="error")
                 return None
-            kind = "resume" if resume else "retry" if retry_failed_of is not None else "run"
-            kind = "dry" if dry_run else "allow" if allow_removals else kind
-            handle = RunHandle(export_name, RunProgress(export_name), kind=kind)
-            handle.progress.sample(handle.started)  # the rate's baseline
+            handle = new_run(self, export_name, resume, retry_failed_of, dry_run, allow_removals)
             self.runs[export_name] = handle
-            work = drive_run(self, handle, resume, retry_failed_of)
-            handle.worker = self.run_worker(work, group="runs", exit_on_error=False)
         self.push_screen(RunScreen(handle))
         return handle
 

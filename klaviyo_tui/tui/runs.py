@@ -98,6 +98,24 @@ async def drive_run(
         )
 
 
+def new_run(
+    app: KlaviyoApp,
+    export: str,
+    resume: bool,
+    retry_failed_of: int | None,
+    dry_run: bool,
+    allow_removals: bool,
+) -> RunHandle:
+    """A new run of `export`, its worker started; the App keeps the handle in `runs`."""
+    kind = "resume" if resume else "retry" if retry_failed_of is not None else "run"
+    kind = "dry" if dry_run else "allow" if allow_removals else kind
+    handle = RunHandle(export, RunProgress(export), kind=kind)
+    handle.progress.sample(handle.started)  # the rate's baseline
+    work = drive_run(app, handle, resume, retry_failed_of)
+    handle.worker = app.run_worker(work, group="runs", exit_on_error=False)
+    return handle
+
+
 def sample_runs(app: KlaviyoApp) -> None:
     """The rate sparkline's clock: sample every active run twice a second."""
     now = time.monotonic()

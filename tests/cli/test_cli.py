@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from klaviyo_tui.demo.launch import MemoryKeyring
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
 from klaviyo_tui.sandbox.server import SandboxServer
 from tests.support.engine import (
@@ -209,7 +210,7 @@ def test_resume_after_sigkill_at_several_points(tmp_path: Path, isolated_dirs: P
 
 
 def test_connections_add_leaves_no_key_behind_when_the_config_cannot_be_saved(
-    sandbox: SandboxServer, memory_keyring: object, monkeypatch: pytest.MonkeyPatch
+    sandbox: SandboxServer, memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from click.testing import CliRunner
 
@@ -226,12 +227,12 @@ def test_connections_add_leaves_no_key_behind_when_the_config_cannot_be_saved(
     )
     assert result.exit_code == 2
     assert "nothing was saved" in result.output
-    assert memory_keyring.passwords == {}  # type: ignore[attr-defined]
+    assert memory_keyring.passwords == {}
     assert not Path(os.environ["KLAVIYO_TUI_CONFIG"]).exists()
 
 
 def test_connections_add_stores_the_key_in_the_keyring(
-    sandbox: SandboxServer, memory_keyring: object
+    sandbox: SandboxServer, memory_keyring: MemoryKeyring
 ) -> None:
     from click.testing import CliRunner
 
@@ -243,7 +244,7 @@ def test_connections_add_stores_the_key_in_the_keyring(
         input=f"{DEMO_KEY}\ny\n",
     )
     assert result.exit_code == 0, result.output
-    assert memory_keyring.passwords == {("klaviyo-tui", "acme"): DEMO_KEY}  # type: ignore[attr-defined]
+    assert memory_keyring.passwords == {("klaviyo-tui", "acme"): DEMO_KEY}
     text = Path(os.environ["KLAVIYO_TUI_CONFIG"]).read_text()
     assert "consent_accepted_at" in text and DEMO_KEY not in text
     assert DEMO_KEY not in result.output

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from klaviyo_tui.sandbox.server import SandboxServer
-from klaviyo_tui.store.config import load_config
+from klaviyo_tui.store.config_read import load_config
 from tests.support.cli import (
     Terminal,
     account_lists,

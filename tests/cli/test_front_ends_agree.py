@@ -14,7 +14,8 @@ from textual.widgets import Static
 
 from klaviyo_tui.cli.main import cli
 from klaviyo_tui.sandbox.server import SandboxServer
-from klaviyo_tui.store.config import Connection, Export, Mapping, Segment, load_config
+from klaviyo_tui.store.config import Connection, Export, Mapping, Segment
+from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.config_store import ConfigStore
 from klaviyo_tui.store.consent import accept
 from klaviyo_tui.tui.app import make_app

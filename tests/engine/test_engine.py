@@ -28,6 +28,7 @@ from tests.support.engine import (
     import_jobs,
     list_emails,
     list_identities,
+    run_id_of,
     write_config,
     write_customers,
 )
@@ -114,7 +115,7 @@ async def test_every_state_and_exact_list_contents(
     expected = {r["email"].strip().lower() for i, r in enumerate(rows) if i != 5}
     assert sorted(list_emails(sandbox.base_url, list_id)) == sorted(expected)
     assert any(isinstance(e, JobConfirmed) for e in events)
-    record = store.run(summary.run_id)  # type: ignore[arg-type]
+    record = store.run(run_id_of(summary))
     assert record is not None and record.status == "ok"
     assert summary.rejects_path is not None and summary.rejects_path.exists()
     lines = list(csv.DictReader(io.StringIO(summary.rejects_path.read_text(encoding="utf-8"))))
@@ -170,7 +171,7 @@ async def test_klaviyo_400_pointers_strip_exactly_those_rows(
     emails = set(list_emails(sandbox.base_url, list_id))
     assert "customer3@example.com" not in emails and "customer17@example.com" not in emails
     assert len(emails) == 28
-    failures = store.failures(summary.run_id)  # type: ignore[arg-type]
+    failures = store.failures(run_id_of(summary))
     assert sorted(f.row for f in failures) == [4, 18]
     assert all(f.state == RowState.REJECTED for f in failures)
 
@@ -186,7 +187,7 @@ async def test_import_errors_over_several_pages(tmp_path: Path, store: HistorySt
         imported = summary.counts[RowState.IMPORTED.value]
         assert imported + rejected == 3000
         assert len(list_emails(server.base_url, list_id)) == imported
-        failures = store.failures(summary.run_id)  # type: ignore[arg-type]
+        failures = store.failures(run_id_of(summary))
         assert len({f.row for f in failures}) == rejected  # each tied to its own source row
         assert summary.exit_code == ExitCode.PARTIAL
 
@@ -437,11 +438,8 @@ async def test_resume_counts_rows_with_warnings_once(
     assert counts[RowState.IMPORTED_WITH_WARNINGS.value] == 500
     assert counts[RowState.IMPORTED.value] == 24_500
     assert summary.total_rows == 25_000
-    warnings = [
-        f
-        for f in store.failures(summary.run_id)  # type: ignore[arg-type]
-        if f.state is RowState.IMPORTED_WITH_WARNINGS
-    ]
+    warned = RowState.IMPORTED_WITH_WARNINGS
+    warnings = [f for f in store.failures(record.id) if f.state is warned]
     assert sorted(f.row for f in warnings) == [i + 1 for i in range(0, 25_000, 50)]
     members = list_identities(sandbox.base_url, list_id)
     assert len(members) == 25_000
@@ -521,7 +519,7 @@ async def test_shared_phones_never_cost_a_customer_their_place(
             'default_region = "US"', 'default_region = "US"\non_invalid_field = "reject_row"'
         )
         (tmp_path / "config.toml").write_text(text)
-        from klaviyo_tui.store.config import load_config
+        from klaviyo_tui.store.config_read import load_config
 
         config = load_config(tmp_path / "config.toml")
     assert config.exports["customers"].on_invalid_field == policy
@@ -551,7 +549,7 @@ async def test_shared_phones_never_cost_a_customer_their_place(
                 carried += 1
                 assert owners[field, member[field]] == {member["email"]}, member
     assert carried >= 2 * (SHARED_ROWS // 10) - 30  # unique identifiers are still sent
-    history = store.failures(summary.run_id)  # type: ignore[arg-type]
+    history = store.failures(run_id_of(summary))
     shared = [f for f in history if "shared with another customer" in f.reason]
     assert len(shared) == sum(len(e) for e in owners.values() if len(e) > 1) > 89_000
     assert all(f.state is RowState.IMPORTED_WITH_WARNINGS for f in shared)

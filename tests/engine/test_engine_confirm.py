@@ -29,7 +29,7 @@ from klaviyo_tui.store.config import Config
 from klaviyo_tui.store.history import HistoryStore
 from tests.engine.test_engine import customers, drain, one_csv_export
 from tests.support import sandbox as sandbox_helpers
-from tests.support.engine import import_jobs, list_emails
+from tests.support.engine import import_jobs, list_emails, run_id_of
 
 GB_PHONE = "+447911123456"  # valid, but outside an account that may only text the US
 MAPPING = {"email": "email", "phone_number": "phone", "first_name": "first_name"}
@@ -146,7 +146,7 @@ async def test_phone_outside_the_sms_regions_is_resent_without_it(
         assert "imported_with_warnings" in summary.rejects_path.read_text()
         assert any(isinstance(e, Notice) and "without phone_number" in e.message for e in events)
         assert len(import_jobs(server.base_url)) == summary.jobs == 1  # the 400 made no job
-        assert store.journal(summary.run_id)[0].warned == 3  # type: ignore[arg-type]
+        assert store.journal(run_id_of(summary))[0].warned == 3
 
 
 async def test_reject_row_policy_keeps_the_strict_behaviour(
@@ -332,7 +332,7 @@ async def test_a_stuck_job_is_unconfirmed_after_the_deadline(
     assert "15 row(s) are unconfirmed" in summary.error and "--resume" in summary.error
     (event,) = [e for e in events if isinstance(e, JobUnconfirmed)]
     assert "no progress" in event.reason and "processing" in event.reason
-    journal = store.journal(summary.run_id)  # type: ignore[arg-type]
+    journal = store.journal(run_id_of(summary))
     assert journal[0].state == "unconfirmed" and journal[0].job_id == event.job_id
     record = store.resumable_run("customers")
     assert record is not None and record.id == summary.run_id and record.status == "partial"
@@ -374,8 +374,8 @@ async def test_resume_asks_about_unconfirmed_jobs_again(
     assert second.counts[RowState.UNCONFIRMED.value] == 0
     assert len(import_jobs(sandbox.base_url)) == jobs_before == 1  # asked again, not resent
     assert any(isinstance(e, Notice) and "asking about it again" in e.message for e in events)
-    assert store.failures(second.run_id) == []  # type: ignore[arg-type]
-    record = store.run(second.run_id)  # type: ignore[arg-type]
+    assert store.failures(run_id_of(second)) == []
+    record = store.run(run_id_of(second))
     assert record is not None and record.status == "ok"
     assert len(list_emails(sandbox.base_url, list_id)) == 30
 
@@ -399,7 +399,7 @@ async def test_an_expired_job_on_resume_sends_the_batch_again(
     notes = [e.message for e in events if isinstance(e, Notice)]
     assert any(job_id in n and "sending the batch again" in n for n in notes)
     assert len(import_jobs(sandbox.base_url)) == 1  # the new job (the old one is gone)
-    states = sorted(f.state.value for f in store.failures(second.run_id))  # type: ignore[arg-type]
+    states = sorted(f.state.value for f in store.failures(run_id_of(second)))
     assert states == ["invalid"]
     assert len(list_emails(sandbox.base_url, list_id)) == 9
 
@@ -431,7 +431,7 @@ async def test_used_up_rate_limit_ends_the_run_interrupted_and_resumable(
     assert first.exit_code == ExitCode.INTERRUPTED
     assert first.error is not None
     assert "local time" in first.error and "klaviyo-tui run customers --resume" in first.error
-    record = store.run(first.run_id)  # type: ignore[arg-type]
+    record = store.run(run_id_of(first))
     assert record is not None and record.status == "interrupted"
     assert store.resumable_run("customers") is not None
     sandbox.app.limiter.quota_share = 0.0  # the window passed
@@ -540,7 +540,7 @@ async def test_verify_full_agrees_with_the_list(
     assert summary.verification["members"] == 249
     notes = [e.message for e in events if isinstance(e, Notice)]
     assert any("reading them takes about" in n and "249 members" in n for n in notes)
-    recorded = store.verification(summary.run_id)  # type: ignore[arg-type]
+    recorded = store.verification(run_id_of(summary))
     assert recorded is not None and (recorded.mode, recorded.missing) == ("full", 0)
 
 
@@ -562,7 +562,7 @@ async def test_verify_full_finds_a_member_removed_behind_our_back(
     assert (failure.row, failure.state) == (43, RowState.NOT_IN_LIST)
     assert list_id in failure.reason
     assert summary.rejects_path is not None and "not_in_list" in summary.rejects_path.read_text()
-    recorded = store.verification(summary.run_id)  # type: ignore[arg-type]
+    recorded = store.verification(run_id_of(summary))
     assert recorded is not None and (recorded.checked, recorded.missing) == (120, 1)
 
 

@@ -17,16 +17,17 @@ import pytest
 
 from klaviyo_tui.errors import ExitCode, RunError
 from klaviyo_tui.events import RowState, RunSummary
-from klaviyo_tui.input.batching import BatchPacker
+from klaviyo_tui.input.batching import Batch, BatchPacker
 from klaviyo_tui.run.options import RunOptions, VerifyPlan, parse_verify
 from klaviyo_tui.run.outcomes import pointer_path
 from klaviyo_tui.run.resend import from_original, rebatch, removable, strip_field
 from klaviyo_tui.run.verify import Expected, Sample, email_hashes
 from klaviyo_tui.sandbox import DEMO_KEY
 from klaviyo_tui.sandbox.server import SandboxServer
-from klaviyo_tui.store.config import ConfigError, load_config
+from klaviyo_tui.store.config import ConfigError
+from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.history import SCHEMA_VERSION, HistoryStore, ResendLog, Verification
-from klaviyo_tui.store.history_open import SCHEMA
+from klaviyo_tui.store.history_schema import SCHEMA
 from tests.support.engine import create_list, write_config, write_customers
 
 
@@ -37,17 +38,23 @@ def profile(**attrs: object) -> bytes:
 # ---- removing a field ---------------------------------------------------------------------------
 
 
+def stripped(payload: bytes, path: str) -> tuple[bytes, str]:
+    result = strip_field(payload, path)
+    assert result is not None, f"{path} was not found"
+    return result
+
+
 def test_strip_field_removes_top_level_and_nested_attributes() -> None:
     payload = profile(
         email="a@x.com", phone_number="+447911123456", location={"zip": "N1"}, properties={"t": 1}
     )
-    no_phone, value = strip_field(payload, "phone_number")  # type: ignore[misc]
+    no_phone, value = stripped(payload, "phone_number")
     assert value == "+447911123456"
     assert "phone_number" not in orjson.loads(no_phone)["attributes"]
-    no_zip, zip_value = strip_field(payload, "location/zip")  # type: ignore[misc]
+    no_zip, zip_value = stripped(payload, "location/zip")
     assert zip_value == "N1"
     assert "location" not in orjson.loads(no_zip)["attributes"]  # emptied: gone too
-    _, number = strip_field(payload, "properties/t")  # type: ignore[misc]
+    _, number = stripped(payload, "properties/t")
     assert number == "1"
     assert strip_field(payload, "external_id") is None  # nothing to remove
     assert strip_field(payload, "location/city") is None
@@ -135,17 +142,19 @@ def test_parse_verify_refuses_with_what_is_accepted(spec: str) -> None:
     assert "sample:N" in caught.value.hint
 
 
-def packed(n: int) -> object:
+def packed(n: int) -> Batch:
     packer = BatchPacker("Y6nRLr")
     emails = [f"r{i}@x.com" for i in range(n)]
     packer.add_many([profile(email=e) for e in emails], list(range(1, n + 1)), emails, "s")
-    return packer.flush()
+    batch = packer.flush()
+    assert batch is not None
+    return batch
 
 
 def test_expected_finds_exactly_the_rows_not_among_the_members() -> None:
     batch = packed(50)
     expected = Expected()
-    expected.add(batch, list(range(50)), [i == 9 for i in range(50)])  # type: ignore[arg-type]
+    expected.add(batch, list(range(50)), [i == 9 for i in range(50)])
     members = email_hashes([f" R{i}@X.com" for i in range(50) if i not in (9, 30)])
     assert expected.missing(members) == [("s", 10, True), ("s", 31, False)]
     assert expected.count == 50
@@ -155,13 +164,13 @@ def test_sample_keeps_at_most_n_rows_drawn_from_everything_added() -> None:
     sample = Sample(10, seed=4)
     for _ in range(20):
         batch = packed(100)
-        sample.add(batch, list(range(100)), [False] * 100)  # type: ignore[arg-type]
+        sample.add(batch, list(range(100)), [False] * 100)
     assert sample.count == 2000
     assert len(sample.items) == 10
     rows = [row for _, _, row, _ in sample.items]
     assert all(1 <= r <= 100 for r in rows)
     small = Sample(10, seed=4)
-    small.add(packed(3), [0, 1, 2], [False, True, False])  # type: ignore[arg-type]
+    small.add(packed(3), [0, 1, 2], [False, True, False])
     assert sorted(small.items) == [
         ("r0@x.com", "s", 1, False),
         ("r1@x.com", "s", 2, True),

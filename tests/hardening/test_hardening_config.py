@@ -183,9 +183,9 @@ def slow_jobs_setup(tmp_path: Path) -> Iterator[tuple[SandboxServer, str, int]]:
 
 
 def last_run() -> dict[str, object]:
-    runs = json.loads(cli("history", "--json").stdout)
+    runs: list[dict[str, object]] = json.loads(cli("history", "--json").stdout)
     assert runs, "the run was not recorded"
-    return runs[0]  # type: ignore[no-any-return]
+    return runs[0]
 
 
 def test_key_revoked_mid_run(slow_jobs_setup: tuple[SandboxServer, str, int]) -> None:

@@ -204,7 +204,8 @@ def test_read_only_file_reads_and_refuses_a_run(make_readonly: Callable[[Path], 
     with pytest.raises(HistoryReadOnly) as caught:
         HistoryStore()
     assert "read-only" in str(caught.value)
-    assert caught.value.exit_code == ExitCode.USAGE == 2
+    assert caught.value.exit_code is ExitCode.USAGE
+    assert int(caught.value.exit_code) == 2
     assert "KLAVIYO_TUI_DATA" in caught.value.hint
     assert fingerprint(path) == before
 

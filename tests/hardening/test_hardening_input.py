@@ -71,11 +71,11 @@ def configure(case: Case, tmp_path: Path, base_url: str) -> tuple[str, Source, C
         mapping=case.mapping,
     )
     document = tomlkit.parse(path.read_text(encoding="utf-8"))
-    document["segments"]["main"]["source"] = source.path  # type: ignore[index]
+    document["segments"]["main"]["source"] = source.path
     if source.query:
-        document["segments"]["main"]["query"] = source.query  # type: ignore[index]
+        document["segments"]["main"]["query"] = source.query
     path.write_text(tomlkit.dumps(document), encoding="utf-8")
-    from klaviyo_tui.store.config import load_config
+    from klaviyo_tui.store.config_read import load_config
 
     return list_id, source, load_config(path)
 

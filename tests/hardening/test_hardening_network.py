@@ -18,7 +18,8 @@ from klaviyo_tui.klaviyo import KlaviyoClient, UnavailableError
 from klaviyo_tui.klaviyo.exceptions import InvalidBaseURL
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
 from klaviyo_tui.sandbox.server import SandboxServer
-from klaviyo_tui.store.config import ConfigError, load_config
+from klaviyo_tui.store.config import ConfigError
+from klaviyo_tui.store.config_read import load_config
 
 REFUSED = [
     "http://a.klaviyo.com",

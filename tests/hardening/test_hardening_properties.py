@@ -8,6 +8,7 @@ in exactly one place (a batch or the rejects) and every body must be valid JSON 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -16,10 +17,11 @@ import pyarrow as pa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from klaviyo_tui.events import RowState
+from klaviyo_tui.events import Reject, RowState
 from klaviyo_tui.input.batching import MAX_BYTES, MAX_PROFILES, Batch, BatchPacker
 from klaviyo_tui.input.mapping import (
     MAX_PROFILE_BYTES,
+    ValidatedChunk,
     careful_email,
     careful_phone,
     validate_chunk,
@@ -238,15 +240,12 @@ def test_pipeline_and_packer_partition_every_row(
     export = Export("e", "c", "L", ("a", "b"), MAPPING)
     packer = BatchPacker("L", max_profiles=max_profiles, max_bytes=20_000)
     batches: list[Batch] = []
-    rejects = []
+    rejects: list[Reject] = []
     for item in iter_validated(export, paths, chunk_rows=chunk_rows):
-        if hasattr(item, "payload_array"):
-            rejects += item.rejects  # type: ignore[union-attr]
+        if isinstance(item, ValidatedChunk):
+            rejects += item.rejects
             batches += packer.add_arrays(
-                item.payload_array,  # type: ignore[union-attr]
-                item.row_array,  # type: ignore[union-attr]
-                item.email_array,  # type: ignore[union-attr]
-                item.segment,  # type: ignore[union-attr]
+                item.payload_array, item.row_array, item.email_array, item.segment
             )
     batches += [x for x in [packer.flush()] if x]
     sent = [(s, r) for x in batches for s, r in zip(x.segments, x.rows, strict=True)]
@@ -322,12 +321,12 @@ def test_no_identifier_is_ever_sent_with_two_different_emails(
         pd.DataFrame(data).to_csv(path, index=False)
         segments[name] = Segment(name, str(path))
     export = Export("e", "c", "L", ("a", "b"), ID_MAPPING, on_invalid_field=policy)
-    sent: list[dict[str, object]] = []
-    warnings = []
+    sent: list[dict[str, Any]] = []
+    warnings: list[Reject] = []
     for item in iter_validated(export, segments, chunk_rows=chunk_rows):
-        if hasattr(item, "payload_array"):
-            sent += [orjson.loads(p)["attributes"] for p in item.payloads]  # type: ignore[union-attr]
-            warnings += item.warnings  # type: ignore[union-attr]
+        if isinstance(item, ValidatedChunk):
+            sent += [orjson.loads(p)["attributes"] for p in item.payloads]
+            warnings += item.warnings
     for field in ("phone_number", "external_id"):
         emails_by_value: dict[object, set[object]] = {}
         for profile in sent:
@@ -343,8 +342,8 @@ def test_no_identifier_is_ever_sent_with_two_different_emails(
         if email:
             winners[email] = (seg, row_no, row)
     phones = {e: careful_phone(r["phone"].strip(), "US")[0] for e, (_, _, r) in winners.items()}
-    exts = {e: r["ext"].strip() for e, (_, _, r) in winners.items()}
-    exts = {e: v if v and len(v) <= 255 else None for e, v in exts.items()}
+    ext_texts = {e: r["ext"].strip() for e, (_, _, r) in winners.items()}
+    exts = {e: v if v and len(v) <= 255 else None for e, v in ext_texts.items()}
     shared_warnings = {(w.segment, w.row, w.column) for w in warnings if "shared" in w.reason}
     by_email = {p["email"]: p for p in sent}
     for values, field, column in ((phones, "phone_number", "phone"), (exts, "external_id", "ext")):

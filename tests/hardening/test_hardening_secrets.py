@@ -175,9 +175,9 @@ async def test_no_exception_text_carries_the_key() -> None:
         except KlaviyoError as error:
             raised.append(error)
     assert len(raised) >= 7
-    for error in raised:
-        for text in (str(error), repr(error), " ".join(map(str, error.args))):
-            assert_no_leak(text, f"{type(error).__name__}")
-        for item in getattr(error, "errors", ()):
-            assert_no_leak(repr(item), f"{type(error).__name__}.errors")
+    for caught in raised:
+        for text in (str(caught), repr(caught), " ".join(map(str, caught.args))):
+            assert_no_leak(text, f"{type(caught).__name__}")
+        for item in getattr(caught, "errors", ()):
+            assert_no_leak(repr(item), f"{type(caught).__name__}.errors")
     assert any(mask_key(LEAK) in str(e) for e in raised)

@@ -38,6 +38,7 @@ from tests.support.engine import (
     create_list,
     import_jobs,
     list_emails,
+    run_id_of,
     write_config,
     write_customers,
 )
@@ -67,16 +68,22 @@ def _check(df: pd.DataFrame) -> None:
     assert list(df.index) == [1, 2, 3]
 
 
+# pandas and pyarrow are untyped here: their text and bytes come back as Any
+
+
 def _csv(sep: str = ",", encoding: str = "utf-8") -> bytes:
-    return pd.DataFrame(ROWS).to_csv(sep=sep, index=False).encode(encoding)
+    text: str = pd.DataFrame(ROWS).to_csv(sep=sep, index=False)
+    return text.encode(encoding)
 
 
 def _jsonl() -> bytes:
-    return pd.DataFrame(ROWS).to_json(orient="records", lines=True).encode()
+    text: str = pd.DataFrame(ROWS).to_json(orient="records", lines=True)
+    return text.encode()
 
 
 def _zstd(data: bytes) -> bytes:
-    return pa.compress(data, codec="zstd", asbytes=True)  # a standard .zst frame
+    frame: bytes = pa.compress(data, codec="zstd", asbytes=True)  # a standard .zst frame
+    return frame
 
 
 # ---- compressed sources ---------------------------------------------------------------------
@@ -489,7 +496,7 @@ async def test_engine_stops_as_interrupted_when_the_file_is_replaced_between_pas
         assert summary.counts[RowState.NOT_SENT.value] == 0
         assert summary.counts[RowState.IMPORTED.value] == 0
         assert import_jobs(sandbox.base_url) == [] and list_emails(sandbox.base_url, list_id) == []
-        record = store.run(summary.run_id)  # type: ignore[arg-type]
+        record = store.run(run_id_of(summary))
         assert record is not None and record.status == "interrupted"
         assert store.resumable_run("customers") is not None
         resumed = await _drain(config, store, resume=True)  # the file is stable now

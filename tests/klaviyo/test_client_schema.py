@@ -41,7 +41,8 @@ OPERATIONS = {
 def spec() -> dict[str, Any]:
     if not SPEC.exists():
         pytest.skip(f"the Klaviyo OpenAPI spec is not at {SPEC} (it sits beside the repo)")
-    return json.loads(SPEC.read_text(encoding="utf-8"))
+    document: dict[str, Any] = json.loads(SPEC.read_text(encoding="utf-8"))
+    return document
 
 
 def _nullable(node: Any) -> Any:

@@ -18,7 +18,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 
@@ -122,7 +122,16 @@ def _directory(tmp: Path) -> Path:
 
 
 BASIC = [["email", "name"], [GOOD[0], "Ada"], [GOOD[1], "Bob"], ["not-an-email", "Nope"]]
-BASIC_OUT = {"delivered": GOOD[:2], "rejected": ((3, "invalid email"),)}
+
+
+class Outcome(TypedDict):
+    """What a usable case leaves behind, spread into `ok(...)`."""
+
+    delivered: tuple[str, ...]
+    rejected: tuple[tuple[int, str], ...]
+
+
+BASIC_OUT: Outcome = {"delivered": GOOD[:2], "rejected": ((3, "invalid email"),)}
 ALL_BAD = [["email", "name"], ["nope", "A"], ["also@", "B"], ["", "C"]]
 CSV_UNUSABLE = "cannot read"
 

@@ -9,11 +9,19 @@ from typing import Any
 
 import tomlkit
 
+from klaviyo_tui.events import RunSummary
 from klaviyo_tui.sandbox import DEMO_KEY
-from klaviyo_tui.store.config import Config, load_config
+from klaviyo_tui.store.config import Config
+from klaviyo_tui.store.config_read import load_config
 from tests.support import sandbox as sandbox_helpers
 
 REVISION = sandbox_helpers.REVISION
+
+
+def run_id_of(summary: RunSummary) -> int:
+    """The summary's run id: every run that started has a record."""
+    assert summary.run_id is not None, summary
+    return summary.run_id
 
 
 def create_list(base_url: str, name: str = "Customers", key: str = DEMO_KEY) -> str:

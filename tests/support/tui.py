@@ -6,18 +6,39 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual.css.query import NoMatches
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import Input
 
 from klaviyo_tui.sandbox import DEMO_KEY
 
+if TYPE_CHECKING:
+    from klaviyo_tui.tui.app import KlaviyoApp
+
 SIZE = (100, 32)
+ScreenT = TypeVar("ScreenT", bound=Screen[Any])
 
 
-async def wait_until(pilot: Pilot[object], condition: Callable[[], bool], tries: int = 400) -> None:
+def app_of(pilot: Pilot[Any]) -> KlaviyoApp:
+    """The pilot's app as the KlaviyoApp it is (so a test can use its attributes, typed)."""
+    from klaviyo_tui.tui.app import KlaviyoApp
+
+    app = pilot.app
+    assert isinstance(app, KlaviyoApp), f"the app is a {type(app).__name__}"
+    return app
+
+
+def screen_of(pilot: Pilot[Any], kind: type[ScreenT]) -> ScreenT:
+    """The current screen, asserted to be a `kind` (a test that reads its state says which)."""
+    screen = pilot.app.screen
+    assert isinstance(screen, kind), f"on {type(screen).__name__}, expected {kind.__name__}"
+    return screen
+
+
+async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], tries: int = 400) -> None:
     """Let the app process events until `condition()` holds (no fixed sleeps).
 
     Gives up after `tries` checks 20 ms apart, but never before 30 s have passed: on a loaded
@@ -37,13 +58,13 @@ async def wait_until(pilot: Pilot[object], condition: Callable[[], bool], tries:
     raise AssertionError("condition not reached")
 
 
-async def type_into(pilot: Pilot[object], selector: str, text: str) -> None:
+async def type_into(pilot: Pilot[Any], selector: str, text: str) -> None:
     widget = pilot.app.screen.query_one(selector, Input)
     widget.value = text
     await pilot.pause()
 
 
-async def wait_screen(pilot: Pilot[object], kind: type) -> None:
+async def wait_screen(pilot: Pilot[Any], kind: type[Screen[Any]]) -> None:
     """Wait until a `kind` screen is on top and mounted (its widgets composed)."""
     await wait_until(
         pilot, lambda: isinstance(pilot.app.screen, kind) and pilot.app.screen.is_mounted
@@ -51,7 +72,7 @@ async def wait_screen(pilot: Pilot[object], kind: type) -> None:
 
 
 async def run_wizard(
-    pilot: Pilot[object],
+    pilot: Pilot[Any],
     base_url: str,
     key: str = DEMO_KEY,
     name: str = "Acme sandbox",

@@ -6,11 +6,13 @@ Review changes in snapshot_report.html before `pytest --snapshot-update`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from klaviyo_tui.errors import ExitCode
 from klaviyo_tui.events import (
@@ -19,6 +21,7 @@ from klaviyo_tui.events import (
     JobSubmitted,
     Notice,
     Phase,
+    ProgressEvent,
     Reject,
     RowsRead,
     RowsRejected,
@@ -34,8 +37,10 @@ from klaviyo_tui.store.config_store import ConfigStore
 from klaviyo_tui.store.history import HistoryStore
 from klaviyo_tui.store.secrets import store_api_key
 from klaviyo_tui.store.sync_config import Subscribe, SyncSettings
-from klaviyo_tui.tui.app import DemoInfo, KlaviyoApp, RunHandle, make_app
-from tests.support.tui import SYNC_FIGURES, sample_csv, wait_until, write_sync_run
+from klaviyo_tui.tui.app import DemoInfo, RunHandle, make_app
+from klaviyo_tui.tui.screens.builder.screen import ExportBuilderScreen
+from klaviyo_tui.tui.screens.home import HomeScreen
+from tests.support.tui import SYNC_FIGURES, app_of, sample_csv, wait_until, write_sync_run
 
 URL = "http://127.0.0.1:8765"
 SIZE = (80, 24)
@@ -96,8 +101,17 @@ def write_history() -> None:
     store.close()
 
 
-async def settle(pilot: Pilot[object]) -> None:
-    app = pilot.app
+RunBefore = Callable[[Pilot[Any]], Awaitable[None]]
+
+
+def home_has_run(pilot: Pilot[Any], export: str) -> bool:
+    """Home is up and has loaded `export`'s last run."""
+    home = pilot.app.screen
+    return isinstance(home, HomeScreen) and export in home.last_runs
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    app = app_of(pilot)
     await wait_until(pilot, lambda: bool(app.config.connections) or app.config_error is not None)
     await app.workers.wait_for_complete()
     await pilot.pause()
@@ -107,9 +121,9 @@ def test_home(snap_compare) -> None:
     write_config()
     write_history()
 
-    async def run_before(pilot: Pilot[object]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
         await settle(pilot)
-        await wait_until(pilot, lambda: "vip" in pilot.app.screen.last_runs)
+        await wait_until(pilot, lambda: home_has_run(pilot, "vip"))
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
@@ -118,7 +132,7 @@ def test_home(snap_compare) -> None:
 def test_connection_form_demo_first_launch(snap_compare) -> None:
     demo = DemoInfo(URL, DEMO_KEY, Path("/tmp/demo/customers.csv"))
 
-    async def run_before(pilot: Pilot[object]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
         backend = None
         await wait_until(pilot, lambda: pilot.app.screen.query("#backend").results() is not None)
         await wait_until(pilot, lambda: bool(pilot.app.screen.query("#backend")))
@@ -133,7 +147,7 @@ def test_connection_form_demo_first_launch(snap_compare) -> None:
 
 
 def test_consent(snap_compare) -> None:
-    async def run_before(pilot: Pilot[object]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
         await wait_until(pilot, lambda: bool(pilot.app.screen.query("#display-name")))
         screen = pilot.app.screen
         screen.query_one("#display-name", Input).value = "Acme production"
@@ -148,7 +162,7 @@ def test_consent(snap_compare) -> None:
 
 
 def test_verify_missing_nothing(snap_compare, sandbox) -> None:
-    async def run_before(pilot: Pilot[object]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
         await wait_until(pilot, lambda: bool(pilot.app.screen.query("#display-name")))
         screen = pilot.app.screen
         screen.query_one("#display-name", Input).value = "Acme production"
@@ -167,13 +181,14 @@ def test_verify_missing_nothing(snap_compare, sandbox) -> None:
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
 
 
-def _builder(tab: str, path: str) -> object:
-    async def run_before(pilot: Pilot[object]) -> None:
+def _builder(tab: str, path: str) -> RunBefore:
+    async def run_before(pilot: Pilot[Any]) -> None:
         await settle(pilot)
-        app: KlaviyoApp = pilot.app  # type: ignore[assignment]
+        app = app_of(pilot)
         app.edit_export("vip")
         await wait_until(pilot, lambda: bool(app.screen.query("#tabs")))
         builder = app.screen
+        assert isinstance(builder, ExportBuilderScreen)
         status = builder.query_one("#source-status")
         # the source loads first, so the focus the tab picks does not depend on timing
         await wait_until(pilot, lambda: builder.frame is not None or "What" in str(status.render()))
@@ -212,8 +227,8 @@ def test_builder_filter_error(snap_compare, tmp_path: Path) -> None:
     write_config("customers.csv")  # relative to the test's folder: the path on screen is stable
     run_before = _builder("tab-source", "customers.csv")
 
-    async def caret(pilot: Pilot[object]) -> None:
-        await run_before(pilot)  # type: ignore[operator]
+    async def caret(pilot: Pilot[Any]) -> None:
+        await run_before(pilot)
         builder = pilot.app.screen
         builder.query_one("#filter", Input).value = "tier == 'gold' and"
         count = builder.query_one("#count")
@@ -238,7 +253,7 @@ def test_builder_connection_removed(snap_compare, tmp_path: Path) -> None:
 
 def mid_upload() -> RunHandle:
     progress = RunProgress("vip")
-    events = [
+    events: list[ProgressEvent] = [
         Phase("reading", "customers.csv"),
         RowsRead(25_000, 24_210, 640, 150),
         JobsPlanned(3, 24_210, 24_210),
@@ -259,7 +274,7 @@ def mid_upload() -> RunHandle:
 def test_run_mid_upload(snap_compare) -> None:
     write_config()
 
-    async def run_before(pilot: Pilot[object]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
         from klaviyo_tui.tui.screens.run import RunScreen
 
         await settle(pilot)
@@ -273,11 +288,11 @@ def test_history(snap_compare) -> None:
     write_config()
     write_history()
 
-    async def run_before(pilot: Pilot[object]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
         await settle(pilot)
         await pilot.press("h")
         await wait_until(pilot, lambda: bool(pilot.app.screen.query("#runs")))
-        table = pilot.app.screen.query_one("#runs")
+        table = pilot.app.screen.query_one("#runs", DataTable)
         await wait_until(pilot, lambda: table.row_count == 2)
         await pilot.pause()
 
@@ -288,12 +303,13 @@ def test_run_detail(snap_compare) -> None:
     write_config()
     write_history()
 
-    async def run_before(pilot: Pilot[object]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
         from klaviyo_tui.tui.screens.history import RunDetailScreen
 
         await settle(pilot)
         await pilot.app.push_screen(RunDetailScreen(1))
-        await wait_until(pilot, lambda: pilot.app.screen.query_one("#reasons").row_count > 0)
+        reasons = pilot.app.screen.query_one("#reasons", DataTable)
+        await wait_until(pilot, lambda: reasons.row_count > 0)
         pilot.app.screen.query_one("#csv-path", Input).value = "rejects.csv"
         await pilot.pause()
 
@@ -303,7 +319,7 @@ def test_run_detail(snap_compare) -> None:
 def test_help(snap_compare) -> None:
     write_config()
 
-    async def run_before(pilot: Pilot[object]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
         await settle(pilot)
         await pilot.press("question_mark")
         await pilot.pause()
@@ -317,7 +333,7 @@ def test_list_picker(snap_compare, sandbox) -> None:
     add_sandbox_connection(sandbox.base_url)
     create_lists(sandbox.base_url, ["Newsletter", "VIP customers", "Winback 2026"])
 
-    async def run_before(pilot: Pilot[object]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
         from klaviyo_tui.tui.screens.pickers import ListPickerScreen
 
         await settle(pilot)
@@ -337,7 +353,7 @@ def test_list_picker(snap_compare, sandbox) -> None:
 def test_builder_discard_prompt(snap_compare) -> None:
     write_config()
 
-    async def run_before(pilot: Pilot[object]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
         await settle(pilot)
         await pilot.press("n")
         await wait_until(pilot, lambda: bool(pilot.app.screen.query("#name")))
@@ -352,7 +368,7 @@ def test_builder_discard_prompt(snap_compare) -> None:
 def test_run_failed(snap_compare) -> None:
     write_config()
 
-    async def run_before(pilot: Pilot[object]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
         from klaviyo_tui.tui.screens.run import RunScreen
 
         await settle(pilot)
@@ -371,7 +387,7 @@ def test_run_failed(snap_compare) -> None:
 def test_consent_at_60x20(snap_compare) -> None:
     """Labels wrap and buttons keep their arrows on a small terminal."""
 
-    async def run_before(pilot: Pilot[object]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
         from klaviyo_tui.tui.screens.consent import ConsentScreen
 
         await wait_until(pilot, lambda: bool(pilot.app.screen.query("#display-name")))
@@ -397,9 +413,9 @@ def test_home_hostile_name_and_dry_run(snap_compare) -> None:
     history_store.finish_run(dry, summary)
     history_store.close()
 
-    async def run_before(pilot: Pilot[object]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
         await settle(pilot)
-        await wait_until(pilot, lambda: "vip" in pilot.app.screen.last_runs)
+        await wait_until(pilot, lambda: home_has_run(pilot, "vip"))
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
@@ -423,8 +439,8 @@ def test_builder_sync(snap_compare, tmp_path: Path) -> None:
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
 
 
-def _finished_run(summary: RunSummary) -> object:
-    async def run_before(pilot: Pilot[object]) -> None:
+def _finished_run(summary: RunSummary) -> RunBefore:
+    async def run_before(pilot: Pilot[Any]) -> None:
         from klaviyo_tui.tui.screens.run import RunScreen
 
         await settle(pilot)
@@ -461,12 +477,13 @@ def test_run_detail_sync(snap_compare) -> None:
     write_config()
     run_id = write_sync_run()
 
-    async def run_before(pilot: Pilot[object]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
         from klaviyo_tui.tui.screens.history import RunDetailScreen
 
         await settle(pilot)
         await pilot.app.push_screen(RunDetailScreen(run_id))
-        await wait_until(pilot, lambda: pilot.app.screen.query_one("#removals").row_count > 0)
+        removals = pilot.app.screen.query_one("#removals", DataTable)
+        await wait_until(pilot, lambda: removals.row_count > 0)
         pilot.app.screen.query_one("#csv-path", Input).value = "rejects.csv"
         await pilot.pause()
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from rich.segment import Segment as RichSegment
+from textual.content import Content
 from textual.errors import NoWidget
 from textual.geometry import Region
 from textual.pilot import Pilot
@@ -27,7 +28,8 @@ from textual.widgets import (
 )
 
 from klaviyo_tui.input.filters import FilterError, compile_filter
-from klaviyo_tui.store.config import Export, Mapping, Segment, load_config
+from klaviyo_tui.store.config import Export, Mapping, Segment
+from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.config_store import ConfigStore
 from klaviyo_tui.tui.app import KlaviyoApp, make_app
 from klaviyo_tui.tui.screens.builder import ExportBuilderScreen
@@ -37,8 +39,10 @@ from klaviyo_tui.tui.screens.home import HomeScreen
 from tests.support.tui import (
     SIZE,
     add_sandbox_connection,
+    app_of,
     create_lists,
     sample_csv,
+    screen_of,
     type_into,
     wait_screen,
     wait_until,
@@ -48,7 +52,9 @@ NOWHERE = "http://127.0.0.1:9"  # a connection that is never contacted in these 
 
 
 def text(widget: Static) -> str:
-    return widget.render().plain  # type: ignore[union-attr]
+    content = widget.render()
+    assert isinstance(content, Content), f"{widget!r} shows a {type(content).__name__}"
+    return content.plain
 
 
 def people_csv(path: Path) -> Path:
@@ -70,9 +76,11 @@ def save_export(csv: Path, *, connection: str = "sandbox", filter: str | None = 
     store.save()
 
 
-async def edit(pilot: Pilot[Any], results: list[Export | None] | None = None) -> Any:
+async def edit(
+    pilot: Pilot[Any], results: list[Export | None] | None = None
+) -> ExportBuilderScreen:
     """Open the saved export `vip` in the builder (collecting what it dismisses with)."""
-    app: KlaviyoApp = pilot.app
+    app = app_of(pilot)
     await wait_screen(pilot, HomeScreen)
     await wait_until(pilot, lambda: "vip" in app.config.exports)
     builder = ExportBuilderScreen(app.config.exports["vip"])
@@ -81,13 +89,13 @@ async def edit(pilot: Pilot[Any], results: list[Export | None] | None = None) ->
     return builder
 
 
-async def new_builder(pilot: Pilot[Any], csv: Path) -> Any:
-    app: KlaviyoApp = pilot.app
+async def new_builder(pilot: Pilot[Any], csv: Path) -> ExportBuilderScreen:
+    app = app_of(pilot)
     await wait_screen(pilot, HomeScreen)
     await wait_until(pilot, lambda: bool(app.config.connections))
     await pilot.press("n")
     await wait_screen(pilot, ExportBuilderScreen)
-    builder = app.screen
+    builder = screen_of(pilot, ExportBuilderScreen)
     builder.show_tab("tab-source")
     await type_into(pilot, "#path", str(csv))
     await pilot.click("#load")
@@ -95,7 +103,9 @@ async def new_builder(pilot: Pilot[Any], csv: Path) -> Any:
     return builder
 
 
-async def checked(pilot: Pilot[Any], builder: Any, needle: str = "valid and") -> str:
+async def checked(
+    pilot: Pilot[Any], builder: ExportBuilderScreen, needle: str = "valid and"
+) -> str:
     builder.show_tab("tab-check")
     checks = builder.query_one("#checks", Static)
     await wait_until(pilot, lambda: needle in text(checks), tries=1500)
@@ -118,8 +128,9 @@ async def test_check_counts_only_the_rows_the_filter_keeps(tmp_path: Path) -> No
         builder.query_one("#invalid-reject").scroll_visible(animate=False)
         await pilot.pause()
         await pilot.click("#invalid-reject")
-        await wait_until(pilot, lambda: "the row is skipped" in text(builder.query_one("#checks")))
-        report = text(builder.query_one("#checks", Static))
+        checks = builder.query_one("#checks", Static)
+        await wait_until(pilot, lambda: "the row is skipped" in text(checks))
+        report = text(checks)
         assert "\n8 valid and would be sent" in report
         assert "Invalid rows are skipped" in report
         await pilot.click("#save")
@@ -320,7 +331,7 @@ async def test_data_from_files_and_klaviyo_is_shown_as_text(sandbox, tmp_path: P
         await wait_until(pilot, lambda: bool(app.config.connections))
         await pilot.press("n")
         await wait_screen(pilot, ExportBuilderScreen)
-        builder = app.screen
+        builder = screen_of(pilot, ExportBuilderScreen)
         await type_into(pilot, "#list-id", list_id)
         await pilot.click("#check-list")
         label = builder.query_one("#list-label", Static)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import keyring
 import keyring.backends.fail
-from textual.widgets import Button, Static
+from textual.widgets import Button, Checkbox, Static
 
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
 from klaviyo_tui.sandbox.server import SandboxServer
-from klaviyo_tui.store.config import load_config
+from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.secrets import SERVICE
 from klaviyo_tui.tui.app import make_app
 from klaviyo_tui.tui.screens.connection import ConnectionFormScreen, VerifyScreen
@@ -82,7 +82,7 @@ async def test_no_keyring_backend_offers_env_var(sandbox) -> None:
         await wait_until(pilot, lambda: "KLAVIYO_API_KEY" in str(backend.render()))
         assert "no usable OS keyring" in str(backend.render())
         assert backend.has_class("warning-text")
-        assert form.query_one("#use-env").value is True
+        assert form.query_one("#use-env", Checkbox).value is True
 
 
 async def test_edit_connection_renames_and_keeps_the_stored_key(sandbox, memory_keyring) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
 
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
@@ -26,9 +28,11 @@ from klaviyo_tui.tui.screens.run import RunScreen
 from tests.support.tui import (
     SIZE,
     add_sandbox_connection,
+    app_of,
     create_lists,
     delete_list,
     sample_csv,
+    screen_of,
     type_into,
     wait_screen,
     wait_until,
@@ -46,16 +50,16 @@ def text(widget: Static) -> str:
     return str(widget.render())
 
 
-async def open_source_tab(pilot) -> ExportBuilderScreen:  # type: ignore[no-untyped-def]
-    app = pilot.app
+async def open_source_tab(pilot: Pilot[Any]) -> ExportBuilderScreen:
+    app = app_of(pilot)
     await wait_screen(pilot, HomeScreen)
     await wait_until(pilot, lambda: bool(app.config.connections))
     await pilot.press("n")
     await wait_screen(pilot, ExportBuilderScreen)
-    builder = app.screen
+    builder = screen_of(pilot, ExportBuilderScreen)
     builder.show_tab("tab-source")
     await pilot.pause()
-    return builder  # type: ignore[no-any-return]
+    return builder
 
 
 GARBAGE = {
@@ -135,15 +139,16 @@ async def test_bad_filter_is_explained_in_the_builder(tmp_path: Path) -> None:
         assert not count.has_class("error-text")
 
 
-async def run_and_wait(pilot, export: str = "vip") -> RunScreen:  # type: ignore[no-untyped-def]
-    app = pilot.app
+async def run_and_wait(pilot: Pilot[Any], export: str = "vip") -> RunScreen:
+    app = app_of(pilot)
     await wait_screen(pilot, HomeScreen)
     await wait_until(pilot, lambda: export in app.config.exports)
     handle = app.start_run(export)
+    assert handle is not None
     await wait_screen(pilot, RunScreen)
     await wait_until(pilot, lambda: not handle.active, tries=3000)
     await pilot.pause()
-    return app.screen  # type: ignore[no-any-return]
+    return screen_of(pilot, RunScreen)
 
 
 async def test_list_deleted_before_the_run(sandbox, tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from textual.widgets import Button, DataTable, Input, Label, Select, Static
 from klaviyo_tui.errors import ExitCode
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
 from klaviyo_tui.sandbox.server import SandboxServer
-from klaviyo_tui.store.config import Connection, Export, Mapping, Segment, load_config
+from klaviyo_tui.store.config import Connection, Export, Mapping, Segment
+from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.config_store import ConfigStore
 from klaviyo_tui.store.consent import accept
 from klaviyo_tui.store.history import HistoryStore
@@ -21,7 +22,7 @@ from klaviyo_tui.tui.screens.history import HistoryScreen, RunDetailScreen
 from klaviyo_tui.tui.screens.home import HomeScreen
 from klaviyo_tui.tui.screens.pickers import ListPickerScreen
 from klaviyo_tui.tui.screens.run import RunScreen
-from tests.support.tui import SIZE, sample_csv, type_into, wait_screen, wait_until
+from tests.support.tui import SIZE, sample_csv, screen_of, type_into, wait_screen, wait_until
 
 
 def add_connection(base_url: str) -> None:
@@ -82,7 +83,7 @@ async def test_build_run_and_history(sandbox, tmp_path: Path) -> None:
         assert HistoryStore().runs("vip") == []
         await pilot.press("r")
         await wait_screen(pilot, RunScreen)
-        run = app.screen
+        run = screen_of(pilot, RunScreen)
         await wait_until(pilot, lambda: run.has_class("-finished"), tries=1500)
         summary = run.handle.progress.summary
         assert summary is not None
@@ -129,6 +130,7 @@ async def _cancel_then_resume(base_url: str, tmp_path: Path) -> None:
         await wait_until(pilot, lambda: bool(app.config.connections))
         await build_export(pilot, csv, name="big", matching=15_000)
         handle = app.start_run("big")
+        assert handle is not None
         await wait_screen(pilot, RunScreen)
         await pilot.press("escape")  # leave: the run keeps going
         await wait_screen(pilot, HomeScreen)
@@ -136,7 +138,7 @@ async def _cancel_then_resume(base_url: str, tmp_path: Path) -> None:
         assert handle.active
         app.start_run("big")  # comes back to the same run
         await wait_screen(pilot, RunScreen)
-        assert app.screen.handle is handle
+        assert screen_of(pilot, RunScreen).handle is handle
         await pilot.press("c")
         await pilot.press("y")
         await wait_until(pilot, lambda: not handle.active, tries=1500)

@@ -35,7 +35,7 @@ from klaviyo_tui.tui.screens.history import HistoryScreen, RunDetailScreen
 from klaviyo_tui.tui.screens.home import HomeScreen
 from klaviyo_tui.tui.screens.pickers import ListPickerScreen
 from klaviyo_tui.tui.screens.run import RunScreen
-from tests.support.tui import create_lists, wait_screen, wait_until
+from tests.support.tui import app_of, create_lists, wait_screen, wait_until
 
 HOSTILE = [
     "[VIP]",
@@ -100,7 +100,7 @@ def write_hostile_history() -> int:
 
 
 async def settle(pilot: Pilot[Any]) -> None:
-    app = pilot.app
+    app = app_of(pilot)
     await wait_until(pilot, lambda: len(app.config.exports) == len(HOSTILE))
     await app.workers.wait_for_complete()
     await pilot.pause()

@@ -9,6 +9,7 @@ and characters (border glyphs, markers) can tell a focused widget from an unfocu
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from textual import events
 from textual.color import Color
 from textual.filter import NoColor
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input
 
@@ -32,7 +34,14 @@ from klaviyo_tui.tui.screens.history import HistoryScreen, RunDetailScreen
 from klaviyo_tui.tui.screens.home import HomeScreen
 from klaviyo_tui.tui.screens.pickers import FilePickerScreen, ListPickerScreen
 from klaviyo_tui.tui.screens.run import RunScreen
-from tests.support.tui import SIZE, add_sandbox_connection, create_lists, wait_screen, wait_until
+from tests.support.tui import (
+    SIZE,
+    add_sandbox_connection,
+    app_of,
+    create_lists,
+    wait_screen,
+    wait_until,
+)
 
 NO_COLOR = NoColor()
 Look = list[tuple[tuple[str, str], ...]]
@@ -57,7 +66,7 @@ def attributes(app: KlaviyoApp, widget: Widget) -> set[str]:
 
 async def invisible_focus(pilot: Pilot[Any]) -> list[str]:
     """Focusable widgets of the current screen that look the same focused and unfocused."""
-    app: KlaviyoApp = pilot.app  # type: ignore[assignment]
+    app = app_of(pilot)
     screen = app.screen
     hidden = []
     for widget in list(screen.focus_chain):
@@ -96,7 +105,7 @@ async def test_focus_shows_without_colour_on_every_screen(sandbox) -> None:
     create_lists(sandbox.base_url, ["Newsletter", "VIP customers"])
     app = make_app()
     draft = ConnectionDraft("x", "X", sandbox.base_url, DEMO_KEY, False, ("now", "me"))
-    screens = {
+    screens: dict[str, Callable[[], Screen[Any]]] = {
         "history": HistoryScreen,
         "run detail": lambda: RunDetailScreen(1),
         "run": lambda: RunScreen(mid_upload()),

@@ -11,14 +11,16 @@ import getpass
 from pathlib import Path
 from typing import Any
 
+from textual.content import Content
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Select, Static, TabbedContent
 
-from klaviyo_tui.store.config import Export, Mapping, Segment, load_config
+from klaviyo_tui.store.config import Export, Mapping, Segment
+from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.config_store import ConfigStore
 from klaviyo_tui.store.consent import subscribe_consent_text
 from klaviyo_tui.store.sync_config import Subscribe, SyncSettings
-from klaviyo_tui.tui.app import KlaviyoApp, make_app
+from klaviyo_tui.tui.app import make_app
 from klaviyo_tui.tui.screens.builder import ExportBuilderScreen
 from klaviyo_tui.tui.screens.builder.sync_tab import (
     INCREMENTAL_LABEL,
@@ -31,6 +33,7 @@ from tests.support.tui import (
     SIZE,
     Terminal,
     add_sandbox_connection,
+    app_of,
     sample_csv,
     wait_screen,
     wait_until,
@@ -41,7 +44,9 @@ ASSERTED = Subscribe("email", "optin_at", True, "2026-11-01T10:00:00+00:00", "an
 
 
 def text(widget: Static) -> str:
-    return " ".join(widget.render().plain.split())  # type: ignore[union-attr]
+    content = widget.render()
+    assert isinstance(content, Content), f"{widget!r} shows a {type(content).__name__}"
+    return " ".join(content.plain.split())
 
 
 def optin_csv(path: Path, column: str = "optin_at") -> Path:
@@ -65,9 +70,9 @@ def save_export(
     store.save()
 
 
-async def sync_tab(pilot: Pilot[Any]) -> tuple[Any, SyncTab]:
+async def sync_tab(pilot: Pilot[Any]) -> tuple[ExportBuilderScreen, SyncTab]:
     """Open the saved export `vip` in the builder, on its Sync tab."""
-    app: KlaviyoApp = pilot.app  # type: ignore[assignment]
+    app = app_of(pilot)
     await wait_screen(pilot, HomeScreen)
     await wait_until(pilot, lambda: "vip" in app.config.exports)
     builder = ExportBuilderScreen(app.config.exports["vip"])

@@ -18,6 +18,7 @@ from klaviyo_tui.errors import ExitCode
 from klaviyo_tui.events import (
     JobConfirmed,
     JobUnconfirmed,
+    ProgressEvent,
     Reject,
     RowsRead,
     RowState,
@@ -58,10 +59,10 @@ def text(widget: Widget) -> str:
     return " ".join("".join(seg.text for strip in strips for seg in strip).split())
 
 
-def folded(*events: object) -> RunProgress:
+def folded(*events: ProgressEvent) -> RunProgress:
     progress = RunProgress("vip")
     for event in events:
-        progress.apply(event)  # type: ignore[arg-type]
+        progress.apply(event)
     return progress
 
 

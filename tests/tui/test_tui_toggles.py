@@ -16,7 +16,7 @@ class Toggles(App[None]):
         yield SelectionList[str](("ticked", "a", True), ("unticked", "b", False), id="list")
 
 
-async def test_state_shows_without_colour(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_state_shows_without_colour(monkeypatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     app = Toggles()
     async with app.run_test(size=(40, 12)) as pilot:

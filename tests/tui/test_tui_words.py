@@ -21,7 +21,7 @@ from klaviyo_tui.tui.screens.history import RunDetailScreen
 from klaviyo_tui.tui.screens.home import HomeScreen
 from klaviyo_tui.tui.screens.run import phase_text, rate_text, summary_text
 from klaviyo_tui.tui.screens.run_detail import default_csv_path
-from tests.support.tui import SIZE, wait_screen, wait_until
+from tests.support.tui import SIZE, screen_of, wait_screen, wait_until
 
 COUNTS = {"imported": 0, "invalid": 0, "rejected_by_klaviyo": 0, "duplicate": 0, "not_sent": 0}
 
@@ -108,7 +108,7 @@ async def test_run_detail_names_the_list_the_file_and_counts_jobs(tmp_path: Path
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_until(pilot, lambda: bool(app.config.exports))
         await app.push_screen(RunDetailScreen(1))
-        detail = app.screen
+        detail = screen_of(pilot, RunDetailScreen)
         await wait_until(pilot, lambda: detail.record is not None)
         await pilot.pause()
         title = str(detail.query_one("#detail-title", Label).render())

@@ -1,4 +1,5 @@
-"""config.py: strict loading with located messages, edits that keep comments, safe atomic saves."""
+"""The config (config.py, config_read.py, config_store.py): strict loading with located messages,
+edits that keep comments, safe atomic saves."""
 
 from __future__ import annotations
 
@@ -10,15 +11,8 @@ from pathlib import Path
 import pytest
 
 from klaviyo_tui.store import paths
-from klaviyo_tui.store.config import (
-    Config,
-    ConfigError,
-    Connection,
-    Export,
-    Mapping,
-    Segment,
-    load_config,
-)
+from klaviyo_tui.store.config import Config, ConfigError, Connection, Export, Mapping, Segment
+from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.config_store import ConfigStore
 
 SAMPLE = """\
@@ -412,8 +406,8 @@ def test_remove_export_prunes_segments_no_other_export_uses(cfg_path: Path) -> N
 
 
 def test_writer_knows_every_key_the_reader_accepts() -> None:
-    """Adding a key to config.py without the writer would silently drop it on every edit."""
-    from klaviyo_tui.store import config as reader
+    """Adding a key to config_read.py without the writer would silently drop it on every edit."""
+    from klaviyo_tui.store import config_read as reader
     from klaviyo_tui.store import config_store as writer
     from klaviyo_tui.store.sync_config import SYNC_KEYS
 

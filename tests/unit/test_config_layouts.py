@@ -32,9 +32,8 @@ from klaviyo_tui.store.config import (
     Export,
     Mapping,
     Segment,
-    config_from_data,
-    load_config,
 )
+from klaviyo_tui.store.config_read import config_from_data, load_config
 from klaviyo_tui.store.config_store import ConfigStore
 
 KINDS = ("connections", "segments", "exports")

@@ -394,7 +394,9 @@ def test_survives_sigkill_mid_write() -> None:
         assert len(store.failures(run_id)) % 50 == 0  # whole transactions only
         with export_lock("nightly"):
             store.reopen_run(run_id)
-            assert store.run(run_id).status == "running"  # type: ignore[union-attr]
+            reopened = store.run(run_id)
+            assert reopened is not None
+            assert reopened.status == "running"
 
 
 def test_stores_opening_a_fresh_file_at_once_do_not_fail(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
 import pandas as pd
@@ -12,7 +14,7 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from klaviyo_tui.events import RowState
+from klaviyo_tui.events import Reject, RowState
 from klaviyo_tui.input.fastcheck import email_fast, phone_fast
 from klaviyo_tui.input.jsoncols import lower
 from klaviyo_tui.input.mapping import MAX_PROFILE_BYTES, careful_email, validate_chunk
@@ -20,14 +22,14 @@ from klaviyo_tui.input.preview import detect_email_column, validation_preview
 from klaviyo_tui.store.config import Mapping
 
 
-def _frame(**cols: list[object]) -> pd.DataFrame:
+def _frame(**cols: Sequence[object]) -> pd.DataFrame:
     n = len(next(iter(cols.values())))
     return pd.DataFrame(cols, index=pd.RangeIndex(1, n + 1)).astype("str")
 
 
 def _run(
     df: pd.DataFrame, mapping: Mapping, region: str = "US", policy: str = "reject_row"
-) -> tuple[list[dict], list]:
+) -> tuple[list[dict[str, Any]], list[Reject]]:
     chunk = validate_chunk(
         df, mapping, default_region=region, segment="seg", on_invalid_field=policy
     )

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from klaviyo_tui.events import RowState
 from klaviyo_tui.input.filters import FilterError, apply_filter, count_matching
 from klaviyo_tui.input.mapping import ValidatedChunk
-from klaviyo_tui.input.pipeline import DedupeIndex, PipelineStats, iter_validated
+from klaviyo_tui.input.pipeline import CHUNK_ROWS, DedupeIndex, PipelineStats, iter_validated
 from klaviyo_tui.store.config import Export, Mapping, Segment
 
 
@@ -23,12 +23,16 @@ def _csv(path: Path, rows: list[dict[str, str]]) -> str:
 
 
 def _run(
-    export: Export, segments: dict[str, Segment], **kw: int
+    export: Export, segments: dict[str, Segment], chunk_rows: int = CHUNK_ROWS
 ) -> tuple[list[ValidatedChunk], list[PipelineStats]]:
-    chunks, stats = [], []
-    for item in iter_validated(export, segments, **kw):
-        (chunks if isinstance(item, ValidatedChunk) else stats).append(item)
-    return chunks, stats  # type: ignore[return-value]
+    chunks: list[ValidatedChunk] = []
+    stats: list[PipelineStats] = []
+    for item in iter_validated(export, segments, chunk_rows=chunk_rows):
+        if isinstance(item, ValidatedChunk):
+            chunks.append(item)
+        else:
+            stats.append(item)
+    return chunks, stats
 
 
 def test_dedupe_last_wins_across_segments(tmp_path: Path) -> None:
@@ -197,10 +201,11 @@ def test_shared_index_agrees_with_the_in_memory_rule(
     last = {e: i for i, (e, _) in enumerate(rows) if e}  # each email's last row is the customer
     holders: dict[str, set[str]] = {}
     for email, i in last.items():
-        if rows[i][1]:
-            holders.setdefault(rows[i][1], set()).add(email)
-    for i, ((email, phone), flag) in enumerate(zip(rows, got.tolist(), strict=True)):
-        customer = email is not None and last[email] == i
+        holder = rows[i][1]
+        if holder:
+            holders.setdefault(holder, set()).add(email)
+    for i, ((row_email, phone), flag) in enumerate(zip(rows, got.tolist(), strict=True)):
+        customer = row_email is not None and last[row_email] == i
         assert flag == (customer and phone is not None and len(holders[phone]) > 1)
 
 
@@ -208,7 +213,8 @@ def test_field_policy_in_the_config(tmp_path: Path) -> None:
     """`on_invalid_field` is read, checked with a clear message, and written back by the editor."""
     import dataclasses
 
-    from klaviyo_tui.store.config import ConfigError, load_config
+    from klaviyo_tui.store.config import ConfigError
+    from klaviyo_tui.store.config_read import load_config
     from klaviyo_tui.store.config_store import ConfigStore
 
     path = tmp_path / "config.toml"

@@ -85,7 +85,7 @@ def test_store_warns_on_odd_key_but_stores() -> None:
 
 
 @pytest.mark.parametrize("backend", [fail.Keyring(), null.Keyring()])
-def test_no_backend(use_backend, backend) -> None:  # type: ignore[no-untyped-def]
+def test_no_backend(use_backend, backend) -> None:
     use_backend(backend)
     info = backend_info()
     assert not info.usable
@@ -99,7 +99,7 @@ def test_no_backend(use_backend, backend) -> None:  # type: ignore[no-untyped-de
     delete_api_key("prod")  # nothing to delete: fine
 
 
-def test_broken_backend_read_degrades_write_raises(use_backend) -> None:  # type: ignore[no-untyped-def]
+def test_broken_backend_read_degrades_write_raises(use_backend) -> None:
     use_backend(BrokenKeyring())
     lookup = get_api_key("prod")
     assert lookup.key is None
@@ -112,13 +112,13 @@ def test_broken_backend_read_degrades_write_raises(use_backend) -> None:  # type
     assert mask_key(KEY) in str(info.value)
 
 
-def test_write_that_does_not_stick_raises(use_backend) -> None:  # type: ignore[no-untyped-def]
+def test_write_that_does_not_stick_raises(use_backend) -> None:
     use_backend(ForgetfulKeyring())
     with pytest.raises(SecretsError, match="does not return it"):
         store_api_key("prod", KEY)
 
 
-def test_chainer_and_plaintext_detection(use_backend) -> None:  # type: ignore[no-untyped-def]
+def test_chainer_and_plaintext_detection(use_backend) -> None:
     from keyring.backends.chainer import ChainerBackend
 
     class PlaintextKeyring(MemoryKeyring):
@@ -130,7 +130,7 @@ def test_chainer_and_plaintext_detection(use_backend) -> None:  # type: ignore[n
         inner: list[keyring.backend.KeyringBackend] = []
 
         @property
-        def backends(self) -> list[keyring.backend.KeyringBackend]:  # type: ignore[override]
+        def backends(self) -> list[keyring.backend.KeyringBackend]:
             return self.inner
 
     chain = Chain()

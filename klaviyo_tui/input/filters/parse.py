@@ -3,9 +3,9 @@
 Two gates, both needed for a clear message and neither trusted alone:
 1. The token stream (lexing.py): refuses `@`, `&`, `|`, `~`, `;`, comments, attribute access,
    brackets and calls, with the character position.
-2. The syntax tree (sqlglot's parser, here): only the node types converted below become filter
-   nodes; every other node type (functions, subqueries, arithmetic, casts of columns, ...) is
-   refused.
+2. The syntax tree (sqlglot's parser, here): only the node types whitelist.py knows, converted
+   below, become filter nodes; every other node type (functions, subqueries, arithmetic, casts
+   of columns, ...) is refused, with a message saying what it is.
 sqlglot only parses; nothing here or in the evaluator can call, import or read anything.
 """
 
@@ -20,7 +20,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.tokenizer_core import Token
 
-from klaviyo_tui.input.filters import lexing, pandas_hints
+from klaviyo_tui.input.filters import lexing, pandas_hints, whitelist
 from klaviyo_tui.input.filters.lexing import FilterSQL
 from klaviyo_tui.input.filters.nodes import (
     EXAMPLE,
@@ -45,20 +45,13 @@ from klaviyo_tui.input.filters.nodes import (
     quoted,
     to_timestamp,
 )
+from klaviyo_tui.input.filters.whitelist import OPS, position_of, shown
 
 MAX_LENGTH = 100_000
 MAX_DEPTH = 200
 _TOO_DEEP = f"The filter is nested too deeply (at most {MAX_DEPTH} levels)"
 
 
-_OPS: dict[type[exp.Expr], CompareOp] = {
-    exp.EQ: "=",
-    exp.NEQ: "!=",
-    exp.LT: "<",
-    exp.LTE: "<=",
-    exp.GT: ">",
-    exp.GTE: ">=",
-}
 _FLIP: dict[CompareOp, CompareOp] = {
     "=": "=",
     "!=": "!=",
@@ -67,29 +60,6 @@ _FLIP: dict[CompareOp, CompareOp] = {
     ">": "<",
     ">=": "<=",
 }
-_BINARY = frozenset({"this", "expression"})
-_ARGS: dict[type[exp.Expr], frozenset[str]] = {
-    exp.And: _BINARY,
-    exp.Or: _BINARY,
-    exp.Not: frozenset({"this"}),
-    exp.Paren: frozenset({"this"}),
-    **{op: _BINARY for op in _OPS},
-    exp.In: frozenset({"this", "expressions"}),
-    exp.Between: frozenset({"this", "low", "high"}),
-    exp.Like: frozenset({"this", "expression", "negate"}),
-    exp.ILike: frozenset({"this", "expression", "negate"}),
-    exp.Is: frozenset({"this", "expression", "negate"}),
-    exp.Column: frozenset({"this"}),
-    exp.Identifier: frozenset({"this", "quoted"}),
-    exp.Literal: frozenset({"this", "is_string"}),
-    exp.Boolean: frozenset({"this"}),
-    exp.Neg: frozenset({"this"}),
-    exp.Null: frozenset(),
-    exp.Cast: frozenset({"this", "to"}),
-    exp.DataType: frozenset({"this", "nested"}),
-}
-"""Every sqlglot node type the filter language accepts, with the arguments it may carry."""
-_UNSET: tuple[object, ...] = (None, False, "", [])
 _DATE_TYPES = {exp.DataType.Type.DATE}
 _TIMESTAMP_TYPES = {exp.DataType.Type.TIMESTAMP, exp.DataType.Type.DATETIME}
 
@@ -168,21 +138,11 @@ class _Parser:
     # ---- gate 2: the syntax tree ---------------------------------------------------------------
 
     def checked(self, node: exp.Expr) -> exp.Expr:
-        """`node` without its parentheses, if its type and every argument it carries are known.
-
-        The whitelist is by exact type and argument name: a sqlglot upgrade that adds a node
-        type or an argument (say `negate` on LIKE) is refused here until it is handled.
-        """
-        while True:
-            allowed = _ARGS.get(type(node))
-            if allowed is None:
-                raise self.refuse(node)
-            extra = [k for k, v in node.args.items() if k not in allowed and v not in _UNSET]
-            if extra:
-                raise self.refuse(node)
-            if not isinstance(node, exp.Paren):
-                return node
-            node = node.this
+        """`node` without its parentheses, if the whitelist knows it; else a refusal."""
+        node, known = whitelist.unwrap(node)
+        if not known:
+            raise self.refuse(node)
+        return node
 
     def condition(self, node: exp.Expr, depth: int) -> Node:
         """A node that must give true/false for each row."""
@@ -206,8 +166,8 @@ class _Parser:
             name = self.column(node, allow_text=False)
             assert name is not None
             return Truth(name)
-        if type(node) in _OPS:
-            return self.compare(node, _OPS[type(node)])
+        if type(node) in OPS:
+            return self.compare(node, OPS[type(node)])
         if isinstance(node, exp.In):
             return self.in_list(node)
         if isinstance(node, exp.Between):
@@ -226,12 +186,12 @@ class _Parser:
                 return IsNull(column)
             if isinstance(node.expression, exp.Boolean):
                 return IsBool(column, bool(node.expression.this))
-            raise self.fail("IS is followed by NULL, NOT NULL, TRUE or FALSE", self.start(node))
+            raise self.fail("IS is followed by NULL, NOT NULL, TRUE or FALSE", position_of(node))
         if isinstance(node, exp.Literal | exp.Neg | exp.Cast | exp.Null):
             raise self.fail(
-                f"The filter is not a condition: {self.shown(node, 40, quote=False)} is a value; "
+                f"The filter is not a condition: {shown(node, 40, quote=False)} is a value; "
                 f"compare a column with it, e.g. {EXAMPLE}",
-                self.start(node),
+                position_of(node),
             )
         raise self.refuse(node)
 
@@ -243,13 +203,13 @@ class _Parser:
             return Compare(left, op, self.not_empty(left, right, op))
         if isinstance(left, str) and isinstance(right, str):
             raise self.fail(
-                f"{self.shown(node, 60)} compares two columns; compare a column with a value "
+                f"{shown(node, 60)} compares two columns; compare a column with a value "
                 "(text goes in single quotes, e.g. country = 'US')",
-                self.start(node),
+                position_of(node),
             )
         raise self.fail(
-            f"{self.shown(node, 60)} compares two values; one side must be a column",
-            self.start(node),
+            f"{shown(node, 60)} compares two values; one side must be a column",
+            position_of(node),
         )
 
     def in_list(self, node: exp.In) -> InList:
@@ -296,8 +256,8 @@ class _Parser:
         if isinstance(found, str):
             return found
         raise self.fail(
-            f"{self.shown(parent, 60)} must start with a column, e.g. country IN ('US', 'CA')",
-            self.start(parent),
+            f"{shown(parent, 60)} must start with a column, e.g. country IN ('US', 'CA')",
+            position_of(parent),
         )
 
     def column(self, node: exp.Column, *, allow_text: bool) -> str | None:
@@ -341,7 +301,7 @@ class _Parser:
             name = self.column(node, allow_text=True)
             raise self.fail(
                 f"Column {quoted(name or node.name)} is used where a value is expected",
-                self.start(node),
+                position_of(node),
             )
         literal = self.checked(node.this) if isinstance(node, exp.Cast) else None
         if isinstance(node, exp.Cast) and isinstance(literal, exp.Literal) and literal.is_string:
@@ -359,7 +319,7 @@ class _Parser:
             raise self.fail(
                 f"{quoted(text)} is not a date: write DATE 'YYYY-MM-DD' "
                 "(TIMESTAMP 'YYYY-MM-DD HH:MM' for a time of day)",
-                self.start(node),
+                position_of(node),
             ) from None
 
     def timestamp(self, text: str, node: exp.Expr) -> dt.datetime:
@@ -367,44 +327,10 @@ class _Parser:
         if value is None:
             raise self.fail(
                 f"{quoted(text)} is not a timestamp: write TIMESTAMP 'YYYY-MM-DD HH:MM:SS'",
-                self.start(node),
+                position_of(node),
             )
         return value
 
     def refuse(self, node: exp.Expr) -> FilterError:
-        """The message for a syntax-tree node outside the whitelist."""
-        shown = self.shown(node, 40)
-        if isinstance(node, exp.Subquery | exp.Query | exp.Exists):
-            what = "subqueries are not allowed"
-        elif isinstance(node, exp.Cast):
-            what = "CAST is not supported: a number literal compares numerically by itself"
-        elif isinstance(node, exp.Func):
-            what = "function calls are not allowed"
-        elif isinstance(node, exp.Parameter | exp.Placeholder):
-            what = "parameters are not allowed: write the value itself"
-        elif isinstance(node, exp.Dot | exp.Column):
-            what = 'attribute access is not allowed; quote a name with a dot: "a.b"'
-        elif isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div | exp.Mod | exp.Neg):
-            what = "arithmetic is not supported"
-        elif isinstance(node, exp.Binary | exp.BitwiseNot):
-            what = "this operator is not supported (use =, <>, <, >, IN, LIKE, BETWEEN, IS NULL)"
-        else:
-            what = "this is not part of the filter language"
-        return self.fail(f"At {shown}: {what}", self.start(node))
-
-    def shown(self, node: exp.Expr, limit: int, *, quote: bool = True) -> str:
-        """A node as SQL text for a message (regenerated from the tree, clipped)."""
-        try:
-            text = node.sql(dialect=FilterSQL)
-        except SqlglotError:
-            text = type(node).__name__
-        return quoted(text, limit) if quote else clip(text, limit)
-
-    def start(self, node: exp.Expr) -> int | None:
-        """The first known character position inside `node`."""
-        starts = [
-            n.meta["start"]
-            for n in node.walk()
-            if isinstance(n, exp.Expr) and isinstance(n.meta.get("start"), int)
-        ]
-        return min(starts) if starts else None
+        """The error for a syntax-tree node outside the whitelist."""
+        return self.fail(whitelist.refusal(node), position_of(node))

@@ -24,11 +24,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import pyarrow as pa
 
 from klaviyo_tui.input.sources.common import SourceError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 _TEXT = {
     ".csv": "csv",
@@ -195,9 +198,10 @@ class FileReader(io.RawIOBase):
             self._seen(data)
         return data
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
         return len(data)
 
 
@@ -250,9 +254,10 @@ class _NativeRaw(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self._native.read(len(buffer))
-        buffer[: len(data)] = data
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._native.read(len(view))
+        view[: len(data)] = data
         return len(data)
 
 

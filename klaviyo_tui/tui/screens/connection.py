@@ -27,7 +27,8 @@ from textual.widgets import (
 )
 
 from klaviyo_tui.redaction import mask_key, printable, safe_text
-from klaviyo_tui.store.config import DEFAULT_BASE_URL, Connection, check_base_url
+from klaviyo_tui.store.config import DEFAULT_BASE_URL, Connection
+from klaviyo_tui.store.config_read import check_base_url
 from klaviyo_tui.tui.errors import describe_error
 from klaviyo_tui.tui.screens.base import HELP_KEYS, BaseScreen
 from klaviyo_tui.tui.widgets.banner import DemoBanner

@@ -1,0 +1,106 @@
+"""Per-row failures and warnings of a run: what the rejects file and the run's details show.
+
+Each entry keeps the offending value, the reason, the matching email and the row's mapped source
+values (so a rejects file can be fixed and imported again). Reasons often quote Klaviyo's text,
+which a hostile or buggy server could fill with the request's own API key: every text is redacted
+before it reaches the file.
+
+Mixed into `HistoryStore` (history.py), which provides the connection and transactions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterable
+
+from klaviyo_tui.events import Reject, RowState
+from klaviyo_tui.redaction import redact
+from klaviyo_tui.store.history_records import DUPLICATE_REASON, values_json, values_of
+
+
+class FailuresMixin:
+    """Failure methods of HistoryStore."""
+
+    version: int  # the file's schema version (a reader may hold an older file)
+
+    def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError  # pragma: no cover (HistoryStore provides it)
+
+    def _query(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        raise NotImplementedError  # pragma: no cover (HistoryStore provides it)
+
+    def add_failures(self, run_id: int, rejects: Iterable[Reject]) -> None:
+        """Reasons often quote Klaviyo's text, which a hostile or buggy server could fill with
+        the request's own API key: every text is redacted before it reaches the file."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO failures (run_id, row, segment, column_name, value, reason, state, "
+                "email, source_values) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (
+                        run_id,
+                        r.row,
+                        r.segment,
+                        redact(r.column),
+                        redact(str(r.value)),
+                        redact(r.reason),
+                        str(r.state),
+                        redact(r.email),
+                        values_json(r.source_values),
+                    )
+                    for r in rejects
+                ),
+            )
+
+    def failures(self, run_id: int, limit: int | None = None) -> list[Reject]:
+        """The run's failures and warnings in the order they were recorded."""
+        extra = "email, source_values" if self.version >= 3 else "'', NULL"
+        rows = self._query(
+            f"SELECT row, segment, column_name, value, reason, state, {extra} FROM failures "
+            "WHERE run_id = ? ORDER BY id LIMIT ?",
+            (run_id, -1 if limit is None else limit),
+        )
+        return [
+            Reject(r[0], r[1], r[2], r[3], r[4], RowState(r[5]), r[6], values_of(r[7]))
+            for r in rows
+        ]
+
+    def failure_reasons(self, run_id: int) -> list[tuple[str, str, int]]:
+        """(reason, state, count), most frequent first. Duplicates count as one reason (each
+        names its own winning row, which would make every one a group of its own)."""
+        rows = self._query(
+            "SELECT CASE WHEN state = ? THEN ? ELSE reason END AS why, state, COUNT(*) AS n "
+            "FROM failures WHERE run_id = ? GROUP BY why, state ORDER BY n DESC, why",
+            (RowState.DUPLICATE.value, DUPLICATE_REASON, run_id),
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def drop_failures(
+        self, run_id: int, state: RowState | str, rows: Iterable[tuple[str, int]]
+    ) -> None:
+        """Forget the entries in `state` of these (segment, row)s: their state changed."""
+        with self._tx() as db:
+            db.executemany(
+                "DELETE FROM failures WHERE run_id = ? AND state = ? AND segment = ? AND row = ?",
+                ((run_id, str(state), segment, row) for segment, row in rows),
+            )
+
+    def clear_failures(self, run_id: int, states: Iterable[RowState | str]) -> None:
+        wanted = [str(s) for s in states]
+        if not wanted:
+            return
+        marks = ", ".join("?" * len(wanted))
+        with self._tx() as db:
+            db.execute(
+                f"DELETE FROM failures WHERE run_id = ? AND state IN ({marks})", (run_id, *wanted)
+            )
+
+    def clear_local_warnings(self, run_id: int) -> None:
+        """Forget the warnings the pipeline wrote while reading (fields it dropped); Klaviyo's
+        own warnings (reasons starting "Klaviyo:") stay: their batches are not confirmed again."""
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM failures WHERE run_id = ? AND state = ? AND reason NOT LIKE ?",
+                (run_id, RowState.IMPORTED_WITH_WARNINGS.value, "Klaviyo:%"),
+            )
