@@ -117,7 +117,9 @@ properties = ["lifetime_value", "orders", "signup_date"]
     )
 
 
-def run(rows: int, rate_limits: str, job_delay: float, keep: bool) -> dict[str, object]:
+def run(
+    rows: int, rate_limits: str, job_delay: float, keep: bool, profile: str | None = None
+) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="klaviyo-bench-"))
     phases: dict[str, object] = {}
     data = work / "customers.csv"
@@ -156,8 +158,13 @@ def run(rows: int, rate_limits: str, job_delay: float, keep: bool) -> dict[str, 
         )
         start = time.perf_counter()
         log = open(work / "export.log", "w")  # noqa: SIM115 - closed once the child has ended
+        command = [sys.executable, "-m", "klaviyo_tui", "run", "bench", "--json"]
+        if profile and profile.endswith(".perf"):  # Linux perf: native frames (Arrow, numpy)
+            command = ["perf", "record", "-F", "499", "-g", "-o", profile, "--", *command]
+        elif profile:  # py-spy (installed by hand, not a dependency): Python frames
+            command = ["py-spy", "record", "--native", "-r", "200", "-o", profile, "-f", "raw", "--", *command]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "klaviyo_tui", "run", "bench", "--json"],
+            command,
             env=env,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -169,7 +176,8 @@ def run(rows: int, rate_limits: str, job_delay: float, keep: bool) -> dict[str, 
         phases.update(_phases(work / "export.log"))
         assert proc.stdout is not None
         out = proc.stdout.read()
-        summary = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        summary = json.loads(lines[-1]) if lines else {}
     finally:
         sandbox.terminate()
         _, _, sandbox_usage = os.wait4(sandbox.pid, 0)
@@ -209,8 +217,9 @@ def main() -> None:
     parser.add_argument("--rate-limits", choices=["off", "klaviyo"], default="off")
     parser.add_argument("--job-delay", type=float, default=0.0)
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--profile", help="record the export with py-spy into this file")
     args = parser.parse_args()
-    result = run(args.rows, args.rate_limits, args.job_delay, args.keep)
+    result = run(args.rows, args.rate_limits, args.job_delay, args.keep, args.profile)
     width = max(len(k) for k in result)
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")

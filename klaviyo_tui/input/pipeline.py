@@ -31,7 +31,10 @@ normalized email (as sent); two different emails share a 64-bit hash with probab
 
 from __future__ import annotations
 
+import gc
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
 
@@ -128,6 +131,31 @@ class DedupeIndex:
         return hit, self.winners[idx]
 
 
+_freezes = 0
+_freeze_lock = threading.Lock()
+
+
+@contextmanager
+def _imports_frozen() -> Iterator[None]:
+    """Keep the objects alive when a pass starts (pandas, pyarrow, phonenumbers... ~200k, almost
+    all from imports) out of the cyclic GC's sight while the pipeline runs, so the full
+    collections that its own short-lived objects (rejects, warnings) trigger scan only those:
+    measured at 1M rows, GC time 0.5 s -> under 0.1 s. Unfrozen at the end (the last of
+    concurrent runs), so whatever becomes garbage later is still collected."""
+    global _freezes
+    with _freeze_lock:
+        _freezes += 1
+        if _freezes == 1:
+            gc.freeze()
+    try:
+        yield
+    finally:
+        with _freeze_lock:
+            _freezes -= 1
+            if _freezes == 0:
+                gc.unfreeze()
+
+
 def _release() -> None:
     """Hand Arrow's freed pages back to the OS after each chunk. mimalloc otherwise keeps them, and
     they add up across the reader's threads: measured at 1M rows, peak RSS 425 -> 358 MB."""
@@ -221,12 +249,13 @@ def iter_validated(
     # Settled before pass 1, so that pass 2 opens each file (and compares it) before anything else.
     wanted = {seg.name: _columns(segment_filter(seg), export.mapping.columns()) for seg in segs}
     watches: dict[str, SourceWatch] = {}
-    first = first_pass(export, segs, chunk_rows, watches)
-    try:
-        yield from _full_pass(export, segs, first, chunk_rows, wanted, watches)
-    finally:
-        if first.phones is not None:
-            first.phones.close()
+    with _imports_frozen():
+        first = first_pass(export, segs, chunk_rows, watches)
+        try:
+            yield from _full_pass(export, segs, first, chunk_rows, wanted, watches)
+        finally:
+            if first.phones is not None:
+                first.phones.close()
 
 
 def _full_pass(
