@@ -54,9 +54,9 @@ def _phases(log: Path) -> dict[str, object]:
         except ValueError:
             continue
         first = t if first is None else first
-        if " sent (job " in line:
+        if " sent: " in line:
             sent.append(t)
-        elif " confirmed, " in line:
+        elif " confirmed: " in line:
             confirmed.append(t)
     if first is None or not sent:
         return {}
