@@ -230,13 +230,17 @@ def phones_e164(
     if known is None:
         fast_ok, e164 = phone_fast(raw.fill_null(""), region)
         return _settle(raw, fast_ok, e164, lambda v: careful_phone(v, region))
+    return known, _reasons(raw, known, lambda v: careful_phone(v, region))
+
+
+def _reasons(raw: pa.Array, known: pa.Array, check: object) -> dict[int, str]:
+    """Why each present value that normalised to null is unusable, by position."""
     unusable = raw.is_valid().to_numpy(zero_copy_only=False) & ~known.is_valid().to_numpy(
         zero_copy_only=False
     )
     where = np.flatnonzero(unusable)
     values = raw.take(pa.array(where)).to_pylist() if len(where) else []
-    reasons = {p: careful_phone(v, region)[1] for p, v in zip(where.tolist(), values, strict=True)}
-    return known, reasons
+    return {p: check(v)[1] for p, v in zip(where.tolist(), values, strict=True)}  # type: ignore[operator]
 
 
 def identifier_keys(field: str, series: pd.Series, region: str) -> pa.Array:
@@ -259,24 +263,29 @@ def validate_chunk(
     on_invalid_field: str = DROP_FIELD,
     shared: MappingABC[str, np.ndarray] | None = None,
     phones: pa.Array | None = None,
+    emails: pa.Array | None = None,
 ) -> ValidatedChunk:
     """Validate and serialize one chunk (index = source row numbers).
 
     `on_invalid_field` is the field policy (input/fields.py); `shared` marks, per identifier
     field ("phone_number", "external_id"), the rows whose value another customer's email also
     has in this export (input/identifiers.py): those go without it, with a warning. `phones`:
-    the phone column already in E.164 (the pipeline's first pass worked it out).
+    the phone column already in E.164, and `emails` the normalised emails (null where missing
+    or invalid): the pipeline's first pass worked them out.
     """
     n = len(df)
     rows = np.asarray(df.index, dtype=np.int64)
     bad: dict[int, tuple[str, str]] = {}  # position -> (column, reason); first rule wins
 
     email_raw = text(df[mapping.email])
-    email_norm = lower(email_raw)
-    ok = email_fast(email_norm)
-    emails, reasons = _settle(
-        email_raw, ok, pc.if_else(pa.array(ok), email_norm, None), careful_email
-    )
+    if emails is None:
+        email_norm = lower(email_raw)
+        ok = email_fast(email_norm)
+        emails, reasons = _settle(
+            email_raw, ok, pc.if_else(pa.array(ok), email_norm, None), careful_email
+        )
+    else:  # only the unusable ones are looked at again, for their reason
+        reasons = _reasons(email_raw, emails, careful_email)
     for pos in np.flatnonzero(~email_raw.is_valid().to_numpy(zero_copy_only=False)).tolist():
         bad[pos] = (mapping.email, "email is missing")
     for pos, reason in reasons.items():

@@ -10,8 +10,8 @@ Two passes, because "last row wins" needs to know the future without holding the
    disk per row. The same pass spills each row's phone (in E.164) and external_id the same way to
    find the values that different customers share (input/identifiers.py: those go with none of
    them), and settles each custom property's type over the whole export (mapping.infer_kinds).
-   The phones it normalised are kept on disk in reading order (identifiers.KeyTape, ~20 bytes a
-   row) so the full pass does not normalise them again.
+   The emails and phones it normalised are kept on disk in reading order (identifiers.KeyTape,
+   ~45 bytes a row) so the full pass does not normalise them again.
 2. The full pass reads the mapped columns, drops the losing rows as `Reject(state=DUPLICATE,
    reason="duplicate of <segment> row N")` and validates the rest (mapping.validate_chunk, with
    the export's field policy, input/fields.py).
@@ -34,8 +34,8 @@ from __future__ import annotations
 import gc
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from collections.abc import Mapping as MappingABC
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,7 +188,7 @@ class FirstPass:
     shared: SharedIndex  # identifiers held by different customers (input/identifiers.py)
     kinds: dict[str, str]  # property column -> JSON kind
     total: int  # rows the full pass will read
-    phones: KeyTape | None = None  # the phone column in E.164, for the full pass
+    keys: KeyTape | None = None  # the normalised emails (and phones in E.164), for the full pass
 
 
 def first_pass(
@@ -206,7 +206,7 @@ def first_pass(
     ids = {f: c for f, c in mapping.fields().items() if f in IDENTIFIERS}
     shared = SharedIndex(list(ids))
     kinds: dict[str, set[str]] = {c: set(KINDS) for c in mapping.properties}
-    tape = KeyTape() if "phone_number" in ids else None
+    tape = KeyTape(("email", "phone_number") if "phone_number" in ids else ("email",))
     total = 0
     for si, seg in enumerate(segs):
         wanted = [mapping.email, *ids.values(), *mapping.properties]
@@ -218,11 +218,13 @@ def first_pass(
             positions = _positions(si, df.index)
             keys = email_keys(df[mapping.email])
             index.add(positions, keys)
+            taped = [keys]
             for field, column in ids.items():
                 values = identifier_keys(field, df[column], export.default_region)
-                if field == "phone_number" and tape is not None:
-                    tape.write(positions, values)
+                if field == "phone_number":
+                    taped.append(values)
                 shared.add(field, positions, pc.if_else(keys.is_valid(), values, None))
+            tape.write(positions, *taped)
             _release()
             for column in mapping.properties:
                 if kinds[column] == {"string"}:
@@ -254,8 +256,8 @@ def iter_validated(
         try:
             yield from _full_pass(export, segs, first, chunk_rows, wanted, watches)
         finally:
-            if first.phones is not None:
-                first.phones.close()
+            if first.keys is not None:
+                first.keys.close()
 
 
 def _full_pass(
@@ -278,7 +280,10 @@ def _full_pass(
             lost, winner = first.index.lookup(positions)
             dup_rejects = _duplicates(df[lost], winner[lost], segs, mapping, seg.name)
             shared = first.shared.lookup(positions[~lost])
-            phones = first.phones.take(positions) if first.phones is not None else None
+            known = first.keys.take_all(positions) if first.keys is not None else None
+            kept = pa.array(~lost)
+            phones = known.get("phone_number") if known is not None else None
+            emails = known["email"] if known is not None else None
             chunk = validate_chunk(
                 df[~lost],
                 mapping,
@@ -287,7 +292,8 @@ def _full_pass(
                 kinds=first.kinds,
                 on_invalid_field=export.on_invalid_field,
                 shared=shared,
-                phones=None if phones is None else phones.filter(pa.array(~lost)),
+                phones=None if phones is None else phones.filter(kept),
+                emails=None if emails is None else emails.filter(kept),
             )
             if dup_rejects:
                 chunk.rejects = sorted([*chunk.rejects, *dup_rejects], key=lambda r: r.row)
