@@ -129,7 +129,8 @@ class KeyTape:
             self._writer.close()
             self._sink.close()
             self._writer = self._sink = None
-            self._reader = pa.ipc.open_stream(pa.memory_map(str(self._path)))
+            # read, not mapped: mapped pages would count in RSS until the whole tape is read
+            self._reader = pa.ipc.open_stream(pa.OSFile(str(self._path)))
         return self._reader
 
     def take(self, positions: np.ndarray) -> pa.Array | None:

@@ -227,10 +227,33 @@ def phones_e164(
 
     `known`: the E.164 values already worked out (the first pass's); then only the unusable
     ones are looked at again, for their reason."""
-    if known is None:
-        fast_ok, e164 = phone_fast(raw.fill_null(""), region)
-        return _settle(raw, fast_ok, e164, lambda v: careful_phone(v, region))
-    return known, _reasons(raw, known, lambda v: careful_phone(v, region))
+    if known is not None:
+        return known, _reasons(raw, known, lambda v: careful_phone(v, region))
+    encoded = pc.dictionary_encode(raw)
+    distinct = encoded.dictionary
+    if len(distinct) > len(raw) * _DISTINCT_SHARE:
+        return _phones(raw, region)
+    # Phones repeat (households, placeholders, a shop's own number): each distinct value is
+    # settled once, then spread back to the rows.
+    values, reasons = _phones(distinct, region)
+    codes = encoded.indices
+    spread = values.take(codes)
+    if not reasons:
+        return spread, {}
+    bad = np.zeros(len(distinct), dtype=bool)
+    bad[list(reasons)] = True
+    code_np = codes.fill_null(0).to_numpy(zero_copy_only=False)
+    hit = np.flatnonzero(bad[code_np] & codes.is_valid().to_numpy(zero_copy_only=False))
+    return spread, {p: reasons[c] for p, c in zip(hit.tolist(), code_np[hit].tolist(), strict=True)}
+
+
+#: Above this share of distinct values, phones are settled row by row (no spreading back).
+_DISTINCT_SHARE = 0.8
+
+
+def _phones(raw: pa.Array, region: str) -> tuple[pa.Array, dict[int, str]]:
+    fast_ok, e164 = phone_fast(raw.fill_null(""), region)
+    return _settle(raw, fast_ok, e164, lambda v: careful_phone(v, region))
 
 
 def _reasons(raw: pa.Array, known: pa.Array, check: object) -> dict[int, str]:
