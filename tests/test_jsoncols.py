@@ -1,42 +1,63 @@
-"""jsoncols helpers: the numpy byte sweeps agree with the pyarrow kernels they replace."""
+"""The one-join profile assembly (input/jsoncols.profiles) against a plain Python oracle."""
 
 from __future__ import annotations
 
+import random
+
+import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
-from hypothesis import given, settings
-from hypothesis import strategies as st
+import pytest
 
-from klaviyo_tui.input.jsoncols import drop_bytes
-
-_VALUES = st.lists(
-    st.one_of(st.none(), st.text(alphabet=st.sampled_from("+1234 ().-xé\n"), max_size=20)),
-    max_size=30,
-)
+from klaviyo_tui.input.jsoncols import json_field, profiles
 
 
-@settings(max_examples=200, deadline=None)
-@given(_VALUES, st.integers(0, 5))
-def test_drop_bytes_matches_regex_replace(values: list[str | None], start: int) -> None:
-    arr = pa.array(values, pa.string()).slice(min(start, len(values)))
-    expected = pc.replace_substring_regex(arr, r"[ ().\-]", "")
-    got = drop_bytes(arr, b" ().-")
-    assert got.to_pylist() == expected.to_pylist()
-    got.validate(full=True)
+def _column(rng: random.Random, n: int, empty: float, quoted: bool) -> list[str | None]:
+    """Values, some missing; quoted ones sometimes need JSON escapes."""
+    out: list[str | None] = []
+    for i in range(n):
+        if rng.random() < empty:
+            out.append(None)
+        elif quoted and rng.random() < 0.2:
+            out.append(f'a "quoted"\\ {i}\n')
+        else:
+            out.append(str(i))
+    return out
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    st.lists(
-        st.one_of(st.none(), st.text(alphabet=st.sampled_from("a-@."), max_size=80)), max_size=25
-    ),
-    st.integers(0, 5),
-)
-def test_email_byte_sweep_matches_the_regexes(values: list[str | None], start: int) -> None:
-    from klaviyo_tui.input.fastcheck import _long_local_or_dashes
+@pytest.mark.parametrize("seed", range(40))
+def test_profiles_match_the_dicts_they_stand_for(seed: int) -> None:
+    rng = random.Random(seed)
+    n = rng.randint(1, 25)
+    shares = (0.0, 0.4, 1.0)  # never, sometimes, always empty
+    top = {"email": _column(rng, n, 0.0, True)}
+    top.update(
+        {f"t{i}": _column(rng, n, rng.choice(shares), True) for i in range(rng.randint(0, 3))}
+    )
+    location = {
+        f"l{i}": _column(rng, n, rng.choice(shares), True) for i in range(rng.randint(0, 3))
+    }
+    quoted = {f"p{i}": rng.random() < 0.5 for i in range(rng.randint(0, 3))}
+    props = {k: _column(rng, n, rng.choice(shares), q) for k, q in quoted.items()}
 
-    arr = pa.array(values, pa.string()).slice(min(start, len(values)))
-    long_local = pc.match_substring_regex(arr, r"^[^@]{65,}@")
-    dashes = pc.match_substring_regex(arr, r"@.*--")
-    expected = pc.or_(long_local, dashes).fill_null(False).to_numpy(zero_copy_only=False)
-    assert _long_local_or_dashes(arr).tolist() == expected.tolist()
+    def fields(columns: dict[str, list[str | None]], q: dict[str, bool] | None = None) -> list:
+        return [
+            json_field(k, pa.array(v, pa.string()), quoted=True if q is None else q[k])
+            for k, v in columns.items()
+        ]
+
+    got = profiles(
+        n, fields(top), [("location", fields(location)), ("properties", fields(props, quoted))]
+    ).to_pylist()
+    for row in range(n):
+        attrs: dict[str, object] = {k: v[row] for k, v in top.items() if v[row] is not None}
+        nested = {k: v[row] for k, v in location.items() if v[row] is not None}
+        if nested:
+            attrs["location"] = nested
+        values = {
+            k: v[row] if quoted[k] else orjson.loads(v[row])  # type: ignore[arg-type]
+            for k, v in props.items()
+            if v[row] is not None
+        }
+        if values:
+            attrs["properties"] = values
+        assert orjson.loads(got[row]) == {"type": "profile", "attributes": attrs}

@@ -2,8 +2,9 @@
 
 Column-at-a-time with pyarrow.compute: strict vectorised checks settle most emails and phones
 (input/fastcheck.py) and only the rest meet email-validator / phonenumbers row by row. The JSON
-is assembled from per-column fragments (`"first_name":"Ada"`) joined per row, so no Python dict is
-built per profile; strings needing escapes go through orjson.
+is assembled from per-column pieces (`"first_name":"` + value + `"`) joined once per chunk
+(jsoncols.profiles), so no Python dict is built per profile; strings needing escapes go through
+orjson.
 
 Rules, in the order a row is judged (one reject per row, for the first rule it breaks):
 - email: mandatory; trimmed, lower-cased, syntax-checked like email-validator (no DNS);
@@ -47,7 +48,7 @@ from klaviyo_tui.input.fields import (
     shared_issue,
     shrink_oversized,
 )
-from klaviyo_tui.input.jsoncols import cat, json_object, lower, member, only_bytes, text
+from klaviyo_tui.input.jsoncols import Field, json_field, lower, only_bytes, profiles, text
 from klaviyo_tui.store.config import Mapping
 
 MAX_PROFILE_BYTES = 100_000
@@ -132,22 +133,22 @@ def pick_kind(kinds: set[str]) -> str:
     return "string"
 
 
-def property_member(column: str, series: pd.Series, kind: str | None) -> pa.Array:
-    """`,"column":value` for one custom property column ("" where empty)."""
+def property_field(column: str, series: pd.Series, kind: str | None) -> Field:
+    """The `"column":value` member of one custom property column (absent where empty)."""
     arr = text(series)
     if pd.api.types.is_bool_dtype(series.dtype):
-        return member(column, lower(arr), quoted=False)
+        return json_field(column, lower(arr), quoted=False)
     if pd.api.types.is_numeric_dtype(series.dtype):
-        return member(column, arr, quoted=False)  # typed source: finite numbers stay numbers
+        return json_field(column, arr, quoted=False)  # typed source: finite numbers stay numbers
     kind = kind or pick_kind(infer_kinds(arr))
     if kind == "number":
-        return member(column, arr, quoted=False)
+        return json_field(column, arr, quoted=False)
     if kind == "bool":
-        return member(column, lower(arr), quoted=False)
+        return json_field(column, lower(arr), quoted=False)
     if kind == "date":
         iso = pc.replace_substring(arr, " ", "T", max_replacements=1)
-        return member(column, iso, quoted=True)
-    return member(column, arr, quoted=True)
+        return json_field(column, iso, quoted=True)
+    return json_field(column, arr, quoted=True)
 
 
 # ---- careful per-row checks -----------------------------------------------------------------
@@ -342,28 +343,23 @@ def validate_chunk(
             issues.append(shared_issue(name, mapping, arrays[name], mask))
     warnings = apply_policy(issues, arrays, on_invalid_field, bad)
 
-    top = [
-        (name, member(name, arrays[name], quoted=True, first=name == "email"))
-        for name in arrays
-        if "." not in name
-    ]
-    location = [(k, member(k, arrays[f"location.{k}"], quoted=True)) for k in mapping.location]
-    props = [(c, property_member(c, df[c], (kinds or {}).get(c))) for c in mapping.properties]
-    members: list[pa.Array | str] = ['{"type":"profile","attributes":{', *(m for _, m in top)]
-    for key, group in (("location", location), ("properties", props)):
-        obj = json_object(key, [m for _, m in group], n)
-        if obj is not None:
-            members.append(obj)
-    members.append("}}")
-    payload = cat(members, n)
+    top = [json_field(name, arrays[name], quoted=True) for name in arrays if "." not in name]
+    location = [json_field(k, arrays[f"location.{k}"], quoted=True) for k in mapping.location]
+    props = [property_field(c, df[c], (kinds or {}).get(c)) for c in mapping.properties]
+    payload = profiles(n, top, [("location", location), ("properties", props)])
     sizes = pc.binary_length(payload).fill_null(0).to_numpy(zero_copy_only=False)
     over = [p for p in np.flatnonzero(sizes > MAX_PROFILE_BYTES).tolist() if p not in bad]
     if over and on_invalid_field == REJECT_ROW:
         for pos in over:
             bad[pos] = ("", f"profile is {sizes[pos]:,} bytes serialized (limit 100 KB)")
     elif over:
+        members = (
+            [(f.key, f.member(first=i == 0)) for i, f in enumerate(top)],
+            [(f.key, f.member()) for f in location],
+            [(f.key, f.member()) for f in props],
+        )
         payload, more = shrink_oversized(
-            payload, over, (top, location, props), df, mapping, sizes, MAX_PROFILE_BYTES
+            payload, over, members, df, mapping, sizes, MAX_PROFILE_BYTES
         )
         warnings += more
 
