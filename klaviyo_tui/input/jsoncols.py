@@ -1,9 +1,10 @@
 """Column-at-a-time text and JSON helpers on pyarrow arrays (no Python object per row).
 
-A profile's JSON is assembled by concatenating per-column fragments such as `,"city":"Boston"`.
-Two pyarrow details shape the code: `binary_join_element_wise` is ~20x slower with scalar
-arguments than with arrays (so constants are repeated into arrays), and its
-`null_handling="skip"` drops all-null rows in pyarrow 26 (so nulls are filled with "" instead).
+A profile's JSON is assembled by concatenating, in one join per chunk, constant pieces such as
+`,"city":"` with the column values (`profiles`). Two pyarrow details shape the code:
+`binary_join_element_wise` is ~20x slower with scalar arguments than with arrays (so constants
+are repeated into arrays), and its `null_handling="skip"` drops all-null rows in pyarrow 26 (so
+a missing value is replaced by "" and its key is left out by a per-row choice of the pieces).
 Byte-level checks on a column's data buffer (numpy) decide in one sweep whether a column needs
 JSON escaping or Unicode-aware lower-casing, which is almost never.
 """
@@ -118,24 +119,6 @@ def cat(parts: list[pa.Array | str], n: int) -> pa.Array:
     if len(arrays) == 1:
         return arrays[0]
     return pc.binary_join_element_wise(*arrays, "")
-
-
-def member(key: str, values: pa.Array, *, quoted: bool, first: bool = False) -> pa.Array:
-    """`,"key":value` per row ("" where the value is null); string values quoted and escaped."""
-    head = ("" if first else ",") + orjson.dumps(key).decode() + ":"
-    n = len(values)
-    joined = cat([head + '"', escaped(values), '"'], n) if quoted else cat([head, values], n)
-    return pc.fill_null(joined, "")
-
-
-def json_object(key: str, members: list[pa.Array], n: int) -> pa.Array | None:
-    """`,"key":{...}` per row from comma-led members, "" where every member is empty."""
-    if not members:
-        return None
-    inner = cat(list(members), n)
-    body = pc.utf8_slice_codeunits(inner, 1)  # drop the first member's comma
-    obj = cat(["," + orjson.dumps(key).decode() + ":{", body, "}"], n)
-    return pc.if_else(pc.equal(inner, ""), "", obj)
 
 
 @dataclass(frozen=True)
