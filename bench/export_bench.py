@@ -162,7 +162,19 @@ def run(
         if profile and profile.endswith(".perf"):  # Linux perf: native frames (Arrow, numpy)
             command = ["perf", "record", "-F", "499", "-g", "-o", profile, "--", *command]
         elif profile:  # py-spy (installed by hand, not a dependency): Python frames
-            command = ["py-spy", "record", "--native", "-r", "200", "-o", profile, "-f", "raw", "--", *command]
+            command = [
+                "py-spy",
+                "record",
+                "--native",
+                "-r",
+                "200",
+                "-o",
+                profile,
+                "-f",
+                "raw",
+                "--",
+                *command,
+            ]
         proc = subprocess.Popen(
             command,
             env=env,
