@@ -112,13 +112,62 @@ async def _debug(work: Awaitable[dict[str, object]], slow_ms: float) -> dict[str
     return await work
 
 
+def first_frame(config: Path, runs: int) -> list[float]:
+    """Seconds from starting `klaviyo-tui` on a terminal (a pty, 120x40) until its first screen
+    with the app's title has been written, `runs` times."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    times = []
+    for _ in range(runs):
+        leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        env = dict(os.environ, KLAVIYO_TUI_CONFIG=str(config), TERM="xterm-256color")
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "klaviyo_tui"],
+            stdin=follower,
+            stdout=follower,
+            stderr=follower,
+            env=env,
+            start_new_session=True,
+        )
+        os.close(follower)
+        seen = b""
+        try:
+            while b"klaviyo-tui" not in seen:
+                ready, _, _ = select.select([leader], [], [], 10)
+                if not ready:
+                    raise SystemExit("no first frame within 10 s")
+                seen += os.read(leader, 65536)
+            times.append(time.perf_counter() - start)
+        finally:
+            proc.terminate()
+            proc.wait()
+            os.close(leader)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--slow-ms", type=float, default=0, help="log loop steps slower than this")
+    parser.add_argument(
+        "--first-frame", type=int, default=0, metavar="N", help="only time the first frame, N times"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="klaviyo-tui-bench-"))
+    if args.first_frame:
+        config = work / "config.toml"
+        write_config(config, work / "customers.csv", "http://127.0.0.1:9", "LIST01")
+        os.environ["KLAVIYO_TUI_DATA"] = str(work / "data")
+        times = sorted(first_frame(config, args.first_frame))
+        print(f"first frame  {times[0]:.2f}-{times[-1]:.2f} s ({len(times)} runs)")
+        return
     data = work / "customers.csv"
     subprocess.run(
         [
