@@ -37,6 +37,33 @@ HEADERS = {
 }
 
 
+def versions() -> dict[str, str]:
+    """What the figures were measured with: the interpreter, the libraries on the hot path, and
+    the commit of the tree this script belongs to (when it is a git checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for name in ("klaviyo-tui", "pandas", "pyarrow", "numpy", "orjson", "httpx"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "-"
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "-"
+    out["commit"] = commit
+    import klaviyo_tui
+
+    out["installed_at"] = str(Path(klaviyo_tui.__file__).resolve().parent.parent)
+    return out
+
+
 def rate_limit_bound_s(jobs: int) -> float:
     """The least time Klaviyo's fixed windows allow to accept `jobs` bulk import jobs."""
     return least_seconds_for(OPERATIONS["bulk_import_profiles"], jobs)
@@ -232,6 +259,7 @@ def main() -> None:
     parser.add_argument("--profile", help="record the export with py-spy into this file")
     args = parser.parse_args()
     result = run(args.rows, args.rate_limits, args.job_delay, args.keep, args.profile)
+    result["versions"] = " ".join(f"{k}={v}" for k, v in versions().items())
     width = max(len(k) for k in result)
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export_bench import HEADERS, start_sandbox, write_config  # noqa: E402
+from export_bench import HEADERS, start_sandbox, versions, write_config  # noqa: E402
 
 from klaviyo_tui.sandbox import DEMO_KEY  # noqa: E402
 
@@ -193,6 +193,7 @@ def main() -> None:
         f"({sdk_out.strip()})"
     )
     print(f"ratio (wall)        {sdk_wall / tui_wall:.2f}x")
+    print("versions            " + " ".join(f"{k}={v}" for k, v in versions().items()))
 
 
 if __name__ == "__main__":

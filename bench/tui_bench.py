@@ -26,7 +26,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export_bench import start_sandbox, write_config  # noqa: E402
+from export_bench import start_sandbox, versions, write_config  # noqa: E402
 from sdk_bench import new_list  # noqa: E402
 
 from klaviyo_tui.sandbox import DEMO_KEY  # noqa: E402
@@ -167,6 +167,7 @@ def main() -> None:
         os.environ["KLAVIYO_TUI_DATA"] = str(work / "data")
         times = sorted(first_frame(config, args.first_frame))
         print(f"first frame  {times[0]:.2f}-{times[-1]:.2f} s ({len(times)} runs)")
+        print("versions     " + " ".join(f"{k}={v}" for k, v in versions().items()))
         return
     data = work / "customers.csv"
     subprocess.run(
@@ -204,6 +205,7 @@ def main() -> None:
     print(f"{'rows':<{width}}  {args.rows}")
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")
+    print(f"{'versions':<{width}}  " + " ".join(f"{k}={v}" for k, v in versions().items()))
 
 
 if __name__ == "__main__":
