@@ -3,7 +3,7 @@
 Two passes, because "last row wins" needs to know the future without holding the data:
 
 1. A cheap pass reads only the email column (plus filter, identifier and custom-property
-   columns), applies the segment filters, hashes each trimmed, lower-cased email to 64 bits and
+   columns; two chunks at a time in worker threads, taken in reading order), applies the segment filters, hashes each trimmed, lower-cased email to 64 bits and
    spills (hash, position) pairs to 64 temporary partition files. Each partition is then sorted on
    its own to find, for every repeated email, the last occurrence. Only the losing rows are kept
    in memory (16 bytes each), so memory stays flat with input size; the spill costs 16 bytes of
@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections import deque
 from collections.abc import Iterator
 from collections.abc import Mapping as MappingABC
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -191,6 +193,37 @@ class FirstPass:
     keys: KeyTape | None = None  # the normalised emails (and phones in E.164), for the full pass
 
 
+@dataclass
+class _ChunkKeys:
+    """What the first pass works out for one chunk (in a worker thread)."""
+
+    positions: np.ndarray
+    emails: pa.Array  # the de-duplication keys
+    identifiers: list[tuple[str, pa.Array]]  # (field, normalised values)
+    kinds: dict[str, set[str]]  # property column -> kinds still possible
+
+
+def _chunk_keys(
+    df: pd.DataFrame,
+    positions: np.ndarray,
+    export: Export,
+    ids: dict[str, str],
+    kinds: dict[str, set[str]],
+) -> _ChunkKeys:
+    keys = email_keys(df[export.mapping.email])
+    values = [(f, identifier_keys(f, df[c], export.default_region)) for f, c in ids.items()]
+    found = {}
+    for column, possible in kinds.items():
+        if possible != {"string"} and pd.api.types.is_string_dtype(df[column].dtype):
+            found[column] = infer_kinds(text(df[column]), possible)
+    return _ChunkKeys(positions, keys, values, found)
+
+
+#: Chunks the first pass works on at once, each in its own thread: most of the work is in
+#: pyarrow's kernels (the GIL released), and nothing else runs before the first pass ends.
+FIRST_PASS_THREADS = 2
+
+
 def first_pass(
     export: Export,
     segs: list[Segment],
@@ -200,6 +233,7 @@ def first_pass(
     """Build the de-duplication and shared-identifier indexes and the property kinds.
 
     `watches` (by segment name) records what was read, for the full pass to compare against.
+    Chunks are worked on FIRST_PASS_THREADS at a time and taken in reading order.
     """
     mapping: Mapping = export.mapping
     index = DedupeIndex()
@@ -208,29 +242,37 @@ def first_pass(
     kinds: dict[str, set[str]] = {c: set(KINDS) for c in mapping.properties}
     tape = KeyTape(("email", "phone_number") if "phone_number" in ids else ("email",))
     total = 0
-    for si, seg in enumerate(segs):
-        wanted = [mapping.email, *ids.values(), *mapping.properties]
-        compiled = segment_filter(seg)  # parsed once per segment, applied per chunk
-        watch = watches.setdefault(seg.name, SourceWatch()) if watches is not None else None
-        for df in read_chunks(seg, _columns(compiled, wanted), chunk_rows, watch=watch):
-            df = compiled.apply(df)
-            total += len(df)
-            positions = _positions(si, df.index)
-            keys = email_keys(df[mapping.email])
-            index.add(positions, keys)
-            taped = [keys]
-            for field, column in ids.items():
-                values = identifier_keys(field, df[column], export.default_region)
-                if field == "phone_number":
-                    taped.append(values)
-                shared.add(field, positions, pc.if_else(keys.is_valid(), values, None))
-            tape.write(positions, *taped)
-            _release()
-            for column in mapping.properties:
-                if kinds[column] == {"string"}:
-                    continue  # settled: nothing later can change it
-                if pd.api.types.is_string_dtype(df[column].dtype):
-                    kinds[column] &= infer_kinds(text(df[column]), kinds[column])
+
+    def absorb(work: Future[_ChunkKeys]) -> None:
+        done = work.result()
+        index.add(done.positions, done.emails)
+        taped = [done.emails]
+        for field, values in done.identifiers:
+            if field == "phone_number":
+                taped.append(values)
+            valid = pc.if_else(done.emails.is_valid(), values, None)
+            shared.add(field, done.positions, valid)
+        tape.write(done.positions, *taped)
+        for column, possible in done.kinds.items():
+            kinds[column] &= possible
+        _release()
+
+    with ThreadPoolExecutor(FIRST_PASS_THREADS, thread_name_prefix="klaviyo-tui-pass1") as pool:
+        pending: deque[Future[_ChunkKeys]] = deque()
+        for si, seg in enumerate(segs):
+            wanted = [mapping.email, *ids.values(), *mapping.properties]
+            compiled = segment_filter(seg)  # parsed once per segment, applied per chunk
+            watch = watches.setdefault(seg.name, SourceWatch()) if watches is not None else None
+            for df in read_chunks(seg, _columns(compiled, wanted), chunk_rows, watch=watch):
+                df = compiled.apply(df)
+                total += len(df)
+                positions = _positions(si, df.index)
+                snapshot = {c: set(k) for c, k in kinds.items()}
+                pending.append(pool.submit(_chunk_keys, df, positions, export, ids, snapshot))
+                if len(pending) >= FIRST_PASS_THREADS:
+                    absorb(pending.popleft())
+        while pending:
+            absorb(pending.popleft())
     index.finish()
     shared.finish(index.losers)
     return FirstPass(index, shared, {c: pick_kind(k) for c, k in kinds.items()}, total, tape)
