@@ -56,12 +56,13 @@ async def test_no_429_whatever_the_windows_phase(phase: float, latency: float) -
 
 
 async def test_a_known_reset_resumes_at_the_end_of_klaviyos_minute() -> None:
-    # Our first send 40.3 s into Klaviyo's minute: that minute ends 19.7 s later.
-    sliding = await _run(151, 40.3, 0.05, read_headers=False)
-    informed = await _run(151, 40.3, 0.05, read_headers=True)
+    # Our first send 10.3 s into Klaviyo's minute: the minute fills (150 sends) before it ends,
+    # and the last answers name the steady window, which ends 49.7 s after our first send.
+    sliding = await _run(151, 10.3, 0.05, read_headers=False)
+    informed = await _run(151, 10.3, 0.05, read_headers=True)
     assert sliding[150] - sliding[0] >= 61.0  # the sliding minute waits out a whole minute
-    assert informed[150] - informed[0] < 22.0  # the reset lets job 151 go as the minute ends
-    assert informed[149] - informed[0] == pytest.approx(sliding[149] - sliding[0], abs=0.5)
+    assert 49.7 <= informed[150] - informed[0] < 52.0  # job 151 goes as Klaviyo's minute ends
+    assert informed[149] - informed[0] < 22.0  # the minute's 150 themselves go at full pace
 
 
 async def test_without_a_send_time_the_reset_only_blocks_at_zero() -> None:
@@ -73,15 +74,3 @@ async def test_without_a_send_time_the_reset_only_blocks_at_zero() -> None:
     start = clock.now
     await pacer.acquire(OP)
     assert clock.now - start > 40  # the sliding minute still rules
-
-
-async def test_a_full_burst_window_of_our_own_sends_does_not_block() -> None:
-    clock = FakeClock()
-    pacer = Pacer(clock=clock, sleep=clock.sleep)
-    for _ in range(10):
-        await pacer.acquire(OP)
-    pacer.observe(OP, "0", "1", "10, 10;w=1, 150;w=60", clock.now)  # our ten fill the second
-    assert pacer._bucket(OP).blocked_until == 0.0
-    other = Pacer(clock=clock, sleep=clock.sleep)
-    other.observe(OP, "0", "1", "10, 10;w=1, 150;w=60", clock.now)  # someone else's ten
-    assert other._bucket(OP).blocked_until == pytest.approx(clock.now + 1)

@@ -164,10 +164,6 @@ class _Bucket:
         and longer than REPLAN_S."""
         return now >= self.blocked_until and self._steady_slot(now) > now + REPLAN_S
 
-    def ours(self, limit: int, window: float, until: float) -> bool:
-        """True when our own log holds `limit` sends in the `window` seconds up to `until`."""
-        return sum(1 for s in self.sent if until - window < s <= until) >= limit
-
     def _steady_slot(self, t: float) -> float:
         """Earliest time >= t the steady limit allows: the sliding minute, or sooner when the
         window a reset announced has room."""
@@ -266,13 +262,9 @@ class Pacer:
         binding = _binding_quota(limit)
         bucket = self._bucket(op)
         if left == 0 and wait is not None and 0 < wait <= 120:
-            # A full burst window that our own sends fill is already kept by the sliding window
-            # (its reset, a rounded-up "1", would only make us wait longer); anything else, such
-            # as another integration using the account's quota, blocks until the reset.
-            burst_binds = windows and binding == windows.get(1) != windows.get(60)
-            window = BURST_WINDOW_S + BURST_MARGIN_S
-            if not (burst_binds and bucket.ours(bucket.burst, window, self._clock())):
-                self.block(op, float(wait))
+            # Even a full window that our own sends explain: a server that falls behind counts
+            # requests later than we sent them, so its windows can hold more than our log says.
+            self.block(op, float(wait))
         if windows:
             bucket.burst = min(op.burst, windows.get(1, op.burst))
             bucket.steady = min(op.steady, windows.get(60, op.steady))
