@@ -42,6 +42,33 @@ HEADERS = {
 }
 
 
+def versions() -> dict[str, str]:
+    """What the figures were measured with: the interpreter, the libraries on the hot path, and
+    the commit of the tree this script belongs to (when it is a git checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for name in ("klaviyo-tui", "pandas", "pyarrow", "numpy", "orjson", "httpx"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "-"
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "-"
+    out["commit"] = commit
+    import klaviyo_tui
+
+    out["installed_at"] = str(Path(klaviyo_tui.__file__).resolve().parent.parent)
+    return out
+
+
 def rate_limit_bound_s(jobs: int) -> float:
     """The least time Klaviyo's fixed windows allow to accept `jobs` bulk import jobs."""
     return least_seconds_for(OPERATIONS["bulk_import_profiles"], jobs)
@@ -59,9 +86,9 @@ def _phases(log: Path) -> dict[str, object]:
         except ValueError:
             continue
         first = t if first is None else first
-        if " sent (job " in line:
+        if " sent: " in line:
             sent.append(t)
-        elif " confirmed, " in line:
+        elif " confirmed: " in line:
             confirmed.append(t)
     if first is None or not sent:
         return {}
@@ -154,6 +181,7 @@ def run(
     job_delay: float,
     keep: bool,
     incremental: float | None = None,
+    profile: str | None = None,
 ) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="klaviyo-bench-"))
     phases: dict[str, object] = {}
@@ -203,8 +231,25 @@ def run(
             phases["changed_rows"] = change_rows(data, incremental)
         start = time.perf_counter()
         log = open(work / "export.log", "w")  # noqa: SIM115 - closed once the child has ended
+        command = [sys.executable, "-m", "klaviyo_tui", "run", "bench", "--json"]
+        if profile and profile.endswith(".perf"):  # Linux perf: native frames (Arrow, numpy)
+            command = ["perf", "record", "-F", "499", "-g", "-o", profile, "--", *command]
+        elif profile:  # py-spy (installed by hand, not a dependency): Python frames
+            command = [
+                "py-spy",
+                "record",
+                "--native",
+                "-r",
+                "200",
+                "-o",
+                profile,
+                "-f",
+                "raw",
+                "--",
+                *command,
+            ]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "klaviyo_tui", "run", "bench", "--json"],
+            command,
             env=env,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -216,7 +261,8 @@ def run(
         phases.update(_phases(work / "export.log"))
         assert proc.stdout is not None
         out = proc.stdout.read()
-        summary = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        summary = json.loads(lines[-1]) if lines else {}
     finally:
         sandbox.terminate()
         _, _, sandbox_usage = os.wait4(sandbox.pid, 0)
@@ -263,8 +309,12 @@ def main() -> None:
         metavar="SHARE",
         help="measure an incremental run after SHARE (e.g. 0.01) of the rows changed",
     )
+    parser.add_argument("--profile", help="record the export with py-spy into this file")
     args = parser.parse_args()
-    result = run(args.rows, args.rate_limits, args.job_delay, args.keep, args.incremental)
+    result = run(
+        args.rows, args.rate_limits, args.job_delay, args.keep, args.incremental, args.profile
+    )
+    result["versions"] = " ".join(f"{k}={v}" for k, v in versions().items())
     width = max(len(k) for k in result)
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")

@@ -258,17 +258,25 @@ def source_values(
     df: pd.DataFrame, positions: list[int], columns: list[str]
 ) -> dict[int, tuple[tuple[str, str], ...]]:
     """The row's values of every mapped source column, as text ("" when empty; cut at
-    MAX_KEPT_VALUE characters)."""
+    MAX_KEPT_VALUE characters).
+
+    Column at a time (one `tolist` per column, not a pandas row tuple per row): a chunk can
+    carry tens of thousands of warnings (a shared phone on every row of a household file)."""
     if not positions:
         return {}
-    frame = df[columns].iloc[positions]
-    out = {}
-    for pos, values in zip(positions, frame.itertuples(index=False, name=None), strict=True):
-        out[pos] = tuple(
-            (c, "" if v is None or (isinstance(v, float) and v != v) else str(v)[:MAX_KEPT_VALUE])
-            for c, v in zip(columns, values, strict=True)
-        )
-    return out
+    frame = df.iloc[positions]
+    texts = [_texts(frame[c].tolist()) for c in columns]
+    return {
+        pos: tuple(zip(columns, values, strict=True))
+        for pos, values in zip(positions, zip(*texts, strict=True), strict=True)
+    }
+
+
+def _texts(values: list[object]) -> list[str]:
+    return [
+        "" if v is None or (isinstance(v, float) and v != v) else str(v)[:MAX_KEPT_VALUE]
+        for v in values
+    ]
 
 
 def records(

@@ -93,8 +93,9 @@ class PairSpill:
 
 
 class KeyTape:
-    """The first pass's phone keys (E.164), kept on disk in reading order for the second pass,
-    which then needs no second phone normalisation (the costly part of both passes).
+    """The first pass's normalised keys (emails; phones in E.164), kept on disk in reading order
+    for the second pass, which then normalises nothing again (both passes would otherwise run
+    the same email and phone checks over every row).
 
     Both passes read the same rows in the same order (same sources, same filters), whatever their
     chunk sizes; each slice is checked against the positions it was written with, and on any
@@ -102,10 +103,11 @@ class KeyTape:
     normalises as it would without it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, names: tuple[str, ...] = ("k",)) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="klaviyo-tui-keys-")
         self._path = Path(self._tmp.name) / "keys.arrow"
-        self._schema = pa.schema([("p", pa.uint64()), ("k", pa.string())])
+        self.names = names
+        self._schema = pa.schema([("p", pa.uint64()), *((n, pa.string()) for n in names)])
         self._sink: pa.NativeFile | None = pa.OSFile(str(self._path), "wb")
         self._writer: pa.ipc.RecordBatchStreamWriter | None = pa.ipc.new_stream(
             self._sink, self._schema
@@ -114,10 +116,11 @@ class KeyTape:
         self._pending: pa.RecordBatch | None = None
         self.broken = False
 
-    def write(self, positions: np.ndarray, keys: pa.Array) -> None:
+    def write(self, positions: np.ndarray, *keys: pa.Array) -> None:
+        """One chunk's keys, one array per name, aligned with `positions`."""
         assert self._writer is not None, "the tape is written before it is read"
         self._writer.write_batch(
-            pa.record_batch([pa.array(positions, pa.uint64()), keys], self._schema)
+            pa.record_batch([pa.array(positions, pa.uint64()), *keys], self._schema)
         )
 
     def _open(self) -> pa.ipc.RecordBatchStreamReader:
@@ -126,11 +129,18 @@ class KeyTape:
             self._writer.close()
             self._sink.close()
             self._writer = self._sink = None
-            self._reader = pa.ipc.open_stream(pa.memory_map(str(self._path)))
+            # read, not mapped: mapped pages would count in RSS until the whole tape is read
+            self._reader = pa.ipc.open_stream(pa.OSFile(str(self._path)))
         return self._reader
 
     def take(self, positions: np.ndarray) -> pa.Array | None:
-        """The keys of the next `len(positions)` rows, or None when the tape cannot answer."""
+        """The (first) keys of the next `len(positions)` rows, or None when the tape cannot
+        answer."""
+        found = self.take_all(positions)
+        return None if found is None else found[self.names[0]]
+
+    def take_all(self, positions: np.ndarray) -> dict[str, pa.Array] | None:
+        """Every key column of the next `len(positions)` rows, or None (see `take`)."""
         if self.broken:
             return None
         reader = self._open()
@@ -155,7 +165,7 @@ class KeyTape:
         if not np.array_equal(written, positions.astype(np.uint64)):
             self.broken = True
             return None
-        return table.column("k").combine_chunks()
+        return {name: table.column(name).combine_chunks() for name in self.names}
 
     def close(self) -> None:
         if self._writer is not None and self._sink is not None:

@@ -1,14 +1,17 @@
 """Column-at-a-time text and JSON helpers on pyarrow arrays (no Python object per row).
 
-A profile's JSON is assembled by concatenating per-column fragments such as `,"city":"Boston"`.
-Two pyarrow details shape the code: `binary_join_element_wise` is ~20x slower with scalar
-arguments than with arrays (so constants are repeated into arrays), and its
-`null_handling="skip"` drops all-null rows in pyarrow 26 (so nulls are filled with "" instead).
+A profile's JSON is assembled by concatenating, in one join per chunk, constant pieces such as
+`,"city":"` with the column values (`profiles`). Two pyarrow details shape the code:
+`binary_join_element_wise` is ~20x slower with scalar arguments than with arrays (so constants
+are repeated into arrays), and its `null_handling="skip"` drops all-null rows in pyarrow 26 (so
+a missing value is replaced by "" and its key is left out by a per-row choice of the pieces).
 Byte-level checks on a column's data buffer (numpy) decide in one sweep whether a column needs
 JSON escaping or Unicode-aware lower-casing, which is almost never.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import orjson
@@ -118,19 +121,102 @@ def cat(parts: list[pa.Array | str], n: int) -> pa.Array:
     return pc.binary_join_element_wise(*arrays, "")
 
 
-def member(key: str, values: pa.Array, *, quoted: bool, first: bool = False) -> pa.Array:
-    """`,"key":value` per row ("" where the value is null); string values quoted and escaped."""
-    head = ("" if first else ",") + orjson.dumps(key).decode() + ":"
-    n = len(values)
-    joined = cat([head + '"', escaped(values), '"'], n) if quoted else cat([head, values], n)
-    return pc.fill_null(joined, "")
+@dataclass(frozen=True)
+class Field:
+    """One JSON member to be: `"key":value` where `values` is present, nothing where null.
+    Quoted values are escaped already."""
+
+    key: str
+    values: pa.Array
+    quoted: bool
+
+    def member(self, *, first: bool = False) -> pa.Array:
+        """`,"key":value` per row ("" where null): the form `shrink` works on."""
+        head = ("" if first else ",") + orjson.dumps(self.key).decode() + ":"
+        n = len(self.values)
+        parts = [head + '"', self.values, '"'] if self.quoted else [head, self.values]
+        return pc.fill_null(cat(parts, n), "")
 
 
-def json_object(key: str, members: list[pa.Array], n: int) -> pa.Array | None:
-    """`,"key":{...}` per row from comma-led members, "" where every member is empty."""
-    if not members:
-        return None
-    inner = cat(list(members), n)
-    body = pc.utf8_slice_codeunits(inner, 1)  # drop the first member's comma
-    obj = cat(["," + orjson.dumps(key).decode() + ":{", body, "}"], n)
-    return pc.if_else(pc.equal(inner, ""), "", obj)
+def json_field(key: str, values: pa.Array, *, quoted: bool) -> Field:
+    return Field(key, escaped(values) if quoted else values, quoted)
+
+
+class _Parts:
+    """The pieces of every row's JSON, joined once at the end (one copy of the data)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.parts: list[pa.Array] = []
+        self._repeated: dict[str, pa.Array] = {}
+
+    def const(self, text: str) -> pa.Array:
+        arr = self._repeated.get(text)
+        if arr is None:
+            arr = self._repeated[text] = pa.repeat(text, self.n)
+        return arr
+
+    def text(self, text: str, where: pa.Array | None) -> None:
+        """`text` on every row, or only where `where` (a boolean array) is true."""
+        if where is None:
+            self.parts.append(self.const(text))
+        else:
+            self.parts.append(pc.if_else(where, self.const(text), self.const("")))
+
+    def fields(self, fields: list[Field], *, lead: bool) -> pa.Array | None:
+        """Comma-separated members (and a leading comma when `lead`). Returns where any member
+        is present: a boolean array, or None when one is on every row."""
+        before: bool | pa.Array = False  # some earlier member is present: no, yes, or per row
+        for f in fields:
+            name = orjson.dumps(f.key).decode() + ":" + ('"' if f.quoted else "")
+            present = f.values.is_valid() if f.values.null_count else None
+            if lead or before is True:
+                head = self.const("," + name)
+            elif before is False:
+                head = self.const(name)
+            else:
+                head = pc.if_else(before, self.const("," + name), self.const(name))
+            self.parts.append(head if present is None else pc.if_else(present, head, ""))
+            self.parts.append(f.values)
+            if f.quoted:
+                self.text('"', present)
+            if present is None or before is True:
+                before = True
+            elif before is False:
+                before = present
+            else:
+                before = pc.or_(before, present)
+        if before is True:
+            return None
+        if before is False:  # no fields at all
+            return pa.array(np.zeros(self.n, dtype=bool))
+        return before
+
+    def joined(self) -> pa.Array:
+        return pc.binary_join_element_wise(
+            *self.parts, "", null_handling="replace", null_replacement=""
+        )
+
+
+def profiles(n: int, top: list[Field], objects: list[tuple[str, list[Field]]]) -> pa.Array:
+    """Each row's profile resource JSON: `{"type":"profile","attributes":{...}}` with the `top`
+    fields (the first is the email, present on every row that is kept) and one nested object per
+    (key, fields) with at least one member present. One join for the whole chunk."""
+    parts = _Parts(n)
+    parts.text('{"type":"profile","attributes":{', None)
+    parts.fields(top, lead=False)
+    for key, fields in objects:
+        if not fields:
+            continue
+        opener = len(parts.parts)
+        parts.text("", None)  # placeholder for `,"key":{`
+        anything = parts.fields(fields, lead=False)
+        head = "," + orjson.dumps(key).decode() + ":{"
+        if anything is None:
+            parts.parts[opener] = parts.const(head)
+            parts.text("}", None)
+        else:
+            parts.parts[opener] = pc.if_else(anything, parts.const(head), parts.const(""))
+            parts.parts.append(pc.if_else(anything, parts.const("}"), parts.const("")))
+    parts.text("}}", None)
+    return parts.joined()

@@ -2,8 +2,9 @@
 
 Column-at-a-time with pyarrow.compute: strict vectorised checks settle most emails and phones
 (input/fastcheck.py) and only the rest meet email-validator / phonenumbers row by row. The JSON
-is assembled from per-column fragments (`"first_name":"Ada"`) joined per row, so no Python dict is
-built per profile; strings needing escapes go through orjson.
+is assembled from per-column pieces (`"first_name":"` + value + `"`) joined once per chunk
+(jsoncols.profiles), so no Python dict is built per profile; strings needing escapes go through
+orjson.
 
 Rules, in the order a row is judged (one reject per row, for the first rule it breaks):
 - email: mandatory; trimmed, lower-cased, syntax-checked like email-validator (no DNS);
@@ -48,7 +49,7 @@ from klaviyo_tui.input.fields import (
     shared_issue,
     shrink_oversized,
 )
-from klaviyo_tui.input.jsoncols import cat, json_object, lower, member, only_bytes, text
+from klaviyo_tui.input.jsoncols import Field, json_field, lower, only_bytes, profiles, text
 from klaviyo_tui.store.config import Mapping
 
 MAX_PROFILE_BYTES = 100_000
@@ -133,22 +134,22 @@ def pick_kind(kinds: set[str]) -> str:
     return "string"
 
 
-def property_member(column: str, series: pd.Series, kind: str | None) -> pa.Array:
-    """`,"column":value` for one custom property column ("" where empty)."""
+def property_field(column: str, series: pd.Series, kind: str | None) -> Field:
+    """The `"column":value` member of one custom property column (absent where empty)."""
     arr = text(series)
     if pd.api.types.is_bool_dtype(series.dtype):
-        return member(column, lower(arr), quoted=False)
+        return json_field(column, lower(arr), quoted=False)
     if pd.api.types.is_numeric_dtype(series.dtype):
-        return member(column, arr, quoted=False)  # typed source: finite numbers stay numbers
+        return json_field(column, arr, quoted=False)  # typed source: finite numbers stay numbers
     kind = kind or pick_kind(infer_kinds(arr))
     if kind == "number":
-        return member(column, arr, quoted=False)
+        return json_field(column, arr, quoted=False)
     if kind == "bool":
-        return member(column, lower(arr), quoted=False)
+        return json_field(column, lower(arr), quoted=False)
     if kind == "date":
         iso = pc.replace_substring(arr, " ", "T", max_replacements=1)
-        return member(column, iso, quoted=True)
-    return member(column, arr, quoted=True)
+        return json_field(column, iso, quoted=True)
+    return json_field(column, arr, quoted=True)
 
 
 # ---- careful per-row checks -----------------------------------------------------------------
@@ -228,16 +229,43 @@ def phones_e164(
 
     `known`: the E.164 values already worked out (the first pass's); then only the unusable
     ones are looked at again, for their reason."""
-    if known is None:
-        fast_ok, e164 = phone_fast(raw.fill_null(""), region)
-        return _settle(raw, fast_ok, e164, lambda v: careful_phone(v, region))
+    if known is not None:
+        return known, _reasons(raw, known, lambda v: careful_phone(v, region))
+    encoded = pc.dictionary_encode(raw)
+    distinct = encoded.dictionary
+    if len(distinct) > len(raw) * _DISTINCT_SHARE:
+        return _phones(raw, region)
+    # Phones repeat (households, placeholders, a shop's own number): each distinct value is
+    # settled once, then spread back to the rows.
+    values, reasons = _phones(distinct, region)
+    codes = encoded.indices
+    spread = values.take(codes)
+    if not reasons:
+        return spread, {}
+    bad = np.zeros(len(distinct), dtype=bool)
+    bad[list(reasons)] = True
+    code_np = codes.fill_null(0).to_numpy(zero_copy_only=False)
+    hit = np.flatnonzero(bad[code_np] & codes.is_valid().to_numpy(zero_copy_only=False))
+    return spread, {p: reasons[c] for p, c in zip(hit.tolist(), code_np[hit].tolist(), strict=True)}
+
+
+#: Above this share of distinct values, phones are settled row by row (no spreading back).
+_DISTINCT_SHARE = 0.8
+
+
+def _phones(raw: pa.Array, region: str) -> tuple[pa.Array, dict[int, str]]:
+    fast_ok, e164 = phone_fast(raw.fill_null(""), region)
+    return _settle(raw, fast_ok, e164, lambda v: careful_phone(v, region))
+
+
+def _reasons(raw: pa.Array, known: pa.Array, check: object) -> dict[int, str]:
+    """Why each present value that normalised to null is unusable, by position."""
     unusable = raw.is_valid().to_numpy(zero_copy_only=False) & ~known.is_valid().to_numpy(
         zero_copy_only=False
     )
     where = np.flatnonzero(unusable)
     values = raw.take(pa.array(where)).to_pylist() if len(where) else []
-    reasons = {p: careful_phone(v, region)[1] for p, v in zip(where.tolist(), values, strict=True)}
-    return known, reasons
+    return {p: check(v)[1] for p, v in zip(where.tolist(), values, strict=True)}  # type: ignore[operator]
 
 
 def identifier_keys(field: str, series: pd.Series, region: str) -> pa.Array:
@@ -260,24 +288,29 @@ def validate_chunk(
     on_invalid_field: str = DROP_FIELD,
     shared: MappingABC[str, np.ndarray] | None = None,
     phones: pa.Array | None = None,
+    emails: pa.Array | None = None,
 ) -> ValidatedChunk:
     """Validate and serialize one chunk (index = source row numbers).
 
     `on_invalid_field` is the field policy (input/fields.py); `shared` marks, per identifier
     field ("phone_number", "external_id"), the rows whose value another customer's email also
     has in this export (input/identifiers.py): those go without it, with a warning. `phones`:
-    the phone column already in E.164 (the pipeline's first pass worked it out).
+    the phone column already in E.164, and `emails` the normalised emails (null where missing
+    or invalid): the pipeline's first pass worked them out.
     """
     n = len(df)
     rows = np.asarray(df.index, dtype=np.int64)
     bad: dict[int, tuple[str, str]] = {}  # position -> (column, reason); first rule wins
 
     email_raw = text(df[mapping.email])
-    email_norm = lower(email_raw)
-    ok = email_fast(email_norm)
-    emails, reasons = _settle(
-        email_raw, ok, pc.if_else(pa.array(ok), email_norm, None), careful_email
-    )
+    if emails is None:
+        email_norm = lower(email_raw)
+        ok = email_fast(email_norm)
+        emails, reasons = _settle(
+            email_raw, ok, pc.if_else(pa.array(ok), email_norm, None), careful_email
+        )
+    else:  # only the unusable ones are looked at again, for their reason
+        reasons = _reasons(email_raw, emails, careful_email)
     for pos in np.flatnonzero(~email_raw.is_valid().to_numpy(zero_copy_only=False)).tolist():
         bad[pos] = (mapping.email, "email is missing")
     for pos, reason in reasons.items():
@@ -311,28 +344,23 @@ def validate_chunk(
             issues.append(shared_issue(name, mapping, arrays[name], mask))
     warnings = apply_policy(issues, arrays, on_invalid_field, bad)
 
-    top = [
-        (name, member(name, arrays[name], quoted=True, first=name == "email"))
-        for name in arrays
-        if "." not in name
-    ]
-    location = [(k, member(k, arrays[f"location.{k}"], quoted=True)) for k in mapping.location]
-    props = [(c, property_member(c, df[c], (kinds or {}).get(c))) for c in mapping.properties]
-    members: list[pa.Array | str] = ['{"type":"profile","attributes":{', *(m for _, m in top)]
-    for key, group in (("location", location), ("properties", props)):
-        obj = json_object(key, [m for _, m in group], n)
-        if obj is not None:
-            members.append(obj)
-    members.append("}}")
-    payload = cat(members, n)
+    top = [json_field(name, arrays[name], quoted=True) for name in arrays if "." not in name]
+    location = [json_field(k, arrays[f"location.{k}"], quoted=True) for k in mapping.location]
+    props = [property_field(c, df[c], (kinds or {}).get(c)) for c in mapping.properties]
+    payload = profiles(n, top, [("location", location), ("properties", props)])
     sizes = pc.binary_length(payload).fill_null(0).to_numpy(zero_copy_only=False)
     over = [p for p in np.flatnonzero(sizes > MAX_PROFILE_BYTES).tolist() if p not in bad]
     if over and on_invalid_field == REJECT_ROW:
         for pos in over:
             bad[pos] = ("", f"profile is {sizes[pos]:,} bytes serialized (limit 100 KB)")
     elif over:
+        members = (
+            [(f.key, f.member(first=i == 0)) for i, f in enumerate(top)],
+            [(f.key, f.member()) for f in location],
+            [(f.key, f.member()) for f in props],
+        )
         payload, more = shrink_oversized(
-            payload, over, (top, location, props), df, mapping, sizes, MAX_PROFILE_BYTES
+            payload, over, members, df, mapping, sizes, MAX_PROFILE_BYTES
         )
         warnings += more
 

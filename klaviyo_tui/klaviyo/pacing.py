@@ -7,6 +7,15 @@ limit, even with some network jitter. A 429's Retry-After, or `RateLimit-Remaini
 success, blocks the whole bucket until Klaviyo's window resets. When a success's `RateLimit-Limit`
 shows lower limits than our table (an account on a lower tier), that operation is paced to them;
 never above the published tier.
+
+The steady window's reset, when a success says it (its `RateLimit-Limit` names the 60 s quota as
+the binding one, and `RateLimit-Reset` gives the whole seconds left), replaces the sliding minute
+for the window that follows: a run that filled Klaviyo's minute early in it resumes when that
+minute ends, not a full 61 s after its own first send. The reset is read conservatively: the new
+window opens at the latest it can (our receive time plus the rounded-up seconds), and every send
+from the earliest moment it could have opened (our send time plus the seconds, less the rounding,
+less the margin) counts against it. Past the window that reset announced, the sliding minute
+rules again; the burst window always slides (its reset, "1", says nothing).
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ BURST_WINDOW_S = 1.0
 STEADY_WINDOW_S = 60.0
 BURST_MARGIN_S = 0.1
 STEADY_MARGIN_S = 1.0
+#: A wait for the sliding minute longer than this is taken in naps, planned again after each.
+REPLAN_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +136,8 @@ class _Bucket:
         self.blocked_until = 0.0
         self.burst = op.burst  # the limits in force: the table's, or lower ones Klaviyo sent
         self.steady = op.steady
+        # the steady window a reset announced: (earliest it may have opened, surely open from)
+        self.steady_window: tuple[float, float] | None = None
 
     def next_slot(self, now: float) -> float:
         """Earliest time >= now at which one more send keeps both windows within their limits."""
@@ -134,17 +147,38 @@ class _Bucket:
             self.sent.popleft()
         for _ in range(3):  # a burst wait can push into a steady wait and back; settles fast
             moved = False
-            for limit, window in (
-                (self.burst, BURST_WINDOW_S + BURST_MARGIN_S),
-                (self.steady, STEADY_WINDOW_S + STEADY_MARGIN_S),
-            ):
-                recent = [s for s in self.sent if s > t - window]
-                if len(recent) >= limit:
-                    t = recent[-limit] + window
-                    moved = True
+            window = BURST_WINDOW_S + BURST_MARGIN_S
+            recent = [s for s in self.sent if s > t - window]
+            if len(recent) >= self.burst:
+                t = recent[-self.burst] + window
+                moved = True
+            steady = self._steady_slot(t)
+            if steady > t:
+                t = steady
+                moved = True
             if not moved:
                 break
         return t
+
+    def steady_bound(self, now: float) -> bool:
+        """True when the wait from `now` is the steady limit's (not a block Klaviyo asked for)
+        and longer than REPLAN_S."""
+        return now >= self.blocked_until and self._steady_slot(now) > now + REPLAN_S
+
+    def _steady_slot(self, t: float) -> float:
+        """Earliest time >= t the steady limit allows: the sliding minute, or sooner when the
+        window a reset announced has room."""
+        window = STEADY_WINDOW_S + STEADY_MARGIN_S
+        recent = [s for s in self.sent if s > t - window]
+        best = t if len(recent) < self.steady else recent[-self.steady] + window
+        if best > t and self.steady_window is not None:
+            earliest, opened = self.steady_window
+            start = max(t, opened)
+            if start < earliest + STEADY_WINDOW_S:  # still inside that window
+                counted = sum(1 for s in self.sent if s >= earliest - STEADY_MARGIN_S)
+                if counted < self.steady:
+                    best = min(best, start)
+        return best
 
 
 class Pacer:
@@ -169,15 +203,24 @@ class Pacer:
         return bucket
 
     async def acquire(self, op: Operation) -> float:
-        """Wait for the next free slot for `op`; returns the seconds waited."""
+        """Wait for the next free slot for `op`; returns the seconds waited.
+
+        A slot is reserved at once, unless only the sliding minute holds it back for more than
+        REPLAN_S: then the wait goes in naps of REPLAN_S, planned again after each, because the
+        answers to the minute's last sends (still on their way) may say when it resets."""
         bucket = self._bucket(op)
-        async with bucket.lock:
-            now = self._clock()
-            slot = bucket.next_slot(now)
-            bucket.sent.append(slot)
-        delay = slot - now
-        if delay > 0:
-            if self._on_wait is not None:
+        start = self._clock()
+        told = False
+        while True:
+            async with bucket.lock:
+                now = self._clock()
+                slot = bucket.next_slot(now)
+                replan = slot - now > REPLAN_S and bucket.steady_bound(now)
+                if not replan:
+                    bucket.sent.append(slot)
+            delay = slot - now
+            if delay > 0 and not told and self._on_wait is not None:
+                told = True
                 blocked = bucket.blocked_until >= slot
                 why = (
                     "rate limit: waiting for Klaviyo's window to reset"
@@ -186,33 +229,67 @@ class Pacer:
                     f"({bucket.burst}/s, {bucket.steady}/min)"
                 )
                 self._on_wait(delay, why)
+            if not replan:
+                break
+            await self._sleep(REPLAN_S)
+        if delay > 0:
             await self._sleep(delay)
-        return max(delay, 0.0)
+        return max(self._clock() - start, 0.0)
 
     def block(self, op: Operation, seconds: float) -> None:
         """Klaviyo said wait (Retry-After, or none left in the window): nobody sends before then."""
         bucket = self._bucket(op)
         bucket.blocked_until = max(bucket.blocked_until, self._clock() + max(seconds, 0.0))
 
+    def now(self) -> float:
+        return self._clock()
+
     def observe(
-        self, op: Operation, remaining: str | None, reset: str | None, limit: str | None = None
+        self,
+        op: Operation,
+        remaining: str | None,
+        reset: str | None,
+        limit: str | None = None,
+        sent_at: float | None = None,
     ) -> None:
         """Read a success's `RateLimit-*` headers tolerantly: 0 remaining blocks until the reset;
-        limits below our table's pace this operation to them (never above the table)."""
+        limits below our table's pace this operation to them (never above the table).
+
+        `sent_at` (the pacer's clock when the request went out) lets a steady window's reset
+        pace the next minute (see the module's docstring)."""
         left = _first_int(remaining)
         wait = _first_int(reset)
-        if left == 0 and wait is not None and 0 < wait <= 120:
-            self.block(op, float(wait))
         windows = parse_limit_header(limit)
+        binding = _binding_quota(limit)
+        bucket = self._bucket(op)
+        if left == 0 and wait is not None and 0 < wait <= 120:
+            # Even a full window that our own sends explain: a server that falls behind counts
+            # requests later than we sent them, so its windows can hold more than our log says.
+            self.block(op, float(wait))
         if windows:
-            bucket = self._bucket(op)
             bucket.burst = min(op.burst, windows.get(1, op.burst))
             bucket.steady = min(op.steady, windows.get(60, op.steady))
+            steady_binds = binding is not None and binding == windows.get(60) != windows.get(1)
+            if steady_binds and sent_at is not None and wait is not None and 0 < wait <= 60:
+                received = self._clock()
+                bucket.steady_window = (sent_at + wait - 1, received + wait)
 
     def limits(self, op: Operation) -> tuple[int, int]:
         """(per second, per minute) currently paced to for `op`."""
         bucket = self._bucket(op)
         return bucket.burst, bucket.steady
+
+
+def _binding_quota(limit: str | None) -> int | None:
+    """The quota `RateLimit-Limit` names first without a window (`150, 10;w=1, 150;w=60`):
+    the window that `RateLimit-Remaining` and `RateLimit-Reset` describe. None when absent."""
+    head = (limit or "").split(",")[0]
+    if ";" in head:
+        return None
+    try:
+        return int(head.strip())
+    except ValueError:
+        return None
 
 
 def _first_int(value: str | None) -> int | None:

@@ -200,6 +200,7 @@ class Requester:
             try:
                 async with self.semaphore:
                     await self.pacer.acquire(op)
+                    sent_at = self.pacer.now()
                     response = await self.http.request(
                         method,
                         url,
@@ -243,6 +244,7 @@ class Requester:
                             response.headers.get("ratelimit-remaining"),
                             response.headers.get("ratelimit-reset"),
                             response.headers.get("ratelimit-limit"),
+                            sent_at,
                         )
                     return response
             failures += 1

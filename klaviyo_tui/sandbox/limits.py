@@ -63,7 +63,9 @@ class RateLimiter:
             own = used - int(limit * share)
             self._counts[(op.operation_id, length)] = (start, own + 1)
             remaining = limit - used - 1
-            if best is None or remaining < best[1]:
+            # the fewest calls left binds; on a tie the longer window (it keeps a client out
+            # longer, so its reset is the one worth knowing)
+            if best is None or remaining <= best[1]:
                 best = (limit, remaining, start + length - now)
         assert best is not None
         windows_text = ", ".join(f"{limit};w={length}" for limit, length in windows)

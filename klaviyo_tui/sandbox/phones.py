@@ -30,14 +30,26 @@ _TYPES = (
     "uan",
     "voicemail",
 )
-_Desc = tuple[frozenset[int], re.Pattern[str]]
-_Region = tuple[str, re.Pattern[str] | None, _Desc, tuple[_Desc, ...]]
+_Region = tuple[str, re.Pattern[str] | None, re.Pattern[str]]
 
 
-def _desc(desc: phonenumbers.PhoneNumberDesc | None) -> _Desc | None:
-    if desc is None or not desc.national_number_pattern:
-        return None
-    return frozenset(desc.possible_length or ()), re.compile(desc.national_number_pattern)
+def _lengths(lengths: frozenset[int]) -> str:
+    """A lookahead for the number's length (digits only: E164_RE let nothing else through)."""
+    if not lengths:
+        return ""
+    return "(?=(?:" + "|".join(f"\\d{{{n}}}" for n in sorted(lengths)) + ")$)"
+
+
+def _known(general: phonenumbers.PhoneNumberDesc, types: dict[frozenset[int], list[str]]) -> str:
+    """One pattern for `_number_type_helper(...) != UNKNOWN`: the general description and, of
+    the number types, any one (each with its possible lengths). One `fullmatch` per region
+    instead of a Python call per description: the sandbox checks every row of every job."""
+    head = _lengths(frozenset(general.possible_length or ()))
+    alternatives = "|".join(
+        _lengths(lengths) + "(?:" + "|".join(f"(?:{p})" for p in dict.fromkeys(patterns)) + ")"
+        for lengths, patterns in types.items()
+    )
+    return f"{head}(?=(?:{general.national_number_pattern})$)(?:{alternatives})"
 
 
 @lru_cache(maxsize=512)
@@ -51,8 +63,8 @@ def _regions(cc: int) -> tuple[_Region, ...] | None:
         meta = phonenumbers.PhoneMetadata.metadata_for_region(code, None)
         if meta is None:
             continue
-        general = _desc(meta.general_desc)
-        if general is None:
+        general = meta.general_desc
+        if general is None or not general.national_number_pattern:
             return None
         by_lengths: dict[frozenset[int], list[str]] = {}  # one alternation per length set
         for name in _TYPES:
@@ -60,25 +72,10 @@ def _regions(cc: int) -> tuple[_Region, ...] | None:
             if desc is not None and desc.national_number_pattern:
                 lengths = frozenset(desc.possible_length or ())
                 by_lengths.setdefault(lengths, []).append(desc.national_number_pattern)
-        types = tuple(
-            (lengths, re.compile("|".join(f"(?:{p})" for p in patterns)))
-            for lengths, patterns in by_lengths.items()
-        )
         leading = re.compile(meta.leading_digits) if meta.leading_digits else None
-        out.append((code, leading, general, types))
+        known = re.compile(_known(general, by_lengths)) if by_lengths else re.compile("(?!)")
+        out.append((code, leading, known))
     return tuple(out)
-
-
-def _matches(nsn: str, desc: _Desc) -> bool:
-    lengths, pattern = desc
-    return (not lengths or len(nsn) in lengths) and pattern.fullmatch(nsn) is not None
-
-
-def _known_type(nsn: str, region: _Region) -> bool:
-    _code, _leading, general, types = region
-    if not _matches(nsn, general):
-        return False
-    return any(_matches(nsn, d) for d in types)
 
 
 def _careful(e164: str) -> tuple[bool, str | None]:
@@ -105,11 +102,10 @@ def classify(e164: str) -> tuple[bool, str | None]:
     regions = _regions(cc)
     if regions is None or nsn.startswith("0"):
         return _careful(e164)
-    for region in regions:
-        leading = region[1]
+    for code, leading, known in regions:
         if leading is not None:
             if leading.match(nsn):
-                return (True, region[0]) if _known_type(nsn, region) else _careful(e164)
-        elif _known_type(nsn, region):
-            return True, region[0]
+                return (True, code) if known.fullmatch(nsn) else _careful(e164)
+        elif known.fullmatch(nsn):
+            return True, code
     return _careful(e164)

@@ -19,30 +19,12 @@ from typing import Any
 
 import orjson
 
+from klaviyo_tui.sandbox.blobs import new_profile, pack, pack_new, stamps
+
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _IDENTIFIERS = ("email", "phone_number", "external_id")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _pack(data: dict[str, Any]) -> bytes:
-    """Serialize a profile. The copy matters: orjson's own result keeps a large over-allocated
-    buffer, which makes storing millions of them several times slower and bigger."""
-    return memoryview(orjson.dumps(data)).tobytes()
-
-
-def _new_profile(attrs: dict[str, Any], stamp: str) -> dict[str, Any]:
-    """A new profile's stored attributes: nulls dropped (bulk import ignores them), timestamps."""
-    if None in attrs.values():
-        attrs = {k: v for k, v in attrs.items() if v is not None}
-    else:
-        attrs = dict(attrs)
-    for nested in ("location", "properties"):
-        value = attrs.get(nested)
-        if value is not None and None in value.values():
-            attrs[nested] = {k: v for k, v in value.items() if v is not None}
-    attrs["created"] = attrs["updated"] = stamp
-    return attrs
 
 
 def micros(ts: float) -> int:
@@ -228,6 +210,7 @@ class Store:
             job.done = True
             return
         stamp = iso(now)
+        stamped = stamps(stamp)
         lists = [rec for i in job.list_ids if (rec := self.lists.get(i)) is not None]
         missing = [i for i in job.list_ids if i not in self.lists]
         by_email, by_phone, by_ext = self.by_email, self.by_phone, self.by_external
@@ -254,7 +237,7 @@ class Store:
                 and (ext is None or ext not in by_ext)
             ):  # fast path: a new profile
                 pos = len(blobs)
-                blobs.append(_pack(_new_profile(attrs, stamp)))
+                blobs.append(pack_new(attrs, stamped))
                 if email_key is not None:
                     by_email[email_key] = pos
                 if phone is not None:
@@ -344,7 +327,7 @@ class Store:
         ext = attrs.get("external_id")
         if found is None:
             pos = len(self.blobs)
-            self.blobs.append(_pack(_new_profile(attrs, stamp)))
+            self.blobs.append(pack(new_profile(attrs, stamp)))
         else:
             pos = found
             old = self.profile(pos)
@@ -359,7 +342,7 @@ class Store:
                 else:
                     old[k] = v
             old["updated"] = stamp
-            self.blobs[pos] = _pack(old)
+            self.blobs[pos] = pack(old)
         if email_key is not None:
             self.by_email[email_key] = pos
         if phone is not None:
@@ -369,7 +352,7 @@ class Store:
         return pos
 
     def save(self, pos: int, data: dict[str, Any]) -> None:
-        self.blobs[pos] = _pack(data)
+        self.blobs[pos] = pack(data)
 
     def _unindex(self, key: str, value: str) -> None:
         if key == "email":

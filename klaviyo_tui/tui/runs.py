@@ -7,6 +7,7 @@ screens; the run screen and Home only read the handle and listen to `app.run_upd
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -48,6 +49,8 @@ async def drive_run(
     app: KlaviyoApp, handle: RunHandle, resume: bool, retry_failed_of: int | None
 ) -> None:
     """Run the export through the run service and fold its events into the handle."""
+    # The first run imports the engine (pandas, pyarrow, ...): ~0.5 s, off the event loop.
+    await asyncio.to_thread(importlib.import_module, "klaviyo_tui.services.runs")
     from klaviyo_tui.run.sync.options import SyncOptions
     from klaviyo_tui.services.runs import run
 

@@ -1,13 +1,19 @@
-"""jsoncols helpers: the numpy byte sweeps agree with the pyarrow kernels they replace."""
+"""jsoncols helpers: the numpy byte sweeps agree with the pyarrow kernels they replace, and the
+one-join profile assembly (`profiles`) agrees with a plain Python oracle."""
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from klaviyo_tui.input.jsoncols import drop_bytes
+from klaviyo_tui.input.jsoncols import drop_bytes, json_field, profiles
 
 _VALUES = st.lists(
     st.one_of(st.none(), st.text(alphabet=st.sampled_from("+1234 ().-xé\n"), max_size=20)),
@@ -40,3 +46,55 @@ def test_email_byte_sweep_matches_the_regexes(values: list[str | None], start: i
     dashes = pc.match_substring_regex(arr, r"@.*--")
     expected = pc.or_(long_local, dashes).fill_null(False).to_numpy(zero_copy_only=False)
     assert _long_local_or_dashes(arr).tolist() == expected.tolist()
+
+
+def _column(rng: random.Random, n: int, empty: float, quoted: bool) -> list[str | None]:
+    """Values, some missing; quoted ones sometimes need JSON escapes."""
+    out: list[str | None] = []
+    for i in range(n):
+        if rng.random() < empty:
+            out.append(None)
+        elif quoted and rng.random() < 0.2:
+            out.append(f'a "quoted"\\ {i}\n')
+        else:
+            out.append(str(i))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_profiles_match_the_dicts_they_stand_for(seed: int) -> None:
+    rng = random.Random(seed)
+    n = rng.randint(1, 25)
+    shares = (0.0, 0.4, 1.0)  # never, sometimes, always empty
+    top = {"email": _column(rng, n, 0.0, True)}
+    top.update(
+        {f"t{i}": _column(rng, n, rng.choice(shares), True) for i in range(rng.randint(0, 3))}
+    )
+    location = {
+        f"l{i}": _column(rng, n, rng.choice(shares), True) for i in range(rng.randint(0, 3))
+    }
+    quoted = {f"p{i}": rng.random() < 0.5 for i in range(rng.randint(0, 3))}
+    props = {k: _column(rng, n, rng.choice(shares), q) for k, q in quoted.items()}
+
+    def fields(columns: dict[str, list[str | None]], q: dict[str, bool] | None = None) -> list[Any]:
+        return [
+            json_field(k, pa.array(v, pa.string()), quoted=True if q is None else q[k])
+            for k, v in columns.items()
+        ]
+
+    got = profiles(
+        n, fields(top), [("location", fields(location)), ("properties", fields(props, quoted))]
+    ).to_pylist()
+    for row in range(n):
+        attrs: dict[str, object] = {k: v[row] for k, v in top.items() if v[row] is not None}
+        nested = {k: v[row] for k, v in location.items() if v[row] is not None}
+        if nested:
+            attrs["location"] = nested
+        values = {
+            k: v[row] if quoted[k] else orjson.loads(v[row])  # type: ignore[arg-type]
+            for k, v in props.items()
+            if v[row] is not None
+        }
+        if values:
+            attrs["properties"] = values
+        assert orjson.loads(got[row]) == {"type": "profile", "attributes": attrs}

@@ -1,11 +1,13 @@
 """Noticing a source file that changes while a run reads it (twice: see input/pipeline.py).
 
-A pass records the file's identity when it opens it (device, inode, size, mtime_ns) and a blake2b
-digest of the whole file. Delimited text and JSON Lines (plain or .gz/.bz2/.zst/.xz) hash the raw
-bytes as the reader pulls them, with a checkpoint digest every CHECKPOINT_BYTES, so the second
-pass notices different content soon after reading it, usually before those rows are handed on
-(pyarrow reads well ahead of the rows it returns). Parquet, xlsx and .zip are read by seeking,
-in an order that can depend on the columns asked for, so they are hashed whole when opened.
+A pass records the file's identity when it opens it (device, inode, size, mtime_ns) and a SHA-256
+digest of the whole file (SHA-256, not blake2b: with the CPU's SHA extensions it is twice as fast,
+~2 GB/s, and it runs over every byte of both passes). Delimited text and JSON Lines (plain or
+.gz/.bz2/.zst/.xz) hash the raw bytes as the reader pulls them, with a checkpoint digest every
+CHECKPOINT_BYTES, so the second pass notices different content soon after reading it, usually
+before those rows are handed on (pyarrow reads well ahead of the rows it returns). Parquet, xlsx
+and .zip are read by seeking, in an order that can depend on the columns asked for, so they are
+hashed whole when opened.
 
 A change is reported as `SourceChanged` when:
 - the second pass opens a file that is not the one the first pass read (replaced, truncated,
@@ -44,10 +46,10 @@ class Fingerprint:
 
 
 class ContentHash:
-    """blake2b over a stream, with a digest every CHECKPOINT_BYTES to compare with a prior read."""
+    """SHA-256 over a stream, with a digest every CHECKPOINT_BYTES to compare with a prior read."""
 
     def __init__(self, expected: list[bytes] | None = None) -> None:
-        self._hash = hashlib.blake2b(digest_size=_DIGEST)
+        self._hash = hashlib.sha256()
         self._expected = expected
         self._filled = 0  # bytes since the last checkpoint
         self.size = 0  # bytes hashed
@@ -66,7 +68,7 @@ class ContentHash:
                 self._checkpoint()
 
     def _checkpoint(self) -> None:
-        digest = self._hash.copy().digest()
+        digest = self._hash.copy().digest()[:_DIGEST]
         at = len(self.checkpoints)
         self.checkpoints.append(digest)
         self._filled = 0
@@ -76,7 +78,7 @@ class ContentHash:
             self.differs = True
 
     def digest(self) -> bytes:
-        return self._hash.digest()
+        return self._hash.digest()[:_DIGEST]
 
 
 @dataclass

@@ -130,6 +130,9 @@ class HomeScreen(BaseScreen[None]):
         self._show_config(self.app.config)
 
     def _run_updated(self, handle: RunHandle) -> None:
+        top = self.app.screen
+        if top is not self and top.styles.background.a == 1:  # hidden under an opaque screen
+            return  # (the run view, say): on_screen_resume redraws it
         if handle.progress.finished:
             self._load_last_runs()
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from textual import work
@@ -32,6 +33,9 @@ from klaviyo_tui.tui.text import facts
 
 if TYPE_CHECKING:
     from klaviyo_tui.tui.runs import RunHandle
+
+#: The run view redraws at most this often while a run streams events.
+SHOW_EVERY_S = 0.1
 
 
 def stats_lines(p: RunProgress) -> tuple[Content, Content]:
@@ -174,6 +178,11 @@ class RunScreen(BaseScreen[None]):
         super().__init__()
         self.handle = handle
         self._logged = 0
+        self._keys: tuple[bool | None, ...] = ()  # the key states the footer shows
+        self._shown_at = 0.0  # monotonic time of the last _show
+        self._show_pending = False
+        self._texts: dict[str, str] = {}  # what the text widgets show
+        self._sync_shown: list[tuple[str, str]] | None = None  # the sync facts shown
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -197,13 +206,37 @@ class RunScreen(BaseScreen[None]):
 
     def _updated(self, handle: RunHandle) -> None:
         if handle is self.handle:
-            self._show()
+            self._show_soon()
         elif handle.export == self.handle.export:  # a new run (resume) replaced ours
             self.handle, self._logged = handle, 0
             self.query_one(Log).clear()
             self._show()
 
+    def _set(self, selector: str, content: Content) -> None:
+        """Update a text widget only when its text changed, and lay the screen out again only
+        when its length did (a layout pass redraws the whole screen)."""
+        text = content.plain
+        before = self._texts.get(selector)
+        if text == before:
+            return
+        self._texts[selector] = text
+        widget = self.query_one(selector, Static)
+        widget.update(content, layout=before is None or len(text) != len(before))
+
+    def _show_soon(self) -> None:
+        """A run sends hundreds of events a second at full speed; drawing each one would keep
+        the event loop busy (every draw re-renders the counters, sparkline and log). So at most
+        SHOW_EVERY_S apart, the last one always shown; an ended run at once."""
+        wait = self._shown_at + SHOW_EVERY_S - time.monotonic()
+        if wait <= 0 or self.handle.progress.finished:
+            self._show()
+        elif not self._show_pending:
+            self._show_pending = True
+            self.set_timer(wait, self._show)
+
     def _show(self) -> None:
+        self._show_pending = False
+        self._shown_at = time.monotonic()
         p = self.handle.progress
         kind = {
             "resume": " (resumed)",
@@ -212,21 +245,25 @@ class RunScreen(BaseScreen[None]):
             "allow": " (removals allowed)",
         }.get(self.handle.kind, "")
         title = f"Run · {safe_text(p.export)}{kind} · {phase_text(p)}"
-        self.query_one("#run-title", Label).update(Content(title))
+        self._set("#run-title", Content(title))
         bar = self.query_one("#overall", ProgressBar)
         if p.summary is not None and not p.interrupted:
             bar.update(total=1, progress=1)
         elif p.total:
             bar.update(total=p.total, progress=min(p.done_rows, p.total))
         rows, jobs = stats_lines(p)
-        self.query_one("#rows", Static).update(rows)
-        self.query_one("#jobs", Static).update(jobs)
+        self._set("#rows", rows)
+        self._set("#jobs", jobs)
         sync = sync_lines(p, self.app.config.exports.get(p.export))
-        self.query_one("#sync", Static).update(facts(sync))
-        self.query_one("#sync", Static).display = bool(sync)
-        self.query_one("#rate-label", Static).update(Content(rate_text(p)))
+        if sync != self._sync_shown:  # a table, not text: compared by its rows
+            self._sync_shown = sync
+            self.query_one("#sync", Static).update(facts(sync))
+            self.query_one("#sync", Static).display = bool(sync)
+        self._set("#rate-label", Content(rate_text(p)))
         rates = list(p.rates)
-        self.query_one("#rate", Sparkline).data = rates if any(rates) else []
+        sparkline = self.query_one("#rate", Sparkline)
+        if (rates if any(rates) else []) != sparkline.data:
+            sparkline.data = rates if any(rates) else []
         log = self.query_one(Log)
         if self._logged < len(p.log):
             log.write_lines(safe_text(line) for line in p.log[self._logged :])
@@ -238,7 +275,12 @@ class RunScreen(BaseScreen[None]):
         self.set_class(finished and failed, "-failed")
         if finished:
             self.query_one("#summary", Static).update(summary_text(p))
-        self.refresh_bindings()
+        # Refreshing the bindings rebuilds the footer (new widgets, styles applied): ~20 ms of
+        # the event loop, so only when a key's state changes, not on each of a run's events.
+        keys = tuple(self.check_action(a, ()) for a in ("cancel_run", "open_rejects", "resume"))
+        if keys != self._keys:
+            self._keys = keys
+            self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         p = self.handle.progress

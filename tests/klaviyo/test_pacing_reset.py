@@ -1,0 +1,76 @@
+"""The pacer reads the steady window's reset from Klaviyo's headers (klaviyo/pacing.py).
+
+Checked against the sandbox's own fixed-window limiter (the real counting code, driven by a fake
+clock): the pacer never causes a 429 whatever the windows' phase, and once a reset is known it
+resumes when Klaviyo's minute ends instead of a full minute after its own first send.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from klaviyo_tui.klaviyo.pacing import OPERATIONS, Pacer
+from klaviyo_tui.sandbox.error_responses import ApiError
+from klaviyo_tui.sandbox.limits import RateLimiter
+from klaviyo_tui.sandbox.operations import OPERATIONS as SANDBOX_OPERATIONS
+from tests.support.client import FakeClock
+
+OP = OPERATIONS["bulk_import_profiles"]
+SERVER_OP = next(o for o in SANDBOX_OPERATIONS if o.operation_id == "bulk_import_profiles")
+
+
+async def _run(jobs: int, phase: float, latency: float, read_headers: bool) -> list[float]:
+    """Send `jobs` requests through the pacer to a fixed-window limiter whose minute starts
+    `phase` seconds before our first send; each answer arrives `latency` later. Returns the
+    send times; a 429 fails the test."""
+    clock = FakeClock()
+    clock.now = 6000.0 + phase  # the limiter's windows start at multiples of 60
+    limiter = RateLimiter(enabled=True)
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+    sends = []
+    for _ in range(jobs):
+        await pacer.acquire(OP)
+        sent_at = pacer.now()
+        sends.append(sent_at)
+        try:
+            headers = limiter.check(SERVER_OP, sent_at + latency / 2)
+        except ApiError as error:  # pragma: no cover - the failure being tested for
+            pytest.fail(f"429 at send {len(sends)}: {error}")
+        if read_headers:
+            clock.now += latency  # the answer comes back; later sends wait for the pacer only
+            pacer.observe(
+                OP,
+                headers["RateLimit-Remaining"],
+                headers["RateLimit-Reset"],
+                headers["RateLimit-Limit"],
+                sent_at,
+            )
+    return sends
+
+
+@pytest.mark.parametrize("phase", [0.0, 0.3, 17.0, 44.9, 59.5])
+@pytest.mark.parametrize("latency", [0.0, 0.4])
+async def test_no_429_whatever_the_windows_phase(phase: float, latency: float) -> None:
+    sends = await _run(320, phase, latency, read_headers=True)
+    assert len(sends) == 320
+
+
+async def test_a_known_reset_resumes_at_the_end_of_klaviyos_minute() -> None:
+    # Our first send 10.3 s into Klaviyo's minute: the minute fills (150 sends) before it ends,
+    # and the last answers name the steady window, which ends 49.7 s after our first send.
+    sliding = await _run(151, 10.3, 0.05, read_headers=False)
+    informed = await _run(151, 10.3, 0.05, read_headers=True)
+    assert sliding[150] - sliding[0] >= 61.0  # the sliding minute waits out a whole minute
+    assert 49.7 <= informed[150] - informed[0] < 52.0  # job 151 goes as Klaviyo's minute ends
+    assert informed[149] - informed[0] < 22.0  # the minute's 150 themselves go at full pace
+
+
+async def test_without_a_send_time_the_reset_only_blocks_at_zero() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+    for _ in range(150):
+        await pacer.acquire(OP)
+    pacer.observe(OP, "3", "5", "150, 10;w=1, 150;w=60")  # no sent_at: nothing learned
+    start = clock.now
+    await pacer.acquire(OP)
+    assert clock.now - start > 40  # the sliding minute still rules
