@@ -35,6 +35,8 @@ async def until(pilot: Pilot[object], condition: Callable[[], bool], tries: int 
 
 
 async def shoot(app: KlaviyoApp, out: Path, demo: DemoInfo) -> None:
+    from textual.widgets._footer import FooterKey
+
     from klaviyo_tui.tui.screens.builder import ExportBuilderScreen
     from klaviyo_tui.tui.screens.history import HistoryScreen, RunDetailScreen
     from klaviyo_tui.tui.screens.home import HomeScreen
@@ -109,6 +111,9 @@ async def shoot(app: KlaviyoApp, out: Path, demo: DemoInfo) -> None:
         await until(pilot, lambda: run.handle.progress.jobs_confirmed >= 1)
         save("08-run-live")
         await until(pilot, lambda: run.has_class("-finished"), tries=12000)
+        await until(  # the footer is rebuilt a tick later: the finished run's keys
+            pilot, lambda: any(k.action == "open_rejects" for k in run.query(FooterKey))
+        )
         save("09-run-finished")
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(screen(), HomeScreen))
@@ -134,12 +139,12 @@ def shoot_cli(out: Path, demo: DemoInfo) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from cli_support import Terminal
-
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from klaviyo_tui.services.connections import save_connection
     from klaviyo_tui.store import consent, paths
-    from klaviyo_tui.store.config import Connection, load_config
+    from klaviyo_tui.store.config import Connection
+    from klaviyo_tui.store.config_read import load_config
+    from tests.support.cli import Terminal
 
     if not load_config(paths.config_path()).connections:  # --cli-only: no wizard ran before
         connection = Connection("sandbox", "Sandbox", base_url=demo.base_url)
