@@ -117,7 +117,10 @@ def new_list(base_url: str, name: str) -> str:
 
 def members(base_url: str, list_id: str) -> int:
     """How many profiles the list holds, by paging through its members."""
-    count, url = 0, f"{base_url}/api/lists/{list_id}/profiles?page[size]=100&fields[profile]=email"
+    count = 0
+    url: str | None = (
+        f"{base_url}/api/lists/{list_id}/profiles?page[size]=100&fields[profile]=email"
+    )
     while url:
         page = httpx.get(url, headers=HEADERS)
         page.raise_for_status()

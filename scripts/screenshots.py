@@ -16,9 +16,11 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from textual.pilot import Pilot
-from textual.widgets import Input, Select
+from textual.screen import Screen
+from textual.widgets import DataTable, Input, Select
 
 from klaviyo_tui.demo.launch import demo_environment
 from klaviyo_tui.tui.app import DemoInfo, KlaviyoApp, make_app
@@ -26,7 +28,7 @@ from klaviyo_tui.tui.app import DemoInfo, KlaviyoApp, make_app
 SIZE = (80, 24)
 
 
-async def until(pilot: Pilot[object], condition: Callable[[], bool], tries: int = 3000) -> None:
+async def until(pilot: Pilot[Any], condition: Callable[[], bool], tries: int = 3000) -> None:
     for _ in range(tries):
         if condition():
             return
@@ -47,8 +49,10 @@ async def shoot(app: KlaviyoApp, out: Path, demo: DemoInfo) -> None:
         app.save_screenshot(filename=f"{name}.svg", path=str(out))
         print(f"wrote {out / name}.svg")
 
+    def screen() -> Screen[object]:
+        return app.screen
+
     async with app.run_test(size=SIZE) as pilot:
-        screen = lambda: app.screen  # noqa: E731
         await until(pilot, lambda: bool(screen().query("#display-name")))
         await pilot.press("f2")
         await pilot.pause()
@@ -71,6 +75,7 @@ async def shoot(app: KlaviyoApp, out: Path, demo: DemoInfo) -> None:
         await pilot.press("n")
         await until(pilot, lambda: isinstance(screen(), ExportBuilderScreen))
         builder = screen()
+        assert isinstance(builder, ExportBuilderScreen)
         builder.query_one("#name", Input).value = "VIP customers"
         await pilot.click("#pick-list")
         await until(
@@ -82,7 +87,7 @@ async def shoot(app: KlaviyoApp, out: Path, demo: DemoInfo) -> None:
         )
         save("04-list-picker")
         await pilot.click("#create")
-        await until(pilot, lambda: screen() is builder and builder.list_id is not None)
+        await until(pilot, lambda: builder.list_id is not None and screen() is builder)
         builder.show_tab("tab-source")
         await pilot.pause()
         builder.load_source()
@@ -108,6 +113,7 @@ async def shoot(app: KlaviyoApp, out: Path, demo: DemoInfo) -> None:
         await pilot.press("r")
         await until(pilot, lambda: isinstance(screen(), RunScreen))
         run = screen()
+        assert isinstance(run, RunScreen)
         await until(pilot, lambda: run.handle.progress.jobs_confirmed >= 1)
         save("08-run-live")
         await until(pilot, lambda: run.has_class("-finished"), tries=12000)
@@ -121,11 +127,13 @@ async def shoot(app: KlaviyoApp, out: Path, demo: DemoInfo) -> None:
         save("10-home")
         await pilot.press("h")
         await until(pilot, lambda: isinstance(screen(), HistoryScreen))
-        await until(pilot, lambda: screen().query_one("#runs").row_count > 0)
+        await until(pilot, lambda: screen().query_one("#runs", DataTable).row_count > 0)
         save("11-history")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(screen(), RunDetailScreen))
-        await until(pilot, lambda: screen().record is not None)
+        detail = screen()
+        assert isinstance(detail, RunDetailScreen)
+        await until(pilot, lambda: detail.record is not None)
         save("12-run-detail")
         await pilot.press("question_mark")
         await pilot.pause()
