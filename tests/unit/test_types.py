@@ -1,11 +1,14 @@
 """Types and lint are part of the suite: `mypy` (strict, over the package), `mypy tests` (the
-tests' override in pyproject) and `ruff check` (ASYNC rules on) each fail a test with their output;
-and modules stay small enough to read (at most 400 lines; the App module under 150).
+tests' override in pyproject), `mypy scripts bench` (strict, the helper scripts and benches the
+suite never runs) and `ruff check` (ASYNC rules on) each fail a test with their output; and
+modules stay small enough to read (at most 400 lines; the App module under 150).
 
 mypy keeps its cache in pytest's cache folder, so only the first run in a checkout is cold: about
-15 s for the package and the tests together on the 2-core machine, under a second warm after that.
+15 s for the package, the tests and the scripts together on the 2-core machine, under a second
+warm after that.
 ruff takes well under a second. Two more tests show the gates are on: the project's own settings
-reject an unannotated function and a blocking call in a coroutine.
+reject an unannotated function, an import of one of our modules that does not exist (never a silent
+Any) and a blocking call in a coroutine.
 """
 
 from __future__ import annotations
@@ -54,22 +57,32 @@ def test_the_tests_pass_mypy(mypy_cache: Path) -> None:
     assert result.returncode == 0, report(result)
 
 
+def test_the_scripts_and_benches_pass_mypy(mypy_cache: Path) -> None:
+    """Nothing else runs them, so a module moved from under them (scripts/screenshots.py once
+    imported names that were gone) fails here. Each file is a top-level module; mypy puts bench/ on
+    the search path, so the benches' `from export_bench import ...` is checked too."""
+    result = run("mypy", "--cache-dir", str(mypy_cache), "scripts", "bench")
+    assert result.returncode == 0, report(result)
+
+
 def test_ruff_check_passes() -> None:
     result = run("ruff", "check", "--no-cache", ".")
     assert result.returncode == 0, report(result)
 
 
 def test_the_settings_reject_untyped_code_and_blocking_calls(tmp_path: Path) -> None:
-    """The gates are on: the project's settings, applied to a small module, catch both."""
+    """The gates are on: the project's settings, applied to a small module, catch all three."""
     sample = tmp_path / "sample.py"
     sample.write_text(
-        "import time\n\n\ndef untyped(x):\n    return x\n\n\n"
+        "import time\n\nfrom klaviyo_tui.moved_away import gone  # noqa: F401\n\n\n"
+        "def untyped(x):\n    return x\n\n\n"
         "async def blocks() -> None:\n    time.sleep(1)\n"
     )
     cache = str(tmp_path / "mypy-cache")
     typed = run("mypy", "--config-file", str(CONFIG), "--cache-dir", cache, str(sample))
     assert typed.returncode == 1, report(typed)
     assert "[no-untyped-def]" in typed.stdout, report(typed)
+    assert '"klaviyo_tui.moved_away"' in typed.stdout, report(typed)
     linted = run("ruff", "check", "--no-cache", "--config", str(CONFIG), str(sample))
     assert linted.returncode == 1, report(linted)
     assert "ASYNC251" in linted.stdout, report(linted)
