@@ -49,16 +49,6 @@ from klaviyo_tui.store.history import HistoryStore
 _NAT = np.iinfo(np.int64).min
 
 
-def _runs(segments: list[str]) -> list[tuple[str, int]]:
-    runs: list[tuple[str, int]] = []
-    for seg in segments:
-        if runs and runs[-1][0] == seg:
-            runs[-1] = (seg, runs[-1][1] + 1)
-        else:
-            runs.append((seg, 1))
-    return runs
-
-
 def _phones(payloads: pa.Array) -> list[str | None]:
     out: list[str | None] = []
     for payload in payloads.to_pylist():
@@ -278,15 +268,13 @@ class SyncRun:
     def packed(self, batches: list[Batch]) -> None:
         for batch in batches:
             keys, hashes, known, consent, phones = self._queue.take(batch.count)
-            segments = batch.segments
-            rows = batch.rows
-            record = SyncBatchRecord(
+            record = SyncBatchRecord(  # per-row Python lists only for subscriptions (below)
                 batch.number,
                 np.ascontiguousarray(keys).tobytes(),
                 hashes.tobytes(),
                 known.astype(np.uint8).tobytes(),
-                np.asarray(rows, np.int64).tobytes(),
-                _runs(segments),
+                batch.row_array.tobytes(),
+                batch.segment_runs,
             )
             if self.dry_run:
                 continue
@@ -295,7 +283,7 @@ class SyncRun:
                 self._subs[batch.number] = [
                     SubRow(e, p, int(c), s, r)
                     for e, p, c, s, r in zip(
-                        batch.emails, phones, consent, segments, rows, strict=True
+                        batch.emails, phones, consent, batch.segments, batch.rows, strict=True
                     )
                 ]
 
