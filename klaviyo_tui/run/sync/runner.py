@@ -33,7 +33,7 @@ from klaviyo_tui.klaviyo import KlaviyoClient
 from klaviyo_tui.run.sync import mirror, plan
 from klaviyo_tui.run.sync.hashing import Hasher
 from klaviyo_tui.run.sync.options import MassRemoval, SyncOptions, basis_of, same_place, why_full
-from klaviyo_tui.run.sync.settle import confirmed_of, settle
+from klaviyo_tui.run.sync.settle import confirmed_counts, confirmed_of, settle
 from klaviyo_tui.run.sync.state import SyncState
 from klaviyo_tui.run.sync.subscribe import (
     ConsentTimes,
@@ -347,8 +347,8 @@ class SyncRun:
             if self.refused:
                 out["refused"] = self.refused
             return out
-        confirmed = confirmed_of(self.store, self.run_id)
-        out.update(added=confirmed.added, updated=confirmed.updated)
+        added, updated = confirmed_counts(self.store, self.run_id)
+        out.update(added=added, updated=updated)
         if self.mirror:
             out.update(removed=self.removed, leavers=len(self.leavers))
         if self.subscribe is not None:
