@@ -231,23 +231,16 @@ def run(
             phases["changed_rows"] = change_rows(data, incremental)
         start = time.perf_counter()
         log = open(work / "export.log", "w")  # noqa: SIM115 - closed once the child has ended
-        command = [sys.executable, "-m", "klaviyo_tui", "run", "bench", "--json"]
+        command_run = [sys.executable, "-m", "klaviyo_tui", "run", "bench", "--json"]
+        command = command_run
         if profile and profile.endswith(".perf"):  # Linux perf: native frames (Arrow, numpy)
             command = ["perf", "record", "-F", "499", "-g", "-o", profile, "--", *command]
         elif profile:  # py-spy (installed by hand, not a dependency): Python frames
-            command = [
-                "py-spy",
-                "record",
-                "--native",
-                "-r",
-                "200",
-                "-o",
-                profile,
-                "-f",
-                "raw",
-                "--",
-                *command,
-            ]
+            # --nonblocking: pausing every thread per sample (and --native) costs the export
+            # several times its own CPU; "x.native.raw" asks for native frames anyway.
+            native = ["--native"] if profile.endswith(".native.raw") else ["--nonblocking"]
+            command = ["py-spy", "record", *native, "-r", "100", "-o", profile, "-f", "raw"]
+            command += ["--", *command_run]
         proc = subprocess.Popen(
             command,
             env=env,

@@ -176,6 +176,16 @@ class Batch:
         return [seg for seg, n in self._runs for _ in range(n)]
 
     @property
+    def segment_runs(self) -> list[tuple[str, int]]:
+        """(segment, row count) runs in order: `segments` without a string per row."""
+        return list(self._runs)
+
+    @property
+    def row_array(self) -> np.ndarray:
+        """The source rows as int64 (a copy), without a Python int per row."""
+        return self._rows.astype(np.int64)
+
+    @property
     def warned(self) -> list[bool]:
         """Per row: sent without a field (confirmed, it ends imported_with_warnings)."""
         flags: list[bool] = self._warned.tolist()

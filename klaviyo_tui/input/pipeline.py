@@ -64,7 +64,9 @@ from klaviyo_tui.input.mapping import (
 from klaviyo_tui.input.sources import SourceError, SourceWatch, read_chunks
 from klaviyo_tui.store.config import Export, Mapping, Segment
 
-CHUNK_ROWS = 50_000
+#: Rows per chunk. Each chunk in flight (read, validated, serialized) costs ~2 KB a row at its
+#: peak: measured at 1M rows, 50k-row chunks peak RSS 384-401 MB, 25k 340-342 MB, same CPU.
+CHUNK_ROWS = 25_000
 _ROW_BITS = 40
 
 

@@ -125,3 +125,14 @@ def values_of(text: str | None) -> tuple[tuple[str, str], ...]:
     if not isinstance(data, dict):
         return ()
     return tuple((str(k), "" if v is None else str(v)) for k, v in data.items())
+
+
+def value_columns(text: str | None) -> tuple[str, ...]:
+    """The column names `values_of` would give, without building its pairs."""
+    if not text:
+        return ()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ()
+    return tuple(str(k) for k in data) if isinstance(data, dict) else ()

@@ -33,7 +33,7 @@ from klaviyo_tui.klaviyo import KlaviyoClient
 from klaviyo_tui.run.sync import mirror, plan
 from klaviyo_tui.run.sync.hashing import Hasher
 from klaviyo_tui.run.sync.options import MassRemoval, SyncOptions, basis_of, same_place, why_full
-from klaviyo_tui.run.sync.settle import confirmed_of, settle
+from klaviyo_tui.run.sync.settle import confirmed_counts, confirmed_of, settle
 from klaviyo_tui.run.sync.state import SyncState
 from klaviyo_tui.run.sync.subscribe import (
     ConsentTimes,
@@ -47,16 +47,6 @@ from klaviyo_tui.store.export_state import SyncBatchRecord
 from klaviyo_tui.store.history import HistoryStore
 
 _NAT = np.iinfo(np.int64).min
-
-
-def _runs(segments: list[str]) -> list[tuple[str, int]]:
-    runs: list[tuple[str, int]] = []
-    for seg in segments:
-        if runs and runs[-1][0] == seg:
-            runs[-1] = (seg, runs[-1][1] + 1)
-        else:
-            runs.append((seg, 1))
-    return runs
 
 
 def _phones(payloads: pa.Array) -> list[str | None]:
@@ -278,15 +268,13 @@ class SyncRun:
     def packed(self, batches: list[Batch]) -> None:
         for batch in batches:
             keys, hashes, known, consent, phones = self._queue.take(batch.count)
-            segments = batch.segments
-            rows = batch.rows
-            record = SyncBatchRecord(
+            record = SyncBatchRecord(  # per-row Python lists only for subscriptions (below)
                 batch.number,
                 np.ascontiguousarray(keys).tobytes(),
                 hashes.tobytes(),
                 known.astype(np.uint8).tobytes(),
-                np.asarray(rows, np.int64).tobytes(),
-                _runs(segments),
+                batch.row_array.tobytes(),
+                batch.segment_runs,
             )
             if self.dry_run:
                 continue
@@ -295,7 +283,7 @@ class SyncRun:
                 self._subs[batch.number] = [
                     SubRow(e, p, int(c), s, r)
                     for e, p, c, s, r in zip(
-                        batch.emails, phones, consent, segments, rows, strict=True
+                        batch.emails, phones, consent, batch.segments, batch.rows, strict=True
                     )
                 ]
 
@@ -359,8 +347,8 @@ class SyncRun:
             if self.refused:
                 out["refused"] = self.refused
             return out
-        confirmed = confirmed_of(self.store, self.run_id)
-        out.update(added=confirmed.added, updated=confirmed.updated)
+        added, updated = confirmed_counts(self.store, self.run_id)
+        out.update(added=added, updated=updated)
         if self.mirror:
             out.update(removed=self.removed, leavers=len(self.leavers))
         if self.subscribe is not None:

@@ -9,6 +9,7 @@ harmless, where recording a failed row as sent would hide it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,32 +41,35 @@ class Confirmed:
         return int(self.known.sum())
 
 
-def _failed(store: HistoryStore, run_id: int) -> dict[str, set[int]]:
-    out: dict[str, set[int]] = {}
+def _failed(store: HistoryStore, run_id: int) -> dict[str, np.ndarray]:
+    """Each segment's failed rows, sorted, in one array built once (not once per batch)."""
+    out: dict[str, list[int]] = {}
     for segment, row in store.failed_rows(run_id, but=CONFIRMED_FAILURE_STATES):
-        out.setdefault(segment, set()).add(row)
-    return out
+        out.setdefault(segment, []).append(row)
+    return {segment: np.unique(np.asarray(rows, np.int64)) for segment, rows in out.items()}
 
 
-def _mask(record: SyncBatchRecord, failed: dict[str, set[int]]) -> np.ndarray:
+def _mask(record: SyncBatchRecord, failed: dict[str, np.ndarray]) -> np.ndarray:
     rows = np.frombuffer(record.rows, np.int64)
     ok = np.ones(len(rows), bool)
     start = 0
     for segment, count in record.segments:
         bad = failed.get(segment)
-        if bad:
+        if bad is not None and len(bad):
             part = rows[start : start + count]
-            ok[start : start + count] = ~np.isin(part, np.fromiter(bad, np.int64, len(bad)))
+            at = np.minimum(np.searchsorted(bad, part), len(bad) - 1)  # `bad` is sorted
+            ok[start : start + count] = bad[at] != part
         start += count
     return ok
 
 
-def confirmed_of(store: HistoryStore, run_id: int) -> Confirmed:
+def _confirmed_batches(
+    store: HistoryStore, run_id: int, *, with_keys: bool
+) -> Iterator[tuple[SyncBatchRecord, np.ndarray]]:
+    """Each finished batch whose failures are all itemised, with the mask of its confirmed rows."""
     journal = store.journal(run_id)
     failed = _failed(store, run_id)
-    keys, hashes, known = [], [], []
-    positions: dict[int, np.ndarray] = {}
-    for record in store.sync_batches(run_id):
+    for record in store.sync_batches(run_id, with_keys=with_keys):
         entry = journal.get(record.batch_no)
         if entry is None or entry.state != "finished":
             continue
@@ -73,14 +77,37 @@ def confirmed_of(store: HistoryStore, run_id: int) -> Confirmed:
         sent_ok = entry.imported + int(getattr(entry, "warned", 0))
         if int(mask.sum()) != sent_ok:  # failures not all itemised: trust none of the batch
             continue
+        yield record, mask
+
+
+def _known(record: SyncBatchRecord, mask: np.ndarray) -> np.ndarray:
+    known: np.ndarray = np.frombuffer(record.known, np.uint8).astype(bool)[mask]
+    return known
+
+
+def confirmed_of(store: HistoryStore, run_id: int) -> Confirmed:
+    keys, hashes, known = [], [], []
+    positions: dict[int, np.ndarray] = {}
+    for record, mask in _confirmed_batches(store, run_id, with_keys=True):
         positions[record.batch_no] = mask
         keys.append(keys_from(record.keys)[mask])
         hashes.append(hashes_from(record.hashes)[mask])
-        known.append(np.frombuffer(record.known, np.uint8).astype(bool)[mask])
+        known.append(_known(record, mask))
     if not keys:
         z = np.zeros(0, np.uint64)
         return Confirmed(np.zeros((0, 2), np.uint64), z, np.zeros(0, bool), positions)
     return Confirmed(np.concatenate(keys), np.concatenate(hashes), np.concatenate(known), positions)
+
+
+def confirmed_counts(store: HistoryStore, run_id: int) -> tuple[int, int]:
+    """(added, updated) as `confirmed_of` counts them, without reading or joining the keys and
+    hashes: the summary needs only these (at 1M rows, ~60 MB less at the end of a run)."""
+    added = updated = 0
+    for record, mask in _confirmed_batches(store, run_id, with_keys=False):
+        known = _known(record, mask)
+        updated += int(known.sum())
+        added += len(known) - int(known.sum())
+    return added, updated
 
 
 def removed_of(store: HistoryStore, run_id: int) -> np.ndarray:
