@@ -221,6 +221,7 @@ class Requester:
                 status = response.status_code
                 if status == 429:
                     throttles += 1
+                    self.pacer.refused(op, sent_at)
                     throttled_s += await self._wait_for_rate_limit(
                         op, response, throttles, throttled_s
                     )

@@ -74,3 +74,43 @@ async def test_without_a_send_time_the_reset_only_blocks_at_zero() -> None:
     start = clock.now
     await pacer.acquire(OP)
     assert clock.now - start > 40  # the sliding minute still rules
+
+
+async def test_a_refused_call_gives_its_slot_back() -> None:
+    # Five calls refused with 429 (a server that fell behind saw them bunched in one second)
+    # take no place in Klaviyo's windows. Were their slots kept, the first minute would hold 145
+    # accepted jobs and 298 jobs would need a third minute; given back, they fit in two.
+    clock = FakeClock()
+    clock.now = 6000.0  # the limiter's minute starts with our first send
+    limiter = RateLimiter(enabled=True)
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+    accepted: list[float] = []
+    refusals = 5
+    while len(accepted) < 298:
+        await pacer.acquire(OP)
+        sent_at = pacer.now()
+        if refusals and len(accepted) >= 20:
+            refusals -= 1
+            pacer.refused(OP, sent_at)
+            pacer.block(OP, 1.0)
+            continue
+        headers = limiter.check(SERVER_OP, sent_at)
+        accepted.append(sent_at)
+        pacer.observe(
+            OP,
+            headers["RateLimit-Remaining"],
+            headers["RateLimit-Reset"],
+            headers["RateLimit-Limit"],
+            sent_at,
+        )
+    assert sum(1 for t in accepted if t < 6060.0) == 150
+    assert accepted[-1] < 6120.0, f"the last job went out at +{accepted[-1] - 6000:.1f} s"
+
+
+def test_refused_forgets_one_reservation_at_or_before_the_send() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+    bucket = pacer._bucket(OP)
+    bucket.sent.extend([1.0, 2.0, 3.0])
+    pacer.refused(OP, 2.5)
+    assert list(bucket.sent) == [1.0, 3.0]
