@@ -2,8 +2,8 @@
 
 Per-row email-validator (~20 µs) and phonenumbers (~15 µs) calls would dominate an export, so a
 column is first run through these strict checks. **They only ever accept**: a value accepted here
-is one the careful libraries accept with the same normalized result (tests/test_mapping.py checks
-this with hypothesis). Everything else goes to the careful per-row path, which decides and
+is one the careful libraries accept with the same normalized result (tests/unit/test_mapping.py
+checks this with hypothesis). Everything else goes to the careful per-row path, which decides and
 explains. The phone check replays phonenumbers' own metadata (patterns, lengths, region claim
 order) as RE2 regexes, so it follows the library's data, not a hand-written copy.
 """

@@ -3,7 +3,7 @@ and subscribe profiles with consent.
 
 Each call pages (`links.next`) or chunks (≤ 1,000 ids or profiles, ≤ 100 filter values) by
 itself; callers pass whole collections. Bodies follow the spec's request schemas exactly
-(tests/test_client_schema.py checks them).
+(tests/klaviyo/test_client_schema.py checks them).
 """
 
 from __future__ import annotations

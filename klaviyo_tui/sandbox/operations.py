@@ -1,7 +1,7 @@
 """The operations the sandbox serves, with scopes and rate limits copied from the spec.
 
 The OpenAPI file is not shipped with the package, so the figures live here as data;
-`tests/test_sandbox_operations.py` checks them against the spec whenever it is present.
+`tests/klaviyo/test_sandbox_operations.py` checks them against the spec whenever it is present.
 """
 
 from __future__ import annotations

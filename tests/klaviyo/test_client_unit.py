@@ -1,7 +1,7 @@
 """Unit tests of the Klaviyo client against httpx.MockTransport: headers, parsing, retries, errors.
 
-The loopback integration tests (tests/test_client_sandbox.py) cover the same operations against
-the real sandbox; these pin edge cases the sandbox does not produce (null links, odd hosts).
+The loopback integration tests (tests/klaviyo/test_client_sandbox.py) cover the same operations
+against the real sandbox; these pin edge cases the sandbox does not produce (null links, odd hosts).
 """
 
 from __future__ import annotations
