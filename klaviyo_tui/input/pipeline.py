@@ -110,6 +110,9 @@ class DedupeIndex:
     def add(self, positions: np.ndarray, keys: pa.Array) -> None:
         self._spill.add(positions, keys)
 
+    def close(self) -> None:
+        self._spill.close()
+
     def finish(self) -> None:
         losers, winners = [], []
         for pairs in self._spill.partitions():
@@ -264,24 +267,33 @@ def first_pass(
             kinds[column] &= possible
         _release()
 
-    with ThreadPoolExecutor(FIRST_PASS_THREADS, thread_name_prefix="klaviyo-tui-pass1") as pool:
-        pending: deque[Future[_ChunkKeys]] = deque()
-        for si, seg in enumerate(segs):
-            wanted = [mapping.email, *ids.values(), *mapping.properties]
-            compiled = segment_filter(seg)  # parsed once per segment, applied per chunk
-            watch = watches.setdefault(seg.name, SourceWatch()) if watches is not None else None
-            for df in read_chunks(seg, _columns(compiled, wanted), chunk_rows, watch=watch):
-                df = compiled.apply(df)
-                total += len(df)
-                positions = _positions(si, df.index)
-                snapshot = {c: set(k) for c, k in kinds.items()}
-                pending.append(pool.submit(_chunk_keys, df, positions, export, ids, snapshot))
-                if len(pending) >= FIRST_PASS_THREADS:
-                    absorb(pending.popleft())
-        while pending:
-            absorb(pending.popleft())
-    index.finish()
-    shared.finish(index.losers)
+    try:
+        with ThreadPoolExecutor(FIRST_PASS_THREADS, thread_name_prefix="klaviyo-tui-pass1") as pool:
+            pending: deque[Future[_ChunkKeys]] = deque()
+            for si, seg in enumerate(segs):
+                wanted = [mapping.email, *ids.values(), *mapping.properties]
+                compiled = segment_filter(seg)  # parsed once per segment, applied per chunk
+                watch = watches.setdefault(seg.name, SourceWatch()) if watches is not None else None
+                for df in read_chunks(seg, _columns(compiled, wanted), chunk_rows, watch=watch):
+                    df = compiled.apply(df)
+                    total += len(df)
+                    positions = _positions(si, df.index)
+                    snapshot = {c: set(k) for c, k in kinds.items()}
+                    pending.append(pool.submit(_chunk_keys, df, positions, export, ids, snapshot))
+                    if len(pending) >= FIRST_PASS_THREADS:
+                        absorb(pending.popleft())
+            while pending:
+                absorb(pending.popleft())
+        index.finish()
+        shared.finish(index.losers)
+    except BaseException:
+        # A source or filter error mid-pass: the spills' 64 open files each and the key tape go
+        # now, not whenever the traceback holding them is collected (a retrying caller, or a
+        # test trying hundreds of inputs, would run out of file descriptors).
+        index.close()
+        shared.close()
+        tape.close()
+        raise
     return FirstPass(index, shared, {c: pick_kind(k) for c, k in kinds.items()}, total, tape)
 
 
