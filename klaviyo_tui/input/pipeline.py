@@ -287,9 +287,7 @@ def first_pass(
         index.finish()
         shared.finish(index.losers)
     except BaseException:
-        # A source or filter error mid-pass: the spills' 64 open files each and the key tape go
-        # now, not whenever the traceback holding them is collected (a retrying caller, or a
-        # test trying hundreds of inputs, would run out of file descriptors).
+        # An error mid-pass: the spills' open files go now, not when its traceback is collected.
         index.close()
         shared.close()
         tape.close()
