@@ -216,6 +216,37 @@ async def test_enter_in_the_list_search_picks_the_only_match(sandbox) -> None:
     assert [p.name for p in picked] == ["VIP customers"]
 
 
+def footer_keys(app: KlaviyoApp) -> set[str]:
+    """The keys the footer offers now (what `check_action` lets it show)."""
+    return {
+        active.binding.key_display or active.binding.key
+        for active in app.active_bindings.values()
+        if active.binding.show and active.enabled
+    }
+
+
+async def test_help_is_offered_once_typing_or_not() -> None:
+    """While a field has focus `?` is typed into it, so the footer offers F1 and not `?`;
+    elsewhere `?`. F1 opens help in both, and `?` typed in a field stays in the field."""
+    add_sandbox_connection("http://127.0.0.1:9")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(app.config.connections))
+        await wait_screen(pilot, HomeScreen)
+        await pilot.pause()
+        assert "?" in footer_keys(app) and "F1" not in footer_keys(app)
+        await pilot.press("c")
+        await open_form(pilot)
+        field = app.screen.query_one("#display-name", Input)
+        app.screen.set_focus(field)
+        await pilot.pause()
+        assert "F1" in footer_keys(app) and "?" not in footer_keys(app)
+        await pilot.press("question_mark")
+        assert field.value == "?"
+        await pilot.press("f1")
+        await wait_screen(pilot, HelpScreen)
+
+
 @pytest.mark.parametrize("gap", [0.0, 0.1])
 async def test_keys_typed_while_a_screen_opens_reach_it(gap: float) -> None:
     """`c` then the name at once: the wizard's form gets every letter."""
