@@ -94,7 +94,8 @@ class AppBase(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "help_while_typing":  # F1 is offered only while `?` would be typed
-            focused = self.focused
+            # no screen while the app shuts down, and `focused` would raise
+            focused = self.focused if self.screen_stack else None
             return focused is not None and focused.check_consume_key("question_mark", "?")
         return True
 
