@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from . import bulk, profile_handlers, resources, subscriptions
+from . import bulk, fastpath, profile_handlers, resources, subscriptions
 from .ctx import (
     Ctx,
     Handler,
@@ -169,12 +169,15 @@ async def bulk_import_profiles(ctx: Ctx) -> Response:
     doc = json_body(ctx)
     store = ctx.store
     check_sizes = len(ctx.body) > bulk.MAX_PROFILE_BYTES
+    regions = ctx.settings.sms_regions
+    plain = fastpath.plain(doc, check_sizes, regions)
     rows, list_ids, drops = bulk.validate(
-        doc, store.lists.__contains__, check_sizes, ctx.settings.sms_regions
+        doc, store.lists.__contains__, check_sizes, regions, rows_checked=plain is not None
     )
     job = store.create_job(
         rows, list_ids, ctx.faults.failing_rows(rows), ctx.now, drops, ctx.faults.draw_job()
     )
+    job.plain = plain
     body = {
         "data": resources.job(job, ctx.now, ctx.base),
         "links": {"self": f"{ctx.base}/api/profile-bulk-import-jobs/"},

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from klaviyo_tui.sandbox.blobs import new_profile, pack, pack_new, stamps
+from klaviyo_tui.sandbox.fastpath import Plain, apply_new
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -88,6 +89,7 @@ class Job:
     fail_rows: frozenset[int]
     drop_phone: frozenset[int] = frozenset()  # rows whose invalid phone is silently ignored
     fault: str | None = None  # "stuck" or "badstatus" (faults.py)
+    plain: Plain | None = None  # the payload's columns, when fastpath.py vouched for every row
     done: bool = False
     completed_count: int = 0
     failed_count: int = 0
@@ -205,7 +207,7 @@ class Store:
 
     def _process(self, job: Job, now: float) -> None:
         payload = job.payload or []
-        job.payload = None
+        plain, job.payload, job.plain = job.plain, None, None
         if job.fault == "badstatus":  # nothing is applied; the job reports `failed`
             job.done = True
             return
@@ -217,6 +219,12 @@ class Store:
         blobs = self.blobs
         fail_rows, positions, drop_phone = job.fail_rows, job.profile_positions, job.drop_phone
         now_us = micros(now)
+        if plain is not None and not fail_rows and not missing and not drop_phone:
+            indexes = (by_email, by_phone, by_ext)
+            added = apply_new(plain, blobs, indexes, lists, stamped, now_us)
+            if added is not None:
+                positions.extend(added)
+                payload = []  # applied: the loop below has nothing to do
         for i, resource in enumerate(payload):
             sent = attrs = resource["attributes"]
             if fail_rows and i in fail_rows:

@@ -1,0 +1,169 @@
+"""Columnar fast path for bulk import jobs whose rows are all plain new profiles.
+
+`bulk.check_row` and the per-row apply in `Store._process` cost ~10 µs a row in Python, which
+made the sandbox cost more CPU than the exporter it serves. Most jobs (every benchmark job) are
+plain: each row is `{"type": "profile", "attributes": {...}}` with a valid email, string fields,
+optionally a phone and properties. `plain` settles such a job in a few C-level passes
+(comprehensions, joined-string regexes); `apply_new` adds its rows in bulk when none of them
+touches an existing profile or another row of the job.
+
+Both only ever accept: a job they cannot vouch for in full goes through the per-row code, which
+decides and explains (same errors, drops, conflicts and blobs);
+tests/klaviyo/test_sandbox_fastpath.py checks that both paths agree.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import compress
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, cast
+
+import orjson
+
+from .bulk import _STRING_FIELDS, EMAIL_RE, MAX_PROFILE_BYTES, phone_verdict
+from .phones import country_code, surely_valid_lines
+
+if TYPE_CHECKING:
+    from .store import ListRec
+
+_FIELDS = _STRING_FIELDS | {"properties"}
+_ENVELOPE = len(orjson.dumps({"type": "profile", "attributes": {}})) - 2  # around the attributes
+_get_attrs = itemgetter("attributes")
+_get_type = itemgetter("type")
+_get_email = itemgetter("email")
+
+
+def _line_pattern(pattern: str) -> re.Pattern[str]:
+    """EMAIL_RE for every line of a newline-joined string (one C call for a whole column):
+    the same rule, kept inside each line. Each match starts with the line's leading newline,
+    a literal the regex engine finds without trying every position."""
+    body = pattern.replace("[^@]", "[^@\\n]").replace("(?=.{", "(?=[^\\n]{")
+    assert body != pattern and body.startswith("^")
+    return re.compile("(?m)\\n" + body[1:])
+
+
+_EMAIL_LINES = _line_pattern(EMAIL_RE.pattern)
+
+
+@dataclass
+class Plain:
+    """A plain job's columns: each row's serialized attributes (no nulls anywhere), email,
+    phone_number and external_id (None when absent)."""
+
+    packed: list[bytes]
+    emails: list[str]
+    phones: list[str | None]
+    externals: list[str | None]
+
+
+def _all_lines(pattern: re.Pattern[str], values: Sequence[str]) -> bool:
+    """Whether every value matches `pattern` (see `_line_pattern`) as a whole line; none may
+    hold a newline."""
+    if not values:
+        return True
+    joined = "\n" + "\n".join(values)
+    return joined.count("\n") == len(values) and len(pattern.findall(joined)) == len(values)
+
+
+def _column(attrs: list[dict[str, Any]], name: str) -> list[Any] | None:
+    """One attribute of every row (None when absent); None when any value is not a string."""
+    values = [a.get(name) for a in attrs]
+    return values if set(map(type, values)) <= {str, type(None)} else None
+
+
+def _phones_ok(phones: list[str], sms_regions: frozenset[str] | None) -> bool:
+    """Every phone is one `bulk.phone_verdict` keeps (valid, in the SMS regions): the column
+    in one pass for the common case (the first region of its country code), the rest (e.g.
+    Jersey's numbers under +44) one by one."""
+    if not phones:
+        return True
+    joined = "\n" + "\n".join(phones)
+    if joined.count("\n") != len(phones):
+        return False
+    codes = {country_code(p) for p in {p[:4] for p in phones}}
+    ccs = frozenset(cc for cc in codes if cc is not None)
+    lines = surely_valid_lines(ccs, sms_regions) if len(ccs) == len(codes) else None
+    rest = lines.sub("", joined) if lines is not None else joined
+    return all(phone_verdict(p, sms_regions) is None for p in rest.split("\n") if p)
+
+
+def plain(doc: Any, check_sizes: bool, sms_regions: frozenset[str] | None) -> Plain | None:
+    """The job's columns when every row surely passes `bulk.check_row` with nothing dropped
+    (and the size limit); None when any row needs the per-row check."""
+    try:
+        rows = doc["data"]["attributes"]["profiles"]["data"]
+        if type(rows) is not list or not rows or set(map(type, rows)) != {dict}:
+            return None
+        if set(map(len, rows)) != {2} or set(map(_get_type, rows)) != {"profile"}:
+            return None  # also: no id, no meta
+        attrs: list[dict[str, Any]] = list(map(_get_attrs, rows))
+        if set(map(type, attrs)) != {dict}:
+            return None
+        emails = list(map(_get_email, attrs))  # KeyError: a row without email
+    except (KeyError, TypeError):
+        return None
+    shapes = set(map(tuple, attrs))
+    if not all(_FIELDS.issuperset(shape) for shape in shapes):
+        return None  # location, unknown keys: per row
+    for name in {k for shape in shapes for k in shape} - {"properties", "email"}:
+        values = [a.get(name, "") for a in attrs]
+        if set(map(type, values)) != {str}:
+            return None  # nulls and wrong types: per row
+    if set(map(type, emails)) != {str} or not _all_lines(_EMAIL_LINES, emails):
+        return None
+    if not set(map(type, [a["properties"] for a in attrs if "properties" in a])) <= {dict}:
+        return None
+    phones = _column(attrs, "phone_number")
+    externals = _column(attrs, "external_id")
+    if phones is None or externals is None:
+        return None
+    if not _phones_ok([p for p in phones if p is not None], sms_regions):
+        return None
+    packed = list(map(orjson.dumps, attrs))
+    if b"null" in b"".join(packed):
+        return None  # a null inside properties (or a value's text): per row
+    if check_sizes and max(map(len, packed)) + _ENVELOPE > MAX_PROFILE_BYTES:
+        return None
+    return Plain(packed, emails, phones, externals)
+
+
+def apply_new(
+    cols: Plain,
+    blobs: list[bytes],
+    indexes: tuple[dict[str, int], dict[str, int], dict[str, int]],
+    lists: list[ListRec],
+    stamps: bytes,
+    now_us: int,
+) -> list[int] | None:
+    """Add every row as a new profile and list member, in row order, when no row matches an
+    existing profile or another row of the job (then applying them one by one would do just
+    this); return their positions, or None (nothing changed) to apply the job row by row."""
+    by_email, by_phone, by_external = indexes
+    n = len(cols.packed)
+    keys = list(map(str.lower, cols.emails))
+    key_set = set(keys)
+    if len(key_set) != n or not by_email.keys().isdisjoint(key_set):
+        return None
+    for values, index in ((cols.phones, by_phone), (cols.externals, by_external)):
+        present = [v for v in values if v is not None]
+        present_set = set(present)
+        if len(present_set) != len(present) or not index.keys().isdisjoint(present_set):
+            return None
+    start = len(blobs)
+    positions = range(start, start + n)
+    blobs.extend([b"".join((memoryview(p)[:-1], stamps)) for p in cols.packed])
+    by_email.update(zip(keys, positions, strict=True))
+    for values, index in ((cols.phones, by_phone), (cols.externals, by_external)):
+        present_rows = [v is not None for v in values]  # "" is an external_id too
+        pairs = compress(zip(values, positions, strict=True), present_rows)
+        index.update(cast("Iterator[tuple[str, int]]", pairs))
+    for rec in lists:  # new profiles: members of no list yet
+        slot = len(rec.order)
+        rec.members.update(zip(positions, range(slot, slot + n), strict=True))
+        rec.order.extend(positions)
+        rec.joined.extend(array("q", [now_us]) * n)
+    return list(positions)
