@@ -170,13 +170,14 @@ async def bulk_import_profiles(ctx: Ctx) -> Response:
     store = ctx.store
     check_sizes = len(ctx.body) > bulk.MAX_PROFILE_BYTES
     regions = ctx.settings.sms_regions
-    plain = fastpath.plain(doc, check_sizes, regions)
-    rows, list_ids, drops = bulk.validate(
-        doc, store.lists.__contains__, check_sizes, regions, rows_checked=plain is not None
-    )
-    job = store.create_job(
-        rows, list_ids, ctx.faults.failing_rows(rows), ctx.now, drops, ctx.faults.draw_job()
-    )
+    with fastpath.gc_paused():
+        plain = fastpath.plain(doc, check_sizes, regions)
+        rows, list_ids, drops = bulk.validate(
+            doc, store.lists.__contains__, check_sizes, regions, rows_checked=plain is not None
+        )
+        job = store.create_job(
+            rows, list_ids, ctx.faults.failing_rows(rows), ctx.now, drops, ctx.faults.draw_job()
+        )
     job.plain = plain
     body = {
         "data": resources.job(job, ctx.now, ctx.base),

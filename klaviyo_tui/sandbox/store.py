@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from klaviyo_tui.sandbox.blobs import new_profile, pack, pack_new, stamps
-from klaviyo_tui.sandbox.fastpath import Plain, apply_new
+from klaviyo_tui.sandbox.fastpath import Plain, apply_new, gc_paused
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -202,8 +202,9 @@ class Store:
         if not due:
             return
         self.pending = [j for j in self.pending if j.done_at > now]
-        for job in due:
-            self._process(job, now)
+        with gc_paused():
+            for job in due:
+                self._process(job, now)
 
     def _process(self, job: Job, now: float) -> None:
         payload = job.payload or []

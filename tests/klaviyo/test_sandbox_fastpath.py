@@ -69,7 +69,7 @@ ODD_ROWS: list[tuple[Any, bool]] = [  # (row, fast path expected)
     (_attrs(first_name={"x": 1}), False),
     (_attrs(properties=[1]), False),
     (_attrs(properties={"gone": None}), False),
-    (_attrs(properties={"note": "null"}), False),  # declined although valid: per row
+    (_attrs(properties={"note": "null", "deep": {"x": None}}), True),  # kept as sent
     (_attrs(location={"city": "Paris"}), False),
     (_attrs(nickname="x"), False),
     (_attrs(phone_number="+1234"), False),  # dropped: per row
@@ -110,9 +110,27 @@ def test_a_plain_job_takes_the_fast_path() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(alphabet="ab.@-_+Z9é\n", min_size=0, max_size=12), min_size=1))
-def test_email_lines_match_exactly_what_email_re_matches(emails: list[str]) -> None:
+def test_email_column_check_matches_exactly_what_email_re_matches(emails: list[str]) -> None:
     expected = all("\n" not in e and bulk.EMAIL_RE.match(e) for e in emails)
-    assert fastpath._all_lines(fastpath._EMAIL_LINES, emails) == expected
+    assert fastpath._emails_ok(emails) == expected
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "a" * 64 + "@example.com",
+        "a" * 65 + "@example.com",
+        "a@" + "b" * 63 + ".com",
+        "a@" + "b" * 64 + ".com",
+        "abc@" + ".".join(["b" * 61] * 4) + ".co",  # 254 characters
+        "abcd@" + ".".join(["b" * 61] * 4) + ".co",  # 255
+        "a@b.c",
+        "@b.co",
+        "a@b.co@c.co",
+    ],
+)
+def test_email_column_check_keeps_email_re_length_rules(email: str) -> None:
+    assert fastpath._emails_ok([email, "ok@example.com"]) == bool(bulk.EMAIL_RE.match(email))
 
 
 def _example_numbers() -> list[str]:
