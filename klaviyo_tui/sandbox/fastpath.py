@@ -82,6 +82,11 @@ class Plain:
     phones: list[str | None]
     externals: list[str | None]
 
+    def rows(self) -> list[dict[str, Any]]:
+        """The profile resources again (the job keeps only the columns: the parsed body's
+        dicts are freed before the GC resumes, so it never scans them)."""
+        return [{"type": "profile", "attributes": orjson.loads(p)} for p in self.packed]
+
 
 def _all_lines(pattern: re.Pattern[str], values: Sequence[str]) -> bool:
     """Whether every value matches `pattern` (see `_line_pattern`) as a whole line; none may

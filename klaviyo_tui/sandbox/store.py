@@ -220,12 +220,15 @@ class Store:
         blobs = self.blobs
         fail_rows, positions, drop_phone = job.fail_rows, job.profile_positions, job.drop_phone
         now_us = micros(now)
-        if plain is not None and not fail_rows and not missing and not drop_phone:
-            indexes = (by_email, by_phone, by_ext)
-            added = apply_new(plain, blobs, indexes, lists, stamped, now_us)
-            if added is not None:
+        if plain is not None:
+            added = None
+            if not fail_rows and not missing and not drop_phone:
+                indexes = (by_email, by_phone, by_ext)
+                added = apply_new(plain, blobs, indexes, lists, stamped, now_us)
+            if added is None:
+                payload = plain.rows()  # row by row after all
+            else:
                 positions.extend(added)
-                payload = []  # applied: the loop below has nothing to do
         for i, resource in enumerate(payload):
             sent = attrs = resource["attributes"]
             if fail_rows and i in fail_rows:

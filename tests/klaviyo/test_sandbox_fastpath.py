@@ -175,8 +175,9 @@ def _apply(jobs: list[list[dict[str, Any]]], fast: bool) -> tuple[Store, list[An
     for k, rows in enumerate(jobs):
         now = 2_000.0 + k
         job = store.create_job(rows, [rec.id], frozenset(), now)
-        job.plain = fastpath.plain(_doc(rows), True, None) if fast else None
-        assert (job.plain is not None) == fast
+        if fast:  # as the handler does: the job keeps only the columns
+            job.payload, job.plain = None, fastpath.plain(_doc(rows), True, None)
+            assert job.plain is not None
         store.tick(now + 1)
         errors = [{**e, "id": "-"} for e in job.errors]
         done.append((job.completed_count, job.failed_count, job.profile_positions, errors))
