@@ -20,7 +20,7 @@ from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from operator import contains, itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
@@ -106,12 +106,6 @@ def _emails_ok(emails: list[str]) -> bool:
     return min(at) >= 1 and max(at) <= 64 and _all_lines(_EMAIL_LINES, emails)
 
 
-def _column(attrs: list[dict[str, Any]], name: str) -> list[Any] | None:
-    """One attribute of every row (None when absent); None when any value is not a string."""
-    values = [a.get(name) for a in attrs]
-    return values if set(map(type, values)) <= {str, type(None)} else None
-
-
 def _phones_ok(phones: list[str], sms_regions: frozenset[str] | None) -> bool:
     """Every phone is one `bulk.phone_verdict` keeps (valid, in the SMS regions): the column
     in one pass for the common case (the first region of its country code), the rest (e.g.
@@ -130,13 +124,15 @@ def _phones_ok(phones: list[str], sms_regions: frozenset[str] | None) -> bool:
 
 def plain(doc: Any, check_sizes: bool, sms_regions: frozenset[str] | None) -> Plain | None:
     """The job's columns when every row surely passes `bulk.check_row` with nothing dropped
-    (and the size limit); None when any row needs the per-row check."""
+    (and the size limit); None when any row needs the per-row check. Each pass over the rows
+    costs (fresh dicts, cold caches), so there are as few as the checks allow."""
     try:
         rows = doc["data"]["attributes"]["profiles"]["data"]
-        if type(rows) is not list or not rows or set(map(type, rows)) != {dict}:
+        if type(rows) is not list or not rows:
             return None
+        # len() fails on numbers and itemgetter on strings and lists: rows are dicts
         if set(map(len, rows)) != {2} or set(map(_get_type, rows)) != {"profile"}:
-            return None  # also: no id, no meta
+            return None  # type and attributes only: no id, no meta
         attrs: list[dict[str, Any]] = list(map(_get_attrs, rows))
         if set(map(type, attrs)) != {dict}:
             return None
@@ -146,24 +142,23 @@ def plain(doc: Any, check_sizes: bool, sms_regions: frozenset[str] | None) -> Pl
     shapes = set(map(tuple, attrs))
     if not all(_FIELDS.issuperset(shape) for shape in shapes):
         return None  # location, unknown keys: per row
-    for name in {k for shape in shapes for k in shape} - {"properties", "email"}:
-        values = [a.get(name, "") for a in attrs]
-        if set(map(type, values)) != {str}:
-            return None  # nulls and wrong types: per row
-    if set(map(type, emails)) != {str} or not _emails_ok(emails):
+    keys = {k for shape in shapes for k in shape}
+    kinds = list(map(type, chain.from_iterable(map(dict.values, attrs))))
+    if not set(kinds) <= {str, dict}:
+        return None  # nulls and wrong types: per row
+    props = [a["properties"] for a in attrs if "properties" in a] if "properties" in keys else []
+    if not set(map(type, props)) <= {dict} or kinds.count(dict) != len(props):
+        return None  # every dict is a properties object, and every properties object a dict
+    if not _emails_ok(emails):
         return None
-    props = [a["properties"] for a in attrs if "properties" in a]
-    if not set(map(type, props)) <= {dict}:
-        return None
-    if any(map(contains, map(dict.values, props), repeat(None))):
-        return None  # nulls in properties: stored without them, per row
-    phones = _column(attrs, "phone_number")
-    externals = _column(attrs, "external_id")
-    if phones is None or externals is None:
-        return None
+    none: list[str | None] = [None] * len(attrs)
+    phones = [a.get("phone_number") for a in attrs] if "phone_number" in keys else none
+    externals = [a.get("external_id") for a in attrs] if "external_id" in keys else none[:]
     if not _phones_ok([p for p in phones if p is not None], sms_regions):
         return None
-    packed = list(map(orjson.dumps, attrs))  # as `blobs.pack_new` would: no nulls to drop
+    packed = list(map(orjson.dumps, attrs))  # as `blobs.pack_new` would when there are no nulls
+    if b"null" in b"".join(packed) and any(map(contains, map(dict.values, props), repeat(None))):
+        return None  # nulls in properties: stored without them, per row
     if check_sizes and max(map(len, packed)) + _ENVELOPE > MAX_PROFILE_BYTES:
         return None
     return Plain(packed, emails, phones, externals)

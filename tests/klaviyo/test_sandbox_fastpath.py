@@ -82,6 +82,11 @@ ODD_ROWS: list[tuple[Any, bool]] = [  # (row, fast path expected)
     ({"type": "person", "attributes": {"email": "p@example.com"}}, False),
     ({"type": "profile", "attributes": {"phone_number": "+14155550199"}}, False),
     ("profile", False),
+    ("ab", False),
+    (["type", "attributes"], False),
+    (5, False),
+    (_attrs(first_name={"a": 1}, properties="x"), False),  # a dict, but not at properties
+    (_attrs(properties={"a": [None]}), True),  # nested nulls are kept as sent
 ]
 
 
