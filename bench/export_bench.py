@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -119,6 +120,13 @@ def start_sandbox(rate_limits: str, job_delay: float) -> tuple[subprocess.Popen[
     return proc, base_url
 
 
+def sample_sandbox(pid: int, out: str) -> subprocess.Popen[bytes]:
+    """py-spy attached to the running sandbox (its own CPU is what `sandbox_cpu_s` measures;
+    attaching rather than wrapping keeps that figure the sandbox's alone)."""
+    command = ["py-spy", "record", "--nonblocking", "-r", "100", "-f", "raw", "-o", out]
+    return subprocess.Popen([*command, "--pid", str(pid)], stdout=subprocess.DEVNULL)
+
+
 def change_rows(data: Path, share: float) -> int:
     """Give every 1/share-th row a new first name, in a child process; returns how many."""
     code = (
@@ -182,6 +190,7 @@ def run(
     keep: bool,
     incremental: float | None = None,
     profile: str | None = None,
+    sandbox_profile: str | None = None,
 ) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="klaviyo-bench-"))
     phases: dict[str, object] = {}
@@ -203,6 +212,7 @@ def run(
     )
     gen_s = time.perf_counter() - t0
     sandbox, base_url = start_sandbox(rate_limits, job_delay)
+    spy = sample_sandbox(sandbox.pid, sandbox_profile) if sandbox_profile else None
     try:
         created = httpx.post(
             f"{base_url}/api/lists",
@@ -257,6 +267,9 @@ def run(
         lines = [line for line in out.splitlines() if line.startswith("{")]
         summary = json.loads(lines[-1]) if lines else {}
     finally:
+        if spy is not None:  # SIGINT: py-spy writes its file and detaches
+            spy.send_signal(signal.SIGINT)
+            spy.wait()
         sandbox.terminate()
         _, _, sandbox_usage = os.wait4(sandbox.pid, 0)
     phases["sandbox_cpu_s"] = round(sandbox_usage.ru_utime + sandbox_usage.ru_stime, 1)
@@ -303,9 +316,18 @@ def main() -> None:
         help="measure an incremental run after SHARE (e.g. 0.01) of the rows changed",
     )
     parser.add_argument("--profile", help="record the export with py-spy into this file")
+    parser.add_argument(
+        "--sandbox-profile", help="record the sandbox with py-spy (raw format) into this file"
+    )
     args = parser.parse_args()
     result = run(
-        args.rows, args.rate_limits, args.job_delay, args.keep, args.incremental, args.profile
+        args.rows,
+        args.rate_limits,
+        args.job_delay,
+        args.keep,
+        args.incremental,
+        args.profile,
+        args.sandbox_profile,
     )
     result["versions"] = " ".join(f"{k}={v}" for k, v in versions().items())
     width = max(len(k) for k in result)

@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from . import bulk, profile_handlers, resources, subscriptions
+from . import bulk, fastpath, profile_handlers, resources, subscriptions
 from .ctx import (
     Ctx,
     Handler,
@@ -166,15 +166,20 @@ async def remove_profiles_from_list(ctx: Ctx) -> Response:
 
 async def bulk_import_profiles(ctx: Ctx) -> Response:
     allow_params(ctx, ())
-    doc = json_body(ctx)
     store = ctx.store
     check_sizes = len(ctx.body) > bulk.MAX_PROFILE_BYTES
-    rows, list_ids, drops = bulk.validate(
-        doc, store.lists.__contains__, check_sizes, ctx.settings.sms_regions
-    )
-    job = store.create_job(
-        rows, list_ids, ctx.faults.failing_rows(rows), ctx.now, drops, ctx.faults.draw_job()
-    )
+    regions = ctx.settings.sms_regions
+    with fastpath.gc_paused():  # a plain job's parsed body is freed before collection resumes
+        doc = json_body(ctx)
+        plain = fastpath.plain(doc, check_sizes, regions)
+        rows, list_ids, drops = bulk.validate(
+            doc, store.lists.__contains__, check_sizes, regions, rows_checked=plain is not None
+        )
+        fail_rows = ctx.faults.failing_rows(rows)
+        job = store.create_job(rows, list_ids, fail_rows, ctx.now, drops, ctx.faults.draw_job())
+        if plain is not None:
+            job.payload, job.plain = None, plain
+        del doc, rows
     body = {
         "data": resources.job(job, ctx.now, ctx.base),
         "links": {"self": f"{ctx.base}/api/profile-bulk-import-jobs/"},

@@ -88,17 +88,47 @@ def _careful(e164: str) -> tuple[bool, str | None]:
     return True, phonenumbers.region_code_for_number(number)
 
 
-@lru_cache(maxsize=200_000)
-def classify(e164: str) -> tuple[bool, str | None]:
-    """(valid, ISO region) for a string already matching E164_RE."""
-    digits = e164[1:]
+def country_code(e164: str) -> int | None:
+    """The country code an E.164 string (or its first four characters) starts with."""
+    digits = e164[1:4]
+    if not digits.isdigit() or not digits.isascii():
+        return None
     for size in (1, 2, 3):
         cc = int(digits[:size])
         if cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-            break
-    else:
+            return cc
+    return None
+
+
+@lru_cache(maxsize=64)
+def surely_valid_lines(
+    ccs: frozenset[int], sms_regions: frozenset[str] | None
+) -> re.Pattern[str] | None:
+    """A pattern matching, as a whole line with its leading newline, exactly the E.164 strings
+    of these country codes that `classify` finds valid in the code's first region by claim
+    order (one of `sms_regions`, when given): one C call checks a job's phone column
+    (fastpath.py). Other numbers do not match and go through `classify`."""
+    alternatives = []
+    for cc in sorted(ccs):
+        regions = _regions(cc)
+        if not regions or (sms_regions is not None and regions[0][0] not in sms_regions):
+            continue
+        _code, leading, known = regions[0]
+        lead = f"(?=(?:{leading.pattern}))" if leading is not None else ""
+        alternatives.append(f"{cc}(?!0){lead}(?:{known.pattern})")
+    if not alternatives:
+        return None
+    head = r"(?m)\n(?=\+[1-9][0-9]{6,14}$)\+(?:"
+    return re.compile(head + "|".join(alternatives) + ")$")
+
+
+@lru_cache(maxsize=200_000)
+def classify(e164: str) -> tuple[bool, str | None]:
+    """(valid, ISO region) for a string already matching E164_RE."""
+    cc = country_code(e164)
+    if cc is None:
         return False, None
-    nsn = digits[size:]
+    nsn = e164[1 + len(str(cc)) :]
     regions = _regions(cc)
     if regions is None or nsn.startswith("0"):
         return _careful(e164)

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from klaviyo_tui.sandbox.blobs import new_profile, pack, pack_new, stamps
+from klaviyo_tui.sandbox.fastpath import Plain, apply_new, gc_paused
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -88,6 +89,7 @@ class Job:
     fail_rows: frozenset[int]
     drop_phone: frozenset[int] = frozenset()  # rows whose invalid phone is silently ignored
     fault: str | None = None  # "stuck" or "badstatus" (faults.py)
+    plain: Plain | None = None  # the payload's columns, when fastpath.py vouched for every row
     done: bool = False
     completed_count: int = 0
     failed_count: int = 0
@@ -200,12 +202,13 @@ class Store:
         if not due:
             return
         self.pending = [j for j in self.pending if j.done_at > now]
-        for job in due:
-            self._process(job, now)
+        with gc_paused():
+            for job in due:
+                self._process(job, now)
 
     def _process(self, job: Job, now: float) -> None:
         payload = job.payload or []
-        job.payload = None
+        plain, job.payload, job.plain = job.plain, None, None
         if job.fault == "badstatus":  # nothing is applied; the job reports `failed`
             job.done = True
             return
@@ -217,6 +220,15 @@ class Store:
         blobs = self.blobs
         fail_rows, positions, drop_phone = job.fail_rows, job.profile_positions, job.drop_phone
         now_us = micros(now)
+        if plain is not None:
+            added = None
+            if not fail_rows and not missing and not drop_phone:
+                indexes = (by_email, by_phone, by_ext)
+                added = apply_new(plain, blobs, indexes, lists, stamped, now_us)
+            if added is None:
+                payload = plain.rows()  # row by row after all
+            else:
+                positions.extend(added)
         for i, resource in enumerate(payload):
             sent = attrs = resource["attributes"]
             if fail_rows and i in fail_rows:

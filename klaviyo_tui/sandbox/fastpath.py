@@ -1,0 +1,202 @@
+"""Columnar fast path for bulk import jobs whose rows are all plain new profiles.
+
+`bulk.check_row` and the per-row apply in `Store._process` cost ~10 µs a row in Python, which
+made the sandbox cost more CPU than the exporter it serves. Most jobs (every benchmark job) are
+plain: each row is `{"type": "profile", "attributes": {...}}` with a valid email, string fields,
+optionally a phone and properties. `plain` settles such a job in a few C-level passes
+(comprehensions, joined-string regexes); `apply_new` adds its rows in bulk when none of them
+touches an existing profile or another row of the job.
+
+Both only ever accept: a job they cannot vouch for in full goes through the per-row code, which
+decides and explains (same errors, drops, conflicts and blobs);
+tests/klaviyo/test_sandbox_fastpath.py checks that both paths agree.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+from array import array
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import chain, compress, repeat
+from operator import contains, itemgetter
+from typing import TYPE_CHECKING, Any, cast
+
+import orjson
+
+from .bulk import _STRING_FIELDS, EMAIL_RE, MAX_PROFILE_BYTES, phone_verdict
+from .phones import country_code, surely_valid_lines
+
+if TYPE_CHECKING:
+    from .store import ListRec
+
+_FIELDS = _STRING_FIELDS | {"properties"}
+_ENVELOPE = len(orjson.dumps({"type": "profile", "attributes": {}})) - 2  # around the attributes
+_get_attrs = itemgetter("attributes")
+_get_type = itemgetter("type")
+_get_email = itemgetter("email")
+
+
+_LOOKAHEADS = ("(?=[^@]{1,64}@)", "(?=.{3,254}$)")
+
+
+def _line_pattern(pattern: str) -> re.Pattern[str]:
+    """EMAIL_RE without its two length lookaheads (`_emails_ok` checks them in bulk), for every
+    line of a newline-joined string: each match starts with the line's leading newline, a
+    literal the regex engine finds without trying every position."""
+    body = pattern
+    for lookahead in _LOOKAHEADS:
+        assert lookahead in body
+        body = body.replace(lookahead, "")
+    assert body.startswith("^") and body.endswith("$") and "." not in body.replace("\\.", "")
+    return re.compile("(?m)\\n" + body[1:])
+
+
+_EMAIL_LINES = _line_pattern(EMAIL_RE.pattern)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC: a 10,000-profile job allocates ~30,000 dicts and frees them again,
+    and the collections they trigger (finding nothing: JSON has no cycles) cost as much as the
+    work. Only postponed: collection resumes afterwards. The sandbox's work is synchronous, so
+    a test process's other threads see at most a few milliseconds of it."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@dataclass
+class Plain:
+    """A plain job's columns: each row's serialized attributes (no nulls anywhere), email,
+    phone_number and external_id (None when absent)."""
+
+    packed: list[bytes]
+    emails: list[str]
+    phones: list[str | None]
+    externals: list[str | None]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The profile resources again (the job keeps only the columns: the parsed body's
+        dicts are freed before the GC resumes, so it never scans them)."""
+        return [{"type": "profile", "attributes": orjson.loads(p)} for p in self.packed]
+
+
+def _all_lines(pattern: re.Pattern[str], values: Sequence[str]) -> bool:
+    """Whether every value matches `pattern` (see `_line_pattern`) as a whole line; none may
+    hold a newline."""
+    if not values:
+        return True
+    joined = "\n" + "\n".join(values)
+    return joined.count("\n") == len(values) and len(pattern.findall(joined)) == len(values)
+
+
+def _emails_ok(emails: list[str]) -> bool:
+    """EMAIL_RE matches every email: its lookaheads (3 to 254 characters, the first "@" after
+    1 to 64) over the column, the rest as one regex over the joined column."""
+    if min(map(len, emails)) < 3 or max(map(len, emails)) > 254:
+        return False
+    at = list(map(str.find, emails, repeat("@")))
+    return min(at) >= 1 and max(at) <= 64 and _all_lines(_EMAIL_LINES, emails)
+
+
+def _phones_ok(phones: list[str], sms_regions: frozenset[str] | None) -> bool:
+    """Every phone is one `bulk.phone_verdict` keeps (valid, in the SMS regions): the column
+    in one pass for the common case (the first region of its country code), the rest (e.g.
+    Jersey's numbers under +44) one by one."""
+    if not phones:
+        return True
+    joined = "\n" + "\n".join(phones)
+    if joined.count("\n") != len(phones):
+        return False
+    codes = {country_code(p) for p in {p[:4] for p in phones}}
+    ccs = frozenset(cc for cc in codes if cc is not None)
+    lines = surely_valid_lines(ccs, sms_regions) if len(ccs) == len(codes) else None
+    rest = lines.sub("", joined) if lines is not None else joined
+    return all(phone_verdict(p, sms_regions) is None for p in rest.split("\n") if p)
+
+
+def plain(doc: Any, check_sizes: bool, sms_regions: frozenset[str] | None) -> Plain | None:
+    """The job's columns when every row surely passes `bulk.check_row` with nothing dropped
+    (and the size limit); None when any row needs the per-row check. Each pass over the rows
+    costs (fresh dicts, cold caches), so there are as few as the checks allow."""
+    try:
+        rows = doc["data"]["attributes"]["profiles"]["data"]
+        if type(rows) is not list or not rows:
+            return None
+        # len() fails on numbers and itemgetter on strings and lists: rows are dicts
+        if set(map(len, rows)) != {2} or set(map(_get_type, rows)) != {"profile"}:
+            return None  # type and attributes only: no id, no meta
+        attrs: list[dict[str, Any]] = list(map(_get_attrs, rows))
+        if set(map(type, attrs)) != {dict}:
+            return None
+        emails = list(map(_get_email, attrs))  # KeyError: a row without email
+    except (KeyError, TypeError):
+        return None
+    shapes = set(map(tuple, attrs))
+    if not all(_FIELDS.issuperset(shape) for shape in shapes):
+        return None  # location, unknown keys: per row
+    keys = {k for shape in shapes for k in shape}
+    kinds = list(map(type, chain.from_iterable(map(dict.values, attrs))))
+    if not set(kinds) <= {str, dict}:
+        return None  # nulls and wrong types: per row
+    props = [a["properties"] for a in attrs if "properties" in a] if "properties" in keys else []
+    if not set(map(type, props)) <= {dict} or kinds.count(dict) != len(props):
+        return None  # every dict is a properties object, and every properties object a dict
+    if not _emails_ok(emails):
+        return None
+    none: list[str | None] = [None] * len(attrs)
+    phones = [a.get("phone_number") for a in attrs] if "phone_number" in keys else none
+    externals = [a.get("external_id") for a in attrs] if "external_id" in keys else none[:]
+    if not _phones_ok([p for p in phones if p is not None], sms_regions):
+        return None
+    packed = list(map(orjson.dumps, attrs))  # as `blobs.pack_new` would when there are no nulls
+    if b"null" in b"".join(packed) and any(map(contains, map(dict.values, props), repeat(None))):
+        return None  # nulls in properties: stored without them, per row
+    if check_sizes and max(map(len, packed)) + _ENVELOPE > MAX_PROFILE_BYTES:
+        return None
+    return Plain(packed, emails, phones, externals)
+
+
+def apply_new(
+    cols: Plain,
+    blobs: list[bytes],
+    indexes: tuple[dict[str, int], dict[str, int], dict[str, int]],
+    lists: list[ListRec],
+    stamps: bytes,
+    now_us: int,
+) -> list[int] | None:
+    """Add every row as a new profile and list member, in row order, when no row matches an
+    existing profile or another row of the job (then applying them one by one would do just
+    this); return their positions, or None (nothing changed) to apply the job row by row."""
+    by_email, by_phone, by_external = indexes
+    n = len(cols.packed)
+    keys = list(map(str.lower, cols.emails))
+    key_set = set(keys)
+    if len(key_set) != n or not by_email.keys().isdisjoint(key_set):
+        return None
+    for values, index in ((cols.phones, by_phone), (cols.externals, by_external)):
+        present = [v for v in values if v is not None]
+        present_set = set(present)
+        if len(present_set) != len(present) or not index.keys().isdisjoint(present_set):
+            return None
+    start = len(blobs)
+    positions = range(start, start + n)
+    blobs.extend([b"".join((memoryview(p)[:-1], stamps)) for p in cols.packed])
+    by_email.update(zip(keys, positions, strict=True))
+    for values, index in ((cols.phones, by_phone), (cols.externals, by_external)):
+        present_rows = [v is not None for v in values]  # "" is an external_id too
+        pairs = compress(zip(values, positions, strict=True), present_rows)
+        index.update(cast("Iterator[tuple[str, int]]", pairs))
+    for rec in lists:  # new profiles: members of no list yet
+        slot = len(rec.order)
+        rec.members.update(zip(positions, range(slot, slot + n), strict=True))
+        rec.order.extend(positions)
+        rec.joined.extend(array("q", [now_us]) * n)
+    return list(positions)
