@@ -3,11 +3,16 @@ and source-hash lookups."""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+from klaviyo_tui.run.sync.sources import source_context
 from klaviyo_tui.run.sync.state import SyncState, pair_bytes, pairs_from, sort_keys
+from klaviyo_tui.store.config_read import load_config
 
 
 def _state(pairs: list[tuple[int, int, int]]) -> SyncState:
@@ -70,3 +75,22 @@ def test_same_source_needs_the_key_and_a_nonzero_equal_source_hash() -> None:
     asked = np.array([[1, 2], [3, 4], [5, 6], [8, 8]], np.uint64)
     same = state.same_source(asked, np.array([7, 0, 1, 7], np.uint64))
     assert same.tolist() == [True, False, False, False]
+
+
+def test_the_source_context_covers_what_shapes_a_payload(tmp_path: Path) -> None:
+    """Each of these changes a payload without changing a source value: each changes the key
+    of the source hashes, so no stored one matches."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[exports.e]\nconnection = "c"\nlist_id = "L"\nsegments = ["s"]\n'
+        '[exports.e.mapping]\nemail = "email"\nproperties = ["orders"]\n'
+    )
+    export = load_config(path).exports["e"]
+    base = source_context(export, {"orders": "number"})
+    variants = [
+        source_context(export, {"orders": "string"}),
+        source_context(dataclasses.replace(export, on_invalid_field="reject_row"), {}),
+        source_context(dataclasses.replace(export, default_region="GB"), {"orders": "number"}),
+    ]
+    assert len({base, *variants}) == 4
+    assert source_context(export, {"orders": "number"}) == base

@@ -3,11 +3,17 @@ values, and finding a chunk's hashes again for the rows that came out of validat
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
+from klaviyo_tui.input import fastcheck, fields, identifiers, jsoncols, mapping
+from klaviyo_tui.run.sync import hashing
 from klaviyo_tui.store.config import Export
 
 #: Bump when what a source hash covers changes: every stored one stops matching.
@@ -19,6 +25,22 @@ def _version(name: str) -> str:
         return version(name)
     except PackageNotFoundError:  # pragma: no cover (a source checkout without metadata)
         return "-"
+
+
+#: The code that turns source values into a payload (or a reject): a change to it changes what
+#: a row's payload is, with or without a new version number.
+_PAYLOAD_CODE: tuple[ModuleType, ...] = (mapping, jsoncols, fields, fastcheck, identifiers, hashing)
+
+
+@functools.cache
+def _code_digest() -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for module in _PAYLOAD_CODE:
+        try:
+            digest.update(Path(module.__file__ or "").read_bytes())
+        except OSError:  # pragma: no cover (no file to read: the version stands for it)
+            digest.update(module.__name__.encode())
+    return digest.hexdigest()
 
 
 def source_context(export: Export, kinds: dict[str, str]) -> str:
@@ -36,6 +58,8 @@ def source_context(export: Export, kinds: dict[str, str]) -> str:
             export.on_invalid_field,
             sorted(kinds.items()),
             [_version(p) for p in ("klaviyo-tui", "phonenumbers", "email-validator", "pyarrow")],
+            _version("pandas"),
+            _code_digest(),
         ],
         separators=(",", ":"),
     )
