@@ -41,7 +41,9 @@ def pairs_from(data: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def pair_bytes(hashes: np.ndarray, sources: np.ndarray) -> bytes:
     """The stored form: (payload hash, source hash) for each entry, 16 bytes."""
-    return np.ascontiguousarray(np.stack([hashes, sources], axis=1), np.uint64).tobytes()
+    pairs = np.empty((len(hashes), 2), np.uint64)
+    pairs[:, 0], pairs[:, 1] = hashes, sources
+    return pairs.tobytes()
 
 
 @dataclass
@@ -123,7 +125,10 @@ class SyncState:
         k, h, s = keys[order], hashes[order], sources[order]
         last = np.ones(len(k), bool)
         last[:-1] = (k[1:, 0] != k[:-1, 0]) | (k[1:, 1] != k[:-1, 1])
-        new = SyncState(k[last], h[last], s[last])
+        new = SyncState(k, h, s) if last.all() else SyncState(k[last], h[last], s[last])
+        del k, h, s, order
+        if not len(self):
+            return new
         left = np.searchsorted(self.first, new.first)
         span = np.searchsorted(self.first, new.first, side="right") - left
         same = span == 1
