@@ -13,7 +13,8 @@ What is stored (schema step 4 in history_schema):
   starts, never while it could still be resumed: a resumed run must see the state its first
   start saw, to pack the same batches.
 - `sync_batches`: the hashes of each batch a run packed (with its source rows, to leave out
-  the rows a run's failures name), until the run is settled.
+  the rows a run's failures name), until the run is settled. Negative batch numbers hold the
+  source hashes a run brought up to date for rows it did not send (run/sync/runner.py).
 - `sync_removals`: the journal of mirror removals, one row per request of at most 1,000
   profile ids: planned -> sending -> done. Kept after settling, for `history show`.
 - `runs.sync`: the run's sync figures as JSON (mode, added, updated, unchanged, removed, ...).
