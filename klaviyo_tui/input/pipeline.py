@@ -46,57 +46,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from klaviyo_tui.events import Reject, RowState
-from klaviyo_tui.input.fastcheck import email_fast
-from klaviyo_tui.input.fields import source_values
+from klaviyo_tui.input.chunks import PipelineStats as PipelineStats
+from klaviyo_tui.input.chunks import email_keys as email_keys
+from klaviyo_tui.input.chunks import positions_of, release
 from klaviyo_tui.input.filters import CompiledFilter, segment_filter
+from klaviyo_tui.input.fullpass import Unchanged, full_pass
 from klaviyo_tui.input.identifiers import IDENTIFIERS, KeyTape, PairSpill, SharedIndex
-from klaviyo_tui.input.jsoncols import lower, text
-from klaviyo_tui.input.mapping import (
-    KINDS,
-    ValidatedChunk,
-    careful_email,
-    identifier_keys,
-    infer_kinds,
-    pick_kind,
-    validate_chunk,
-)
+from klaviyo_tui.input.jsoncols import text
+from klaviyo_tui.input.mapping import KINDS, ValidatedChunk, identifier_keys, infer_kinds, pick_kind
 from klaviyo_tui.input.sources import SourceError, SourceWatch, read_chunks
 from klaviyo_tui.store.config import Export, Mapping, Segment
 
 #: Rows per chunk. Each chunk in flight (read, validated, serialized) costs ~2 KB a row at its
 #: peak: measured at 1M rows, 50k-row chunks peak RSS 384-401 MB, 25k 340-342 MB, same CPU.
 CHUNK_ROWS = 25_000
-_ROW_BITS = 40
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineStats:
-    """Running totals, yielded after every chunk (cumulative across segments)."""
-
-    segment: str
-    read: int  # rows read after filters
-    valid: int
-    invalid: int
-    duplicates: int
-    total: int | None = None  # rows the full pass will read (known after the first pass)
-    done: bool = False
-    warned: int = 0  # valid rows that go without a field (input/fields.py)
-
-
-def email_keys(series: pd.Series) -> pa.Array:
-    """The de-duplication key: the normalized email, null when missing or invalid."""
-    raw = text(series)
-    keys = lower(raw)
-    fast = email_fast(keys)
-    slow = np.flatnonzero(raw.is_valid().to_numpy(zero_copy_only=False) & ~fast)
-    keys = pc.if_else(pa.array(fast), keys, pa.scalar(None, pa.string()))
-    if len(slow):
-        normalized = [careful_email(v)[0] for v in raw.take(pa.array(slow)).to_pylist()]
-        mask = np.zeros(len(keys), dtype=bool)
-        mask[slow] = True
-        keys = pc.replace_with_mask(keys, pa.array(mask), pa.array(normalized, pa.string()))
-    return keys
 
 
 class DedupeIndex:
@@ -162,16 +125,6 @@ def _imports_frozen() -> Iterator[None]:
             _freezes -= 1
             if _freezes == 0:
                 gc.unfreeze()
-
-
-def _release() -> None:
-    """Hand Arrow's freed pages back to the OS after each chunk. mimalloc otherwise keeps them, and
-    they add up across the reader's threads: measured at 1M rows, peak RSS 425 -> 358 MB."""
-    pa.default_memory_pool().release_unused()
-
-
-def _positions(segment_index: int, rows: pd.Index) -> np.ndarray:
-    return (np.uint64(segment_index) << np.uint64(_ROW_BITS)) | np.asarray(rows, dtype=np.uint64)
 
 
 def _columns(compiled: CompiledFilter, wanted: list[str]) -> list[str]:
@@ -265,7 +218,7 @@ def first_pass(
             on_keys(done.emails)
         for column, possible in done.kinds.items():
             kinds[column] &= possible
-        _release()
+        release()
 
     try:
         with ThreadPoolExecutor(FIRST_PASS_THREADS, thread_name_prefix="klaviyo-tui-pass1") as pool:
@@ -277,7 +230,7 @@ def first_pass(
                 for df in read_chunks(seg, _columns(compiled, wanted), chunk_rows, watch=watch):
                     df = compiled.apply(df)
                     total += len(df)
-                    positions = _positions(si, df.index)
+                    positions = positions_of(si, df.index)
                     snapshot = {c: set(k) for c, k in kinds.items()}
                     pending.append(pool.submit(_chunk_keys, df, positions, export, ids, snapshot))
                     if len(pending) >= FIRST_PASS_THREADS:
@@ -301,6 +254,7 @@ def iter_validated(
     *,
     chunk_rows: int = CHUNK_ROWS,
     on_keys: Callable[[pa.Array], None] | None = None,
+    unchanged: Unchanged | None = None,
 ) -> Iterator[ValidatedChunk | PipelineStats]:
     """Validated chunks in input order, each followed by running stats; a final stats has done=True.
 
@@ -314,86 +268,7 @@ def iter_validated(
     with _imports_frozen():
         first = first_pass(export, segs, chunk_rows, watches, on_keys)  # sync hook: on_keys
         try:
-            yield from _full_pass(export, segs, first, chunk_rows, wanted, watches)
+            yield from full_pass(export, segs, first, chunk_rows, wanted, watches, unchanged)
         finally:
             if first.keys is not None:
                 first.keys.close()
-
-
-def _full_pass(
-    export: Export,
-    segs: list[Segment],
-    first: FirstPass,
-    chunk_rows: int,
-    wanted: dict[str, list[str]],
-    watches: dict[str, SourceWatch],
-) -> Iterator[ValidatedChunk | PipelineStats]:
-    mapping = export.mapping
-    read = valid = invalid = duplicates = warned = 0
-    name = segs[0].name if segs else ""
-    for si, seg in enumerate(segs):
-        name = seg.name
-        compiled = segment_filter(seg)
-        for df in read_chunks(seg, wanted[seg.name], chunk_rows, watch=watches[seg.name]):
-            df = compiled.apply(df)
-            positions = _positions(si, df.index)
-            lost, winner = first.index.lookup(positions)
-            dup_rejects = _duplicates(df[lost], winner[lost], segs, mapping, seg.name)
-            shared = first.shared.lookup(positions[~lost])
-            known = first.keys.take_all(positions) if first.keys is not None else None
-            kept = pa.array(~lost)
-            phones = known.get("phone_number") if known is not None else None
-            emails = known["email"] if known is not None else None
-            chunk = validate_chunk(
-                df[~lost],
-                mapping,
-                default_region=export.default_region,
-                segment=seg.name,
-                kinds=first.kinds,
-                on_invalid_field=export.on_invalid_field,
-                shared=shared,
-                phones=None if phones is None else phones.filter(kept),
-                emails=None if emails is None else emails.filter(kept),
-            )
-            if dup_rejects:
-                chunk.rejects = sorted([*chunk.rejects, *dup_rejects], key=lambda r: r.row)
-            chunk.read = len(df)
-            read += len(df)
-            valid += chunk.valid
-            warned += int(chunk.warned_array.sum())
-            duplicates += len(dup_rejects)
-            invalid += len(chunk.rejects) - len(dup_rejects)
-            _release()
-            yield chunk
-            yield PipelineStats(
-                seg.name, read, valid, invalid, duplicates, first.total, warned=warned
-            )
-    yield PipelineStats(name, read, valid, invalid, duplicates, first.total, True, warned)
-
-
-def _duplicates(
-    df: pd.DataFrame, winners: np.ndarray, segs: list[Segment], mapping: Mapping, segment: str
-) -> list[Reject]:
-    if len(df) == 0:
-        return []
-    row_mask = (1 << _ROW_BITS) - 1
-    column = mapping.email
-    values = source_values(df, list(range(len(df))), mapping.columns())
-    keys = email_keys(df[column]).to_pylist()
-    out = []
-    for pos, (row, value, win) in enumerate(
-        zip(df.index.tolist(), df[column].tolist(), winners.tolist(), strict=True)
-    ):
-        out.append(
-            Reject(
-                row=int(row),
-                segment=segment,
-                column=column,
-                value="" if value is None or value != value else str(value),
-                reason=f"duplicate of {segs[win >> _ROW_BITS].name} row {win & row_mask}",
-                state=RowState.DUPLICATE,
-                email=keys[pos] or "",
-                source_values=values[pos],
-            )
-        )
-    return out

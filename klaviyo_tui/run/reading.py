@@ -63,7 +63,9 @@ def produce(
     if sync is not None:  # sync hook: the consent pass
         sync.before_reading([segments[n] for n in dict.fromkeys(export.segments)])
     on_keys = sync.on_keys if sync is not None and sync.mirror else None
-    for item in iter_validated(export, segments, on_keys=on_keys):
+    # sync hook: skip unchanged rows before validation (not when retrying failed rows only)
+    skip_hook = sync.unchanged if sync is not None and only_rows is None else None
+    for item in iter_validated(export, segments, on_keys=on_keys, unchanged=skip_hook):
         if sync is not None:  # sync hook: the first pass is done, the segment is known
             sync.presence_ready()
         if isinstance(item, PipelineStats):

@@ -2,7 +2,9 @@
 
 What is stored (schema step 4 in history_schema):
 - `sync_state`: per export, every row Klaviyo confirmed as a keyed hash of its identity (16
-  bytes, the normalised email) and of its sent profile (8 bytes), as sorted arrays cut into
+  bytes, the normalised email), of its sent profile (8 bytes) and, since source hashes, of the
+  source values it was made from (8 more bytes in the same blob: run/sync/state.py reads both
+  formats, 8 or 16 bytes an entry, and writes the second), as sorted arrays cut into
   chunks of at most `CHUNK_ENTRIES`. No email or other value is stored (run/sync/hashing.py:
   keyed with this install's secret). `sync_basis` says what the state is valid for (connection,
   list, mapping, subscribe settings) and how many entries it holds.
@@ -11,7 +13,8 @@ What is stored (schema step 4 in history_schema):
   starts, never while it could still be resumed: a resumed run must see the state its first
   start saw, to pack the same batches.
 - `sync_batches`: the hashes of each batch a run packed (with its source rows, to leave out
-  the rows a run's failures name), until the run is settled.
+  the rows a run's failures name), until the run is settled. Negative batch numbers hold the
+  source hashes a run brought up to date for rows it did not send (run/sync/runner.py).
 - `sync_removals`: the journal of mirror removals, one row per request of at most 1,000
   profile ids: planned -> sending -> done. Kept after settling, for `history show`.
 - `runs.sync`: the run's sync figures as JSON (mode, added, updated, unchanged, removed, ...).
@@ -50,7 +53,7 @@ class StoredState:
 class SyncBatchRecord:
     batch_no: int
     keys: bytes  # 16 bytes a row
-    hashes: bytes  # 8 bytes a row
+    hashes: bytes  # 16 bytes a row: payload hash, source hash (8 in the first format)
     known: bytes  # 1 byte a row: the key was in the state when the batch was packed
     rows: bytes  # int64 source row numbers
     segments: list[tuple[str, int]]  # runs of (segment, count), in row order
@@ -110,6 +113,7 @@ class ExportStateMixin:
         in one transaction: a crash leaves either the old state or the new one."""
         runs = list(runs)
         entries = len(keys) // KEY_BYTES
+        width = len(hashes) // entries if entries else HASH_BYTES  # 8 or 16 (state.py)
         with self._tx() as db:
             db.execute("DELETE FROM sync_state WHERE export = ?", (export,))
             for chunk, start in enumerate(range(0, max(entries, 1), CHUNK_ENTRIES)):
@@ -120,7 +124,7 @@ class ExportStateMixin:
                         export,
                         chunk,
                         keys[start * KEY_BYTES : end * KEY_BYTES],
-                        hashes[start * HASH_BYTES : end * HASH_BYTES],
+                        hashes[start * width : end * width],
                     ),
                 )
             db.execute(

@@ -3,10 +3,12 @@
 - `open` (before reading): merges finished earlier runs into the export's state (settle.py),
   and decides whether rows confirmed before can be skipped (incremental) or the run is full,
   and why (the mapping, list, connection or subscribe settings changed; --full).
-- `before_reading`, `on_keys`, `presence_ready`, `filter`, `packed` (reading thread): the
-  consent pass (subscribe), every segment key from the pipeline's first pass (mirror), the
-  removal limits checked before the first batch, each chunk's rows hashed and compared with
-  the state in bulk, and each packed batch's hashes journaled.
+- `before_reading`, `on_keys`, `presence_ready`, `unchanged`, `filter`, `packed` (reading
+  thread): the consent pass (subscribe), every segment key from the pipeline's first pass
+  (mirror), the removal limits checked before the first batch, each chunk's de-duplicated rows
+  skipped before validation when their source values are those a confirmed row was made from
+  (`unchanged`: the cheap path of an incremental run), the rest hashed once serialized and
+  compared with the state in bulk (`filter`), and each packed batch's hashes journaled.
 - `after_import` (event loop, after every job is confirmed): mirror removals, then
   subscriptions and their read-back.
 - `figures` and `record`: added / updated / unchanged / removed / subscribed for the summary
@@ -14,6 +16,13 @@
 
 Counts add up: every valid row is sent (imported, rejected, not sent, ...) or `unchanged`
 (confirmed by an earlier run with the same attributes, skipped by this one).
+
+A row is skipped by its source hash only when it would be skipped by its payload hash too: the
+hash's key covers all else that shapes a payload (`source_context`), a row whose identifier is
+shared with another customer this run is never skipped that way (and is stored with source
+hash 0, so the next run does not skip it that way either), and neither are rows of a run that
+subscribes (consent is checked per row) or retries failed rows. Rows that miss this path
+(changed, new, or from a state stored before source hashes) go by their payload hash as before.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import orjson
+import pandas as pd
 import pyarrow as pa
 
 from klaviyo_tui.events import Notice, ProgressEvent, Reject, RowState
@@ -33,8 +43,10 @@ from klaviyo_tui.klaviyo import KlaviyoClient
 from klaviyo_tui.run.sync import mirror, plan
 from klaviyo_tui.run.sync.hashing import Hasher
 from klaviyo_tui.run.sync.options import MassRemoval, SyncOptions, basis_of, same_place, why_full
+from klaviyo_tui.run.sync.queue import HashQueue
 from klaviyo_tui.run.sync.settle import confirmed_counts, confirmed_of, settle
-from klaviyo_tui.run.sync.state import SyncState
+from klaviyo_tui.run.sync.sources import source_context, sources_of
+from klaviyo_tui.run.sync.state import SyncState, pair_bytes
 from klaviyo_tui.run.sync.subscribe import (
     ConsentTimes,
     SubRow,
@@ -56,48 +68,6 @@ def _phones(payloads: pa.Array) -> list[str | None]:
         phone = attrs.get("phone_number") if isinstance(attrs, dict) else None
         out.append(phone if isinstance(phone, str) and phone else None)
     return out
-
-
-_Part = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str | None]]
-
-
-class _Queue:
-    """Hashes of rows handed to the packer, in order: each packed batch takes its share."""
-
-    def __init__(self) -> None:
-        self.parts: list[_Part] = []
-
-    def put(
-        self,
-        keys: np.ndarray,
-        hashes: np.ndarray,
-        known: np.ndarray,
-        consent: np.ndarray,
-        phones: list[str | None],
-    ) -> None:
-        if len(keys):
-            self.parts.append((keys, hashes, known, consent, phones))
-
-    def take(
-        self, n: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str | None]]:
-        got: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str | None]]] = []
-        while n:
-            keys, hashes, known, consent, phones = self.parts[0]
-            k = min(n, len(keys))
-            got.append((keys[:k], hashes[:k], known[:k], consent[:k], phones[:k]))
-            if k == len(keys):
-                self.parts.pop(0)
-            else:
-                self.parts[0] = (keys[k:], hashes[k:], known[k:], consent[k:], phones[k:])
-            n -= k
-        return (
-            np.concatenate([g[0] for g in got]),
-            np.concatenate([g[1] for g in got]),
-            np.concatenate([g[2] for g in got]),
-            np.concatenate([g[3] for g in got]),
-            [p for g in got for p in g[4]],
-        )
 
 
 class SyncRun:
@@ -126,6 +96,12 @@ class SyncRun:
         self.incremental = settings.incremental and not options.full
         self.state = SyncState.empty()
         self.skip = False  # rows confirmed before with the same hash are skipped
+        self.by_source = False  # ... and found so before validation, by their source hash
+        self._context: tuple[dict[str, str], str] | None = None
+        self._fresh: tuple[np.ndarray, np.ndarray] | None = None  # (rows, source hashes)
+        self._skipped = 0  # rows `unchanged` skipped that `filter` has not counted yet
+        self.unchanged_by_source = 0
+        self._refreshes = 0  # records of source hashes brought up to date (`_refresh`)
         self.full_reason: str | None = None
         self.list_size: int | None = None
         self.consent: ConsentTimes | None = None
@@ -137,7 +113,7 @@ class SyncRun:
         self.planned = {"added": 0, "updated": 0, "unchanged": 0}
         self.removed = 0
         self.subscribed = 0
-        self._queue = _Queue()
+        self._queue = HashQueue()
         self._subs: dict[int, list[SubRow]] = {}
         self.hasher: Hasher
 
@@ -167,6 +143,7 @@ class SyncRun:
         if self.settings.incremental:
             self.full_reason = reason
         self.skip = self.incremental and reason is None
+        self.by_source = self.skip and self.subscribe is None
 
     async def prepare(self, client: KlaviyoClient) -> None:
         """Mirror: the list's size, the base of `max_removal_ratio`."""
@@ -220,12 +197,59 @@ class SyncRun:
         found: np.ndarray = first[idx] == keys[:, 0]
         return found
 
+    def unchanged(
+        self,
+        df: pd.DataFrame,
+        emails: pa.Array,
+        shared: dict[str, np.ndarray],
+        kinds: dict[str, str],
+    ) -> np.ndarray:
+        """Sync hook (the full pass, before validation): mask of the chunk's de-duplicated rows
+        confirmed before from these very source values, skipped unseen. Works out every row's
+        source hash (for `filter` to journal) whenever the export is incremental."""
+        n = len(df)
+        skip = np.zeros(n, bool)
+        self._fresh = None
+        if not self.settings.incremental or n == 0:
+            return skip
+        if self._context is None or self._context[0] != kinds:
+            self._context = (dict(kinds), source_context(self.export, kinds))
+        sources = self.hasher.sources(df, self.export.mapping.columns(), self._context[1])
+        for mask in shared.values():  # a shared identifier's fate depends on other rows
+            sources[mask] = 0
+        if self.by_source:
+            at = np.flatnonzero(emails.is_valid().to_numpy(zero_copy_only=False) & (sources != 0))
+            keys = self.hasher.keys(emails.take(pa.array(at)))
+            skip[at] = self.state.same_source(keys, sources[at])
+        self._fresh = (np.asarray(df.index, np.int64)[~skip], sources[~skip])
+        self._skipped += int(skip.sum())
+        self.unchanged_by_source += int(skip.sum())
+        return skip
+
+    def _refresh(self, keys: np.ndarray, hashes: np.ndarray, sources: np.ndarray) -> None:
+        """Rows skipped by their payload hash whose source hash is not the stored one (a state
+        from before source hashes; a change that leaves the payload as it was): journaled with
+        a negative batch number, merged into the state when the run is settled, so the next
+        run skips them before validation."""
+        if self.dry_run or not len(keys):
+            return
+        self._refreshes += 1
+        number = -self._refreshes
+        key_bytes = np.ascontiguousarray(keys).tobytes()
+        known = np.ones(len(keys), np.uint8).tobytes()
+        record = SyncBatchRecord(number, key_bytes, pair_bytes(hashes, sources), known, b"", [])
+        self.store.sync_batch(self.run_id, number, record)
+
     def filter(
         self, segment: str, payloads: pa.Array, rows: np.ndarray, emails: pa.Array
     ) -> tuple[np.ndarray, list[Reject], int]:
-        """Which rows to send (a mask), consent refusals, and how many rows are unchanged."""
+        """Which rows to send (a mask), consent refusals, and how many rows are unchanged
+        (with those `unchanged` skipped before validation)."""
+        skipped, self._skipped = self._skipped, 0
         keys = self.hasher.keys(emails)
         hashes = self.hasher.rows(payloads)
+        fresh, self._fresh = self._fresh, None
+        sources = sources_of(fresh, rows)
         known, unchanged = self.state.classify(keys, hashes)
         if not self.skip:
             unchanged[:] = False
@@ -255,23 +279,29 @@ class SyncRun:
                                 Reject(int(rows[j]), segment, "phone_number", "", reason)
                             )
         unchanged &= ~refused
+        if self.settings.incremental and unchanged.any():
+            at = np.flatnonzero(unchanged & (sources != 0))
+            _, idx = self.state.find(keys[at])
+            at = at[self.state.sources[idx] != sources[at]] if len(at) else at
+            self._refresh(keys[at], hashes[at], sources[at])
         keep = ~unchanged & ~refused
         self.planned["added"] += int((keep & ~known).sum())
         self.planned["updated"] += int((keep & known).sum())
-        self.planned["unchanged"] += int(unchanged.sum())
+        self.planned["unchanged"] += int(unchanged.sum()) + skipped
         if not keep.all():
             phones = [phones[i] for i in np.flatnonzero(keep)]
-        self._queue.put(keys[keep], hashes[keep], known[keep], consent[keep], phones)
+        arrays = (keys[keep], hashes[keep], sources[keep], known[keep], consent[keep])
+        self._queue.put(arrays, phones)
         rejects.sort(key=lambda r: r.row)
-        return keep, rejects, int(unchanged.sum())
+        return keep, rejects, int(unchanged.sum()) + skipped
 
     def packed(self, batches: list[Batch]) -> None:
         for batch in batches:
-            keys, hashes, known, consent, phones = self._queue.take(batch.count)
+            (keys, hashes, sources, known, consent), phones = self._queue.take(batch.count)
             record = SyncBatchRecord(  # per-row Python lists only for subscriptions (below)
                 batch.number,
                 np.ascontiguousarray(keys).tobytes(),
-                hashes.tobytes(),
+                pair_bytes(hashes, sources),
                 known.astype(np.uint8).tobytes(),
                 batch.row_array.tobytes(),
                 batch.segment_runs,
@@ -336,6 +366,7 @@ class SyncRun:
             "incremental": self.incremental,
             "full_reason": self.full_reason,
             "unchanged": self.planned["unchanged"],
+            "unchanged_by_source": self.unchanged_by_source,  # of those: never validated
         }
         if self.dry_run:
             out.update(added=self.planned["added"], updated=self.planned["updated"])

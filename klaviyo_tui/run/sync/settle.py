@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from klaviyo_tui.run.sync.options import same_place
-from klaviyo_tui.run.sync.state import SyncState, hashes_from, keys_from
+from klaviyo_tui.run.sync.state import SyncState, keys_from, pairs_from
 from klaviyo_tui.store.export_state import SyncBatchRecord
 from klaviyo_tui.store.history import HistoryStore
 
@@ -31,6 +31,7 @@ class Confirmed:
     hashes: np.ndarray
     known: np.ndarray
     positions: dict[int, np.ndarray]  # batch number -> mask of its confirmed rows
+    sources: np.ndarray  # source hashes (0: none)
 
     @property
     def added(self) -> int:
@@ -70,8 +71,8 @@ def _confirmed_batches(
     journal = store.journal(run_id)
     failed = _failed(store, run_id)
     for record in store.sync_batches(run_id, with_keys=with_keys):
-        entry = journal.get(record.batch_no)
-        if entry is None or entry.state != "finished":
+        entry = journal.get(record.batch_no)  # none for a refresh (negative number)
+        if record.batch_no < 0 or entry is None or entry.state != "finished":
             continue
         mask = _mask(record, failed)
         sent_ok = entry.imported + int(getattr(entry, "warned", 0))
@@ -86,17 +87,26 @@ def _known(record: SyncBatchRecord, mask: np.ndarray) -> np.ndarray:
 
 
 def confirmed_of(store: HistoryStore, run_id: int) -> Confirmed:
-    keys, hashes, known = [], [], []
+    keys, hashes, sources, known = [], [], [], []
     positions: dict[int, np.ndarray] = {}
     for record, mask in _confirmed_batches(store, run_id, with_keys=True):
         positions[record.batch_no] = mask
-        keys.append(keys_from(record.keys)[mask])
-        hashes.append(hashes_from(record.hashes)[mask])
+        batch_keys = keys_from(record.keys)
+        payload, source = pairs_from(record.hashes, len(batch_keys))
+        keys.append(batch_keys[mask])
+        hashes.append(payload[mask])
+        sources.append(source[mask])
         known.append(_known(record, mask))
     if not keys:
         z = np.zeros(0, np.uint64)
-        return Confirmed(np.zeros((0, 2), np.uint64), z, np.zeros(0, bool), positions)
-    return Confirmed(np.concatenate(keys), np.concatenate(hashes), np.concatenate(known), positions)
+        return Confirmed(np.zeros((0, 2), np.uint64), z, np.zeros(0, bool), positions, z)
+    return Confirmed(
+        np.concatenate(keys),
+        np.concatenate(hashes),
+        np.concatenate(known),
+        positions,
+        np.concatenate(sources),
+    )
 
 
 def confirmed_counts(store: HistoryStore, run_id: int) -> tuple[int, int]:
@@ -108,6 +118,21 @@ def confirmed_counts(store: HistoryStore, run_id: int) -> tuple[int, int]:
         updated += int(known.sum())
         added += len(known) - int(known.sum())
     return added, updated
+
+
+def refreshed_of(store: HistoryStore, run_id: int) -> SyncState:
+    """The source hashes the run brought up to date for rows it skipped by their payload hash
+    (runner.py, `_refresh`: journaled as batches with negative numbers), unsorted."""
+    parts = [r for r in store.sync_batches(run_id) if r.batch_no < 0]
+    keys = [keys_from(r.keys) for r in parts]
+    pairs = [pairs_from(r.hashes, len(k)) for r, k in zip(parts, keys, strict=True)]
+    if not parts:
+        return SyncState.empty()
+    return SyncState(
+        np.concatenate(keys),
+        np.concatenate([p[0] for p in pairs]),
+        np.concatenate([p[1] for p in pairs]),
+    )
 
 
 def removed_of(store: HistoryStore, run_id: int) -> np.ndarray:
@@ -128,7 +153,10 @@ def settle(
         if basis is None or not same_place(basis, run_basis):
             state = SyncState.empty()  # another list or account: nothing added there yet
         confirmed = confirmed_of(store, run_id)
-        state = state.merged(confirmed.keys, confirmed.hashes).without(removed_of(store, run_id))
+        fresh = refreshed_of(store, run_id)  # rows not sent: no key is also in `confirmed`
+        state = state.merged(fresh.keys, fresh.hashes, fresh.sources)
+        merged = state.merged(confirmed.keys, confirmed.hashes, confirmed.sources)
+        state = merged.without(removed_of(store, run_id))
         basis = run_basis
     if pending and persist and basis is not None:
         store.settle_sync(
