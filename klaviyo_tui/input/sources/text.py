@@ -64,15 +64,48 @@ def detect_encoding(sample: bytes) -> str:
         return "cp1252"
 
 
+DELIMITERS = ",;\t|"
+_SAMPLE_RECORDS = 50
+
+
 def detect_delimiter(text: str, suffix: str) -> str:
+    """The candidate under which the csv module reads the sample most like a table: a header of
+    more than one column, then records of the header's width; on a tie, the earlier candidate.
+
+    csv.Sniffer guessed from quote marks next to delimiters, so one quoted cell holding a tab
+    (`",\t"`) in the first rows turned a comma file into one tab-separated column."""
     if suffix in (".tsv", ".tab"):
         return "\t"
-    lines = text.splitlines()[:50]
+    sample = text.lstrip("\ufeff")
+    if not sample.endswith(("\n", "\r")):  # the sample may end inside a record: leave it out
+        sample = sample[: max(sample.rfind("\n"), sample.rfind("\r")) + 1] or sample
+    best, best_score = ",", (False, 0.0, 0)
+    for candidate in DELIMITERS:
+        records = _records(sample, candidate)
+        if not records:
+            continue
+        width = len(records[0])
+        rest = records[1:]
+        same = sum(len(r) == width for r in rest) / len(rest) if rest else 1.0
+        score = (width > 1, same, width)
+        if score > best_score:
+            best, best_score = candidate, score
+    return best
+
+
+def _records(sample: str, delimiter: str) -> list[list[str]]:
+    """The sample's first records under `delimiter` (blank lines skipped), up to a parse error."""
+    records: list[list[str]] = []
+    reader = csv.reader(io.StringIO(sample), delimiter=delimiter)
     try:
-        return csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|").delimiter
+        for record in reader:
+            if record:
+                records.append(record)
+                if len(records) > _SAMPLE_RECORDS:
+                    break
     except csv.Error:
-        head = lines[0] if lines else ""
-        return max(",;\t|", key=head.count) if head else ","
+        pass
+    return records
 
 
 def _read(stream: io.BufferedIOBase, size: int) -> bytes:
