@@ -63,7 +63,12 @@ def people() -> pd.DataFrame:
 
 @pytest.fixture
 def no_code_paths(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any use of pandas' expression engine or Python's eval/exec fails the test."""
+    """Any use of pandas' expression engine or Python's eval/exec fails the test.
+
+    A harmless filter runs first: the SQL parser is imported on first use, and importing it runs
+    `exec` (dataclasses, namedtuples), which is not a filter running; run alone, this file would
+    otherwise fail on the import."""
+    apply_filter(people(), "email = 'warm-up'")
 
     def boom(*_: object, **__: object) -> None:
         raise AssertionError("a filter reached an expression evaluator")
