@@ -208,6 +208,8 @@ def _national_rules(region: str) -> tuple[int, str | None, str | None] | None:
 def _prefix_mask(arr: pa.Array, pattern: str | None) -> pa.Array:
     if not pattern:
         return pa.array(np.zeros(len(arr), dtype=bool))
+    if pattern.isascii() and pattern.isdigit():  # "1", "011": a plain prefix, no regex
+        return pc.starts_with(arr, pattern)
     return pc.match_substring_regex(arr, f"^(?:{pattern})")
 
 
@@ -264,7 +266,8 @@ def phone_fast(raw: pa.Array, default_region: str) -> tuple[np.ndarray, pa.Array
             plain = pc.invert(pc.or_(strip, pc.starts_with(nsn, "0"))).to_numpy(
                 zero_copy_only=False
             )
-            ok = plain & _valid_for_cc(nsn, cc)
+            ok = plain.copy()  # only plain numbers meet the regions' patterns: fewer rounds
+            ok[plain] = _valid_for_cc(nsn.filter(pa.array(plain)), cc)
             good = pos[ok]
             settled[good] = True
             kept = nsn.filter(pa.array(ok))
