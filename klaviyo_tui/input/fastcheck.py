@@ -150,7 +150,7 @@ def _matches(nsn: pa.Array, lengths: pa.Array, d: _Desc) -> pa.Array:
 
 def _known_type(nsn: pa.Array, region: _Region) -> np.ndarray:
     """phonenumbers' `_number_type_helper(...) != UNKNOWN`, vectorised."""
-    lengths = pc.utf8_length(nsn)
+    lengths = pc.binary_length(nsn)  # digits only: bytes = characters
     any_type = pa.array(np.zeros(len(nsn), dtype=bool))
     for d in region.types:
         any_type = pc.or_(any_type, _matches(nsn, lengths, d))
@@ -184,6 +184,19 @@ def _valid_for_cc(nsn: pa.Array, cc: int) -> np.ndarray:
     return valid
 
 
+@lru_cache(maxsize=1)
+def _cc_table() -> tuple[np.ndarray, np.ndarray]:
+    """(country code, its width) for every three-digit head 000-999; 0 where none is known."""
+    cc_of = np.zeros(1000, dtype=np.int64)
+    width_of = np.zeros(1000, dtype=np.int64)
+    for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        width = len(str(code))
+        first = code * 10 ** (3 - width)
+        cc_of[first : first + 10 ** (3 - width)] = code
+        width_of[first : first + 10 ** (3 - width)] = width
+    return cc_of, width_of
+
+
 @lru_cache(maxsize=64)
 def _national_rules(region: str) -> tuple[int, str | None, str | None] | None:
     meta = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
@@ -195,6 +208,8 @@ def _national_rules(region: str) -> tuple[int, str | None, str | None] | None:
 def _prefix_mask(arr: pa.Array, pattern: str | None) -> pa.Array:
     if not pattern:
         return pa.array(np.zeros(len(arr), dtype=bool))
+    if pattern.isascii() and pattern.isdigit():  # "1", "011": a plain prefix, no regex
+        return pc.starts_with(arr, pattern)
     return pc.match_substring_regex(arr, f"^(?:{pattern})")
 
 
@@ -207,7 +222,8 @@ def phone_fast(raw: pa.Array, default_region: str) -> tuple[np.ndarray, pa.Array
     settled = np.zeros(n, dtype=bool)
     if n == 0:
         return settled, pa.nulls(0, pa.string())
-    short = pc.less_equal(pc.utf8_length(raw), _MAX_INPUT)
+    # bytes, not characters: a value with a non-ASCII character fails both patterns anyway
+    short = pc.less_equal(pc.binary_length(raw), _MAX_INPUT)
     cleaned = drop_bytes(raw, b" ().-")
     intl = pc.and_(short, pc.match_substring_regex(cleaned, r"^\+[1-9][0-9]{2,17}$"))
     national = pc.and_(short, pc.match_substring_regex(cleaned, r"^[1-9][0-9]{1,16}$"))
@@ -217,14 +233,10 @@ def phone_fast(raw: pa.Array, default_region: str) -> tuple[np.ndarray, pa.Array
     intl_pos = np.flatnonzero(intl.to_numpy(zero_copy_only=False))
     if len(intl_pos):
         sub = digits.take(pa.array(intl_pos))
-        cc = np.zeros(len(intl_pos), dtype=np.int64)
-        start = np.zeros(len(intl_pos), dtype=np.int64)
-        known = pa.array(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE), pa.int64())
-        for width in (3, 2, 1):  # country codes are prefix-free: at most one width matches
-            head = pc.cast(pc.utf8_slice_codeunits(sub, 0, width), pa.int64())
-            hit = pc.is_in(head, known).to_numpy(zero_copy_only=False)
-            cc[hit] = head.to_numpy(zero_copy_only=False)[hit]
-            start[hit] = width
+        # country codes are prefix-free: the first three digits name at most one, of 1-3 digits
+        head = pc.cast(pc.utf8_slice_codeunits(sub, 0, 3), pa.int64()).to_numpy()
+        cc_of, width_of = _cc_table()
+        cc, start = cc_of[head], width_of[head]
         candidates.append((intl_pos, cc, start))
     rules = _national_rules(default_region)
     if rules is not None:
@@ -254,7 +266,8 @@ def phone_fast(raw: pa.Array, default_region: str) -> tuple[np.ndarray, pa.Array
             plain = pc.invert(pc.or_(strip, pc.starts_with(nsn, "0"))).to_numpy(
                 zero_copy_only=False
             )
-            ok = plain & _valid_for_cc(nsn, cc)
+            ok = plain.copy()  # only plain numbers meet the regions' patterns: fewer rounds
+            ok[plain] = _valid_for_cc(nsn.filter(pa.array(plain)), cc)
             good = pos[ok]
             settled[good] = True
             kept = nsn.filter(pa.array(ok))

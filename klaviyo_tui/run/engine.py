@@ -37,6 +37,7 @@ from klaviyo_tui.run import verify
 from klaviyo_tui.run.checks import check_runnable
 from klaviyo_tui.run.jobs import JobTracker, Tally
 from klaviyo_tui.run.locking import export_lock
+from klaviyo_tui.run.memory import use_lean_pool
 from klaviyo_tui.run.options import RunOptions
 from klaviyo_tui.run.reading import BatchQueue, BatchReader
 from klaviyo_tui.run.summary import SummaryParts, ending, make_summary
@@ -78,6 +79,7 @@ async def run_export(
     Raises RunError or RunInProgress before the first event when the run cannot start.
     """
     check_runnable(export, config)
+    use_lean_pool()  # run/memory.py: Arrow's freed pages go back to the OS (peak RSS)
     options = RunOptions.of(export, confirm_timeout_minutes, verify)
     with export_lock(export.name):
         run = _ExportRun(export, config, api_key, store, dry_run=dry_run, options=options)

@@ -32,17 +32,19 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import os
 import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from klaviyo_tui.events import Reject, RowState
+import orjson
+
+from klaviyo_tui.events import RowState
 from klaviyo_tui.redaction import redact
 from klaviyo_tui.store import paths
 from klaviyo_tui.store.history import HistoryStore
+from klaviyo_tui.store.history_failures import FailureRow
+from klaviyo_tui.store.history_records import values_of
 
 HEADER = ("segment", "row", "state", "column", "value", "reason", "klaviyo_email")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
@@ -94,70 +96,98 @@ def _header(columns: list[str]) -> list[str]:
     return [*own, *columns]
 
 
-@dataclass
-class _Plan:
-    """What writing the file needs to know of all the failures before the first line: a small
-    tuple per failure, not the failures themselves (those are read again a page at a time)."""
+#: Anything in a line's cells (joined by `_SEP`) that `_cell` could change: a control character,
+#: something key-shaped, or a cell starting with a formula trigger or a blank that is not a
+#: signed number (`_SIGNED_NUMBER`). One search per line; a line with a hit goes through `_cell`
+#: cell by cell (tests/unit/test_rejects_cells.py checks both give the same cells).
+_SEP = "\x1f"
+_CONTROL_ANY = re.compile(r"[\x00-\x1e\x7f-\x9f]")  # every control character but _SEP
+_RISKY_START = re.compile(r"\x1f(?![+-][0-9][0-9 ().-]*(?:\x1f|\Z))[=+\-@ \u00a0]")
 
-    columns: list[str]  # every mapped source column named by a failure, in first-seen order
-    order: list[int]  # failure ids by (segment, row), recording order within a row
-    refused: set[tuple[str, int]]  # rows Klaviyo refused: their warning lines say so
+
+def _cells(cells: list[object]) -> list[object]:
+    """`_cell` of each cell; the cells as they are when none needs it (most lines)."""
+    try:
+        joined = _SEP.join(cells)  # type: ignore[arg-type]  # not text: TypeError, below
+    except TypeError:  # not text (a hand-edited history file): one by one, null as empty
+        return [_cell("" if c is None else c) for c in cells]
+    if (
+        "pk_" not in joined
+        and _CONTROL_ANY.search(joined) is None
+        and _RISKY_START.search(_SEP + joined) is None
+        and joined.count(_SEP) == len(cells) - 1
+    ):
+        return cells
+    return [_cell(c) for c in cells]
 
 
-def _plan(store: HistoryStore, run_id: int) -> _Plan:
+def _values(text: str | None) -> dict[str, object]:
+    """A failure's source values by column (orjson; the json module's reading when it refuses)."""
+    if not text:
+        return {}
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return dict(values_of(text))
+    return data if isinstance(data, dict) else {}  # values are text, or see `_cells`
+
+
+def _columns(texts: list[str]) -> list[str]:
+    """Every source column named by a failure, in first-seen order."""
     seen: dict[str, None] = {}
-    keys: list[tuple[str, int, int]] = []
-    refused: set[tuple[str, int]] = set()
-    rejected = RowState.REJECTED.value
-    for key in store.failure_index(run_id):
-        for column in key.columns:
-            seen.setdefault(column, None)
-        keys.append((key.segment, key.row, key.id))
-        if key.state == rejected:
-            refused.add((key.segment, key.row))
-    keys.sort()
-    return _Plan(list(seen), [k[2] for k in keys], refused)
+    last: object = None
+    for text in texts:
+        keys = _values(text).keys()
+        if keys != last:  # most failures share the same columns: skip the merge then
+            for column in keys:
+                seen.setdefault(str(column), None)
+            last = keys
+    return list(seen)
 
 
-def _final_state(reject: Reject, refused: set[tuple[str, int]]) -> Reject:
-    """A warning line takes the row's final state when Klaviyo then refused the row."""
-    if reject.state == RowState.IMPORTED_WITH_WARNINGS and (reject.segment, reject.row) in refused:
-        return dataclasses.replace(reject, state=RowState.REJECTED)
-    return reject
+def _lines(
+    rows: list[FailureRow], columns: list[str], refused: set[tuple[str, int]]
+) -> list[list[object]]:
+    """The file's lines for a page of failures. A warning line takes the row's final state when
+    Klaviyo then refused the row."""
+    warned, rejected = RowState.IMPORTED_WITH_WARNINGS.value, RowState.REJECTED.value
+    lines: list[list[object]] = []
+    for f in rows:
+        state = RowState(f.state).value
+        if state == warned and (f.segment, f.row) in refused:
+            state = rejected
+        values = _values(f.source_values)
+        get = values.get
+        cells = _cells(
+            [f.segment, f.column, f.value, f.reason, f.email, *[get(c, "") for c in columns]]
+        )
+        lines.append([cells[0], f.row, state, *cells[1:]])
+    return lines
 
 
 def write(store: HistoryStore, run_id: int, path: Path | None = None) -> Path | None:
-    """Write the run's rejects CSV (atomically, 0600); no file when the run has no rejects."""
-    plan = _plan(store, run_id)
+    """Write the run's rejects CSV (atomically, 0600); no file when the run has no rejects.
+
+    A page of failures at a time, one `writerows` per page: what is held is the page and a small
+    plan (ids, refused rows, column names), not every failure."""
+    plan = store.failure_plan(run_id)
     target = path or path_for(run_id)
     if not plan.order:
         if path is None:
             with contextlib.suppress(FileNotFoundError):
                 target.unlink()  # a symlink is removed itself, its target is left alone
         return None
+    columns = _columns(plan.source_values)
+    del plan.source_values[:]
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with open(fd, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            columns = plan.columns
             writer.writerow([_cell(c) for c in _header(columns)])
             for at in range(0, len(plan.order), _PAGE):
-                for found in store.failures_by_id(plan.order[at : at + _PAGE]):
-                    reject = _final_state(found, plan.refused)
-                    values = dict(reject.source_values)
-                    writer.writerow(
-                        (
-                            _cell(reject.segment),
-                            reject.row,
-                            reject.state.value,
-                            _cell(reject.column),
-                            _cell(reject.value),
-                            _cell(reject.reason),
-                            _cell(reject.email),
-                            *(_cell(values.get(c, "")) for c in columns),
-                        )
-                    )
+                rows = store.failure_rows(plan.order[at : at + _PAGE])
+                writer.writerows(_lines(rows, columns, plan.refused))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, target)

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from klaviyo_tui.events import Reject, RowState
-from klaviyo_tui.input.fastcheck import email_fast, phone_fast
+from klaviyo_tui.input.fastcheck import _cc_table, email_fast, phone_fast
 from klaviyo_tui.input.jsoncols import lower
 from klaviyo_tui.input.mapping import MAX_PROFILE_BYTES, careful_email, validate_chunk
 from klaviyo_tui.input.preview import detect_email_column, validation_preview
@@ -259,6 +259,10 @@ _PHONES = st.one_of(
 @settings(max_examples=500, deadline=None)
 @given(st.lists(_PHONES, min_size=1, max_size=20), st.sampled_from(["US", "GB", "DE", "IT", "CA"]))
 def test_phone_fast_path_agrees_with_phonenumbers(values: list[str], region: str) -> None:
+    _agrees_with_phonenumbers(values, region)
+
+
+def _agrees_with_phonenumbers(values: list[str], region: str) -> None:
     values = [v.strip() or "1" for v in values]
     settled, e164 = phone_fast(pa.array(values, pa.string()), region)
     for value, ok, fast in zip(values, settled, e164.to_pylist(), strict=True):
@@ -280,6 +284,34 @@ def test_phone_fast_path_settles_common_forms() -> None:
     settled, e164 = phone_fast(pa.array(values), "US")
     assert settled.all()
     assert e164.to_pylist() == ["+12125550199"] * 3 + ["+442079460018", "+493012345678"]
+
+
+def test_country_code_table_names_each_code_by_its_own_digits() -> None:
+    cc_of, width_of = _cc_table()
+    known = set(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+    for head in range(1000):
+        text = f"{head:03d}"
+        found = [w for w in (1, 2, 3) if int(text[:w]) in known and text[0] != "0"]
+        assert len(found) <= 1, text  # prefix-free
+        assert (cc_of[head], width_of[head]) == (
+            (int(text[: found[0]]), found[0]) if found else (0, 0)
+        )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.builds(
+            lambda cc, rest: f"+{cc}{rest}",
+            st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)),
+            st.text(alphabet="0123456789", min_size=1, max_size=14),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_phone_fast_path_agrees_for_every_country_code(values: list[str]) -> None:
+    _agrees_with_phonenumbers(values, "US")
 
 
 # ---- the field policy ----------------------------------------------------------------------
