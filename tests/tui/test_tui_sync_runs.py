@@ -224,7 +224,9 @@ async def test_run_detail_lists_removals_and_the_read_back_at_80x24() -> None:
         assert removals.size.height <= 8 < removals.virtual_size.height  # it scrolls
         assert removals.virtual_size.width <= removals.size.width  # cut to fit, not scrolled
         reasons = detail.query_one("#reasons", DataTable)  # also once the page scrolls
-        assert detail.query_one("#detail-body").show_vertical_scrollbar
+        body = detail.query_one("#detail-body")
+        # the reasons arrive from a worker: on a loaded machine, after the first pause
+        await wait_until(pilot, lambda: reasons.row_count > 0 and body.show_vertical_scrollbar)
         assert reasons.virtual_size.width <= reasons.size.width
         assert not detail.query_one("#retry", Button).display  # not_in_list is not retried
         detail.query_one("#detail-body").scroll_end(animate=False)
