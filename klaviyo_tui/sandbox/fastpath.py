@@ -24,12 +24,16 @@ from itertools import chain, compress, repeat
 from operator import contains, itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 import orjson
 
+from .blobs import Blobs
 from .bulk import _STRING_FIELDS, EMAIL_RE, MAX_PROFILE_BYTES, phone_verdict
 from .phones import country_code, surely_valid_lines
 
 if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
     from .store import ListRec
 
 _FIELDS = _STRING_FIELDS | {"properties"}
@@ -74,18 +78,42 @@ def gc_paused() -> Iterator[None]:
 
 @dataclass
 class Plain:
-    """A plain job's columns: each row's serialized attributes (no nulls anywhere), email,
-    phone_number and external_id (None when absent)."""
+    """A plain job's columns: its rows' attributes serialized back to back in `data` (no
+    nulls anywhere; row i is `data[starts[i]:ends[i]]` plus its closing brace), each row's
+    email, phone_number and external_id (None when absent)."""
 
-    packed: list[bytes]
+    data: bytes
+    starts: array[int]
+    ends: array[int]
     emails: list[str]
     phones: list[str | None]
     externals: list[str | None]
 
+    def packed(self, i: int) -> bytes:
+        """Row i's serialized attributes, as `blobs.pack_new` would write them without stamps."""
+        return self.data[self.starts[i] : self.ends[i]] + b"}"
+
     def rows(self) -> list[dict[str, Any]]:
         """The profile resources again (the job keeps only the columns: the parsed body's
         dicts are freed before the GC resumes, so it never scans them)."""
-        return [{"type": "profile", "attributes": orjson.loads(p)} for p in self.packed]
+        return [{"type": "profile", "attributes": a} for a in orjson.loads(self.data)]
+
+
+def _row_spans(data: bytes, n: int) -> tuple[NDArray[np.int64], NDArray[np.int64]] | None:
+    """Where each of n rows lies in `data` (`orjson.dumps` of their attribute objects: "[",
+    the rows joined by ",", "]"): from its "{" to before its closing brace. Rows meet at "},{";
+    None when the rows' own text holds that too (a string, an array of objects), so that the
+    boundaries are in doubt. A few numpy passes over the bytes, no object per row."""
+    raw = np.frombuffer(data, np.uint8)
+    opens = np.flatnonzero(raw == ord("{"))
+    opens = opens[opens >= 3]
+    seps = opens[(raw[opens - 1] == ord(",")) & (raw[opens - 2] == ord("}"))]
+    if len(seps) != n - 1:
+        return None
+    last = len(data) - 2  # the last row's closing brace, before "]"
+    starts = np.concatenate(([1], seps)).astype(np.int64)
+    ends = np.concatenate((seps - 2, [last])).astype(np.int64)
+    return starts, ends
 
 
 def _all_lines(pattern: re.Pattern[str], values: Sequence[str]) -> bool:
@@ -156,17 +184,22 @@ def plain(doc: Any, check_sizes: bool, sms_regions: frozenset[str] | None) -> Pl
     externals = [a.get("external_id") for a in attrs] if "external_id" in keys else none[:]
     if not _phones_ok([p for p in phones if p is not None], sms_regions):
         return None
-    packed = list(map(orjson.dumps, attrs))  # as `blobs.pack_new` would when there are no nulls
-    if b"null" in b"".join(packed) and any(map(contains, map(dict.values, props), repeat(None))):
-        return None  # nulls in properties: stored without them, per row
-    if check_sizes and max(map(len, packed)) + _ENVELOPE > MAX_PROFILE_BYTES:
+    columns = (emails, phones, externals)
+    data = orjson.dumps(attrs)  # each row as `blobs.pack_new` would when there are no nulls
+    spans = _row_spans(data, len(attrs))
+    if spans is None:
         return None
-    return Plain(packed, emails, phones, externals)
+    if b"null" in data and any(map(contains, map(dict.values, props), repeat(None))):
+        return None  # nulls in properties: stored without them, per row
+    starts, ends = spans
+    if check_sizes and int((ends - starts).max()) + 1 + _ENVELOPE > MAX_PROFILE_BYTES:
+        return None
+    return Plain(data, array("q", starts.tobytes()), array("q", ends.tobytes()), *columns)
 
 
 def apply_new(
     cols: Plain,
-    blobs: list[bytes],
+    blobs: Blobs,
     indexes: tuple[dict[str, int], dict[str, int], dict[str, int]],
     lists: list[ListRec],
     stamps: bytes,
@@ -176,7 +209,7 @@ def apply_new(
     existing profile or another row of the job (then applying them one by one would do just
     this); return their positions, or None (nothing changed) to apply the job row by row."""
     by_email, by_phone, by_external = indexes
-    n = len(cols.packed)
+    n = len(cols.emails)
     keys = list(map(str.lower, cols.emails))
     key_set = set(keys)
     if len(key_set) != n or not by_email.keys().isdisjoint(key_set):
@@ -188,7 +221,7 @@ def apply_new(
             return None
     start = len(blobs)
     positions = range(start, start + n)
-    blobs.extend([b"".join((memoryview(p)[:-1], stamps)) for p in cols.packed])
+    blobs.extend_chunk(cols.data, cols.starts, cols.ends, stamps)
     by_email.update(zip(keys, positions, strict=True))
     for values, index in ((cols.phones, by_phone), (cols.externals, by_external)):
         present_rows = [v is not None for v in values]  # "" is an external_id too

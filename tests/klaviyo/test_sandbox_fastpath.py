@@ -87,6 +87,9 @@ ODD_ROWS: list[tuple[Any, bool]] = [  # (row, fast path expected)
     (5, False),
     (_attrs(first_name={"a": 1}, properties="x"), False),  # a dict, but not at properties
     (_attrs(properties={"a": [None]}), True),  # nested nulls are kept as sent
+    (_attrs(properties={"a": [{"b": 1}, {"c": 2}]}), False),  # "},{" in a row: per row
+    (_attrs(first_name="},{"), False),
+    (_attrs(first_name="}{,"), True),
 ]
 
 
@@ -110,7 +113,9 @@ def test_a_plain_job_takes_the_fast_path() -> None:
     assert plain is not None
     assert plain.emails[0] == "user0@Example.com"
     assert plain.phones[:5] == [_phone(i) for i in range(5)]
-    assert plain.packed[1] == orjson.dumps(_rows()[1]["attributes"])
+    assert plain.packed(1) == orjson.dumps(_rows()[1]["attributes"])
+    assert plain.packed(7) == orjson.dumps(_rows()[7]["attributes"])
+    assert plain.rows() == _rows()
 
 
 @settings(max_examples=300, deadline=None)
@@ -202,7 +207,8 @@ def test_fast_apply_leaves_the_store_as_the_row_by_row_apply_does() -> None:
     slow_store, slow_jobs = _apply(jobs, fast=False)
     assert fast_jobs == slow_jobs
     assert fast_jobs[2][1] == 1  # the shared phone failed the second row
-    assert fast_store.blobs == slow_store.blobs
+    assert list(fast_store.blobs) == list(slow_store.blobs)
+    assert len(fast_store.blobs) == 11
     assert fast_store.by_email == slow_store.by_email
     assert fast_store.by_phone == slow_store.by_phone
     assert fast_store.by_external == slow_store.by_external == {"": 10}
