@@ -15,9 +15,8 @@ tests/klaviyo/test_sandbox_fastpath.py checks that both paths agree.
 from __future__ import annotations
 
 import gc
-import re
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, compress, repeat
@@ -26,6 +25,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .blobs import Blobs
 from .bulk import _STRING_FIELDS, EMAIL_RE, MAX_PROFILE_BYTES, phone_verdict
@@ -46,19 +47,18 @@ _get_email = itemgetter("email")
 _LOOKAHEADS = ("(?=[^@]{1,64}@)", "(?=.{3,254}$)")
 
 
-def _line_pattern(pattern: str) -> re.Pattern[str]:
-    """EMAIL_RE without its two length lookaheads (`_emails_ok` checks them in bulk), for every
-    line of a newline-joined string: each match starts with the line's leading newline, a
-    literal the regex engine finds without trying every position."""
+def _without_lookaheads(pattern: str) -> str:
+    """EMAIL_RE without its two length lookaheads (`_emails_ok` checks them in bulk), for RE2
+    (which has no lookarounds; its "$" is the end of the text only, never before a newline)."""
     body = pattern
     for lookahead in _LOOKAHEADS:
         assert lookahead in body
         body = body.replace(lookahead, "")
     assert body.startswith("^") and body.endswith("$") and "." not in body.replace("\\.", "")
-    return re.compile("(?m)\\n" + body[1:])
+    return body
 
 
-_EMAIL_LINES = _line_pattern(EMAIL_RE.pattern)
+_EMAIL_RE2 = _without_lookaheads(EMAIL_RE.pattern)
 
 
 @contextmanager
@@ -116,22 +116,25 @@ def _row_spans(data: bytes, n: int) -> tuple[NDArray[np.int64], NDArray[np.int64
     return starts, ends
 
 
-def _all_lines(pattern: re.Pattern[str], values: Sequence[str]) -> bool:
-    """Whether every value matches `pattern` (see `_line_pattern`) as a whole line; none may
-    hold a newline."""
-    if not values:
-        return True
-    joined = "\n" + "\n".join(values)
-    return joined.count("\n") == len(values) and len(pattern.findall(joined)) == len(values)
-
-
 def _emails_ok(emails: list[str]) -> bool:
-    """EMAIL_RE matches every email: its lookaheads (3 to 254 characters, the first "@" after
-    1 to 64) over the column, the rest as one regex over the joined column."""
-    if min(map(len, emails)) < 3 or max(map(len, emails)) > 254:
+    """EMAIL_RE matches every email (none holding a newline): RE2 (pyarrow compute) over the
+    column, ~3 times faster than sre, then its lookaheads as bounds on the column (3 to 254
+    characters, the first "@" after 1 to 64; the regex admits ASCII only, so bytes are
+    characters). The column is built from one joined string: one C call, no object per row."""
+    if not emails:
+        return True
+    joined = "\n".join(emails)
+    if joined.count("\n") != len(emails) - 1:
+        return False  # a newline inside an email
+    try:
+        column = pc.split_pattern(pa.array([joined], pa.string()), "\n").flatten()
+    except (pa.ArrowInvalid, UnicodeEncodeError):  # not UTF-8 (lone surrogates): no email
         return False
-    at = list(map(str.find, emails, repeat("@")))
-    return min(at) >= 1 and max(at) <= 64 and _all_lines(_EMAIL_LINES, emails)
+    if not pc.all(pc.match_substring_regex(column, _EMAIL_RE2)).as_py():
+        return False
+    size = pc.min_max(pc.binary_length(column)).as_py()
+    at = pc.min_max(pc.find_substring(column, "@")).as_py()
+    return bool(size["min"] >= 3 and size["max"] <= 254 and at["min"] >= 1 and at["max"] <= 64)
 
 
 def _phones_ok(phones: list[str], sms_regions: frozenset[str] | None) -> bool:

@@ -125,6 +125,24 @@ def test_email_column_check_matches_exactly_what_email_re_matches(emails: list[s
     assert fastpath._emails_ok(emails) == expected
 
 
+_LOCAL = r"[A-Za-z0-9!#'+_-]{0,6}(?:\.[A-Za-z0-9~é]{0,3}){0,2}"
+_DOMAIN = r"(?:[A-Za-z0-9][A-Za-z0-9é-]{0,3}\.){0,3}[A-Za-z0-9K]{0,3}"  # K: Kelvin, not ASCII
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.from_regex(rf"{_LOCAL}@{_DOMAIN}(@{_DOMAIN})?", fullmatch=True) | st.text(max_size=14),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_email_column_check_matches_email_re_on_address_like_text(emails: list[str]) -> None:
+    """RE2 (the column check) and sre (the per-row check) agree, lengths and "@" included."""
+    expected = all("\n" not in e and bulk.EMAIL_RE.match(e) for e in emails)
+    assert fastpath._emails_ok(emails) == expected
+
+
 @pytest.mark.parametrize(
     "email",
     [
@@ -137,6 +155,9 @@ def test_email_column_check_matches_exactly_what_email_re_matches(emails: list[s
         "a@b.c",
         "@b.co",
         "a@b.co@c.co",
+        "a\ud800@b.co",  # a lone surrogate: no UTF-8 for pyarrow, no email for EMAIL_RE
+        "a@b.co\r",
+        "ab@c.k\u212a",
     ],
 )
 def test_email_column_check_keeps_email_re_length_rules(email: str) -> None:
