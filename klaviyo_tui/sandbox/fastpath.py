@@ -4,8 +4,8 @@
 made the sandbox cost more CPU than the exporter it serves. Most jobs (every benchmark job) are
 plain: each row is `{"type": "profile", "attributes": {...}}` with a valid email, string fields,
 optionally a phone and properties. `plain` settles such a job in a few C-level passes
-(comprehensions, joined-string regexes); `apply_new` adds its rows in bulk when none of them
-touches an existing profile or another row of the job.
+(comprehensions, column regexes, one serialization); `apply_new` adds its rows in bulk (one blob
+chunk) when none of them touches an existing profile or another row of the job.
 
 Both only ever accept: a job they cannot vouch for in full goes through the per-row code, which
 decides and explains (same errors, drops, conflicts and blobs);
