@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import gc
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import chain, compress, repeat
+from itertools import chain, repeat
 from operator import contains, itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
@@ -213,23 +213,24 @@ def apply_new(
     this); return their positions, or None (nothing changed) to apply the job row by row."""
     by_email, by_phone, by_external = indexes
     n = len(cols.emails)
-    keys = list(map(str.lower, cols.emails))
-    key_set = set(keys)
-    if len(key_set) != n or not by_email.keys().isdisjoint(key_set):
-        return None
-    for values, index in ((cols.phones, by_phone), (cols.externals, by_external)):
-        present = [v for v in values if v is not None]
-        present_set = set(present)
-        if len(present_set) != len(present) or not index.keys().isdisjoint(present_set):
-            return None
     start = len(blobs)
     positions = range(start, start + n)
+    # each column's new entries as a small dict first: it finds duplicates within the job,
+    # and updating an index from a dict reuses the hashes (no tuple per row)
+    updates: list[tuple[dict[str, int], dict[str, int]]] = []
+    keys: Sequence[str | None] = list(map(str.lower, cols.emails))
+    columns = ((keys, by_email), (cols.phones, by_phone), (cols.externals, by_external))
+    for values, index in columns:
+        new: dict[str | None, int] = dict(zip(values, positions, strict=True))
+        absent = values.count(None)  # "" is an external_id too: only None is absent
+        if absent:
+            del new[None]
+        if len(new) != n - absent or not index.keys().isdisjoint(new):
+            return None
+        updates.append((index, cast("dict[str, int]", new)))
     blobs.extend_chunk(cols.data, cols.starts, cols.ends, stamps)
-    by_email.update(zip(keys, positions, strict=True))
-    for values, index in ((cols.phones, by_phone), (cols.externals, by_external)):
-        present_rows = [v is not None for v in values]  # "" is an external_id too
-        pairs = compress(zip(values, positions, strict=True), present_rows)
-        index.update(cast("Iterator[tuple[str, int]]", pairs))
+    for index, entries in updates:
+        index.update(entries)
     for rec in lists:  # new profiles: members of no list yet
         slot = len(rec.order)
         rec.members.update(zip(positions, range(slot, slot + n), strict=True))
