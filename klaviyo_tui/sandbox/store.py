@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from klaviyo_tui.sandbox.blobs import new_profile, pack, pack_new, stamps
+from klaviyo_tui.sandbox.blobs import Blobs, new_profile, pack, pack_new, stamps
 from klaviyo_tui.sandbox.fastpath import Plain, apply_new, gc_paused
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -111,7 +111,7 @@ class Store:
         self.account_id = self._alnum(6)
         self.job_delay = job_delay
         self.lists: dict[str, ListRec] = {}
-        self.blobs: list[bytes] = []
+        self.blobs = Blobs()
         self.by_email: dict[str, int] = {}
         self.by_phone: dict[str, int] = {}
         self.by_external: dict[str, int] = {}
