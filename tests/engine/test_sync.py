@@ -434,10 +434,14 @@ def test_mirror_killed_mid_removal_and_resumed(
         ).fetchall()
     done_before = {n: json.loads(ids) for n, state, ids in journal if state == "done"}
     assert len(journal) == 24 and 0 < len(done_before) < 24
+    # a request in flight when the kill landed ("sending") may or may not have reached Klaviyo
+    in_flight = sum(state == "sending" for _, state, _ in journal)
+    assert in_flight <= 1  # one request at a time
     members = set(list_emails(sandbox.base_url, list_id))
-    assert len(members) == 1501 - 50 * len(done_before)
+    done = len(done_before)
+    assert len(members) in {1501 - 50 * (done + k) for k in range(in_flight + 1)}
     # before resuming, five leavers of a request not sent yet are back in the segment
-    pending = next(n for n, state, _ in journal if state != "done")
+    pending = next(n for n, state, _ in journal if state == "planned")
     back_ids = json.loads(journal[pending][2])[:5]
     by_id = {
         m["id"]: m["attributes"]["email"]
