@@ -44,7 +44,7 @@ from klaviyo_tui.run.sync import mirror, plan
 from klaviyo_tui.run.sync.hashing import Hasher
 from klaviyo_tui.run.sync.options import MassRemoval, SyncOptions, basis_of, same_place, why_full
 from klaviyo_tui.run.sync.queue import HashQueue
-from klaviyo_tui.run.sync.settle import confirmed_counts, confirmed_of, settle
+from klaviyo_tui.run.sync.settle import confirmed_counts, confirmed_of, removed_of, settle
 from klaviyo_tui.run.sync.sources import source_context, sources_of
 from klaviyo_tui.run.sync.state import SyncState, pair_bytes
 from klaviyo_tui.run.sync.subscribe import (
@@ -135,6 +135,8 @@ class SyncRun:
         if self.resumed:
             store.clear_failures(self.run_id, [RowState.SUBSCRIPTION_UNCONFIRMED])
         state, stored = settle(store, name, but=self.run_id, persist=not self.dry_run)
+        if self.resumed:  # profiles this run may have removed are not in the list any more
+            state = state.without(removed_of(store, self.run_id, in_flight=True))
         if stored is not None and same_place(stored, basis):
             self.state = state  # what this tool added to this very list
         reason = why_full(stored, basis, empty=len(self.state) == 0)

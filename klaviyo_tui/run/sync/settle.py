@@ -135,8 +135,11 @@ def refreshed_of(store: HistoryStore, run_id: int) -> SyncState:
     )
 
 
-def removed_of(store: HistoryStore, run_id: int) -> np.ndarray:
-    done = [keys_from(r.keys) for r in store.removals(run_id) if r.state == "done"]
+def removed_of(store: HistoryStore, run_id: int, *, in_flight: bool = False) -> np.ndarray:
+    """Keys of the run's removals that reached Klaviyo ("done"), and with `in_flight` those
+    that may have ("sending": sent when the run was stopped)."""
+    states = ("done", "sending") if in_flight else ("done",)
+    done = [keys_from(r.keys) for r in store.removals(run_id) if r.state in states]
     return np.concatenate(done) if done else np.zeros((0, 2), np.uint64)
 
 
