@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -98,3 +99,25 @@ def test_profiles_match_the_dicts_they_stand_for(seed: int) -> None:
         if values:
             attrs["properties"] = values
         assert orjson.loads(got[row]) == {"type": "profile", "attributes": attrs}
+
+
+def test_profiles_of_no_rows_and_null_slots_holding_bytes() -> None:
+    assert profiles(0, [json_field("email", pa.array([], pa.string()), quoted=True)], []) == (
+        pa.array([], pa.string())
+    )
+    # a null whose slot still spans bytes (allowed by Arrow) must send nothing of them
+    data = pa.py_buffer(b"a@x.comGHOSTb@x.com")
+    offsets = pa.py_buffer(np.array([0, 7, 12, 19], np.int32).tobytes())
+    validity = pa.array([True, False, True]).buffers()[1]
+    names = pa.StringArray.from_buffers(3, offsets, data, validity)
+    emails = pa.array(["a@x.com", "c@x.com", "b@x.com"])
+    got = profiles(
+        3,
+        [json_field("email", emails, quoted=True)],
+        [("properties", [json_field("name", names, quoted=True)])],
+    ).to_pylist()
+    assert [orjson.loads(row)["attributes"].get("properties") for row in got] == [
+        {"name": "a@x.com"},
+        None,
+        {"name": "b@x.com"},
+    ]
