@@ -8,13 +8,14 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from klaviyo_tui.input.jsoncols import drop_bytes, json_field, profiles
+from klaviyo_tui.input.jsoncols import data_bytes, drop_bytes, json_field, lower, profiles, text
 
 _VALUES = st.lists(
     st.one_of(st.none(), st.text(alphabet=st.sampled_from("+1234 ().-xé\n"), max_size=20)),
@@ -121,3 +122,36 @@ def test_profiles_of_no_rows_and_null_slots_holding_bytes() -> None:
         None,
         {"name": "b@x.com"},
     ]
+
+
+def _text_before(series: pd.Series) -> list[str | None]:
+    """`text` as it was: both trim kernels, then null where empty."""
+    arr = pa.array(series, from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = pc.cast(arr, pa.string())
+    data = data_bytes(arr)
+    ascii_only = len(data) and data.max() < 0x80
+    arr = pc.ascii_trim_whitespace(arr) if ascii_only else pc.utf8_trim_whitespace(arr)
+    out: list[str | None] = pc.if_else(
+        pc.equal(arr, ""), pa.scalar(None, pa.string()), arr
+    ).to_pylist()
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.text(alphabet=st.sampled_from("ab \t\n\r\x0b\x0c\xa0é\u2003"))),
+        max_size=30,
+    ),
+    st.integers(0, 5),
+)
+@example(["ab", "b", "ab", "a"], 2)  # pure ASCII, nothing to trim, sliced: no kernel runs
+def test_text_matches_the_trim_kernels(values: list[str | None], start: int) -> None:
+    series = pd.Series(values, dtype="str").iloc[min(start, len(values)) :]
+    got = text(series)
+    got.validate(full=True)
+    assert got.to_pylist() == _text_before(series)
+    assert lower(got).to_pylist() == [None if v is None else v.lower() for v in got.to_pylist()]
+    pa.concat_arrays([pa.array(["x"]), lower(got)]).validate(full=True)
