@@ -278,7 +278,9 @@ class _Parts:
         n, k = self.n, len(self.parts)
         pool: list[str] = [""]
         columns: list[pa.Array] = []
-        index = np.empty((n, k), dtype=np.int32)
+        pooled = 1 + sum(len(p.variants) if isinstance(p, _Const) else n for p in self.parts)
+        wide = np.int32 if pooled < 2**31 else np.int64  # int32 indexes: half the bytes
+        index = np.empty((n, k), dtype=wide)
         slots: list[tuple[int, _Value]] = []
         for j, part in enumerate(self.parts):
             if isinstance(part, _Const):
@@ -288,7 +290,7 @@ class _Parts:
             else:
                 slots.append((j, part))
         base = len(pool)
-        rows = np.arange(n, dtype=np.int32)
+        rows = np.arange(n, dtype=wide)
         for j, (values, present) in slots:
             column = base + rows
             index[:, j] = column if present is None else np.where(present, column, 0)

@@ -155,3 +155,11 @@ def test_text_matches_the_trim_kernels(values: list[str | None], start: int) -> 
     assert got.to_pylist() == _text_before(series)
     assert lower(got).to_pylist() == [None if v is None else v.lower() for v in got.to_pylist()]
     pa.concat_arrays([pa.array(["x"]), lower(got)]).validate(full=True)
+
+
+def test_the_whitespace_text_skips_trimming_for_is_what_the_kernel_trims() -> None:
+    from klaviyo_tui.input.jsoncols import _SPACE
+
+    trimmed = pc.ascii_trim_whitespace(pa.array([chr(b) + "a" for b in range(128)])).to_pylist()
+    kernel = [b for b, value in enumerate(trimmed) if value == "a"]
+    assert kernel == np.flatnonzero(_SPACE).tolist()
