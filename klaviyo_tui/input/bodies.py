@@ -22,8 +22,8 @@ def suffix(list_id: str) -> bytes:
 
 
 def fingerprint_of(body: bytes) -> str:
-    """SHA-256's first 16 bytes, hex. OpenSSL's SHA-256 (SHA extensions) is ~5x faster than
-    Python 3.11's own blake2b, which fingerprinted batches before: 2.2 MB, 6.4 -> 1.3 ms."""
+    """SHA-256's first 16 bytes, hex. OpenSSL's SHA-256 (SHA extensions) is ~2.5x faster than
+    Python 3.11's own blake2b, which fingerprinted batches before: 2.2 MB, 3.3 -> 1.3 ms."""
     return hashlib.sha256(body).hexdigest()[:32]
 
 
