@@ -3,7 +3,7 @@
 Sizes are measured on the exact bytes that will be POSTed, so a body is never over `max_bytes`
 (the default leaves headroom under Klaviyo's 5 MB cap). Packing is a pure function of the input
 sequence: the same payloads in the same order give the same batches and fingerprints, which is
-what resuming an interrupted run relies on.
+what resuming an interrupted run relies on (the bytes and the fingerprint: input/bodies.py).
 
 Memory: a batch keeps only its body plus compact columns (payload offsets into the body, rows as
 int64, emails as one Arrow string array, a boolean per row for "sent without a field", see
@@ -14,45 +14,24 @@ profile is kept. `add_arrays` packs Arrow columns without touching each row in P
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from typing import cast
 
 import numpy as np
-import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from klaviyo_tui.input.bodies import (
+    PREFIX,
+    blake2b_fingerprint,
+    build_body,
+    fingerprint_of,
+    joined,
+    offsets_of,
+    suffix,
+)
 
 MAX_PROFILES = 10_000
 MAX_BYTES = 4_500_000
-
-_PREFIX = b'{"data":{"type":"profile-bulk-import-job","attributes":{"profiles":{"data":['
-
-
-def _suffix(list_id: str) -> bytes:
-    return (
-        b']}},"relationships":{"lists":{"data":[{"type":"list","id":'
-        + orjson.dumps(list_id)
-        + b"}]}}}}"
-    )
-
-
-def _fingerprint(body: bytes) -> str:
-    return hashlib.blake2b(body, digest_size=16).hexdigest()
-
-
-def _offsets(arr: pa.Array) -> np.ndarray:
-    """Value boundaries of a binary/string array, rebased to 0 (n + 1 int64)."""
-    offs = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
-    return offs.astype(np.int64) - int(offs[0]) if len(offs) else np.zeros(1, np.int64)
-
-
-def _joined(payloads: pa.Array) -> pa.Buffer | bytes:
-    """The payloads joined with commas, in one C++ pass (no Python object per payload)."""
-    if len(payloads) == 0:
-        return b""
-    lists = pa.ListArray.from_arrays(pa.array([0, len(payloads)], pa.int32()), payloads)
-    return pc.binary_join(lists, pa.scalar(b",", pa.binary()))[0].as_buffer()
 
 
 class Batch:
@@ -121,7 +100,7 @@ class Batch:
         self._emails = emails
         self._runs = runs
         self._warned = _flags(warned, len(rows))
-        self.fingerprint = fingerprint or _fingerprint(body)
+        self.fingerprint = fingerprint or fingerprint_of(body)
 
     @classmethod
     def _compact(
@@ -154,7 +133,7 @@ class Batch:
     def payloads(self) -> list[bytes]:
         if not len(self._offsets):
             raise ValueError(f"batch {self.number} is a receipt: its body was dropped")
-        start = len(_PREFIX) + self._offsets[:-1] + np.arange(self.count)
+        start = len(PREFIX) + self._offsets[:-1] + np.arange(self.count)
         end = start + np.diff(self._offsets)
         body = self.body
         return [body[s:e] for s, e in zip(start.tolist(), end.tolist(), strict=True)]
@@ -208,6 +187,13 @@ class Batch:
         rows = self._rows[where].tolist()
         return total - sum((seg, row) in refused for seg, row in zip(segs, rows, strict=True))
 
+    def matches(self, fingerprint: str) -> bool:
+        """Whether a journaled fingerprint is this batch's, in the current form or the blake2b
+        one (a run interrupted under an older version resumes without resending)."""
+        if fingerprint == self.fingerprint:
+            return True
+        return bool(self.body) and fingerprint == blake2b_fingerprint(self.body)
+
     def receipt(self) -> Batch:
         """This batch without its body or payloads: all that confirming an accepted job needs
         (number, fingerprint, count, rows, emails, segments). Keeps ~2.5 MB less per pending job."""
@@ -236,7 +222,7 @@ class Batch:
         return Batch(
             number=self.number,
             list_id=self.list_id,
-            body=_build_body(kept, self.list_id),
+            body=build_body(kept, self.list_id),
             payloads=kept,
             rows=[rows[i] for i in keep],
             emails=[emails[i] for i in keep],
@@ -254,10 +240,6 @@ def _flags(values: Sequence[bool] | np.ndarray | None, n: int) -> np.ndarray:
     return flags
 
 
-def _build_body(payloads: list[bytes], list_id: str) -> bytes:
-    return _PREFIX + b",".join(payloads) + _suffix(list_id)
-
-
 class BatchPacker:
     """Accumulates payloads; hands back a full batch when the next payload would not fit."""
 
@@ -269,8 +251,8 @@ class BatchPacker:
         self.list_id = list_id
         self.max_profiles = max_profiles
         self.max_bytes = max_bytes
-        self._suffix = _suffix(list_id)
-        self._overhead = len(_PREFIX) + len(self._suffix)
+        self._suffix = suffix(list_id)
+        self._overhead = len(PREFIX) + len(self._suffix)
         self._number = 0
         self._reset()
 
@@ -335,7 +317,7 @@ class BatchPacker:
         flags = _flags(warned, total)
         if payloads.type != pa.binary():
             payloads = payloads.cast(pa.binary())
-        lengths = np.diff(_offsets(payloads))
+        lengths = np.diff(offsets_of(payloads))
         biggest = int(lengths.max())
         if biggest + self._overhead > self.max_bytes:
             i = int(np.argmax(lengths + self._overhead > self.max_bytes))
@@ -377,7 +359,7 @@ class BatchPacker:
             return None
         pieces = self._pieces
         payloads = pa.concat_arrays([p[0] for p in pieces])
-        body = b"".join((_PREFIX, _joined(payloads), self._suffix))
+        body = b"".join((PREFIX, joined(payloads), self._suffix))
         assert len(body) == self._size, "size bookkeeping drifted"
         runs: list[tuple[str, int]] = []
         for _, piece_rows, _, seg, _ in pieces:
@@ -389,7 +371,7 @@ class BatchPacker:
             self._number,
             self.list_id,
             body,
-            _offsets(payloads),
+            offsets_of(payloads),
             np.concatenate([p[1] for p in pieces]).astype(np.int64, copy=False),
             pa.concat_arrays([p[2] for p in pieces]),
             runs,

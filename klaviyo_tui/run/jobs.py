@@ -263,7 +263,7 @@ class JobTracker(Submitter):
 
 
 def _accepted(record: BatchRecord, batch: Batch) -> bool:
-    if record.fingerprint != batch.fingerprint:
+    if not batch.matches(record.fingerprint):
         return False
     if record.state == "finished":
         return True

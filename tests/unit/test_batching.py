@@ -155,3 +155,15 @@ def test_add_arrays_matches_add_many() -> None:
     assert [(x.fingerprint, x.rows, x.emails, x.payloads) for x in got] == [
         (x.fingerprint, x.rows, x.emails, x.payloads) for x in want
     ]
+
+
+def test_a_journaled_blake2b_fingerprint_still_matches() -> None:
+    """Runs journaled blake2b fingerprints before SHA-256: resuming one must not resend."""
+    import hashlib
+
+    batch = _pack(BatchPacker("L1"), [_payload(i) for i in range(3)])[0]
+    assert batch.fingerprint == hashlib.sha256(batch.body).hexdigest()[:32]
+    assert batch.matches(batch.fingerprint)
+    assert batch.matches(hashlib.blake2b(batch.body, digest_size=16).hexdigest())
+    assert not batch.matches(hashlib.blake2b(batch.body + b" ", digest_size=16).hexdigest())
+    assert not batch.receipt().matches(hashlib.blake2b(batch.body, digest_size=16).hexdigest())
