@@ -95,10 +95,10 @@ class DedupeIndex:
             h, p = pairs["h"], pairs["p"]
             last = np.ones(len(h), dtype=bool)
             last[:-1] = h[1:] != h[:-1]
+            lose = np.flatnonzero(~last)  # each loser's group ends at the next last row
             group_end = np.flatnonzero(last)
-            owner = group_end[np.searchsorted(group_end, np.arange(len(h)))]
-            losers.append(p[~last])
-            winners.append(p[owner[~last]])
+            losers.append(p[lose])
+            winners.append(p[group_end[np.searchsorted(group_end, lose)]])
         if losers:
             loser_pos = np.concatenate(losers)
             order = np.argsort(loser_pos)
