@@ -213,6 +213,20 @@ def _prefix_mask(arr: pa.Array, pattern: str | None) -> pa.Array:
     return pc.match_substring_regex(arr, f"^(?:{pattern})")
 
 
+def _mask(flags: pa.Array) -> np.ndarray:
+    """A boolean Arrow array as numpy, null = False."""
+    return cast(np.ndarray, flags.fill_null(False).to_numpy(zero_copy_only=False))  # untyped
+
+
+def _intl_or_national(cleaned: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of `^\\+[1-9][0-9]{2,17}$` (international) and `^[1-9][0-9]{1,16}$` (national): one
+    regex pass and the lengths instead of two regex passes (0.135 -> 0.095 s per 1M phones)."""
+    either = _mask(pc.match_substring_regex(cleaned, r"^\+?[1-9][0-9]{1,17}$"))
+    plus = _mask(pc.starts_with(cleaned, "+"))
+    length = pc.binary_length(cleaned).fill_null(0).to_numpy(zero_copy_only=False)
+    return either & plus & (length >= 4), either & ~plus & (length <= 17)
+
+
 def phone_fast(raw: pa.Array, default_region: str) -> tuple[np.ndarray, pa.Array]:
     """(settled mask, E.164 strings or null) for phones in +E.164 or the region's national form.
 
@@ -223,14 +237,15 @@ def phone_fast(raw: pa.Array, default_region: str) -> tuple[np.ndarray, pa.Array
     if n == 0:
         return settled, pa.nulls(0, pa.string())
     # bytes, not characters: a value with a non-ASCII character fails both patterns anyway
-    short = pc.less_equal(pc.binary_length(raw), _MAX_INPUT)
+    short = _mask(pc.less_equal(pc.binary_length(raw), _MAX_INPUT))
     cleaned = drop_bytes(raw, b" ().-")
-    intl = pc.and_(short, pc.match_substring_regex(cleaned, r"^\+[1-9][0-9]{2,17}$"))
-    national = pc.and_(short, pc.match_substring_regex(cleaned, r"^[1-9][0-9]{1,16}$"))
+    intl, national = _intl_or_national(cleaned)
+    intl &= short
+    national &= short
     digits = pc.utf8_ltrim(cleaned, "+")
 
     candidates: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (positions, cc, nsn start)
-    intl_pos = np.flatnonzero(intl.to_numpy(zero_copy_only=False))
+    intl_pos = np.flatnonzero(intl)
     if len(intl_pos):
         sub = digits.take(pa.array(intl_pos))
         # country codes are prefix-free: the first three digits name at most one, of 1-3 digits
@@ -241,7 +256,7 @@ def phone_fast(raw: pa.Array, default_region: str) -> tuple[np.ndarray, pa.Array
     rules = _national_rules(default_region)
     if rules is not None:
         nat_cc, idd, npfp = rules
-        nat = pc.and_not(national, _prefix_mask(cleaned, idd))
+        nat = pc.and_not(pa.array(national), _prefix_mask(cleaned, idd))
         nat = pc.and_not(nat, pc.starts_with(cleaned, str(nat_cc)))
         nat = pc.and_not(nat, _prefix_mask(cleaned, npfp))
         nat_pos = np.flatnonzero(nat.to_numpy(zero_copy_only=False))

@@ -29,22 +29,53 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 IDENTIFIERS = ("phone_number", "external_id")
 _PARTS = 64
 _PAIR = np.dtype([("h", "<u8"), ("p", "<u8")])
 
 
-def hash_keys(keys: np.ndarray) -> np.ndarray:
-    """64-bit hashes of an object array of strings."""
-    hashes: np.ndarray = pd.util.hash_array(keys, categorize=False)
+def hash_keys(keys: pa.Array) -> np.ndarray:
+    """64-bit hashes of a string array without nulls, from the values' UTF-8 bytes.
+
+    pandas hashes a `bytes` object as it is and a `str` after encoding it to UTF-8, so the hashes
+    are those of the strings; reading the values as `bytes` (a binary view of the same buffers)
+    skips making a `str` per value and encoding it back: measured per 1M emails and phones,
+    0.45 -> 0.15 s CPU with the partitioning below."""
+    binary = pa.large_binary() if pa.types.is_large_string(keys.type) else pa.binary()
+    values = keys.cast(binary).to_numpy(zero_copy_only=False)
+    hashes: np.ndarray = pd.util.hash_array(values, categorize=False)
     return hashes
+
+
+@dataclass(frozen=True)
+class SpillBatch:
+    """One chunk's (hash, position) pairs grouped by partition, worked out in the first pass's
+    worker threads so that writing them (`PairSpill.write`) is all the reading thread does."""
+
+    pairs: np.ndarray  # _PAIR records, partition by partition, in chunk order within each
+    bounds: np.ndarray  # partition i is pairs[bounds[i] : bounds[i + 1]]
+
+
+def spill_batch(positions: np.ndarray, keys: pa.Array) -> SpillBatch | None:
+    """The non-null keys' pairs, or None when every key is null."""
+    if keys.null_count == len(keys):
+        return None
+    present = keys.is_valid()
+    pairs = np.empty(len(keys) - keys.null_count, _PAIR)
+    pairs["h"] = hash_keys(keys.filter(present) if keys.null_count else keys)
+    pairs["p"] = positions[present.to_numpy(zero_copy_only=False)] if keys.null_count else positions
+    part = (pairs["h"] >> np.uint64(58)).astype(np.uint8)
+    bounds = np.zeros(_PARTS + 1, dtype=np.int64)
+    np.cumsum(np.bincount(part, minlength=_PARTS), out=bounds[1:])
+    # stable: a partition keeps its pairs in chunk order (numpy radix-sorts 8-bit keys)
+    return SpillBatch(pairs[np.argsort(part, kind="stable")], bounds)
 
 
 class PairSpill:
@@ -58,29 +89,31 @@ class PairSpill:
 
     def add(self, positions: np.ndarray, keys: pa.Array) -> None:
         """Spill the non-null keys with their positions."""
-        present = keys.is_valid()
-        if not pc.any(present).as_py():
+        self.write(spill_batch(positions, keys))
+
+    def write(self, batch: SpillBatch | None) -> None:
+        """Append one chunk's pairs (`spill_batch`) to their partition files."""
+        if batch is None:
             return
-        values = keys.filter(present).to_numpy(zero_copy_only=False)
-        pairs = np.empty(len(values), _PAIR)
-        pairs["h"] = hash_keys(values)
-        pairs["p"] = positions[present.to_numpy(zero_copy_only=False)]
-        part = (pairs["h"] >> np.uint64(58)).astype(np.int64)
-        order = np.argsort(part, kind="stable")
-        pairs, part = pairs[order], part[order]
-        bounds = np.searchsorted(part, np.arange(_PARTS + 1))
+        pairs, bounds = batch.pairs, batch.bounds.tolist()
         for i in range(_PARTS):
             if bounds[i] < bounds[i + 1]:
                 self._handles[i].write(pairs[bounds[i] : bounds[i + 1]].tobytes())
 
-    def partitions(self) -> Iterator[np.ndarray]:
-        """Each partition's pairs sorted by (hash, position); the files go as they are read."""
+    def partitions(self, drop: np.ndarray | None = None) -> Iterator[np.ndarray]:
+        """Each partition's pairs sorted by (hash, position), less those at the sorted positions
+        `drop`; the files go as they are read.
+
+        Dropped before sorting: the pairs are still in position order then, and a search for
+        sorted positions is ~4x cheaper (1M phones, 5k dropped: 0.13 -> 0.08 s with the sort)."""
         for handle in self._handles:
             handle.close()
         try:
             for path in self._files:
                 pairs = np.fromfile(path, dtype=_PAIR)
                 path.unlink()
+                if drop is not None and len(drop):
+                    pairs = pairs[~_contains(drop, pairs["p"])]
                 if len(pairs):
                     yield pairs[np.lexsort((pairs["p"], pairs["h"]))]
         finally:
@@ -204,6 +237,10 @@ class SharedIndex:
         the row's email is not valid), aligned with `positions`."""
         self._spills[field].add(positions, keys)
 
+    def write(self, field: str, batch: SpillBatch | None) -> None:
+        """Spill one chunk's pairs, worked out by `spill_batch` from such keys."""
+        self._spills[field].write(batch)
+
     def finish(self, email_losers: np.ndarray) -> None:
         """Keep each email's winning row only, then mark every value held by two or more.
 
@@ -211,8 +248,7 @@ class SharedIndex:
         """
         for field, spill in self._spills.items():
             found = []
-            for pairs in spill.partitions():
-                pairs = pairs[~_contains(email_losers, pairs["p"])]
+            for pairs in spill.partitions(drop=email_losers):
                 found.append(pairs["p"][members_of_shared(pairs["h"])])
             self.shared[field] = np.sort(np.concatenate(found)) if found else self.shared[field]
 

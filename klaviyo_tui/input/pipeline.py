@@ -51,7 +51,14 @@ from klaviyo_tui.input.chunks import email_keys as email_keys
 from klaviyo_tui.input.chunks import positions_of, release
 from klaviyo_tui.input.filters import CompiledFilter, segment_filter
 from klaviyo_tui.input.fullpass import Unchanged, full_pass
-from klaviyo_tui.input.identifiers import IDENTIFIERS, KeyTape, PairSpill, SharedIndex
+from klaviyo_tui.input.identifiers import (
+    IDENTIFIERS,
+    KeyTape,
+    PairSpill,
+    SharedIndex,
+    SpillBatch,
+    spill_batch,
+)
 from klaviyo_tui.input.jsoncols import text
 from klaviyo_tui.input.mapping import KINDS, ValidatedChunk, identifier_keys, infer_kinds, pick_kind
 from klaviyo_tui.input.sources import SourceError, SourceWatch, read_chunks
@@ -73,6 +80,10 @@ class DedupeIndex:
     def add(self, positions: np.ndarray, keys: pa.Array) -> None:
         self._spill.add(positions, keys)
 
+    def write(self, batch: SpillBatch | None) -> None:
+        """Spill one chunk's pairs, worked out by `spill_batch` from its keys."""
+        self._spill.write(batch)
+
     def close(self) -> None:
         self._spill.close()
 
@@ -84,10 +95,10 @@ class DedupeIndex:
             h, p = pairs["h"], pairs["p"]
             last = np.ones(len(h), dtype=bool)
             last[:-1] = h[1:] != h[:-1]
+            lose = np.flatnonzero(~last)  # each loser's group ends at the next last row
             group_end = np.flatnonzero(last)
-            owner = group_end[np.searchsorted(group_end, np.arange(len(h)))]
-            losers.append(p[~last])
-            winners.append(p[owner[~last]])
+            losers.append(p[lose])
+            winners.append(p[group_end[np.searchsorted(group_end, lose)]])
         if losers:
             loser_pos = np.concatenate(losers)
             order = np.argsort(loser_pos)
@@ -154,11 +165,13 @@ class FirstPass:
 
 @dataclass
 class _ChunkKeys:
-    """What the first pass works out for one chunk (in a worker thread)."""
+    """What the first pass works out for one chunk (in a worker thread): the keys, and their
+    hashed pairs ready to spill, so that the reading thread only writes them."""
 
     positions: np.ndarray
     emails: pa.Array  # the de-duplication keys
-    identifiers: list[tuple[str, pa.Array]]  # (field, normalised values)
+    email_pairs: SpillBatch | None
+    identifiers: list[tuple[str, pa.Array, SpillBatch | None]]  # (field, normalised, pairs)
     kinds: dict[str, set[str]]  # property column -> kinds still possible
 
 
@@ -170,17 +183,28 @@ def _chunk_keys(
     kinds: dict[str, set[str]],
 ) -> _ChunkKeys:
     keys = email_keys(df[export.mapping.email])
-    values = [(f, identifier_keys(f, df[c], export.default_region)) for f, c in ids.items()]
+    valid = keys.is_valid()
+    values = []
+    for field, column in ids.items():
+        normalised = identifier_keys(field, df[column], export.default_region)
+        # only rows with a valid email count (identifiers.py)
+        pairs = spill_batch(positions, pc.if_else(valid, normalised, None))
+        values.append((field, normalised, pairs))
     found = {}
     for column, possible in kinds.items():
         if possible != {"string"} and pd.api.types.is_string_dtype(df[column].dtype):
             found[column] = infer_kinds(text(df[column]), possible)
-    return _ChunkKeys(positions, keys, values, found)
+    return _ChunkKeys(positions, keys, spill_batch(positions, keys), values, found)
 
 
 #: Chunks the first pass works on at once, each in its own thread: most of the work is in
 #: pyarrow's kernels (the GIL released), and nothing else runs before the first pass ends.
 FIRST_PASS_THREADS = 2
+
+#: The first pass reads a few columns, so its chunks are this many times the full pass's: each
+#: chunk costs ~5 ms whatever its size (~100 kernel calls, ~20 regex compiles for the phone
+#: checks), paid half as often.
+FIRST_PASS_SCALE = 2
 
 
 def first_pass(
@@ -194,7 +218,8 @@ def first_pass(
 
     `watches` (by segment name) records what was read, for the full pass to compare against.
     `on_keys` hears every chunk's normalised emails (run/sync: a mirror's segment keys).
-    Chunks are worked on FIRST_PASS_THREADS at a time and taken in reading order.
+    Chunks of `chunk_rows * FIRST_PASS_SCALE` rows are worked on FIRST_PASS_THREADS at a time and
+    taken in reading order.
     """
     mapping: Mapping = export.mapping
     index = DedupeIndex()
@@ -206,13 +231,12 @@ def first_pass(
 
     def absorb(work: Future[_ChunkKeys]) -> None:
         done = work.result()
-        index.add(done.positions, done.emails)
+        index.write(done.email_pairs)
         taped = [done.emails]
-        for field, values in done.identifiers:
+        for field, values, pairs in done.identifiers:
             if field == "phone_number":
                 taped.append(values)
-            valid = pc.if_else(done.emails.is_valid(), values, None)
-            shared.add(field, done.positions, valid)
+            shared.write(field, pairs)
         tape.write(done.positions, *taped)
         if on_keys is not None:  # sync hook (run/sync): every key of the segment
             on_keys(done.emails)
@@ -227,7 +251,9 @@ def first_pass(
                 wanted = [mapping.email, *ids.values(), *mapping.properties]
                 compiled = segment_filter(seg)  # parsed once per segment, applied per chunk
                 watch = watches.setdefault(seg.name, SourceWatch()) if watches is not None else None
-                for df in read_chunks(seg, _columns(compiled, wanted), chunk_rows, watch=watch):
+                columns = _columns(compiled, wanted)
+                rows = chunk_rows * FIRST_PASS_SCALE
+                for df in read_chunks(seg, columns, rows, watch=watch):
                     df = compiled.apply(df)
                     total += len(df)
                     positions = positions_of(si, df.index)
