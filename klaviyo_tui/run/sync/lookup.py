@@ -15,6 +15,7 @@ import numpy as np
 
 #: More entries than this in one bucket: not hashes; use a binary search.
 MOST_PER_BUCKET = 32
+_BLOCK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,16 @@ class SortedHashes:
         shift = np.uint64(64 - bits)
         if len(values) >= 2**31:  # pragma: no cover (int32 starts)
             return cls(values, None, shift)
-        counts = np.bincount((values >> shift).astype(np.intp), minlength=1 << bits)
-        if len(values) and int(counts.max()) > MOST_PER_BUCKET:
+        starts = np.zeros((1 << bits) + 1, np.int32)
+        # counted a block at a time: whole-array temporaries (24 MB at 1M entries) stayed in
+        # the process's heap after they were freed (measured: +23 MB RSS, for a 4 MB table)
+        for low in range(0, len(values), _BLOCK):
+            buckets = (values[low : low + _BLOCK] >> shift).astype(np.intp)
+            runs = np.flatnonzero(np.diff(buckets, prepend=-1))  # sorted: one run per bucket
+            starts[buckets[runs] + 1] += np.diff(runs, append=len(buckets)).astype(np.int32)
+        if int(starts.max()) > MOST_PER_BUCKET:  # the counts, before they are summed
             return cls(values, None, shift)
-        starts = np.zeros(len(counts) + 1, np.int32)
-        np.cumsum(counts, out=starts[1:])
+        np.cumsum(starts, out=starts)
         return cls(values, starts, shift)
 
     def left(self, wanted: np.ndarray) -> np.ndarray:
