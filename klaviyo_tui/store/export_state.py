@@ -226,15 +226,19 @@ class ExportStateMixin:
                 ),
             )
 
-    def sync_batches(self, run_id: int, *, with_keys: bool = True) -> list[SyncBatchRecord]:
+    def sync_batches(
+        self, run_id: int, *, with_keys: bool = True, refreshes: bool = False
+    ) -> list[SyncBatchRecord]:
         """The run's journaled batches; without `with_keys`, their keys and hashes are empty
-        (counting confirmed rows needs neither: 24 of the 34 bytes a row)."""
+        (counting confirmed rows needs neither: 24 of the 34 bytes a row); with `refreshes`,
+        only the source hashes brought up to date (negative numbers, not the sent batches)."""
         if not self._has_sync_tables():
             return []
         blobs = "keys, hashes" if with_keys else "X'', X''"
+        which = " AND batch_no < 0" if refreshes else ""
         rows = self._query(
             f"SELECT batch_no, {blobs}, known, rows, segments FROM sync_batches "
-            "WHERE run_id = ? ORDER BY batch_no",
+            f"WHERE run_id = ?{which} ORDER BY batch_no",
             (run_id,),
         )
         return [

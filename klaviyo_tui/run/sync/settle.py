@@ -123,7 +123,7 @@ def confirmed_counts(store: HistoryStore, run_id: int) -> tuple[int, int]:
 def refreshed_of(store: HistoryStore, run_id: int) -> SyncState:
     """The source hashes the run brought up to date for rows it skipped by their payload hash
     (runner.py, `_refresh`: journaled as batches with negative numbers), unsorted."""
-    parts = [r for r in store.sync_batches(run_id) if r.batch_no < 0]
+    parts = store.sync_batches(run_id, refreshes=True)
     keys = [keys_from(r.keys) for r in parts]
     pairs = [pairs_from(r.hashes, len(k)) for r, k in zip(parts, keys, strict=True)]
     if not parts:
