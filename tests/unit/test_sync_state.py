@@ -131,3 +131,17 @@ def test_find_at_scale_is_the_sorted_search() -> None:
     assert found[: len(keys[::3])].all() and not found[len(keys[::3]) :].any()
     assert (state.keys[at[found]] == asked[found]).all()
     assert at.tolist() == np.minimum(np.searchsorted(state.first, asked[:, 0]), 19_999).tolist()
+
+
+@given(st.lists(small, max_size=30), st.lists(st.tuples(st.integers(0, 6), st.integers(0, 3))))
+def test_without_drops_exactly_the_keys_given(
+    old: list[tuple[int, int, int]], gone: list[tuple[int, int]]
+) -> None:
+    """Unknown keys and repeats are ignored; what stays keeps its hashes, in order."""
+    base = _state(old)
+    keys = np.array(gone, np.uint64).reshape(-1, 2)
+    got = base.without(keys)
+    kept = [i for i, k in enumerate(base.keys.tolist()) if tuple(k) not in set(gone)]
+    assert got.keys.tolist() == base.keys[kept].tolist()
+    assert got.hashes.tolist() == base.hashes[kept].tolist()
+    assert got.sources.tolist() == base.sources[kept].tolist()

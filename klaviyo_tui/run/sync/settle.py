@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from klaviyo_tui.run.sync.options import same_place
-from klaviyo_tui.run.sync.state import SyncState, keys_from, pairs_from
+from klaviyo_tui.run.sync.state import SyncState, keys_from, pairs_from, rows_of
 from klaviyo_tui.store.export_state import SyncBatchRecord
 from klaviyo_tui.store.history import HistoryStore
 
@@ -93,7 +93,7 @@ def confirmed_of(store: HistoryStore, run_id: int) -> Confirmed:
         positions[record.batch_no] = mask
         batch_keys = keys_from(record.keys)
         payload, source = pairs_from(record.hashes, len(batch_keys))
-        keys.append(batch_keys[mask])
+        keys.append(rows_of(batch_keys, mask))
         hashes.append(payload[mask])
         sources.append(source[mask])
         known.append(_known(record, mask))

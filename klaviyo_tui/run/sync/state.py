@@ -19,9 +19,10 @@ from klaviyo_tui.run.sync.lookup import SortedHashes
 from klaviyo_tui.store.export_state import HASH_BYTES
 
 
-def _sorted(keys: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.lexsort((keys[:, 1], keys[:, 0]))
-    return keys[order], hashes[order]
+def rows_of(keys: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`keys[mask]` for (n, 2) keys by `np.compress`: a boolean index on a 2-D array costs 7x
+    as much (measured, 1M keys: 20 -> 3 ms)."""
+    return np.compress(mask, keys, axis=0)
 
 
 def _lexsorted_last(keys: np.ndarray, hashes: np.ndarray, sources: np.ndarray) -> SyncState:
@@ -30,7 +31,7 @@ def _lexsorted_last(keys: np.ndarray, hashes: np.ndarray, sources: np.ndarray) -
     k, h, s = np.take(keys, order, axis=0), hashes[order], sources[order]
     last = np.ones(len(k), bool)
     last[:-1] = (k[1:, 0] != k[:-1, 0]) | (k[1:, 1] != k[:-1, 1])
-    return SyncState(k, h, s) if last.all() else SyncState(k[last], h[last], s[last])
+    return SyncState(k, h, s) if last.all() else SyncState(rows_of(k, last), h[last], s[last])
 
 
 def _last_of_equal(keys: np.ndarray, hashes: np.ndarray, sources: np.ndarray) -> SyncState:
@@ -154,7 +155,7 @@ class SyncState:
             return self._resorted(new)  # first halves shared by different keys (~n²/2⁶⁵)
         keep = np.ones(len(self), bool)
         keep[left[same]] = False  # replaced by the new entry
-        kept = SyncState(self.keys[keep], self.hashes[keep], self.sources[keep])
+        kept = SyncState(rows_of(self.keys, keep), self.hashes[keep], self.sources[keep])
         at = np.searchsorted(kept.first, new.first)  # both sorted: insert, no full sort
         return SyncState(
             np.insert(kept.keys, at, new.keys, axis=0),
@@ -170,11 +171,20 @@ class SyncState:
         return _lexsorted_last(k, h, s)
 
     def without(self, keys: np.ndarray) -> SyncState:
+        """This state less `keys` (looked up here: a few thousand lookups, where sorting the
+        keys and looking every entry up in them cost 70 ms at 1M entries; now 13 ms)."""
         if len(keys) == 0 or len(self) == 0:
             return self
-        gone = SyncState(*_sorted(keys, np.zeros(len(keys), np.uint64)))
-        found, _ = gone.find(self.keys)
-        return SyncState(self.keys[~found], self.hashes[~found], self.sources[~found])
+        found, at = self.find(keys)
+        if (~found & (self.first[at] == keys[:, 0])).any():  # a first half shared (~nm/2⁶⁴)
+            gone = {tuple(k) for k in keys.tolist()}  # by whole keys, one at a time
+            keep = np.array([tuple(k) not in gone for k in self.keys.tolist()], bool)
+        elif not found.any():
+            return self
+        else:
+            keep = np.ones(len(self), bool)
+            keep[at[found]] = False
+        return SyncState(rows_of(self.keys, keep), self.hashes[keep], self.sources[keep])
 
     def absent(self, present_first: np.ndarray) -> np.ndarray:
         """Mask of entries whose key's first half is not in `present_first` (sorted, unique).
