@@ -10,6 +10,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+from klaviyo_tui.run.sync.lookup import MOST_PER_BUCKET, SortedHashes
 from klaviyo_tui.run.sync.sources import source_context
 from klaviyo_tui.run.sync.state import SyncState, pair_bytes, pairs_from, sort_keys
 from klaviyo_tui.store.config_read import load_config
@@ -94,3 +95,53 @@ def test_the_source_context_covers_what_shapes_a_payload(tmp_path: Path) -> None
     ]
     assert len({base, *variants}) == 4
     assert source_context(export, {"orders": "number"}) == base
+
+
+spread = st.integers(0, 2**64 - 1)
+
+
+@given(st.lists(spread, max_size=200), st.lists(spread, max_size=50))
+def test_bucket_lookup_is_searchsorted(values: list[int], wanted: list[int]) -> None:
+    """Evenly spread values (the bucket table) and the ends of the range, present or not."""
+    hay = np.unique(np.array([0, 2**64 - 1, *values], np.uint64))
+    table = SortedHashes.of(hay)
+    asked = np.array([*wanted, *values[:10], 0, 2**64 - 1], np.uint64)
+    assert table.starts is not None
+    assert table.left(asked).tolist() == np.searchsorted(hay, asked).tolist()
+
+
+@given(st.lists(st.integers(0, 50), max_size=200), st.lists(st.integers(0, 60), max_size=50))
+def test_bucket_lookup_of_uneven_values(values: list[int], wanted: list[int]) -> None:
+    """Small values all fall in bucket 0: searched in it while few, by searchsorted after."""
+    hay = np.unique(np.array(values, np.uint64))
+    table = SortedHashes.of(hay)
+    assert (table.starts is None) == (len(hay) > MOST_PER_BUCKET)
+    asked = np.array(wanted, np.uint64)
+    assert table.left(asked).tolist() == np.searchsorted(hay, asked).tolist()
+
+
+def test_find_at_scale_is_the_sorted_search() -> None:
+    rng = np.random.default_rng(11)
+    keys = rng.integers(0, 2**64 - 1, (20_000, 2), dtype=np.uint64, endpoint=True)
+    state = SyncState.empty().merged(keys, keys[:, 1], keys[:, 0])
+    assert state.index.starts is not None
+    asked = np.concatenate([keys[::3], rng.integers(0, 2**64 - 1, (500, 2), dtype=np.uint64)])
+    asked[-1] = [keys[0, 0], keys[0, 1] + np.uint64(1)]  # first half known, second not
+    found, at = state.find(asked)
+    assert found[: len(keys[::3])].all() and not found[len(keys[::3]) :].any()
+    assert (state.keys[at[found]] == asked[found]).all()
+    assert at.tolist() == np.minimum(np.searchsorted(state.first, asked[:, 0]), 19_999).tolist()
+
+
+@given(st.lists(small, max_size=30), st.lists(st.tuples(st.integers(0, 6), st.integers(0, 3))))
+def test_without_drops_exactly_the_keys_given(
+    old: list[tuple[int, int, int]], gone: list[tuple[int, int]]
+) -> None:
+    """Unknown keys and repeats are ignored; what stays keeps its hashes, in order."""
+    base = _state(old)
+    keys = np.array(gone, np.uint64).reshape(-1, 2)
+    got = base.without(keys)
+    kept = [i for i, k in enumerate(base.keys.tolist()) if tuple(k) not in set(gone)]
+    assert got.keys.tolist() == base.keys[kept].tolist()
+    assert got.hashes.tolist() == base.hashes[kept].tolist()
+    assert got.sources.tolist() == base.sources[kept].tolist()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from klaviyo_tui.run.sync.options import same_place
-from klaviyo_tui.run.sync.state import SyncState, keys_from, pairs_from
+from klaviyo_tui.run.sync.state import SyncState, keys_from, pairs_from, rows_of
 from klaviyo_tui.store.export_state import SyncBatchRecord
 from klaviyo_tui.store.history import HistoryStore
 
@@ -93,7 +93,7 @@ def confirmed_of(store: HistoryStore, run_id: int) -> Confirmed:
         positions[record.batch_no] = mask
         batch_keys = keys_from(record.keys)
         payload, source = pairs_from(record.hashes, len(batch_keys))
-        keys.append(batch_keys[mask])
+        keys.append(rows_of(batch_keys, mask))
         hashes.append(payload[mask])
         sources.append(source[mask])
         known.append(_known(record, mask))
@@ -123,7 +123,7 @@ def confirmed_counts(store: HistoryStore, run_id: int) -> tuple[int, int]:
 def refreshed_of(store: HistoryStore, run_id: int) -> SyncState:
     """The source hashes the run brought up to date for rows it skipped by their payload hash
     (runner.py, `_refresh`: journaled as batches with negative numbers), unsorted."""
-    parts = [r for r in store.sync_batches(run_id) if r.batch_no < 0]
+    parts = store.sync_batches(run_id, refreshes=True)
     keys = [keys_from(r.keys) for r in parts]
     pairs = [pairs_from(r.hashes, len(k)) for r, k in zip(parts, keys, strict=True)]
     if not parts:

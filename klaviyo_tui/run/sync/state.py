@@ -2,7 +2,8 @@
 
 Keys are (n, 2) uint64 arrays (the two halves of the 128-bit key hash), kept sorted by
 (first half, second half); each has an 8-byte row hash. Looking rows up is a `searchsorted` on
-the first half and a comparison of the second: no Python object per row. Two keys that share a
+the first half (lookup.py: through a table of bucket starts) and a comparison of the second: no
+Python object per row. Two keys that share a
 first half (probability ~n²/2⁶⁵) are told apart by the second; a lookup that lands on the other
 one reads as "not found", which only ever causes a row to be sent again.
 """
@@ -14,12 +15,35 @@ from functools import cached_property
 
 import numpy as np
 
+from klaviyo_tui.run.sync.lookup import SortedHashes
 from klaviyo_tui.store.export_state import HASH_BYTES
 
 
-def _sorted(keys: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.lexsort((keys[:, 1], keys[:, 0]))
-    return keys[order], hashes[order]
+def rows_of(keys: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`keys[mask]` for (n, 2) keys by `np.compress`: a boolean index on a 2-D array costs 7x
+    as much (measured, 1M keys: 20 -> 3 ms)."""
+    return np.compress(mask, keys, axis=0)
+
+
+def _lexsorted_last(keys: np.ndarray, hashes: np.ndarray, sources: np.ndarray) -> SyncState:
+    """Entries sorted by (first half, second half), the last of equal keys kept."""
+    order = np.lexsort((np.arange(len(keys)), keys[:, 1], keys[:, 0]))
+    k, h, s = np.take(keys, order, axis=0), hashes[order], sources[order]
+    last = np.ones(len(k), bool)
+    last[:-1] = (k[1:, 0] != k[:-1, 0]) | (k[1:, 1] != k[:-1, 1])
+    return SyncState(k, h, s) if last.all() else SyncState(rows_of(k, last), h[last], s[last])
+
+
+def _last_of_equal(keys: np.ndarray, hashes: np.ndarray, sources: np.ndarray) -> SyncState:
+    """`_lexsorted_last`, by one stable argsort of the first halves when none is shared (the
+    rule: a run's keys are distinct, and distinct keys share a first half with probability
+    ~n²/2⁶⁵): 0.38 -> 0.13 s for 1M keys. A shared first half falls back to the full sort."""
+    first = np.ascontiguousarray(keys[:, 0])
+    order = np.argsort(first, kind="stable")
+    ordered = first[order]
+    if len(ordered) > 1 and bool((ordered[1:] == ordered[:-1]).any()):
+        return _lexsorted_last(keys, hashes, sources)
+    return SyncState(np.take(keys, order, axis=0), hashes[order], sources[order])
 
 
 def keys_from(data: bytes) -> np.ndarray:
@@ -81,21 +105,20 @@ class SyncState:
     def hash_bytes(self) -> bytes:
         return pair_bytes(self.hashes, self.sources)
 
+    @cached_property
+    def index(self) -> SortedHashes:
+        """The first halves with a table of bucket starts (lookup.py: 4x faster lookups)."""
+        return SortedHashes.of(self.first)
+
     def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(found, index into this state) for each key."""
         n = len(self)
         if n == 0 or len(keys) == 0:
             return np.zeros(len(keys), bool), np.zeros(len(keys), np.int64)
-        # Searched in key order: each search starts where the last one ended, and the state is
-        # read front to back (measured, 25k keys into 1M entries: 2.4x faster than unsorted).
-        order = np.argsort(keys[:, 0])
-        asked = keys[order]
-        at = np.minimum(np.searchsorted(self.first, asked[:, 0]), n - 1)
-        hit = (self.first[at] == asked[:, 0]) & (self.keys[at, 1] == asked[:, 1])
-        found = np.empty(len(keys), bool)
-        idx = np.empty(len(keys), np.int64)
-        found[order], idx[order] = hit, at
-        return found, idx
+        asked = np.ascontiguousarray(keys[:, 0])
+        at = np.minimum(self.index.left(asked), n - 1)
+        found: np.ndarray = (self.first[at] == asked) & (self.keys[at, 1] == keys[:, 1])
+        return found, at
 
     def classify(self, keys: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(known: the key was confirmed before, unchanged: ... with this very row hash)."""
@@ -120,13 +143,7 @@ class SyncState:
             return self
         if sources is None:
             sources = np.zeros(len(keys), np.uint64)
-        # the new entries alone: sorted, the last of equal keys kept
-        order = np.lexsort((np.arange(len(keys)), keys[:, 1], keys[:, 0]))
-        k, h, s = keys[order], hashes[order], sources[order]
-        last = np.ones(len(k), bool)
-        last[:-1] = (k[1:, 0] != k[:-1, 0]) | (k[1:, 1] != k[:-1, 1])
-        new = SyncState(k, h, s) if last.all() else SyncState(k[last], h[last], s[last])
-        del k, h, s, order
+        new = _last_of_equal(keys, hashes, sources)
         if not len(self):
             return new
         left = np.searchsorted(self.first, new.first)
@@ -138,7 +155,7 @@ class SyncState:
             return self._resorted(new)  # first halves shared by different keys (~n²/2⁶⁵)
         keep = np.ones(len(self), bool)
         keep[left[same]] = False  # replaced by the new entry
-        kept = SyncState(self.keys[keep], self.hashes[keep], self.sources[keep])
+        kept = SyncState(rows_of(self.keys, keep), self.hashes[keep], self.sources[keep])
         at = np.searchsorted(kept.first, new.first)  # both sorted: insert, no full sort
         return SyncState(
             np.insert(kept.keys, at, new.keys, axis=0),
@@ -151,18 +168,23 @@ class SyncState:
         k = np.concatenate([self.keys, new.keys])
         h = np.concatenate([self.hashes, new.hashes])
         s = np.concatenate([self.sources, new.sources])
-        order = np.lexsort((np.arange(len(k)), k[:, 1], k[:, 0]))
-        k, h, s = k[order], h[order], s[order]
-        last = np.ones(len(k), bool)
-        last[:-1] = (k[1:, 0] != k[:-1, 0]) | (k[1:, 1] != k[:-1, 1])
-        return SyncState(k[last], h[last], s[last])
+        return _lexsorted_last(k, h, s)
 
     def without(self, keys: np.ndarray) -> SyncState:
+        """This state less `keys` (looked up here: a few thousand lookups, where sorting the
+        keys and looking every entry up in them cost 70 ms at 1M entries; now 13 ms)."""
         if len(keys) == 0 or len(self) == 0:
             return self
-        gone = SyncState(*_sorted(keys, np.zeros(len(keys), np.uint64)))
-        found, _ = gone.find(self.keys)
-        return SyncState(self.keys[~found], self.hashes[~found], self.sources[~found])
+        found, at = self.find(keys)
+        if (~found & (self.first[at] == keys[:, 0])).any():  # a first half shared (~nm/2⁶⁴)
+            gone = {tuple(k) for k in keys.tolist()}  # by whole keys, one at a time
+            keep = np.array([tuple(k) not in gone for k in self.keys.tolist()], bool)
+        elif not found.any():
+            return self
+        else:
+            keep = np.ones(len(self), bool)
+            keep[at[found]] = False
+        return SyncState(rows_of(self.keys, keep), self.hashes[keep], self.sources[keep])
 
     def absent(self, present_first: np.ndarray) -> np.ndarray:
         """Mask of entries whose key's first half is not in `present_first` (sorted, unique).
