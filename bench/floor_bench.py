@@ -12,8 +12,8 @@ threads included; start-up in a child process):
 - phones: digits kept, the default region's country code put in front (no per-region metadata,
   so less than a real check: a lower bound);
 - dedupe: a 64-bit SipHash of every email (pandas), sorted;
-- bodies: every profile's JSON from Arrow string kernels (values tested once for characters JSON
-  must escape), joined into request bodies of 10,000 profiles;
+- bodies: every profile's JSON (escaped where a value needs it) and request bodies of 10,000
+  profiles, built by the exporter's own jsoncols and bodies modules: no cheaper way is known;
 - upload: those bodies POSTed to the sandbox over loopback by one httpx client.
 
 Their sum is a floor for an export built on CPython, pandas, pyarrow and httpx, not a target: a
@@ -44,11 +44,13 @@ import pyarrow.csv as pacsv
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export_bench import HEADERS, start_sandbox, versions  # noqa: E402  (a sibling script)
 
+from klaviyo_tui.input import bodies as bodies_of  # noqa: E402
+from klaviyo_tui.input import jsoncols  # noqa: E402
+
 COLUMNS = ["email", "phone", "first_name", "last_name", "lifetime_value", "orders", "signup_date"]
 PER_JOB = 10_000
 JOBS = "/api/profile-bulk-import-jobs"
 _EMAIL_SHAPE = r"^[a-z0-9_%+\-]+(\.[a-z0-9_%+\-]+)*@[a-z0-9\-]+(\.[a-z0-9\-]+)+$"
-_NEEDS_ESCAPE = r'["\\\x00-\x1f]'
 _STARTUP = "import pandas, pyarrow.csv, pyarrow.compute, numpy, httpx, orjson"
 
 
@@ -86,42 +88,33 @@ def dedupe(keys: list[pa.Array]) -> np.ndarray:
     return np.sort(hashes)
 
 
-def _quoted(values: pa.Array) -> pa.Array:
-    return pc.binary_join_element_wise('"', values, '"', "")
-
-
 def profiles(batch: pa.RecordBatch, emails: pa.Array, e164: pa.Array) -> pa.Array:
-    """Each row's profile resource as JSON text, null where a value would need escaping (a
-    real export escapes those few another way; the bench data has none)."""
-    texts = [emails, e164, *(batch.column(c) for c in COLUMNS[2:])]
-    plain = emails.is_valid()
-    for values in texts:
-        escape = pc.fill_null(pc.match_substring_regex(values, _NEEDS_ESCAPE), False)
-        plain = pc.and_(plain, pc.invert(escape))
-    pieces: list[object] = ['{"type":"profile","attributes":{"email":', _quoted(emails)]
-    pieces += [',"phone_number":', _quoted(e164)]
-    for name in ("first_name", "last_name"):
-        pieces += [f',"{name}":', _quoted(batch.column(name))]
-    pieces += [',"properties":{"lifetime_value":', batch.column("lifetime_value")]
-    pieces += [',"orders":', batch.column("orders")]
-    pieces += [',"signup_date":', _quoted(batch.column("signup_date")), "}}}"]
-    joined = pc.binary_join_element_wise(
-        *pieces, "", null_handling="replace", null_replacement="null"
-    )
-    return pc.if_else(plain, joined, None)
+    """Each row's profile resource as JSON, assembled the cheapest way we know (the exporter's own
+    jsoncols: one gather over constant pieces and escaped values), invalid emails left out."""
+    kept = emails.is_valid()
+    column = batch.column
+
+    def quoted(key: str, values: pa.Array) -> jsoncols.Field:
+        return jsoncols.json_field(key, values.filter(kept), quoted=True)
+
+    def number(key: str) -> jsoncols.Field:
+        return jsoncols.json_field(key, column(key).filter(kept), quoted=False)
+
+    top = [quoted("email", emails), quoted("phone_number", e164)]
+    top += [quoted(name, column(name)) for name in ("first_name", "last_name")]
+    props = [number("lifetime_value"), number("orders")]
+    props.append(quoted("signup_date", column("signup_date")))
+    return jsoncols.profiles(int(pc.sum(kept).as_py() or 0), top, [("properties", props)])
 
 
 def bodies(resources: list[pa.Array], list_id: str) -> list[bytes]:
-    """Request bodies of PER_JOB profiles each, as batching.py builds them."""
-    every = pa.chunked_array(resources).drop_null()
-    head = b'{"data":{"type":"profile-bulk-import-job","attributes":{"profiles":{"data":['
-    tail = b']}},"relationships":{"lists":{"data":[{"type":"list","id":"%s"}]}}}}'
+    """Request bodies of PER_JOB profiles each, joined as the exporter joins them."""
+    every = pa.chunked_array(resources)
     out = []
     for start in range(0, len(every), PER_JOB):
-        part = every.slice(start, PER_JOB).combine_chunks()
-        lists = pa.ListArray.from_arrays(pa.array([0, len(part)], pa.int32()), part)
-        joined = pc.binary_join(lists, ",")[0].as_buffer().to_pybytes()
-        out.append(head + joined + tail % list_id.encode())
+        part = every.slice(start, PER_JOB).combine_chunks().cast(pa.binary())
+        joined = bodies_of.joined(part)
+        out.append(bodies_of.PREFIX + bytes(joined) + bodies_of.suffix(list_id))
     return out
 
 
