@@ -100,6 +100,24 @@ def _phases(log: Path) -> dict[str, object]:
     }
 
 
+def generate_data(path: Path, rows: int) -> None:
+    """The benches' customers (about 1% invalid, a few duplicates), written by a child process:
+    Linux children inherit the parent's peak RSS at fork time, so data generated in this process
+    would inflate the export's figure."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; "
+            "from klaviyo_tui.demo.sample_data import generate_customers; "
+            "generate_customers(Path(sys.argv[1]), int(sys.argv[2]), invalid_rate=0.01, seed=1)",
+            str(path),
+            str(rows),
+        ],
+        check=True,
+    )
+
+
 def start_sandbox(rate_limits: str, job_delay: float) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [
@@ -196,20 +214,7 @@ def run(
     phases: dict[str, object] = {}
     data = work / "customers.csv"
     t0 = time.perf_counter()
-    # In a child process: Linux children inherit the parent's peak RSS at fork time, so data
-    # generated in this process would inflate the export's figure.
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from pathlib import Path; "
-            "from klaviyo_tui.demo.sample_data import generate_customers; "
-            "generate_customers(Path(sys.argv[1]), int(sys.argv[2]), invalid_rate=0.01, seed=1)",
-            str(data),
-            str(rows),
-        ],
-        check=True,
-    )
+    generate_data(data, rows)
     gen_s = time.perf_counter() - t0
     sandbox, base_url = start_sandbox(rate_limits, job_delay)
     spy = sample_sandbox(sandbox.pid, sandbox_profile) if sandbox_profile else None

@@ -42,7 +42,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export_bench import HEADERS, start_sandbox, versions  # noqa: E402  (a sibling script)
+from export_bench import HEADERS, generate_data, start_sandbox, versions  # noqa: E402
+from sdk_bench import new_list  # noqa: E402  (sibling scripts)
 
 from klaviyo_tui.input import bodies as bodies_of  # noqa: E402
 from klaviyo_tui.input import jsoncols  # noqa: E402
@@ -167,28 +168,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="klaviyo-floor-") as work:
         data = Path(work) / "customers.csv"
-        subprocess.run(  # the same data as export_bench.py, made in a child process
-            [
-                sys.executable,
-                "-c",
-                "import sys; from pathlib import Path; "
-                "from klaviyo_tui.demo.sample_data import generate_customers; "
-                "generate_customers(Path(sys.argv[1]), int(sys.argv[2]), "
-                "invalid_rate=0.01, seed=1)",
-                str(data),
-                str(args.rows),
-            ],
-            check=True,
-        )
+        generate_data(data, args.rows)  # the same data as export_bench.py
         sandbox, base_url = start_sandbox("off", 0.0)
         try:
-            created = httpx.post(
-                f"{base_url}/api/lists",
-                headers=HEADERS,
-                json={"data": {"type": "list", "attributes": {"name": "Floor"}}},
-            )
-            created.raise_for_status()
-            seconds = measure(data, base_url, created.json()["data"]["id"])
+            seconds = measure(data, base_url, new_list(base_url, "Floor"))
         finally:
             sandbox.terminate()
             sandbox.wait()

@@ -26,7 +26,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export_bench import start_sandbox, versions, write_config  # noqa: E402
+from export_bench import generate_data, start_sandbox, versions, write_config  # noqa: E402
 from sdk_bench import new_list  # noqa: E402
 
 from klaviyo_tui.sandbox import DEMO_KEY  # noqa: E402
@@ -170,18 +170,7 @@ def main() -> None:
         print("versions     " + " ".join(f"{k}={v}" for k, v in versions().items()))
         return
     data = work / "customers.csv"
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from pathlib import Path; "
-            "from klaviyo_tui.demo.sample_data import generate_customers; "
-            "generate_customers(Path(sys.argv[1]), int(sys.argv[2]), invalid_rate=0.01, seed=1)",
-            str(data),
-            str(args.rows),
-        ],
-        check=True,
-    )
+    generate_data(data, args.rows)
     sandbox, base_url = start_sandbox("off", 0.0)
     try:
         config = work / "config.toml"
