@@ -75,7 +75,8 @@ class AppBase(App[int]):
         self.set_timer(event.notification.timeout + 0.1, self._repaint)
 
     def _repaint(self) -> None:
-        self.screen.refresh(repaint=True, layout=True)
+        if self.screen_stack:  # the toast's timer can outlive the screens while the app closes
+            self.screen.refresh(repaint=True, layout=True)
 
     async def action_quit(self) -> None:
         """Quit; a screen with unsaved work (a `can_leave(then)` hook, e.g. the export builder)

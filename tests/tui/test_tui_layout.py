@@ -68,6 +68,14 @@ async def test_toasts_stay_off_the_button_row(size: tuple[int, int]) -> None:
         assert "‹ Back" in buttons and "Accept and connect ›" in buttons, terminal.text()
 
 
+def test_a_toast_expiring_after_the_screens_closed_is_no_error() -> None:
+    # A toast's repaint timer can fire while the app closes, when no screen is left (CI saw
+    # ScreenStackError at the end of a run test).
+    app = make_app()
+    assert not app.screen_stack
+    app._repaint()
+
+
 def write_long_config() -> None:
     store = ConfigStore()
     store.put_connection(

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from textual.geometry import Region
+from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Button, DataTable, Static
 
@@ -57,6 +59,16 @@ def text(widget: Widget) -> str:
     """What the widget shows, as one line of words (tables of facts included)."""
     strips = widget.render_lines(Region(0, 0, *widget.size))
     return " ".join("".join(seg.text for strip in strips for seg in strip).split())
+
+
+async def shows(pilot: Pilot[Any], widget: Widget, *needles: str) -> str:
+    """The widget's words once they hold every needle. A Static updated as the run ends is drawn
+    at the next layout, so reading it at once can find it empty (as CI once did)."""
+    try:
+        await wait_until(pilot, lambda: all(n in text(widget) for n in needles))
+    except AssertionError:
+        raise AssertionError(f"{needles!r} not shown in {text(widget)!r}") from None
+    return text(widget)
 
 
 def folded(*events: ProgressEvent) -> RunProgress:
@@ -158,9 +170,11 @@ async def test_mirror_refused_dry_run_then_allowed_and_its_removals(
         run = app.screen
         assert isinstance(run, RunScreen)
         await wait_until(pilot, lambda: run.has_class("-finished"))
-        summary = text(run.query_one("#summary", Static))
-        assert "Refused: the mirror run of export 'vip' would remove 13" in summary
-        assert "13 profiles left the segment; 0 removed" in text(run.query_one("#sync", Static))
+        summary = run.query_one("#summary", Static)
+        await shows(pilot, summary, "Refused: the mirror run of export 'vip' would remove 13")
+        await shows(
+            pilot, run.query_one("#sync", Static), "13 profiles left the segment; 0 removed"
+        )
         assert len(list_emails(sandbox.base_url, list_id)) == 36  # nothing removed
         await pilot.press("escape")
         await wait_screen(pilot, HomeScreen)
@@ -170,14 +184,20 @@ async def test_mirror_refused_dry_run_then_allowed_and_its_removals(
         dry = app.screen
         await wait_until(pilot, lambda: dry.has_class("-finished"), 1500)
         assert "(dry run)" in str(dry.query_one("#run-title").render())
-        assert "Dry run: nothing was sent." in text(dry.query_one("#summary", Static))
-        planned = text(dry.query_one("#sync", Static))
-        assert "to add 0 · to update 0 · unchanged 23" in planned
-        assert "13 profiles left the segment and would be removed from the list" in planned
+        await shows(pilot, dry.query_one("#summary", Static), "Dry run: nothing was sent.")
+        await shows(
+            pilot,
+            dry.query_one("#sync", Static),
+            "to add 0 · to update 0 · unchanged 23",
+            "13 profiles left the segment and would be removed from the list",
+        )
 
         await pilot.press("a")  # run once past the limits, after a yes
         await wait_screen(pilot, ConfirmModal)
-        assert "remove 13 profiles" in " ".join(text(w) for w in app.screen.query(Static))
+        modal = app.screen
+        await wait_until(
+            pilot, lambda: any("remove 13 profiles" in text(w) for w in modal.query(Static))
+        )
         await pilot.press("y")
         await wait_until(pilot, lambda: app.runs["vip"].kind == "allow")
         allowed = app.runs["vip"]
@@ -187,7 +207,7 @@ async def test_mirror_refused_dry_run_then_allowed_and_its_removals(
         run = app.screen
         assert isinstance(run, RunScreen) and run.handle is allowed
         await wait_until(pilot, lambda: run.has_class("-finished"))
-        assert "removed 13" in text(run.query_one("#sync", Static))
+        await shows(pilot, run.query_one("#sync", Static), "removed 13")
         assert len(list_emails(sandbox.base_url, list_id)) == 23
 
         await pilot.press("o")
@@ -215,10 +235,12 @@ async def test_run_detail_lists_removals_and_the_read_back_at_80x24() -> None:
         detail = app.screen
         removals = detail.query_one("#removals", DataTable)
         await wait_until(pilot, lambda: removals.row_count == 25)
-        await pilot.pause()
-        facts = text(detail.query_one("#detail-sync", Static))
-        assert "Sync mirror · added 120 · updated 30 · unchanged 24,030 · removed 25" in facts
-        assert "Verify verified: 24,178 in the list, 2 missing · 24,500 members read" in facts
+        await shows(
+            pilot,
+            detail.query_one("#detail-sync", Static),
+            "Sync mirror · added 120 · updated 30 · unchanged 24,030 · removed 25",
+            "Verify verified: 24,178 in the list, 2 missing · 24,500 members read",
+        )
         title = str(detail.query_one("#removals-title").render())
         assert title == "Removed from the list: 20 of 25 profiles done"
         assert removals.size.height <= 8 < removals.virtual_size.height  # it scrolls
