@@ -82,7 +82,8 @@ async def drive(config: Path, export: str, limit_s: float) -> dict[str, object]:
         while handle.progress.summary is None and handle.progress.error is None:
             if time.perf_counter() - start > limit_s:
                 raise SystemExit("the run did not finish in time")
-            await pilot.pause(0.1)
+            # not pilot.pause(): it forces a screen update of its own, one no terminal would get
+            await asyncio.sleep(0.1)
         wall = time.perf_counter() - start
         cpu = time.process_time() - cpu0
         stop.set()

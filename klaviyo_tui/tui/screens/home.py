@@ -120,7 +120,7 @@ class HomeScreen(BaseScreen[None]):
     def on_mount(self) -> None:
         app = self.app
         self.watch(app, "config", self._show_config, init=False)
-        app.run_updated.subscribe(self, self._run_updated)
+        self.watch_runs(self._run_updated)
         self._show_config(app.config)
 
     def on_screen_resume(self) -> None:
@@ -130,9 +130,8 @@ class HomeScreen(BaseScreen[None]):
         self._show_config(self.app.config)
 
     def _run_updated(self, handle: RunHandle) -> None:
-        top = self.app.screen
-        if top is not self and top.styles.background.a == 1:  # hidden under an opaque screen
-            return  # (the run view, say): on_screen_resume redraws it
+        if self.hidden:  # under the run view, say: on_screen_resume redraws
+            return
         if handle.progress.finished:
             self._load_last_runs()
         else:

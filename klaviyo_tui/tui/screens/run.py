@@ -201,16 +201,25 @@ class RunScreen(BaseScreen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.app.run_updated.subscribe(self, self._updated)
+        self.watch_runs(self._updated)
+        self._show()
+
+    def on_screen_suspend(self) -> None:
+        # The bar animates while the total is unknown, and each frame of it would redraw this
+        # screen and the one covering it (see watch_runs): it stops while nobody sees it.
+        self.query_one("#overall", ProgressBar).display = not self.hidden
+
+    def on_screen_resume(self) -> None:
+        self.query_one("#overall", ProgressBar).display = True
         self._show()
 
     def _updated(self, handle: RunHandle) -> None:
-        if handle is self.handle:
-            self._show_soon()
-        elif handle.export == self.handle.export:  # a new run (resume) replaced ours
-            self.handle, self._logged = handle, 0
+        if handle is not self.handle and handle.export == self.handle.export:
+            self.handle, self._logged = handle, 0  # a new run (resume) replaced ours
             self.query_one(Log).clear()
-            self._show()
+        elif handle is not self.handle:
+            return
+        self._show_soon()  # not while hidden (under the help, say): on_screen_resume shows it
 
     def _set(self, selector: str, content: Content) -> None:
         """Update a text widget only when its text changed, and lay the screen out again only
@@ -236,6 +245,8 @@ class RunScreen(BaseScreen[None]):
 
     def _show(self) -> None:
         self._show_pending = False
+        if self.hidden:  # a timer set before another screen covered this one
+            return
         self._shown_at = time.monotonic()
         p = self.handle.progress
         kind = {
