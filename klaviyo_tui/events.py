@@ -82,9 +82,11 @@ class RowsRead:
     """Cumulative counts after local reading and validation of a chunk."""
 
     read: int
-    valid: int
+    valid: int  # includes the unchanged rows an incremental run skips
     invalid: int
     duplicates: int
+    unchanged: int = 0
+    total: int | None = None  # rows the read covers in all, known once the first pass has run
 
 
 @dataclass(frozen=True, slots=True)

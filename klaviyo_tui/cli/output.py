@@ -159,6 +159,19 @@ def summary_json(summary: RunSummary) -> dict[str, object]:
 PACING_NEWS_S = 2.0
 
 
+def bar_text(p: RunProgress, rate: float, width: int = 20) -> str:
+    """A terminal's one-line bar (under 80 columns): like the TUI's, rows settled out of the
+    rows the first pass counted, so it fills from the start and never moves back."""
+    if not p.rows_total:
+        return f"read {plural(p.read, 'row')}, {p.confirmed:,} confirmed"
+    share = min(p.rows_settled / p.rows_total, 1.0)
+    filled = int(width * share)
+    bar = "█" * filled + "░" * (width - filled)
+    percent = f"{int(share * 100)}%"  # rounded down, as the bar: 100% once all are settled
+    rows = f"of {p.rows_total:,} rows · {p.confirmed:,} confirmed · {rate:,.0f}/s"
+    return f"{bar} {percent:>4} {rows}"
+
+
 class ProgressPrinter:
     """Reads the core's fold (RunProgress): a one-line bar on a terminal, plain timestamped lines
     otherwise (cron, pipes, CI)."""
@@ -210,16 +223,8 @@ class ProgressPrinter:
         if not force and now - self._last_bar < 0.1:
             return
         self._last_bar = now
-        p = self.progress
-        rate = p.confirmed / max(now - self.started, 1e-6)
-        if p.total:
-            width = 30
-            filled = int(width * min(p.done_rows / p.total, 1.0))
-            bar = "█" * filled + "░" * (width - filled)
-            text = f"{bar} {p.done_rows:,}/{p.total:,} confirmed  {rate:,.0f}/s"
-        else:
-            text = f"read {plural(p.read, 'row')}, {p.confirmed:,} confirmed"
-        click.echo("\r\033[K" + text, err=True, nl=False)
+        rate = self.progress.confirmed / max(now - self.started, 1e-6)
+        click.echo("\r\033[K" + bar_text(self.progress, rate), err=True, nl=False)
 
     def close(self) -> None:
         if self.tty:

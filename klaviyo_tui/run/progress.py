@@ -41,6 +41,8 @@ class RunProgress:
     valid: int = 0
     invalid: int = 0
     duplicates: int = 0
+    unchanged: int = 0  # valid rows an incremental run did not send
+    rows_total: int | None = None  # rows the read covers, once the first pass has counted them
     total: int | None = None  # profiles to send, once known
     jobs_planned: int = 0
     jobs_submitted: int = 0
@@ -70,6 +72,7 @@ class RunProgress:
             case RowsRead():
                 self.read, self.valid = event.read, event.valid
                 self.invalid, self.duplicates = event.invalid, event.duplicates
+                self.unchanged, self.rows_total = event.unchanged, event.total
             case JobsPlanned():
                 self.jobs_planned = event.jobs
                 self.total = event.profiles
@@ -134,6 +137,13 @@ class RunProgress:
     @property
     def done_rows(self) -> int:
         return self.confirmed + self.rejected
+
+    @property
+    def rows_settled(self) -> int:
+        """Rows read whose outcome is known: not to be sent (invalid, duplicate, unchanged) or
+        answered by Klaviyo. Once every row is read and answered, `rows_total`."""
+        waiting = self.valid - self.unchanged - self.done_rows - self.unconfirmed
+        return max(0, self.read - max(0, waiting))
 
     @property
     def rate(self) -> float:

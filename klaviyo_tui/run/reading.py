@@ -160,9 +160,8 @@ class BatchReader:
         tally.counts[RowState.UNCHANGED] += step.unchanged  # sync hook
         tally.read, tally.valid, tally.total = step.read, step.valid, step.total
         invalid, duplicates = tally.counts[RowState.INVALID], tally.counts[RowState.DUPLICATE]
-        self.emit(
-            RowsRead(read=step.read, valid=step.valid, invalid=invalid, duplicates=duplicates)
-        )
+        unchanged = tally.counts[RowState.UNCHANGED]
+        self.emit(RowsRead(step.read, step.valid, invalid, duplicates, unchanged, step.total))
         for batch in step.batches:
             if self.sample_payload is None:
                 self.sample_payload = first_profile(batch.body)

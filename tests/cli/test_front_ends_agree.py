@@ -175,3 +175,18 @@ def test_without_a_terminal_a_question_names_the_flag_and_declining_changes_noth
     declined = _cli("exports", "remove", "e", stdin="n\n")
     assert declined.returncode == 0 and "nothing changed" in declined.stderr
     assert path.read_bytes() == before
+
+
+def test_the_terminal_bar_counts_rows_settled_as_the_run_view_does() -> None:
+    from klaviyo_tui.cli.output import bar_text
+    from klaviyo_tui.events import JobConfirmed, RowsRead
+    from klaviyo_tui.run.progress import RunProgress
+
+    p = RunProgress("vip")
+    assert bar_text(p, 0.0) == "read 0 rows, 0 confirmed"  # the first pass is counting
+    p.apply(RowsRead(10_000_000, 9_000_000, 60, 40, unchanged=0, total=10_000_000))
+    p.apply(JobConfirmed("j1", 0, 8_999_999, 0))
+    line = bar_text(p, 61_234.5)
+    # one row still waits: 99%, not a rounded-up 100%, and it fits an 80-column terminal
+    assert line == "█" * 19 + "░  99% of 10,000,000 rows · 8,999,999 confirmed · 61,234/s"
+    assert len(line) < 80

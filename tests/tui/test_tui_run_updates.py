@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 from textual.screen import Screen
-from textual.widgets import Static
+from textual.widgets import ProgressBar, Static
 
-from klaviyo_tui.events import RowsRead
+from klaviyo_tui.events import JobConfirmed, RowsRead
 from klaviyo_tui.run.progress import RunProgress
 from klaviyo_tui.store.config import Connection
 from klaviyo_tui.store.config_store import ConfigStore
@@ -76,3 +76,30 @@ async def test_covered_screens_are_not_redrawn_for_each_run_update(drawn: Counte
         assert drawn["RunScreen"] == 0
         app.pop_screen()
         await wait_until(pilot, lambda: "6,000" in str(rows.render()))  # the latest, once back
+
+
+def test_rows_settled_count_rows_not_sent_and_rows_klaviyo_answered() -> None:
+    p = RunProgress("vip")
+    p.apply(RowsRead(100, 90, 6, 4, unchanged=30, total=200))
+    assert p.rows_settled == 40  # 6 invalid + 4 duplicates + 30 unchanged; 60 to send
+    p.apply(JobConfirmed("j1", 0, 50, 5))
+    assert p.rows_settled == 95
+    p.apply(RowsRead(200, 180, 12, 8, unchanged=60, total=200))
+    assert p.rows_settled == 135  # 65 read and valid, not answered yet
+    p.apply(JobConfirmed("j2", 1, 60, 5))
+    assert p.rows_settled == p.rows_total == 200
+
+
+async def test_the_bar_counts_rows_settled_once_the_first_pass_has_counted_them() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        handle = RunHandle("vip", RunProgress("vip"))
+        await app.push_screen(RunScreen(handle))
+        bar = app.screen.query_one("#overall", ProgressBar)
+        assert bar.percentage is None  # the first pass is counting: an animated bar
+        handle.progress.apply(RowsRead(100, 90, 6, 4, unchanged=30, total=200))
+        app.run_updated.publish(handle)
+        await wait_until(pilot, lambda: bar.percentage == 0.2)  # 40 of 200 settled
+        handle.progress.apply(JobConfirmed("j1", 0, 60, 0))
+        app.run_updated.publish(handle)
+        await wait_until(pilot, lambda: bar.percentage == 0.5)

@@ -260,6 +260,9 @@ class RunScreen(BaseScreen[None]):
         bar = self.query_one("#overall", ProgressBar)
         if p.summary is not None and not p.interrupted:
             bar.update(total=1, progress=1)
+        elif p.rows_total:  # rows settled: known from the first pass on, and never moves back
+            done = p.read if self.handle.kind == "dry" else p.rows_settled
+            bar.update(total=p.rows_total, progress=min(done, p.rows_total))
         elif p.total:
             bar.update(total=p.total, progress=min(p.done_rows, p.total))
         rows, jobs = stats_lines(p)
