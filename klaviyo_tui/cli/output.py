@@ -83,7 +83,7 @@ def format_summary(summary: RunSummary) -> str:
         f"{c.get(RowState.DUPLICATE.value, 0):,} duplicates",
         f"{c.get(RowState.NOT_SENT.value, 0):,} not sent",
     ]
-    for state in (RowState.IMPORTED_WITH_WARNINGS, RowState.UNCONFIRMED, RowState.NOT_IN_LIST):
+    for state in (RowState.UNCONFIRMED, RowState.NOT_IN_LIST):
         if c.get(state.value):  # shown when they happen, so the usual line stays short
             parts.append(f"{c[state.value]:,} {state.label}")
     if c.get(RowState.UNCHANGED.value):

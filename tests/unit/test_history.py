@@ -499,6 +499,7 @@ def test_cli_shows_rows_imported_with_warnings(store: HistoryStore) -> None:
     counts = {s.value: 0 for s in RowState} | {"imported": 7, "imported_with_warnings": 3}
     done = RunSummary(1, "weekly", counts, 1.0, ExitCode.OK)
     assert "7 imported, 3 imported with warnings, 0 invalid" in format_summary(done)
+    assert format_summary(done).count("with warnings") == 1  # it was listed twice
     run_id = store.start_run(export="weekly", connection="c", list_id="L")
     store.finish_run(run_id, done)
     listing = CliRunner().invoke(cli, ["history"])
