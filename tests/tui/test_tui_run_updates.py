@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from textual.screen import Screen
-from textual.widgets import ProgressBar, Static
+from textual.widgets import Log, ProgressBar, Static
 
 from klaviyo_tui.events import JobConfirmed, RowsRead
 from klaviyo_tui.run.progress import RunProgress
@@ -103,3 +103,17 @@ async def test_the_bar_counts_rows_settled_once_the_first_pass_has_counted_them(
         handle.progress.apply(JobConfirmed("j1", 0, 60, 0))
         app.run_updated.publish(handle)
         await wait_until(pilot, lambda: bar.percentage == 0.5)
+
+
+async def test_a_long_log_line_wraps_to_fit_at_80x24() -> None:
+    p = RunProgress("vip")
+    p.log.append("sending every row once: no earlier run of this export has confirmed rows yet")
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        run = RunScreen(RunHandle("vip", p))
+        await app.push_screen(run)
+        log = run.query_one(Log)
+        await wait_until(pilot, lambda: len(log.lines) == 2)
+        assert log.lines[1] == "  yet"  # the rest, indented under its line
+        assert log.virtual_size.width <= log.scrollable_content_region.width
+        assert not log.show_horizontal_scrollbar

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from textwrap import wrap
 from typing import TYPE_CHECKING
 
 from textual import work
@@ -280,7 +281,14 @@ class RunScreen(BaseScreen[None]):
             sparkline.data = rates if any(rates) else []
         log = self.query_one(Log)
         if self._logged < len(p.log):
-            log.write_lines(safe_text(line) for line in p.log[self._logged :])
+            # Log does not wrap: a long line would be cut and give the log a sideways scrollbar
+            shown = log.scrollable_content_region.width or self.app.size.width - 4  # not laid out
+            width = max(20, shown - 1)  # room for the scrollbar
+            wrapped = (
+                wrap(safe_text(line), width, subsequent_indent="  ")
+                for line in p.log[self._logged :]
+            )
+            log.write_lines(part for parts in wrapped for part in parts or [""])
             self._logged = len(p.log)
         finished = p.finished and not self.handle.active
         self.set_class(finished, "-finished")
