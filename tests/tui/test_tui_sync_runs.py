@@ -248,7 +248,14 @@ async def test_run_detail_lists_removals_and_the_read_back_at_80x24() -> None:
         reasons = detail.query_one("#reasons", DataTable)  # also once the page scrolls
         body = detail.query_one("#detail-body")
         # the reasons arrive from a worker: on a loaded machine, after the first pause
-        await wait_until(pilot, lambda: reasons.row_count > 0 and body.show_vertical_scrollbar)
+        await wait_until(pilot, lambda: reasons.row_count > 0)
+        try:  # CI once timed out here: if it does again, say what the page looked like
+            await wait_until(pilot, lambda: body.show_vertical_scrollbar)
+        except AssertionError:
+            raise AssertionError(
+                f"no scrollbar: body {body.size} holds {body.virtual_size}; screens "
+                f"{[type(s).__name__ for s in app.screen_stack]}; reasons {reasons.row_count}"
+            ) from None
         assert reasons.virtual_size.width <= reasons.size.width
         assert not detail.query_one("#retry", Button).display  # not_in_list is not retried
         detail.query_one("#detail-body").scroll_end(animate=False)
