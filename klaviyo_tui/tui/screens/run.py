@@ -202,8 +202,7 @@ class RunScreen(BaseScreen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.watch_runs(self._updated)
-        self._show()
+        self.watch_runs(self._updated)  # on_screen_resume (pushed, or back on top) shows it
 
     def on_screen_suspend(self) -> None:
         # The bar animates while the total is unknown, and each frame of it would redraw this
@@ -215,11 +214,11 @@ class RunScreen(BaseScreen[None]):
         self._show()
 
     def _updated(self, handle: RunHandle) -> None:
-        if handle is not self.handle and handle.export == self.handle.export:
+        if handle is not self.handle:
+            if handle.export != self.handle.export:
+                return
             self.handle, self._logged = handle, 0  # a new run (resume) replaced ours
             self.query_one(Log).clear()
-        elif handle is not self.handle:
-            return
         self._show_soon()  # not while hidden (under the help, say): on_screen_resume shows it
 
     def _set(self, selector: str, content: Content) -> None:
