@@ -40,6 +40,7 @@ from klaviyo_tui.run.locking import export_lock
 from klaviyo_tui.run.memory import use_lean_pool
 from klaviyo_tui.run.options import RunOptions
 from klaviyo_tui.run.reading import BatchQueue, BatchReader
+from klaviyo_tui.run.retry import RetryRows
 from klaviyo_tui.run.summary import SummaryParts, ending, make_summary
 from klaviyo_tui.run.sync.options import SyncOptions
 from klaviyo_tui.run.sync.runner import SyncRun
@@ -116,7 +117,7 @@ class _ExportRun:
         self.run_id: int | None = None  # set before any work starts
         self.started = time.monotonic()
         self.reader: BatchReader | None = None  # the reading side, once the work starts
-        self.retry_rows: set[tuple[str, int]] | None = None
+        self.retry_rows: RetryRows | None = None  # run --retry-failed RUN
         self.known: dict[tuple[str, int], str] = {}  # a resumed run's failures, for verify
         self.verification: dict[str, object] | None = None
         self.source_changed: SourceChanged | None = None  # the run stops, resumable
@@ -134,6 +135,15 @@ class _ExportRun:
         self, *, resume: bool, retry_failed_of: int | None, client: KlaviyoClient | None
     ) -> AsyncIterator[ProgressEvent]:
         journal: dict[int, BatchRecord] = {}
+        if retry_failed_of is not None:
+            if resume:
+                raise RunError(
+                    "--resume and --retry-failed do not go together: resume the interrupted "
+                    "run first, then retry what Klaviyo rejected"
+                )
+            self.retry_rows = await asyncio.to_thread(
+                RetryRows.of, self.store, retry_failed_of, self.export.name
+            )
         if resume:
             previous = await asyncio.to_thread(self.store.resumable_run, self.export.name)
             if previous is None:
@@ -171,9 +181,6 @@ class _ExportRun:
             counts=self.tally.counts,
             emit=self.events.put_nowait,
         ).start()
-        if retry_failed_of is not None:
-            failures = await asyncio.to_thread(self.store.failures, retry_failed_of)
-            self.retry_rows = {(f.segment, f.row) for f in failures if f.state == RowState.REJECTED}
 
         worker = asyncio.create_task(self._work(journal, client))
         try:

@@ -14,11 +14,12 @@ from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from klaviyo_tui.events import JobsPlanned, ProgressEvent, Reject, RowsRead, RowState
+from klaviyo_tui.events import JobsPlanned, Notice, ProgressEvent, Reject, RowsRead, RowState
 from klaviyo_tui.input.batching import Batch, BatchPacker
 from klaviyo_tui.input.pipeline import PipelineStats, iter_validated
 from klaviyo_tui.run.confirm import Tally
 from klaviyo_tui.run.outcomes import first_profile
+from klaviyo_tui.run.retry import RetryRows
 from klaviyo_tui.run.sync.runner import SyncRun
 from klaviyo_tui.store.config import Config, Export
 from klaviyo_tui.store.history import HistoryStore
@@ -41,25 +42,25 @@ class Step:
     batches: list[Batch]
     warnings: list[Reject] = field(default_factory=list)
     unchanged: int = 0  # valid rows an incremental run skips (run/sync)
+    gone: int = 0  # at the end of a retry: rows to retry no longer in the source as they were
 
 
 def produce(
     export: Export,
     config: Config,
-    only_rows: set[tuple[str, int]] | None,
+    only_rows: RetryRows | None,
     sync: SyncRun | None = None,
 ) -> Generator[Step, None, None]:
     """Runs in a worker thread: read, validate, de-duplicate and pack (all CPU work).
 
     `sync` (run/sync) skips unchanged rows, refuses rows without consent, checks a mirror's
     removals once the segment is known and journals the hashes of each packed batch."""
-    import numpy as np  # only this function needs them; keeps the engine's imports light
-    import pyarrow as pa
+    import pyarrow as pa  # only this function needs it; keeps the engine's imports light
 
     segments = {name: config.segments[name] for name in export.segments}
     packer = BatchPacker(export.list_id)
     read = valid = 0
-    total: int | None = None
+    total = len(only_rows) if only_rows is not None else None  # a retry's is known now
     if sync is not None:  # sync hook: the consent pass
         sync.before_reading([segments[n] for n in dict.fromkeys(export.segments)])
     on_keys = sync.on_keys if sync is not None and sync.mirror else None
@@ -69,7 +70,7 @@ def produce(
         if sync is not None:  # sync hook: the first pass is done, the segment is known
             sync.presence_ready()
         if isinstance(item, PipelineStats):
-            total = item.total
+            total = item.total if only_rows is None else total
             continue
         rejects, warnings = item.rejects, item.warnings
         if only_rows is not None:
@@ -79,7 +80,7 @@ def produce(
         payloads, rows, emails = item.payload_array, item.row_array, item.email_array
         warned = item.warned_array
         if only_rows is not None:
-            wanted = np.array([(item.segment, r) in only_rows for r in rows.tolist()], dtype=bool)
+            wanted = only_rows.wanted(item.segment, rows, emails)
             payloads, rows, emails = payloads.filter(wanted), rows[wanted], emails.filter(wanted)
             warned = warned[wanted]
             read += len(rows)
@@ -100,7 +101,8 @@ def produce(
     last = packer.flush()
     if sync is not None and last is not None:
         sync.packed([last])
-    yield Step(read=read, valid=valid, total=total, rejects=[], batches=[last] if last else [])
+    gone = len(only_rows) - read if only_rows is not None else 0
+    yield Step(read, valid, total, rejects=[], batches=[last] if last else [], gone=gone)
 
 
 class BatchReader:
@@ -117,7 +119,7 @@ class BatchReader:
         tally: Tally,
         emit: Callable[[ProgressEvent], None],
         dry_run: bool,
-        only_rows: set[tuple[str, int]] | None,
+        only_rows: RetryRows | None,
         sync: SyncRun | None,
     ) -> None:
         self.export, self.config, self.store, self.run_id = export, config, store, run_id
@@ -162,8 +164,19 @@ class BatchReader:
         invalid, duplicates = tally.counts[RowState.INVALID], tally.counts[RowState.DUPLICATE]
         unchanged = tally.counts[RowState.UNCHANGED]
         self.emit(RowsRead(step.read, step.valid, invalid, duplicates, unchanged, step.total))
+        if step.gone and self.only_rows is not None:
+            self.emit(Notice(gone_notice(step.gone, self.only_rows), level="warning"))
         for batch in step.batches:
             if self.sample_payload is None:
                 self.sample_payload = first_profile(batch.body)
             self.planned_jobs += 1
             await out.put(batch)
+
+
+def gone_notice(gone: int, retry: RetryRows) -> str:
+    rows = "row" if len(retry) == 1 else "rows"
+    return (
+        f"{gone:,} of the {len(retry):,} {rows} Klaviyo rejected in run {retry.run_id} "
+        f"{'is' if gone == 1 else 'are'} no longer in the source with the email it rejected (the "
+        "source changed since): not sent; a run of the export sends the source as it is now"
+    )

@@ -136,6 +136,7 @@ class Submitter(Confirmer):
                 value=emails[i] if path.startswith("email") else "",
                 reason=f"Klaviyo: {detail}",
                 state=RowState.REJECTED,
+                email=emails[i],
             )
             for i, (path, detail) in sorted(refused.items())
         ]

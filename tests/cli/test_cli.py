@@ -107,6 +107,15 @@ def test_exit_codes(setup: tuple[str, Path], tmp_path: Path) -> None:
     assert "Traceback" not in wrong.stderr
 
 
+def test_retry_of_a_run_with_nothing_klaviyo_rejected_says_so(setup: tuple[str, Path]) -> None:
+    first = json.loads(cli("run", "customers", "--json").stdout)["run_id"]
+    done = cli("run", "customers", "--retry-failed", str(first))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"Klaviyo rejected no row of run {first} that can be sent again" in done.stderr
+    assert "need a fix in the source" in done.stderr  # the hint: what to do instead
+    assert [r["id"] for r in json.loads(cli("history", "--json").stdout)] == [first]
+
+
 def test_broken_config_is_reported_and_left_untouched(isolated_dirs: Path) -> None:
     path = Path(os.environ["KLAVIYO_TUI_CONFIG"])
     text = "[connections.a]\ndisplay_name = 'x'\nbase_url = \n"

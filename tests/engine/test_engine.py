@@ -24,6 +24,7 @@ from klaviyo_tui.sandbox.server import SandboxServer
 from klaviyo_tui.store.config import Config
 from klaviyo_tui.store.history import HistoryStore
 from tests.support.engine import (
+    CorruptingTransport,
     create_list,
     import_jobs,
     list_emails,
@@ -142,29 +143,10 @@ async def test_klaviyo_400_pointers_strip_exactly_those_rows(
     """A proxy corrupts two emails in the first job so the sandbox answers 400 with pointers."""
     rows = customers(30)
     config, list_id = one_csv_export(tmp_path, sandbox.base_url, rows)
-    corrupted: list[bytes] = []
-
-    class Corrupting(httpx.AsyncBaseTransport):
-        def __init__(self) -> None:
-            self.inner = httpx.AsyncHTTPTransport()
-
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            if (
-                request.method == "POST"
-                and "profile-bulk-import-jobs" in request.url.path
-                and not corrupted
-            ):
-                body = await request.aread()
-                bad = body.replace(b"customer3@example.com", b"customer3@@broken", 1)
-                bad = bad.replace(b"customer17@example.com", b"customer17@@broken", 1)
-                corrupted.append(bad)
-                headers = {k: v for k, v in request.headers.items() if k != "content-length"}
-                request = httpx.Request(request.method, request.url, headers=headers, content=bad)
-            return await self.inner.handle_async_request(request)
-
-    async with KlaviyoClient(sandbox.base_url, DEMO_KEY, transport=Corrupting()) as client:
+    corrupting = CorruptingTransport(["customer3@example.com", "customer17@example.com"])
+    async with KlaviyoClient(sandbox.base_url, DEMO_KEY, transport=corrupting) as client:
         summary, _ = await drain("customers", config, store, client=client)
-    assert corrupted, "the proxy never saw an import"
+    assert corrupting.corrupted, "the proxy never saw an import"
     assert summary.counts[RowState.REJECTED.value] == 2
     assert summary.counts[RowState.IMPORTED.value] == 28
     assert summary.exit_code == ExitCode.PARTIAL

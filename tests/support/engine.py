@@ -7,6 +7,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
+import httpx
 import tomlkit
 
 from klaviyo_tui.events import RunSummary
@@ -22,6 +23,27 @@ def run_id_of(summary: RunSummary) -> int:
     """The summary's run id: every run that started has a record."""
     assert summary.run_id is not None, summary
     return summary.run_id
+
+
+class CorruptingTransport(httpx.AsyncBaseTransport):
+    """A proxy that breaks these emails in the first import POST, so the sandbox answers 400
+    with a pointer to each row and those rows end rejected by Klaviyo."""
+
+    def __init__(self, emails: list[str]) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.emails = emails
+        self.corrupted: list[bytes] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if request.method == "POST" and "profile-bulk-import-jobs" in path and not self.corrupted:
+            body = await request.aread()
+            for email in self.emails:
+                body = body.replace(email.encode(), email.replace("@", "@@broken").encode(), 1)
+            self.corrupted.append(body)
+            headers = {k: v for k, v in request.headers.items() if k != "content-length"}
+            request = httpx.Request(request.method, request.url, headers=headers, content=body)
+        return await self.inner.handle_async_request(request)
 
 
 def create_list(base_url: str, name: str = "Customers", key: str = DEMO_KEY) -> str:
