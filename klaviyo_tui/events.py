@@ -116,6 +116,16 @@ class JobConfirmed:
 
 
 @dataclass(frozen=True, slots=True)
+class SettledBefore:
+    """A resumed run's batch that the interrupted run settled (Klaviyo confirmed it, or refused
+    every row): its `rows` are counted, not sent again."""
+
+    batch: int
+    rows: int
+    job_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class JobUnconfirmed:
     """Klaviyo accepted a batch but never confirmed its outcome (an unknown status, or no
     progress before the deadline): its rows are unconfirmed until `--resume` asks again."""
@@ -186,6 +196,7 @@ ProgressEvent = (
     | JobsPlanned
     | JobSubmitted
     | JobConfirmed
+    | SettledBefore
     | JobUnconfirmed
     | RowsRejected
     | Waiting

@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from klaviyo_tui.events import JobSubmitted, Notice, ProgressEvent, RowState
+from klaviyo_tui.events import JobSubmitted, Notice, ProgressEvent, RowState, SettledBefore
 from klaviyo_tui.input.batching import Batch
 from klaviyo_tui.klaviyo import ImportJob, JobState, KlaviyoClient, NotFoundError
 from klaviyo_tui.run.confirm import Pending, Tally, Work
@@ -144,8 +144,7 @@ class JobTracker(Submitter):
         number = batch.number + 1
         if record.state == "finished":
             self._count_finished(batch, record)
-            said = f"job {record.job_id}" if record.job_id else "every row refused"
-            self.emit(Notice(f"batch {number}: confirmed before ({said}), not sent again"))
+            self.emit(SettledBefore(batch.number, batch.count, record.job_id))
             return True
         assert record.job_id is not None
         log = await asyncio.to_thread(self.store.batch_log, self.run_id, batch.number)

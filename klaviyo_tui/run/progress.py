@@ -24,6 +24,7 @@ from klaviyo_tui.events import (
     RowsRead,
     RowsRejected,
     RunSummary,
+    SettledBefore,
     Waiting,
 )
 
@@ -50,6 +51,7 @@ class RunProgress:
     sent: int = 0
     confirmed: int = 0
     rejected: int = 0
+    settled_before: int = 0  # rows of batches a resumed run found settled by the interrupted one
     unconfirmed: int = 0  # rows of batches Klaviyo accepted but never confirmed
     waits: int = 0
     waited_s: float = 0.0
@@ -88,6 +90,11 @@ class RunProgress:
                     f"batch {event.batch + 1} confirmed: {event.imported:,} imported, "
                     f"{event.failed:,} failed"
                 )
+            case SettledBefore(batch=batch, rows=rows, job_id=job_id):
+                self.jobs_confirmed += 1
+                self.settled_before += rows
+                said = f"job {job_id}" if job_id else "every row refused"
+                line = f"batch {batch + 1}: confirmed before ({said}), not sent again"
             case JobUnconfirmed():
                 self.jobs_confirmed += 1  # settled: nothing more to wait for in this run
                 self.unconfirmed += event.rows
@@ -141,8 +148,10 @@ class RunProgress:
     @property
     def rows_settled(self) -> int:
         """Rows read whose outcome is known: not to be sent (invalid, duplicate, unchanged) or
-        answered by Klaviyo. Once every row is read and answered, `rows_total`."""
-        waiting = self.valid - self.unchanged - self.done_rows - self.unconfirmed
+        answered by Klaviyo, in this run or in the interrupted run it resumes. Once every row is
+        read and answered, `rows_total`."""
+        answered = self.done_rows + self.unconfirmed + self.settled_before
+        waiting = self.valid - self.unchanged - answered
         return max(0, self.read - max(0, waiting))
 
     @property

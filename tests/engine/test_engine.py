@@ -16,9 +16,10 @@ import pytest
 
 from klaviyo_tui.demo.sample_data import generate_customers
 from klaviyo_tui.errors import ExitCode, RunError
-from klaviyo_tui.events import JobConfirmed, RowState, RunSummary
+from klaviyo_tui.events import JobConfirmed, RowState, RunSummary, SettledBefore
 from klaviyo_tui.klaviyo import KlaviyoClient
 from klaviyo_tui.run.engine import run_export
+from klaviyo_tui.run.progress import RunProgress
 from klaviyo_tui.sandbox import DEMO_KEY, SandboxSettings
 from klaviyo_tui.sandbox.server import SandboxServer
 from klaviyo_tui.store.config import Config
@@ -413,8 +414,15 @@ async def test_resume_counts_rows_with_warnings_once(
         await task
     [record] = store.runs()
     assert record.status == "interrupted"
-    summary, _ = await drain("customers", config, store, resume=True)
+    summary, events = await drain("customers", config, store, resume=True)
     assert summary.run_id == record.id
+    before = [e for e in events if isinstance(e, SettledBefore)]
+    assert before, "the interrupted run had a confirmed batch"
+    progress = RunProgress("customers")  # what both front ends' bars read
+    for event in events:
+        progress.apply(event)  # type: ignore[arg-type]
+    assert progress.settled_before == sum(e.rows for e in before)
+    assert progress.rows_settled == progress.rows_total == 25_000  # the bar ends full
     counts = summary.counts
     assert summary.exit_code == ExitCode.OK
     assert counts[RowState.IMPORTED_WITH_WARNINGS.value] == 500
