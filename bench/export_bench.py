@@ -7,10 +7,20 @@ wall time, rows/s, CPU seconds (user + sys) and peak RSS, read from the child's 
     python bench/export_bench.py --rows 1000000 --rate-limits off
     python bench/export_bench.py --rows 3000000 --rate-limits klaviyo
     python bench/export_bench.py --rows 1000000 --incremental 0.01
+    python bench/export_bench.py --rows 1000000 --mirror 0.01
 
 With `--incremental SHARE`, the export is incremental: a first run sends every row, then SHARE of
 the rows get a new first name and the figures are those of the second run, which sends only
 those (the sync goal: 1M rows with 1% changed in a few seconds).
+
+With `--mirror SHARE`, the export is an incremental mirror: a first run sends every row; then SHARE
+of the rows leave the source and a second run removes them: the state holds no emails (only
+keyed hashes), so it reads every member of the list to find their profile ids
+(`first_removal_members_read_s`, from the CLI's timestamped lines, to the second;
+`members_bound_s` is what Klaviyo's limits allow such a read at best: 75/s, 700/min, 100 members
+a page). Then SHARE more leave and the third run is measured: it reads only who joined since and
+checks each leaver by id (`members_read_s`); `removals_bound_s` is the bound of its removal
+requests (1,000 profiles a request).
 
 With Klaviyo's limits on, it also prints the bound those limits impose: bulk import jobs are
 limited to 10 a second and 150 a minute (fixed windows), so J jobs cannot be accepted faster than
@@ -22,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -168,10 +179,74 @@ def change_rows(data: Path, share: float) -> int:
     return int(out.stdout.strip())
 
 
+def drop_rows(data: Path, share: float) -> int:
+    """Take every 1/share-th row out of the source, in a child process; returns how many."""
+    code = (
+        "import sys, numpy as np, pyarrow as pa, pyarrow.csv as csv; "
+        "t = csv.read_csv(sys.argv[1], convert_options=csv.ConvertOptions("
+        "column_types={c: pa.string() for c in csv.read_csv(sys.argv[1], "
+        "read_options=csv.ReadOptions(skip_rows_after_names=10**9)).column_names})); "
+        "m = np.ones(len(t), bool); m[:: round(1 / float(sys.argv[2]))] = False; "
+        "csv.write_csv(t.filter(pa.array(m)), sys.argv[1]); print(int((~m).sum()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(data), str(share)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(out.stdout.strip())
+
+
+def _members_read_s(log: Path) -> float | None:
+    """Seconds from the CLI's first "removing: reading ..." line (the members who joined since
+    the last mirror run, or the whole list) to the one that says what it found (to the
+    second)."""
+    start = None
+    for line in log.read_text(encoding="utf-8").splitlines():
+        try:
+            t = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S"))
+        except ValueError:
+            continue
+        if "removing: reading" in line:
+            start = t if start is None else start
+        elif start is not None and re.search(r"removing [\d,]+ profiles|none of the prof", line):
+            return t - start
+    return None
+
+
+def _first_removal(env: dict[str, str], data: Path, share: float, log: Path) -> dict[str, object]:
+    """The first mirror run that removes someone: it reads the whole list (nothing is kept
+    yet); the measured run after it reads only who joined since."""
+    left = drop_rows(data, share)
+    start = time.perf_counter()
+    with open(log, "w") as err:
+        done = subprocess.run(
+            [sys.executable, "-m", "klaviyo_tui", "run", "bench", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+    assert done.returncode in (0, 1), log.read_text()[-2000:]
+    removed = json.loads(done.stdout.decode().splitlines()[-1])["sync"]["removed"]
+    return {
+        "first_removal_left_rows": left,
+        "first_removal_removed": removed,
+        "first_removal_wall_s": round(time.perf_counter() - start, 2),
+        "first_removal_members_read_s": _members_read_s(log),
+    }
+
+
 def write_config(
-    path: Path, data: Path, base_url: str, list_id: str, incremental: bool = False
+    path: Path,
+    data: Path,
+    base_url: str,
+    list_id: str,
+    incremental: bool = False,
+    mirror: bool = False,
 ) -> None:
     sync = "incremental = true\n" if incremental else ""
+    sync += 'mode = "mirror"\n' if mirror else ""
     path.write_text(
         f"""
 [connections.sandbox]
@@ -209,6 +284,7 @@ def run(
     incremental: float | None = None,
     profile: str | None = None,
     sandbox_profile: str | None = None,
+    mirror: float | None = None,
 ) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="klaviyo-bench-"))
     phases: dict[str, object] = {}
@@ -227,14 +303,15 @@ def run(
         created.raise_for_status()
         list_id = created.json()["data"]["id"]
         config = work / "config.toml"
-        write_config(config, data, base_url, list_id, incremental is not None)
+        two_runs = incremental is not None or mirror is not None
+        write_config(config, data, base_url, list_id, two_runs, mirror is not None)
         env = dict(
             os.environ,
             KLAVIYO_TUI_CONFIG=str(config),
             KLAVIYO_TUI_DATA=str(work / "data"),
             KLAVIYO_API_KEY=DEMO_KEY,
         )
-        if incremental is not None:  # the first, full run; the second one is measured
+        if two_runs:  # the first, full run; the second one is measured
             first = time.perf_counter()
             done = subprocess.run(
                 [sys.executable, "-m", "klaviyo_tui", "run", "bench", "--json"],
@@ -243,7 +320,13 @@ def run(
             )
             assert done.returncode in (0, 1), done.stderr.decode()[-2000:]  # 1: some rejected
             phases["first_run_s"] = round(time.perf_counter() - first, 2)
-            phases["changed_rows"] = change_rows(data, incremental)
+            if incremental is not None:
+                phases["changed_rows"] = change_rows(data, incremental)
+            if mirror is not None:
+                counts = json.loads(done.stdout.decode().splitlines()[-1])["counts"]
+                phases["list_members"] = counts["imported"] + counts["imported_with_warnings"]
+                phases |= _first_removal(env, data, mirror, work / "first-removal.log")
+                phases["left_rows"] = drop_rows(data, mirror)
         start = time.perf_counter()
         log = open(work / "export.log", "w")  # noqa: SIM115 - closed once the child has ended
         command_run = [sys.executable, "-m", "klaviyo_tui", "run", "bench", "--json"]
@@ -267,6 +350,8 @@ def run(
         wall = time.perf_counter() - start
         log.close()
         phases.update(_phases(work / "export.log"))
+        if mirror is not None:
+            phases["members_read_s"] = _members_read_s(work / "export.log")
         assert proc.stdout is not None
         out = proc.stdout.read()
         lines = [line for line in out.splitlines() if line.startswith("{")]
@@ -282,6 +367,15 @@ def run(
     imported = int(counts.get("imported", 0))
     jobs = int(summary.get("jobs", 0))
     bound = rate_limit_bound_s(jobs)
+    if mirror is not None:
+        pages = -(-int(str(phases["list_members"])) // 100)
+        removed = int(summary.get("sync", {}).get("removed", 0))
+        phases["members_bound_s"] = round(
+            least_seconds_for(OPERATIONS["get_profiles_for_list"], pages), 1
+        )
+        phases["removals_bound_s"] = round(
+            least_seconds_for(OPERATIONS["remove_profiles_from_list"], -(-removed // 1000)), 1
+        )
     result = {
         "rows": rows,
         "rate_limits": rate_limits,
@@ -320,6 +414,12 @@ def main() -> None:
         metavar="SHARE",
         help="measure an incremental run after SHARE (e.g. 0.01) of the rows changed",
     )
+    parser.add_argument(
+        "--mirror",
+        type=float,
+        metavar="SHARE",
+        help="measure a mirror run that removes the SHARE (e.g. 0.01) of the rows that left",
+    )
     parser.add_argument("--profile", help="record the export with py-spy into this file")
     parser.add_argument(
         "--sandbox-profile", help="record the sandbox with py-spy (raw format) into this file"
@@ -333,6 +433,7 @@ def main() -> None:
         args.incremental,
         args.profile,
         args.sandbox_profile,
+        args.mirror,
     )
     result["versions"] = " ".join(f"{k}={v}" for k, v in versions().items())
     width = max(len(k) for k in result)

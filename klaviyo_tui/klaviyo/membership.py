@@ -108,25 +108,62 @@ class MembershipOps(ClientBase):
             )
         return len(ids)
 
-    async def list_members(self, list_id: str) -> AsyncIterator[ListMember]:
-        """Every member of a list as (profile id, email), 100 a page, each profile once.
+    async def list_members(
+        self, list_id: str, joined_since: datetime | None = None
+    ) -> AsyncIterator[ListMember]:
+        """Every member of a list as (profile id, email, joined), 100 a page, each profile once;
+        with `joined_since`, only those who joined the list at or after it, oldest first.
 
         Klaviyo's pages can repeat records: the ids seen are kept to drop repeats (about 100
         bytes per member)."""
         check_id(list_id, "list")
+        params = {"fields[profile]": "email,joined_group_at", "page[size]": "100"}
+        if joined_since is not None:  # an unquoted ISO 8601 datetime, written by us
+            since = joined_since.astimezone(UTC).isoformat()
+            params |= {"filter": f"greater-or-equal(joined_group_at,{since})"}
+            params |= {"sort": "joined_group_at"}
         seen: set[str] = set()
         async for item in self._pages(
             "get_profiles_for_list",
             f"/api/lists/{list_id}/profiles",
-            {"fields[profile]": "email", "page[size]": "100"},
+            params,
             not_found=f"list {list_id} does not exist in this account.",
         ):
             profile_id = as_str(item.get("id"))
             if not profile_id or profile_id in seen:
                 continue
             seen.add(profile_id)
-            email = as_dict(item.get("attributes")).get("email")
-            yield ListMember(profile_id, email if isinstance(email, str) and email else None)
+            attributes = as_dict(item.get("attributes"))
+            email, joined = attributes.get("email"), attributes.get("joined_group_at")
+            yield ListMember(
+                profile_id,
+                email if isinstance(email, str) and email else None,
+                joined if isinstance(joined, str) and joined else None,
+            )
+
+    async def profile_emails(self, profile_ids: Iterable[str]) -> dict[str, str | None]:
+        """The current email of each of these profiles (`GET /api/profiles` by id, 100 a call);
+        a profile Klaviyo no longer has (deleted, merged into another) is absent."""
+        wanted = list(dict.fromkeys(profile_ids))
+        for profile_id in wanted:
+            check_id(profile_id, "profile")
+        found: dict[str, str | None] = {}
+        for chunk in _chunks(wanted, MAX_FILTER_VALUES):
+            literals = ",".join(f'"{i}"' for i in chunk)
+            async for item in self._pages(
+                "get_profiles",
+                "/api/profiles",
+                {
+                    "filter": f"any(id,[{literals}])",
+                    "fields[profile]": "email",
+                    "page[size]": "100",
+                },
+            ):
+                profile_id = as_str(item.get("id"))
+                email = as_dict(item.get("attributes")).get("email")
+                if profile_id in chunk:
+                    found[profile_id] = email if isinstance(email, str) and email else None
+        return found
 
     async def list_members_by_email(self, list_id: str, emails: Iterable[str]) -> list[str]:
         """Profile ids of the list's members that have one of `emails` (100 emails a call).

@@ -86,10 +86,12 @@ class ImportJob:
 
 
 class ListMember(NamedTuple):
-    """One member of a list: its Klaviyo profile id and email (None when it has none)."""
+    """One member of a list: its Klaviyo profile id, email (None when it has none) and when it
+    joined the list (`joined_group_at` as Klaviyo wrote it; None when missing)."""
 
     profile_id: str
     email: str | None
+    joined: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

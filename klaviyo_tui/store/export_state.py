@@ -17,6 +17,9 @@ What is stored (schema step 4 in history_schema):
   source hashes a run brought up to date for rows it did not send (run/sync/runner.py).
 - `sync_removals`: the journal of mirror removals, one row per request of at most 1,000
   profile ids: planned -> sending -> done. Kept after settling, for `history show`.
+- `sync_members`: per export, the members of its list as the last mirror removal read them
+  (keyed hashes of their emails and their profile ids; run/sync/members.py), so the next one
+  reads only who joined since.
 - `runs.sync`: the run's sync figures as JSON (mode, added, updated, unchanged, removed, ...).
 
 Mixed into `HistoryStore` (history.py), which provides the connection and transactions. Every
@@ -57,6 +60,17 @@ class SyncBatchRecord:
     known: bytes  # 1 byte a row: the key was in the state when the batch was packed
     rows: bytes  # int64 source row numbers
     segments: list[tuple[str, int]]  # runs of (segment, count), in row order
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMembers:
+    """An export's list members as last read: `keys` (16 bytes each, sorted) and the profile
+    ids, aligned; `joined_until` the latest `joined_group_at` seen (ISO 8601)."""
+
+    list_id: str
+    keys: bytes
+    ids: list[str]
+    joined_until: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,3 +314,34 @@ class ExportStateMixin:
             (run_id,),
         )
         return [RemovalRecord(r[0], r[1], list(json.loads(r[2])), bytes(r[3])) for r in rows]
+
+    # ---- the list's members, for mirror removals ----------------------------------------------
+
+    def sync_members(self, export: str) -> StoredMembers | None:
+        rows = self._query(
+            "SELECT list_id, keys, ids, joined_until FROM sync_members WHERE export = ?", (export,)
+        )
+        if not rows:
+            return None
+        text = rows[0]["ids"]
+        ids = text.split("\n") if text else []
+        return StoredMembers(
+            rows[0]["list_id"], bytes(rows[0]["keys"]), ids, rows[0]["joined_until"]
+        )
+
+    def save_sync_members(self, export: str, members: StoredMembers) -> None:
+        """Replace what the export knows of its list's members (one list at a time)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM sync_members WHERE export = ?", (export,))
+            db.execute(
+                "INSERT INTO sync_members (export, list_id, keys, ids, joined_until, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    export,
+                    members.list_id,
+                    members.keys,
+                    "\n".join(members.ids),
+                    members.joined_until,
+                    datetime.now(UTC).isoformat(timespec="seconds"),
+                ),
+            )

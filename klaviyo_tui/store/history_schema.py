@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Schema 1, as the first release created it. Later versions are explicit steps in MIGRATIONS.
 SCHEMA = (
     """CREATE TABLE runs (
@@ -82,6 +82,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
             batch_no INTEGER NOT NULL, state TEXT NOT NULL, profile_ids TEXT NOT NULL,
             keys BLOB NOT NULL, PRIMARY KEY (run_id, batch_no))""",
+    ),
+    # 5: mirror removals without reading the whole list every time (run/sync/members.py): per
+    # export, its list's members as keyed hashes of their emails (16 bytes each, sorted) with
+    # their profile ids (newline-separated), and the latest `joined_group_at` the read saw.
+    5: (
+        """CREATE TABLE sync_members (
+            export TEXT PRIMARY KEY, list_id TEXT NOT NULL, keys BLOB NOT NULL,
+            ids TEXT NOT NULL, joined_until TEXT, updated_at TEXT NOT NULL)""",
     ),
 }
 TABLES = ("batches", "export_rows", "failures", "runs")  # every version has these

@@ -91,9 +91,41 @@ async def test_list_members_follows_next_links_and_drops_repeats() -> None:
         ListMember(pid(4), "m4@x.com"),
     ]
     first = rec.requests[0].url.params
-    assert (first["fields[profile]"], first["page[size]"]) == ("email", "100")
+    assert (first["fields[profile]"], first["page[size]"]) == ("email,joined_group_at", "100")
+    assert "filter" not in first and "sort" not in first
     assert rec.requests[0].url.path == f"/api/lists/{LIST}/profiles"
     assert len(rec.requests) == 3
+
+
+async def test_list_members_joined_since_asks_for_those_only_oldest_first() -> None:
+    attributes = {"email": "a@x.com", "joined_group_at": "2026-12-01T10:00:00+00:00"}
+    joined = {"type": "profile", "id": pid(1), "attributes": attributes}
+    rec = Recorder(lambda request: doc({"data": [joined], "links": {"next": None}}))
+    since = datetime(2026, 12, 1, 11, 0, tzinfo=timezone(timedelta(hours=1)))
+    async with make(rec) as k:
+        got = [m async for m in k.list_members(LIST, joined_since=since)]
+    assert got == [ListMember(pid(1), "a@x.com", "2026-12-01T10:00:00+00:00")]
+    params = rec.requests[0].url.params
+    assert params["filter"] == "greater-or-equal(joined_group_at,2026-12-01T10:00:00+00:00)"
+    assert params["sort"] == "joined_group_at"
+
+
+async def test_profile_emails_asks_by_id_100_at_a_time_and_leaves_out_the_gone() -> None:
+    ids = [pid(i) for i in range(150)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked = request.url.params["filter"].removeprefix("any(id,[").removesuffix("])")
+        wanted = [v.strip('"') for v in asked.split(",")]
+        found = [member(int(i[-4:]), f"e{i[-4:]}@x.com") for i in wanted if i != pid(7)]
+        return doc({"data": found, "links": {"next": None}})
+
+    rec = Recorder(handler)
+    async with make(rec) as k:
+        got = await k.profile_emails([*ids, pid(3)])
+    assert len(rec.requests) == 2  # 100 ids a call, each id once
+    assert rec.requests[0].url.params["fields[profile]"] == "email"
+    assert pid(7) not in got and len(got) == 149
+    assert got[pid(3)] == "e0003@x.com"
 
 
 async def test_list_members_by_email_filters_100_at_a_time() -> None:

@@ -9,7 +9,8 @@ Safety rules, in order:
   import job, exit code 2, unless `--allow-mass-removal`.
 - Profile ids come from reading the list's members (`list_members`, 100 a call, L tier: about
   70,000 members a minute) and hashing their emails with the same keyed hash; only when there
-  is someone to remove.
+  is someone to remove. The next run reads only who joined since, when every leaver checks
+  out against Klaviyo as it is now (members.py).
 - Every removal request (≤ 1,000 ids, 10/s 150/min) is journaled before the first is sent and
   marked done after Klaviyo's answer. A resumed run sends only requests not done, minus any
   profile whose email is back in the segment. A request killed between Klaviyo's answer and
@@ -24,19 +25,17 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 
 from klaviyo_tui.events import Notice, Phase, ProgressEvent
-from klaviyo_tui.input.pipeline import email_keys
 from klaviyo_tui.klaviyo import KlaviyoClient
 from klaviyo_tui.run.sync.hashing import Hasher
+from klaviyo_tui.run.sync.members import MemberMap, read_members, still_members
 from klaviyo_tui.run.sync.options import REMOVAL_REASON
 from klaviyo_tui.run.sync.state import SyncState, keys_from
 from klaviyo_tui.store.history import HistoryStore
 from klaviyo_tui.store.sync_config import SyncSettings
 
 PER_REQUEST = 1_000
-_MEMBERS_AT_ONCE = 5_000
 
 
 def refusal(
@@ -73,36 +72,51 @@ def refusal(
     return None
 
 
-async def _match(
-    client: KlaviyoClient, list_id: str, leavers: SyncState, hasher: Hasher
+async def _find(
+    client: KlaviyoClient,
+    store: HistoryStore,
+    export: str,
+    list_id: str,
+    leavers: SyncState,
+    hasher: Hasher,
+    emit: Callable[[ProgressEvent], None],
 ) -> tuple[list[str], np.ndarray]:
-    """Profile ids (and keys) of the list's members whose email hashes to a leaver's key."""
-    ids: list[str] = []
-    keys: list[np.ndarray] = []
-    page_ids: list[str] = []
-    page_emails: list[str] = []
+    """Profile ids (and keys) of the list's members whose email hashes to a leaver's key: from
+    the members an earlier run read plus those who joined since, when every leaver checks out
+    (members.py), else from reading the whole list. Keeps what it read for the next run."""
+    kept = MemberMap.stored(await asyncio.to_thread(store.sync_members, export), list_id)
+    count = f"the {len(leavers):,} profiles that left the segment"
+    if len(kept) and kept.joined_until is not None:
+        emit(
+            Phase(
+                "removing",
+                f"reading who joined list {list_id} since the last mirror run, to find {count}",
+            )
+        )
+        members = kept.merged(await read_members(client, list_id, hasher, kept.joined_until))
+        found, ids = members.find(leavers.keys)
+        if found.all():
+            checked = await still_members(client, list_id, ids, leavers.keys, hasher)
+            if checked is not None:
+                await _keep(store, export, list_id, members.without(leavers.keys))
+                return checked
+        emit(
+            Notice(
+                "some of the profiles to remove are not as the last mirror run read them "
+                "(joined before it, or changed in Klaviyo since): reading the whole list"
+            )
+        )
+    emit(Phase("removing", f"reading list {list_id}'s members to find {count}"))
+    members = await read_members(client, list_id, hasher)
+    found, ids = members.find(leavers.keys)
+    keys = leavers.keys[found]
+    await _keep(store, export, list_id, members.without(keys))
+    return ids, keys
 
-    def flush() -> None:
-        if not page_ids:
-            return
-        normal = email_keys(pd.Series(page_emails, dtype=object))
-        valid = normal.is_valid().to_numpy(zero_copy_only=False)
-        hashed = hasher.keys(normal.filter(valid))
-        found, _ = leavers.find(hashed)
-        member_ids = [i for i, ok in zip(page_ids, valid, strict=True) if ok]
-        ids.extend(member_ids[j] for j in np.flatnonzero(found))
-        keys.append(hashed[found])
-        page_ids.clear()
-        page_emails.clear()
 
-    async for member in client.list_members(list_id):
-        if member.email:
-            page_ids.append(member.profile_id)
-            page_emails.append(member.email)
-        if len(page_ids) >= _MEMBERS_AT_ONCE:
-            flush()
-    flush()
-    return ids, (np.concatenate(keys) if keys else np.zeros((0, 2), np.uint64))
+async def _keep(store: HistoryStore, export: str, list_id: str, members: MemberMap) -> None:
+    """What the next run starts from: the members as read, less those this run removes."""
+    await asyncio.to_thread(store.save_sync_members, export, members.to_store(list_id))
 
 
 async def remove(
@@ -110,6 +124,7 @@ async def remove(
     client: KlaviyoClient,
     store: HistoryStore,
     run_id: int,
+    export: str,
     list_id: str,
     leavers: SyncState,
     present: Callable[[np.ndarray], np.ndarray],
@@ -122,14 +137,7 @@ async def remove(
     if not journal:
         if len(leavers) == 0:
             return 0
-        emit(
-            Phase(
-                "removing",
-                f"reading list {list_id}'s members to find the {len(leavers):,} profiles that "
-                "left the segment",
-            )
-        )
-        ids, keys = await _match(client, list_id, leavers, hasher)
+        ids, keys = await _find(client, store, export, list_id, leavers, hasher, emit)
         if not ids:
             emit(Notice("none of the profiles that left the segment is still in the list"))
             return 0

@@ -329,6 +329,7 @@ class SyncRun:
                 client=client,
                 store=self.store,
                 run_id=self.run_id,
+                export=self.export.name,
                 list_id=self.export.list_id,
                 leavers=self.leavers,
                 present=self.present,
