@@ -92,7 +92,7 @@ async def test_list_members_follows_next_links_and_drops_repeats() -> None:
     ]
     first = rec.requests[0].url.params
     assert (first["fields[profile]"], first["page[size]"]) == ("email,joined_group_at", "100")
-    assert "filter" not in first and "sort" not in first
+    assert "filter" not in first and first["sort"] == "joined_group_at"
     assert rec.requests[0].url.path == f"/api/lists/{LIST}/profiles"
     assert len(rec.requests) == 3
 
