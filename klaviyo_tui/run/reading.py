@@ -61,6 +61,7 @@ def produce(
     packer = BatchPacker(export.list_id)
     read = valid = 0
     total = len(only_rows) if only_rows is not None else None  # a retry's is known now
+    retried: set[tuple[str, int]] = set()  # a retry's rows found as they were
     if sync is not None:  # sync hook: the consent pass
         sync.before_reading([segments[n] for n in dict.fromkeys(export.segments)])
     on_keys = sync.on_keys if sync is not None and sync.mirror else None
@@ -84,6 +85,8 @@ def produce(
             payloads, rows, emails = payloads.filter(wanted), rows[wanted], emails.filter(wanted)
             warned = warned[wanted]
             read += len(rows)
+            retried.update((r.segment, r.row) for r in rejects)
+            retried.update((item.segment, row) for row in rows.tolist())
         unchanged = 0
         if sync is not None:  # sync hook: skip unchanged rows, refuse rows without consent
             keep, refused, unchanged = sync.filter(item.segment, payloads, rows, emails)
@@ -101,8 +104,9 @@ def produce(
     last = packer.flush()
     if sync is not None and last is not None:
         sync.packed([last])
-    gone = len(only_rows) - read if only_rows is not None else 0
-    yield Step(read, valid, total, rejects=[], batches=[last] if last else [], gone=gone)
+    gone = only_rows.gone(retried) if only_rows is not None else []
+    read += len(gone)
+    yield Step(read, valid, total, gone, batches=[last] if last else [], gone=len(gone))
 
 
 class BatchReader:
@@ -178,5 +182,6 @@ def gone_notice(gone: int, retry: RetryRows) -> str:
     return (
         f"{gone:,} of the {len(retry):,} {rows} Klaviyo rejected in run {retry.run_id} "
         f"{'is' if gone == 1 else 'are'} no longer in the source with the email it rejected (the "
-        "source changed since): not sent; a run of the export sends the source as it is now"
+        "source changed since): not sent (the rejects file lists them); a run of the export "
+        "sends the source as it is now"
     )

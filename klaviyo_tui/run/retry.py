@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from klaviyo_tui.errors import RunError
-from klaviyo_tui.events import RowState
+from klaviyo_tui.events import Reject, RowState
 
 if TYPE_CHECKING:
     import numpy as np
@@ -76,3 +76,21 @@ class RetryRows:
             rejected = self.emails.get((segment, row))
             out[i] = rejected is not None and rejected in ("", emails[i].as_py())
         return out
+
+    def gone(self, found: set[tuple[str, int]]) -> list[Reject]:
+        """The rows to retry that the source no longer holds as they were (`found`: those it
+        does), each ending not sent, with the email Klaviyo rejected."""
+        return [
+            Reject(
+                row=row,
+                segment=segment,
+                column="email",
+                value=email,
+                reason=f"not sent: in run {self.run_id} this row held {email or 'another email'}, "
+                "which Klaviyo rejected; the source has changed since",
+                state=RowState.NOT_SENT,
+                email=email,
+            )
+            for (segment, row), email in sorted(self.emails.items())
+            if (segment, row) not in found
+        ]

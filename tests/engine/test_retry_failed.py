@@ -71,6 +71,10 @@ async def test_retry_never_sends_a_row_whose_email_changed_since(
     summary, events = await drain("customers", config, store, retry_failed_of=first)
 
     assert summary.counts[RowState.IMPORTED.value] == 1
+    assert summary.counts[RowState.NOT_SENT.value] == 1  # row 4: it holds someone else now
+    assert summary.exit_code == ExitCode.PARTIAL and summary.total_rows == 2
+    [gone] = [f for f in store.failures(run_id_of(summary)) if f.state == RowState.NOT_SENT]
+    assert (gone.row, gone.email) == (4, BROKEN[0]) and "source has changed" in gone.reason
     emails = set(list_emails(sandbox.base_url, list_id))
     assert BROKEN[1] in emails and "someone.else@example.com" not in emails
     notes = [e.message for e in events if isinstance(e, Notice) and e.level == "warning"]
