@@ -180,6 +180,7 @@ class _ExportRun:
             resumed=resume,
             counts=self.tally.counts,
             emit=self.events.put_nowait,
+            others=self._same_list_exports(),
         ).start()
 
         worker = asyncio.create_task(self._work(journal, client))
@@ -210,6 +211,15 @@ class _ExportRun:
             raise
         self._finish_sync(summary)
         yield summary
+
+    def _same_list_exports(self) -> tuple[str, ...]:
+        """The config's other exports to this export's list in the same connection."""
+        me = self.export
+        return tuple(
+            e.name
+            for e in self.config.exports.values()
+            if e.name != me.name and e.list_id == me.list_id and e.connection == me.connection
+        )
 
     def _ending(self, worker: asyncio.Task[None]) -> tuple[ExitCode, str | None]:
         refused = self.sync.refused if self.sync is not None else None  # sync hook

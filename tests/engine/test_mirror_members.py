@@ -14,13 +14,15 @@ import pytest
 from klaviyo_tui.errors import ExitCode
 from klaviyo_tui.events import Notice
 from klaviyo_tui.klaviyo import KlaviyoClient
+from klaviyo_tui.run.engine import run_export
 from klaviyo_tui.sandbox import DEMO_KEY
 from klaviyo_tui.sandbox.server import SandboxServer
 from klaviyo_tui.store.config import Config
+from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.history import HistoryStore
 from tests.engine.test_sync import add_others, export_config, rows_of, run
 from tests.support import sandbox as sandbox_helpers
-from tests.support.engine import create_list, list_emails
+from tests.support.engine import create_list, list_emails, write_customers
 
 
 @pytest.fixture
@@ -150,3 +152,38 @@ async def test_a_leaver_already_off_the_list_is_not_counted_as_removed(
     assert summary.sync["removed"] == 1  # c21; c20 was not in the list any more
     assert not whole_list_notes(events) and all(f is not None for f in reads)
     assert set(list_emails(sandbox.base_url, list_id)) == {r["email"] for r in now}
+
+
+async def test_a_profile_another_export_of_the_list_sends_is_never_removed(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    """Export "vip" (upsert) sends c0-c9 to the list; "customers" (mirror) sends c5-c29. When
+    c5-c7 leave "customers", c5-c7 stay: "vip" still sends them, and as unchanged rows it
+    would never add them back. c20 left too, and only "customers" sent it: it goes."""
+    list_id = create_list(sandbox.base_url)
+    vip_source = write_customers(tmp_path / "vip.csv", rows_of(10))
+    rows = rows_of(25, start=5)
+    config = export_config(tmp_path, sandbox.base_url, rows, list_id, mode="mirror")
+    text = (tmp_path / "config.toml").read_text(encoding="utf-8")
+    text += (
+        f'\n[segments.vip]\nsource = "{vip_source}"\n\n[exports.vip]\nconnection = "sandbox"\n'
+        f'list_id = "{list_id}"\nsegments = ["vip"]\nincremental = true\n\n'
+        '[exports.vip.mapping]\nemail = "email"\n'
+    )
+    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
+    config = load_config(tmp_path / "config.toml")
+    async for _ in run_export(config.exports["vip"], config=config, api_key=DEMO_KEY, store=store):
+        pass
+    await run(config, store)
+    left = {"c5@example.com", "c6@example.com", "c7@example.com", "c20@example.com"}
+    stay = [r for r in rows if r["email"] not in left]
+    write_customers(tmp_path / "c.csv", stay)
+
+    summary, events = await run(config, store)
+
+    assert summary.exit_code == ExitCode.OK, summary.error
+    assert summary.sync["removed"] == 1 and summary.sync["kept_for_other_exports"] == 3
+    notes = [e.message for e in events if isinstance(e, Notice)]
+    assert any("3 profile(s) that left the segment stay" in m and "'vip'" in m for m in notes)
+    members = set(list_emails(sandbox.base_url, list_id))
+    assert members == {r["email"] for r in stay} | {f"c{i}@example.com" for i in range(10)}

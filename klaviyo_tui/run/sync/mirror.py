@@ -3,6 +3,8 @@
 Safety rules, in order:
 - Only keys in the export's state are candidates: profiles this tool added to this list. Members
   added by anyone else are never touched, and a member whose email is in the segment never is.
+  Nor is one that another export of the same list (in the config) has confirmed: that export
+  still sends it, and as an unchanged row it would never add it back (`others_keys`).
 - The segment is read in full before anything is sent. A run whose removals would pass the
   export's limits (`max_removal_ratio` of the list, default 10 %, and `max_removals`) or would
   leave none of the segment (an empty source, a filter gone wrong) is refused before the first
@@ -30,12 +32,32 @@ from klaviyo_tui.events import Notice, Phase, ProgressEvent
 from klaviyo_tui.klaviyo import KlaviyoClient
 from klaviyo_tui.run.sync.hashing import Hasher
 from klaviyo_tui.run.sync.members import MemberMap, read_members, still_members
-from klaviyo_tui.run.sync.options import REMOVAL_REASON
+from klaviyo_tui.run.sync.options import REMOVAL_REASON, same_place
+from klaviyo_tui.run.sync.settle import settle
 from klaviyo_tui.run.sync.state import SyncState, keys_from
 from klaviyo_tui.store.history import HistoryStore
 from klaviyo_tui.store.sync_config import SyncSettings
 
 PER_REQUEST = 1_000
+
+
+def others_keys(store: HistoryStore, others: list[str], basis: dict[str, object]) -> np.ndarray:
+    """The keys that these other exports confirmed in the same list of the same account (their
+    state with the runs not merged into it yet): blocks, call it in a thread."""
+    found = [np.zeros((0, 2), np.uint64)]
+    for name in others:
+        state, stored = settle(store, name, but=None, persist=False)
+        if stored is not None and same_place(stored, basis):
+            found.append(state.keys)
+    return np.concatenate(found)
+
+
+def kept_notice(kept: int, others: list[str]) -> str:
+    names = ", ".join(repr(n) for n in others)
+    return (
+        f"{kept:,} profile(s) that left the segment stay in the list: another export of it "
+        f"({names}) sends them too"
+    )
 
 
 def refusal(

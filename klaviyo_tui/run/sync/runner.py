@@ -33,7 +33,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
-import orjson
 import pandas as pd
 import pyarrow as pa
 
@@ -51,6 +50,7 @@ from klaviyo_tui.run.sync.subscribe import (
     ConsentTimes,
     SubRow,
     consent_problems,
+    phones_of,
     read_consent,
     subscribe,
 )
@@ -59,15 +59,6 @@ from klaviyo_tui.store.export_state import SyncBatchRecord
 from klaviyo_tui.store.history import HistoryStore
 
 _NAT = np.iinfo(np.int64).min
-
-
-def _phones(payloads: pa.Array) -> list[str | None]:
-    out: list[str | None] = []
-    for payload in payloads.to_pylist():
-        attrs = orjson.loads(payload).get("attributes") or {}
-        phone = attrs.get("phone_number") if isinstance(attrs, dict) else None
-        out.append(phone if isinstance(phone, str) and phone else None)
-    return out
 
 
 class SyncRun:
@@ -83,6 +74,7 @@ class SyncRun:
         resumed: bool,
         counts: dict[RowState, int],
         emit: Callable[[ProgressEvent], None],
+        others: tuple[str, ...] = (),
     ) -> None:
         settings = export.sync
         if options.mode is not None:
@@ -92,6 +84,9 @@ class SyncRun:
         self.dry_run, self.resumed = dry_run, resumed
         self.counts, self.emit = counts, emit
         self.mirror = settings.mirror
+        self.others = list(others)  # the other exports of this list (mirror.others_keys)
+        self.others_keys = np.zeros((0, 2), np.uint64)
+        self.kept_for_others = 0
         self.subscribe = settings.subscribe
         self.incremental = settings.incremental and not options.full
         self.state = SyncState.empty()
@@ -139,6 +134,8 @@ class SyncRun:
             state = state.without(removed_of(store, self.run_id, in_flight=True))
         if stored is not None and same_place(stored, basis):
             self.state = state  # what this tool added to this very list
+        if self.mirror and self.others:
+            self.others_keys = mirror.others_keys(store, self.others, basis)
         reason = why_full(stored, basis, empty=len(self.state) == 0)
         if self.options.full:
             reason = "--full was given"
@@ -177,7 +174,9 @@ class SyncRun:
         self.present_first = np.unique(np.concatenate(parts)) if parts else self.present_first
         self._present = []
         absent = self.state.absent(self.present_first)
-        self.leavers = SyncState(self.state.keys[absent], self.state.hashes[absent])
+        leavers = SyncState(self.state.keys[absent], self.state.hashes[absent])
+        self.leavers = leavers.without(self.others_keys)
+        self.kept_for_others = len(leavers) - len(self.leavers)
         message = mirror.refusal(
             self.export.name,
             len(self.leavers),
@@ -271,7 +270,7 @@ class SyncRun:
                     column = sub.consented_at_column or ""
                     rejects.append(Reject(int(rows[i]), segment, column, value, reason))
             if sub.sms:
-                phones = _phones(payloads)
+                phones = phones_of(payloads)
                 if sub.channel == "sms":
                     for j in np.flatnonzero(~refused).tolist():
                         if phones[j] is None:
@@ -324,6 +323,8 @@ class SyncRun:
     async def after_import(self, client: KlaviyoClient) -> None:
         if self.dry_run:
             return
+        if self.kept_for_others:
+            self.emit(Notice(mirror.kept_notice(self.kept_for_others, self.others)))
         if self.mirror:
             self.removed = await mirror.remove(
                 client=client,
@@ -385,6 +386,8 @@ class SyncRun:
         out.update(added=added, updated=updated)
         if self.mirror:
             out.update(removed=self.removed, leavers=len(self.leavers))
+            if self.kept_for_others:
+                out["kept_for_other_exports"] = self.kept_for_others
         if self.subscribe is not None:
             out.update(
                 subscribed=self.subscribed,

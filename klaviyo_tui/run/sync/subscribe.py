@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 
@@ -58,6 +59,16 @@ class ConsentTimes:
         if found.any():
             out[found] = self.times[self.index.hashes[idx[found]].astype(np.int64)]
         return out
+
+
+def phones_of(payloads: pa.Array) -> list[str | None]:
+    """Each serialized profile's phone (the E.164 form it was sent with), for its subscription."""
+    out: list[str | None] = []
+    for payload in payloads.to_pylist():
+        attrs = orjson.loads(payload).get("attributes") or {}
+        phone = attrs.get("phone_number") if isinstance(attrs, dict) else None
+        out.append(phone if isinstance(phone, str) and phone else None)
+    return out
 
 
 def _frames(segment: Segment, columns: list[str]) -> Iterator[pd.DataFrame]:
