@@ -27,7 +27,7 @@ NOT_DONE = (
 
 def exit_code(tally: Tally, *, dry_run: bool) -> ExitCode:
     counts = tally.counts
-    if tally.read and not tally.valid and not dry_run:
+    if tally.read and not tally.valid:  # a dry run says so too: it is the pre-flight check
         return ExitCode.INPUT
     if any(counts[state] for state in NOT_DONE):
         return ExitCode.PARTIAL
@@ -62,9 +62,10 @@ def ending(
             return ExitCode.USAGE, refused
         code = exit_code(tally, dry_run=dry_run)
         if code == ExitCode.INPUT:
+            sent = "would be sent" if dry_run else "was sent"
             return code, (
                 f"no valid rows: all {tally.read} rows read are invalid or duplicates, "
-                "so nothing was sent; the rejects file gives each row's reason"
+                f"so nothing {sent}; the rejects file gives each row's reason"
             )
         return code, unconfirmed_note(tally, export)
     if isinstance(error, RateLimitedUntil):
@@ -133,7 +134,7 @@ def _plan(parts: SummaryParts, tally: Tally) -> dict[str, object]:
         "jobs": jobs,
         "profiles": tally.valid - tally.counts[RowState.UNCHANGED],  # unchanged rows are skipped
         # Klaviyo's rate limit bounds the upload; jobs then take a few seconds to finish.
-        "estimated_seconds": round(least_seconds_for(op, jobs) + JOB_FINISH_S, 1),
+        "estimated_seconds": round(least_seconds_for(op, jobs) + JOB_FINISH_S, 1) if jobs else 0,
         "rate_tier": f"{op.burst}/s burst, {op.steady}/min steady (bulk import jobs)",
         "sample_payload": masked(parts.sample_payload) if parts.sample_payload else None,
     }

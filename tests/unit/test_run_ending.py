@@ -23,10 +23,13 @@ def test_a_finished_run_with_every_row_confirmed_is_ok() -> None:
     assert ending(None, tally(imported=10), "vip", dry_run=False) == (ExitCode.OK, None)
 
 
-def test_no_valid_row_is_an_input_error_that_says_so() -> None:
-    code, message = ending(None, tally(valid=0, invalid=10), "vip", dry_run=False)
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_no_valid_row_is_an_input_error_that_says_so(dry_run: bool) -> None:
+    """A dry run ends as the real run would: it is the check before a real one."""
+    code, message = ending(None, tally(valid=0, invalid=10), "vip", dry_run=dry_run)
     assert code == ExitCode.INPUT
     assert message is not None and "all 10 rows read are invalid" in message
+    assert ("would be sent" in message) == dry_run
 
 
 def test_a_sync_refusal_is_a_usage_error_with_its_own_words() -> None:

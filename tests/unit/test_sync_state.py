@@ -145,3 +145,19 @@ def test_without_drops_exactly_the_keys_given(
     assert got.keys.tolist() == base.keys[kept].tolist()
     assert got.hashes.tolist() == base.hashes[kept].tolist()
     assert got.sources.tolist() == base.sources[kept].tolist()
+
+
+def test_a_run_after_the_list_changed_says_so_not_that_nothing_was_confirmed() -> None:
+    from klaviyo_tui.run.sync.options import why_full
+
+    before: dict[str, object] = {"connection": "c", "base_url": "u", "list_id": "A"}
+    now: dict[str, object] = {**before, "list_id": "B"}
+    # the state of list A is not this list's: it reads as empty, but the reason is the list
+    assert (
+        why_full(before, now, empty=True) == "the list changed since the last confirmed run (was A)"
+    )
+    assert why_full(None, now, empty=True) == "no earlier run of this export has confirmed rows yet"
+    assert why_full(before, before, empty=True) == (
+        "no earlier run of this export has confirmed rows yet"
+    )
+    assert why_full(before, before, empty=False) is None

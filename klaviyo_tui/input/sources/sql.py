@@ -15,6 +15,15 @@ from klaviyo_tui.input.sources.common import SourceError, check_width, numbered,
 from klaviyo_tui.input.sources.files import open_source
 from klaviyo_tui.store.config import Segment
 
+#: Driver modules whose PyPI package has another name (SQLAlchemy names the module it lacks).
+_DRIVER_PACKAGES = {
+    "MySQLdb": "mysqlclient",
+    "psycopg2": "psycopg2-binary",
+    "pymysql": "PyMySQL",
+    "cx_Oracle": "cx-Oracle",
+    "pymssql": "pymssql",
+}
+
 
 def safe_url(url: str) -> str:
     """A URL for messages, password masked."""
@@ -52,9 +61,10 @@ def sql_chunks(
             "Install the database driver package."
         ) from None
     except ModuleNotFoundError as exc:
+        package = _DRIVER_PACKAGES.get(exc.name or "", exc.name)
         raise SourceError(
             f"{where}: the database driver {exc.name!r} is not installed; "
-            f"install it (pip install {exc.name}) in klaviyo-tui's environment."
+            f"install it (pip install {package}) in klaviyo-tui's environment."
         ) from None
     except saexc.ArgumentError as exc:
         raise SourceError(f"{where}: invalid database URL: {short(exc)}.") from None

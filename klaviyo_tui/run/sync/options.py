@@ -75,12 +75,14 @@ def same_place(a: dict[str, object], b: dict[str, object]) -> bool:
 
 def why_full(stored: dict[str, object] | None, now: dict[str, object], empty: bool) -> str | None:
     """Why the confirmed rows can't be used for this run (None: they can)."""
-    if stored is None or empty:
+    if stored is None:
         return "no earlier run of this export has confirmed rows yet"
     if stored.get("list_id") != now.get("list_id"):
         return f"the list changed since the last confirmed run (was {stored.get('list_id')})"
     if not same_place(stored, now):
         return "the connection changed since the last confirmed run"
+    if empty:
+        return "no earlier run of this export has confirmed rows yet"
     if stored.get("mapping") != now.get("mapping"):
         return "the mapping changed since the last confirmed run"
     if stored.get("subscribe") != now.get("subscribe"):
