@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from klaviyo_tui.errors import ExitCode, RunError
 from klaviyo_tui.events import Phase, ProgressEvent, RowState, RunSummary
@@ -84,7 +85,8 @@ async def run_export(
     options = RunOptions.of(export, confirm_timeout_minutes, verify)
     with export_lock(export.name):
         run = _ExportRun(export, config, api_key, store, dry_run=dry_run, options=options)
-        run.sync_options = sync or SyncOptions()  # sync hook: --full, --mode, mass removal
+        full_check = options.verify.kind == "full"  # sync hook: --full, --mode, mass removal
+        run.sync_options = replace(sync or SyncOptions(), verify_all=full_check)
         async for event in run.execute(
             resume=resume, retry_failed_of=retry_failed_of, client=client
         ):

@@ -22,7 +22,12 @@ from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.history import HistoryStore
 from tests.engine.test_sync import add_others, export_config, rows_of, run
 from tests.support import sandbox as sandbox_helpers
-from tests.support.engine import create_list, list_emails, write_customers
+from tests.support.engine import (
+    create_list,
+    list_emails,
+    remove_from_list_behind_our_back,
+    write_customers,
+)
 
 
 @pytest.fixture
@@ -66,15 +71,6 @@ async def mirror_run(
 
 def whole_list_notes(events: list[object]) -> list[str]:
     return [e.message for e in events if isinstance(e, Notice) and "whole list" in e.message]
-
-
-async def remove_from_list_behind_our_back(base_url: str, list_id: str, email: str) -> None:
-    with sandbox_helpers.client(base_url) as c:
-        profile = sandbox_helpers.profile_by_email(c, email)
-        assert profile is not None
-        body = {"data": [{"type": "profile", "id": profile["id"]}]}
-        r = c.request("DELETE", f"/api/lists/{list_id}/relationships/profiles", json=body)
-        assert r.status_code == 204, r.text
 
 
 async def test_the_next_removal_reads_only_who_joined_since(
@@ -144,7 +140,7 @@ async def test_a_leaver_already_off_the_list_is_not_counted_as_removed(
     await mirror_run(tmp_path, sandbox, store, rows, list_id)
     stay = [r for r in rows if r["email"] != "c3@example.com"]
     await mirror_run(tmp_path, sandbox, store, stay, list_id)
-    await remove_from_list_behind_our_back(sandbox.base_url, list_id, "c20@example.com")
+    remove_from_list_behind_our_back(sandbox.base_url, list_id, "c20@example.com")
 
     now = [r for r in stay if r["email"] not in ("c20@example.com", "c21@example.com")]
     summary, events, reads = await mirror_run(tmp_path, sandbox, store, now, list_id)

@@ -24,6 +24,7 @@ from tests.support.engine import (
     create_list,
     import_jobs,
     list_emails,
+    remove_from_list_behind_our_back,
     write_config,
     write_customers,
 )
@@ -124,6 +125,27 @@ async def test_incremental_sends_only_the_changed_and_new_rows(
     assert third.exit_code == ExitCode.OK
     record = store.run_sync(third.run_id or 0)
     assert record["unchanged"] == 1005 and record["added"] == 0
+
+
+async def test_verify_on_an_incremental_export_checks_and_puts_back_every_row(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    """Someone takes c5 off the list. An incremental run skips it as unchanged; with --verify
+    the run sends every row, so c5 is back, and every row is checked against the list."""
+    list_id = create_list(sandbox.base_url)
+    rows = rows_of(20)
+    config = export_config(tmp_path, sandbox.base_url, rows, list_id, incremental=True)
+    await run(config, store)
+    remove_from_list_behind_our_back(sandbox.base_url, list_id, "c5@example.com")
+    quiet, _ = await run(config, store)
+    assert quiet.sync["unchanged"] == 20 and len(list_emails(sandbox.base_url, list_id)) == 19
+
+    checked, _ = await run(config, store, verify="full")
+
+    assert checked.exit_code == ExitCode.OK
+    assert checked.sync["full_reason"] and "--verify" in str(checked.sync["full_reason"])
+    assert checked.verification is not None and checked.verification["in_list"] == 20
+    assert len(list_emails(sandbox.base_url, list_id)) == 20
 
 
 async def test_a_mapping_change_makes_the_next_run_full_and_says_why(

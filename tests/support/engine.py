@@ -75,6 +75,16 @@ def list_identities(base_url: str, list_id: str, key: str = DEMO_KEY) -> list[di
     return out
 
 
+def remove_from_list_behind_our_back(base_url: str, list_id: str, email: str) -> None:
+    """A person or another integration takes this member off the list."""
+    with sandbox_helpers.client(base_url) as c:
+        profile = sandbox_helpers.profile_by_email(c, email)
+        assert profile is not None
+        body = {"data": [{"type": "profile", "id": profile["id"]}]}
+        r = c.request("DELETE", f"/api/lists/{list_id}/relationships/profiles", json=body)
+        assert r.status_code == 204, r.text
+
+
 def import_jobs(base_url: str, key: str = DEMO_KEY) -> list[dict[str, Any]]:
     """Every bulk import job of the account, through GET /api/profile-bulk-import-jobs."""
     jobs: list[dict[str, Any]] = []

@@ -36,6 +36,18 @@ class SyncOptions:
     mode: str | None = None  # "upsert" | "mirror": instead of the export's mode, for this run
     allow_mass_removal: bool = False
     subscribe_wait_s: float = SUBSCRIBE_WAIT_S
+    # --verify (full) checks the rows this run confirmed against the whole list: an incremental
+    # export then sends every row once, so that unchanged rows are checked (and put back) too
+    verify_all: bool = False
+
+    @property
+    def forced(self) -> str | None:
+        """Why this run sends every row whatever the export says (None: it need not)."""
+        if self.full:
+            return "--full was given"
+        if self.verify_all:
+            return "--verify reads the whole list back, so every row is sent to be checked"
+        return None
 
     def __post_init__(self) -> None:
         if self.mode is not None and self.mode not in MODES:

@@ -88,7 +88,7 @@ class SyncRun:
         self.others_keys = np.zeros((0, 2), np.uint64)
         self.kept_for_others = 0
         self.subscribe = settings.subscribe
-        self.incremental = settings.incremental and not options.full
+        self.incremental = settings.incremental and not (options.full or options.verify_all)
         self.state = SyncState.empty()
         self.skip = False  # rows confirmed before with the same hash are skipped
         self.by_source = False  # ... and found so before validation, by their source hash
@@ -137,8 +137,7 @@ class SyncRun:
         if self.mirror and self.others:
             self.others_keys = mirror.others_keys(store, self.others, basis)
         reason = why_full(stored, basis, empty=len(self.state) == 0)
-        if self.options.full:
-            reason = "--full was given"
+        reason = self.options.forced or reason
         if self.settings.incremental:
             self.full_reason = reason
         self.skip = self.incremental and reason is None
