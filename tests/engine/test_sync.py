@@ -3,6 +3,8 @@ and their limits, subscribe with historical consent."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ import httpx
 import pytest
 
 from klaviyo_tui.errors import ExitCode
-from klaviyo_tui.events import Notice, RowState, RunSummary
+from klaviyo_tui.events import JobConfirmed, Notice, RowState, RunSummary
 from klaviyo_tui.klaviyo import KlaviyoClient
 from klaviyo_tui.run.engine import run_export
 from klaviyo_tui.run.sync.options import SyncOptions
@@ -146,6 +148,38 @@ async def test_verify_on_an_incremental_export_checks_and_puts_back_every_row(
     assert checked.sync["full_reason"] and "--verify" in str(checked.sync["full_reason"])
     assert checked.verification is not None and checked.verification["in_list"] == 20
     assert len(list_emails(sandbox.base_url, list_id)) == 20
+
+
+async def test_a_resumed_full_run_stays_full_without_the_flag(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    """`run --full` interrupted after its first confirmed batch, then `run --resume` (no
+    --full): the resume packs the batches its first start packed, so it sends every row too."""
+    list_id = create_list(sandbox.base_url)
+    config = export_config(tmp_path, sandbox.base_url, rows_of(25_000), list_id, incremental=True)
+    await run(config, store)
+    confirmed = asyncio.Event()
+
+    async def interrupted() -> None:
+        export = config.exports["customers"]
+        full = SyncOptions(full=True)
+        async for event in run_export(
+            export, config=config, api_key=DEMO_KEY, store=store, sync=full
+        ):
+            if isinstance(event, JobConfirmed):
+                confirmed.set()
+
+    task = asyncio.create_task(interrupted())
+    await asyncio.wait({task, asyncio.create_task(confirmed.wait())}, return_when="FIRST_COMPLETED")
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+    resumed, _ = await run(config, store, resume=True)
+
+    assert resumed.sync["full_reason"] == "resuming a run that sent every row (--full was given)"
+    assert resumed.sync["unchanged"] == 0
+    assert resumed.counts[RowState.IMPORTED.value] == 25_000
 
 
 async def test_a_mapping_change_makes_the_next_run_full_and_says_why(

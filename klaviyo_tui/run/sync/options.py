@@ -49,6 +49,12 @@ class SyncOptions:
             return "--verify reads the whole list back, so every row is sent to be checked"
         return None
 
+    @staticmethod
+    def full_before(figures: dict[str, object]) -> str | None:
+        """Why the run being resumed sent every row when it started (None: it did not)."""
+        reason = figures.get("full_reason")
+        return f"resuming a run that sent every row ({reason})" if isinstance(reason, str) else None
+
     def __post_init__(self) -> None:
         if self.mode is not None and self.mode not in MODES:
             raise RunError(f"mode {self.mode!r} is not a mode", hint='Use "upsert" or "mirror".')

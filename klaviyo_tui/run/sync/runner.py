@@ -2,7 +2,8 @@
 
 - `open` (before reading): merges finished earlier runs into the export's state (settle.py),
   and decides whether rows confirmed before can be skipped (incremental) or the run is full,
-  and why (the mapping, list, connection or subscribe settings changed; --full).
+  and why (the mapping, list, connection or subscribe settings changed; --full, --verify; a
+  resumed run is full when its first start was).
 - `before_reading`, `on_keys`, `presence_ready`, `unchanged`, `filter`, `packed` (reading
   thread): the consent pass (subscribe), every segment key from the pipeline's first pass
   (mirror), the removal limits checked before the first batch, each chunk's de-duplicated rows
@@ -11,13 +12,10 @@
   compared with the state in bulk (`filter`), and each packed batch's hashes journaled.
 - `after_import` (event loop, after every job is confirmed): mirror removals, then
   subscriptions and their read-back.
-- `figures` and `record`: added / updated / unchanged / removed / subscribed for the summary
-  and the run's history record.
+- `figures` and `record`: added / updated / removed / ... for the summary and the history.
 
-Counts add up: every valid row is sent (imported, rejected, not sent, ...) or `unchanged`
-(confirmed by an earlier run with the same attributes, skipped by this one).
-
-A row is skipped by its source hash only when it would be skipped by its payload hash too: the
+Counts add up: every valid row is sent (imported, rejected, not sent, ...) or `unchanged`. A
+row is skipped by its source hash only when it would be skipped by its payload hash too: the
 hash's key covers all else that shapes a payload (`source_context`), a row whose identifier is
 shared with another customer this run is never skipped that way (and is stored with source
 hash 0, so the next run does not skip it that way either), and neither are rows of a run that
@@ -138,6 +136,10 @@ class SyncRun:
             self.others_keys = mirror.others_keys(store, self.others, basis)
         reason = why_full(stored, basis, empty=len(self.state) == 0)
         reason = self.options.forced or reason
+        if self.resumed:  # it packs the batches its first start packed: full if that was
+            reason = reason or SyncOptions.full_before(store.run_sync(self.run_id))
+        elif reason and not self.dry_run:  # the reason outlives a kill, for --resume
+            store.set_run_sync(self.run_id, {"full_reason": reason})
         if self.settings.incremental:
             self.full_reason = reason
         self.skip = self.incremental and reason is None
