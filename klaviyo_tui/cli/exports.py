@@ -15,6 +15,7 @@ from klaviyo_tui.cli.views import export_json, mapping_json, parse_pairs
 from klaviyo_tui.errors import AppError
 from klaviyo_tui.run.progress import plural
 from klaviyo_tui.services import exports as service
+from klaviyo_tui.services.columns import column_label
 from klaviyo_tui.services.export_edit import edit_export
 from klaviyo_tui.services.export_sync import edit_sync
 from klaviyo_tui.services.exports import export_named
@@ -96,9 +97,9 @@ def exports_show(obj: CliContext, name: str, as_json: bool) -> None:
         where = f" where {segment.filter}" if segment and segment.filter else ""
         say(f"  segment        {segment_name}: {source}{query}{where}")
     for field_name, column in mapping_json(export).items():
-        say(f"  map            {field_name:<16} <- {column}")
+        say(f"  map            {field_name:<16} <- {column_label(column)}")
     if export.mapping.properties:
-        say(f"  properties     {', '.join(export.mapping.properties)}")
+        say(f"  properties     {', '.join(map(column_label, export.mapping.properties))}")
 
 
 @exports_group.command("edit")

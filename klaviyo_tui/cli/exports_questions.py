@@ -21,6 +21,12 @@ from klaviyo_tui.run.progress import plural
 from klaviyo_tui.services import exports as service
 from klaviyo_tui.services import lists as list_service
 from klaviyo_tui.services import segments as segment_service
+from klaviyo_tui.services.columns import (
+    close_column,
+    column_label,
+    listed_columns,
+    typed_column,
+)
 from klaviyo_tui.services.exports import ExportSpec
 from klaviyo_tui.services.segments import SourceInfo
 from klaviyo_tui.store.config import Config, Segment
@@ -70,7 +76,8 @@ class Questions:
                 _error(error)
                 self.set(source=None, query=None)
                 continue
-            say(f"{plural(len(info.columns), 'column')}: {', '.join(info.columns)}", err=True)
+            names = ", ".join(map(column_label, info.columns))
+            say(f"{plural(len(info.columns), 'column')}: {names}", err=True)
             if self.spec.segments:
                 return info
             if "filter" not in self.given:
@@ -129,7 +136,7 @@ class Questions:
                 for f, c in service.suggest_mapping(info.columns).items()
                 if f not in mapping and c not in taken
             }
-            shown = ", ".join(f"{f} <- {c}" for f, c in guesses.items())
+            shown = ", ".join(f"{f} <- {column_label(c)}" for f, c in guesses.items())
             if guesses and confirm(f"Also map {shown}?", default=True):
                 mapping.update(guesses)
             while True:
@@ -137,9 +144,11 @@ class Questions:
                     "More fields, as FIELD=COLUMN, comma-separated (empty: none)",
                     default="",
                     flag="--map FIELD=COLUMN",
+                    strip=False,  # a column's name may end in a space
                 )
                 try:
                     more = parse_pairs(tuple(p for p in text.split(",") if p.strip()), "field")
+                    more = {f: typed_column(c, info.columns) for f, c in more.items()}
                     service.check_fields(more)
                     self._check_columns(list(more.values()), info.columns)
                 except (AppError, click.UsageError) as error:
@@ -153,8 +162,11 @@ class Questions:
     def _check_columns(columns: list[str], available: list[str]) -> None:
         unknown = [c for c in columns if c not in available]
         if unknown:
+            close = close_column(unknown[0], available)
+            also = f" (did you mean {close!r}?)" if close else ""
             raise AppError(
-                f"no column {unknown[0]!r} in the source", hint="Names are case-sensitive."
+                f"no column {unknown[0]!r} in the source{also}",
+                hint="Write it as the header does (case and spaces count).",
             )
 
     def properties(self, columns: list[str]) -> Properties:
@@ -163,10 +175,11 @@ class Questions:
                 "Custom properties: columns (comma-separated), all, or empty for none",
                 default="",
                 flag="--property COLUMN or --properties all|none",
+                strip=False,  # a column's name may end in a space
             )
-            if text.casefold() == "all":
+            if text.strip().casefold() == "all":
                 return "all"
-            chosen = tuple(p.strip() for p in text.split(",") if p.strip())
+            chosen = listed_columns(text, columns)
             try:
                 self._check_columns(list(chosen), columns)
             except AppError as error:
@@ -228,9 +241,10 @@ def show_summary(spec: ExportSpec) -> None:
     else:
         query = f" query {spec.query}" if spec.query else ""
         lines += [("source", f"{spec.source}{query}"), ("filter", spec.filter or "-")]
-    lines += [("map", f"{field} <- {column}") for field, column in spec.mapping.items()]
+    lines += [("map", f"{field} <- {column_label(c)}") for field, c in spec.mapping.items()]
     props = spec.properties
-    lines.append(("properties", "every other column" if props == "all" else ", ".join(props)))
+    shown = "every other column" if props == "all" else ", ".join(map(column_label, props))
+    lines.append(("properties", shown))
     found_later = f"{spec.list_name} (found or created when saved)"
     lines += [("list", spec.list_id or found_later), ("schedule", spec.schedule or "-")]
     say(f"export {spec.name}", err=True)

@@ -41,8 +41,16 @@ def _shown(question: str, default: str | None, choices: list[str] | None = None)
     return safe_text(question)
 
 
-def ask(question: str, *, flag: str, default: str | None = None, hide: bool = False) -> str:
-    """Ask for a value; without an answer, say which option or variable gives it."""
+def ask(
+    question: str,
+    *,
+    flag: str,
+    default: str | None = None,
+    hide: bool = False,
+    strip: bool = True,
+) -> str:
+    """Ask for a value; without an answer, say which option or variable gives it. `strip`:
+    trim the answer (not when it names columns, whose spaces may be part of the name)."""
     try:
         value: str = click.prompt(
             _shown(question, default),
@@ -55,7 +63,7 @@ def ask(question: str, *, flag: str, default: str | None = None, hide: bool = Fa
         if has_terminal():
             raise
         raise _unanswered(question, flag) from None
-    return value.strip()
+    return value.strip() if strip else value
 
 
 def choose(

@@ -10,13 +10,16 @@ from klaviyo_tui.store.config import Config, Export, Segment
 
 
 def parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, str]:
-    """`key=value` pairs (the last of a repeated key wins); a UsageError names a bad one."""
+    """`key=value` pairs (the last of a repeated key wins); a UsageError names a bad one.
+
+    The key is trimmed; the value is kept exactly as given, since it may be a column name (spaces
+    and all: the file's header decides). Services trim the values that are no column names."""
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise click.UsageError(f"{option} {pair!r}: write it as key=value")
-        out[key.strip()] = value.strip()
+        out[key.strip()] = value
     return out
 
 

@@ -14,6 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Literal
 
+from klaviyo_tui.services.columns import listed_columns
 from klaviyo_tui.services.connections import connection_named
 from klaviyo_tui.services.export_sync import check_sync, edit_sync
 from klaviyo_tui.services.exports import (
@@ -55,13 +56,13 @@ def check_keys(keys: list[str]) -> None:
             )
 
 
-def _properties(text: str) -> tuple[str, ...] | Literal["all"]:
-    text = text.strip()
-    if text.casefold() == "all":
+def _properties(text: str, columns: list[str]) -> tuple[str, ...] | Literal["all"]:
+    """all, none (or empty), or a comma-separated list of columns (services/columns.py)."""
+    if text.strip().casefold() == "all":
         return "all"
-    if text.casefold() in ("", "none"):
+    if text.strip().casefold() in ("", "none"):
         return ()
-    return tuple(p.strip() for p in text.split(",") if p.strip())
+    return listed_columns(text, columns)
 
 
 def _segments(
@@ -116,7 +117,7 @@ def _fields(export: Export, changes: dict[str, str]) -> dict[str, str]:
     for key, value in changes.items():
         if not key.startswith("mapping."):
             continue
-        field_name, column = key.split(".", 1)[1], value.strip()
+        field_name, column = key.split(".", 1)[1], value  # a column name: exact, spaces and all
         if column:
             fields[field_name] = column
         elif field_name == "email":
@@ -154,7 +155,7 @@ async def edit_export(
     if reads_columns & changes.keys():
         infos = [await asyncio.to_thread(inspect_source, s) for s in segments]
         properties = (
-            _properties(changes["properties"])
+            _properties(changes["properties"], infos[0].columns)
             if "properties" in changes
             else export.mapping.properties
         )

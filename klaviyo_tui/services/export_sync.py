@@ -12,6 +12,7 @@ __all__ = ["SYNC_EDIT_KEYS", "check_sync", "edit_sync", "new_sync"]
 
 import dataclasses
 
+from klaviyo_tui.services.columns import shown_columns
 from klaviyo_tui.services.exports import ExportError
 from klaviyo_tui.store.config import Mapping
 from klaviyo_tui.store.consent import assert_subscribe
@@ -81,7 +82,8 @@ def check_sync(settings: SyncSettings, mapping: Mapping, columns: list[str]) -> 
     column = sub.consented_at_column
     if column and column not in columns:
         raise ExportError(
-            f"consent column {column!r} is not in the source; its columns: {', '.join(columns)}",
+            f"consent column {column!r} is not in the source; its columns: "
+            f"{shown_columns(columns)}",
             hint="Name the column that holds when each customer consented.",
         )
     if sub.historical and not column:
@@ -139,7 +141,7 @@ def edit_sync(
             )
         sub = dataclasses.replace(sub, channel=channel)
     if "subscribe.consented_at_column" in changes:
-        column = changes["subscribe.consented_at_column"].strip() or None
+        column = changes["subscribe.consented_at_column"] or None  # a column name: exact
         sub = dataclasses.replace(sub, consented_at_column=column)
     if "subscribe.historical" in changes:
         historical = _flag("subscribe.historical", changes["subscribe.historical"])

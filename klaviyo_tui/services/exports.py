@@ -18,6 +18,7 @@ from typing import Literal
 from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.klaviyo import KlaviyoList, NotFoundError
 from klaviyo_tui.services import lists as list_service
+from klaviyo_tui.services.columns import close_column, shown_columns
 from klaviyo_tui.services.connections import connection_named
 from klaviyo_tui.services.segments import (
     check_name,
@@ -209,12 +210,13 @@ def check_columns(mapping: Mapping, segment: Segment, columns: list[str]) -> Non
     for column in mapping.columns():
         if column in columns:
             continue
-        close = [c for c in columns if c.casefold() == column.casefold()]
-        also = f" (did you mean {close[0]!r}?)" if close else ""
+        close = close_column(column, columns)
+        also = f" (did you mean {close!r}?)" if close else ""
         raise ExportError(
             f"column {column!r} is not in segment {segment.name!r} ({segment.source}){also}; "
-            f"its columns: {', '.join(columns)}",
-            hint="Map a column the source has (names are case-sensitive).",
+            f"its columns: {shown_columns(columns)}",
+            hint="Map a column the source has, exactly as its header writes it (case and "
+            "spaces count).",
             exit_code=ExitCode.INPUT,
         )
 
@@ -294,7 +296,7 @@ async def create_export(config_path: Path, spec: ExportSpec) -> SavedExport:
         if not guess:
             raise ExportError(
                 f"no column of {segments[0].source} looks like email addresses; "
-                f"its columns: {', '.join(infos[0].columns)}",
+                f"its columns: {shown_columns(infos[0].columns)}",
                 hint="Say which column holds them with --map email=COLUMN.",
                 exit_code=ExitCode.INPUT,
             )

@@ -143,6 +143,30 @@ def _texts(data: dict[str, Any], key: str, path: Path, table: str) -> tuple[str,
     return tuple(v.strip() for v in value if v.strip())
 
 
+def _column(data: dict[str, Any], key: str, path: Path, table: str) -> str | None:
+    """A column name exactly as written (spaces and all: the file's header decides); "" is none."""
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"{_where(path, table, key)}: must be a column name in quotes, not {_kind(value)}."
+        )
+    return value
+
+
+def _columns(data: dict[str, Any], key: str, path: Path, table: str) -> tuple[str, ...]:
+    """Column names exactly as written, in order; "" entries are left out."""
+    value = data.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(
+            f'{_where(path, table, key)}: must be a list of column names, e.g. ["a"].'
+        )
+    return tuple(v for v in value if v)
+
+
 def check_base_url(url: str) -> str | None:
     """None when `url` is acceptable (https, or http only on loopback), else what is wrong."""
     return base_url_problem(url)
@@ -177,7 +201,7 @@ def _segment(name: str, data: dict[str, Any], path: Path) -> Segment:
 
 def _mapping(data: dict[str, Any], path: Path, table: str) -> Mapping:
     _known(data, _MAPPING_KEYS, path, table)
-    email = _text(data, "email", path, table)
+    email = _column(data, "email", path, table)
     if not email:
         raise ConfigError(
             f"{_where(path, table, 'email')}: missing. Every export needs the column holding "
@@ -185,11 +209,12 @@ def _mapping(data: dict[str, Any], path: Path, table: str) -> Mapping:
         )
     location = _table_of(data.get("location", {}), path, f"{table}.location")
     _known(location, LOCATION_FIELDS, path, f"{table}.location")
-    fields = {f: _text(data, f, path, table) for f in PROFILE_FIELDS if f != "email"}
+    fields = {f: _column(data, f, path, table) for f in PROFILE_FIELDS if f != "email"}
+    where = f"{table}.location"
     return Mapping(
         email=email,
-        location={k: v for k in location if (v := _text(location, k, path, f"{table}.location"))},
-        properties=_texts(data, "properties", path, table),
+        location={k: v for k in location if (v := _column(location, k, path, where))},
+        properties=_columns(data, "properties", path, table),
         **fields,
     )
 

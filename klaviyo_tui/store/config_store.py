@@ -99,9 +99,16 @@ def segment_spec(s: Segment) -> Sub:
 
 
 def export_spec(e: Export) -> Sub:
-    """The export's keys, then `[...mapping]` (a header when new) with `location = {...}`."""
-    location = Sub({f: Leaf(e.mapping.location.get(f)) for f in LOCATION_FIELDS}, inline=True)
-    mapping = {**_leaves(e.mapping, MAPPING_FIELDS, e.name), "location": location}
+    """The export's keys, then `[...mapping]` (a header when new) with `location = {...}`.
+    Mapping values are column names: written and compared exactly, spaces and all."""
+    location: dict[str, Leaf | Sub] = {
+        f: Leaf(e.mapping.location.get(f), exact=True) for f in LOCATION_FIELDS
+    }
+    mapping: dict[str, Leaf | Sub] = {
+        key: Leaf(getattr(e.mapping, key), default, exact=True)
+        for key, default in MAPPING_FIELDS.items()
+    }
+    mapping["location"] = Sub(location, inline=True)
     return Sub(
         {
             **_leaves(e, EXPORT_FIELDS, e.name),
@@ -115,7 +122,8 @@ def _sync_spec(sync: SyncSettings) -> dict[str, Leaf | Sub]:
     """The sync keys (store/sync_config.py); `subscribe` is an inline table, gone when off."""
     sub = sync.subscribe
     subscribe: dict[str, Leaf | Sub] = {
-        k: Leaf(getattr(sub, k) if sub is not None else None) for k in SUBSCRIBE_KEYS
+        k: Leaf(getattr(sub, k) if sub is not None else None, exact=k == "consented_at_column")
+        for k in SUBSCRIBE_KEYS
     }
     return {
         "mode": Leaf(sync.mode, "upsert"),
@@ -151,7 +159,7 @@ def _matches(data: Any, spec: Sub) -> bool:
         elif want.value is None:
             if key in data:
                 return False
-        elif not same(data.get(key, want.default), want.value):
+        elif not same(data.get(key, want.default), want.value, exact=want.exact):
             return False
     return True
 

@@ -113,6 +113,16 @@ def _text(data: dict[str, Any], key: str, where: str) -> str | None:
     return value.strip()
 
 
+def _column(data: dict[str, Any], key: str, where: str) -> str | None:
+    """A column name exactly as written (spaces and all: the file's header decides); "" is none."""
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise SyncConfigError(f"{where}: must be a column name in quotes.")
+    return value
+
+
 def _flag(data: dict[str, Any], key: str, where: str, default: bool) -> bool:
     value = data.get(key, default)
     if not isinstance(value, bool):
@@ -140,7 +150,7 @@ def _subscribe(value: Any, path: Path, table: str) -> Subscribe | None:
             f'{where}.channel: {channel!r} is not a channel. Use "email", "sms" or "both".'
         )
     historical = _flag(value, "historical", f"{where}.historical", False)
-    column = _text(value, "consented_at_column", f"{where}.consented_at_column")
+    column = _column(value, "consented_at_column", f"{where}.consented_at_column")
     if historical and not column:
         raise SyncConfigError(
             f"{where}: historical = true needs consented_at_column, the column holding when "

@@ -39,10 +39,12 @@ Body = list[tuple[Key | None, Item]]
 @dataclass(frozen=True)
 class Leaf:
     """One value to write. None removes it; a value equal to `default` is not added (a line that
-    is already there keeps it, so "absent" and "default" both stay as the person wrote them)."""
+    is already there keeps it, so "absent" and "default" both stay as the person wrote them).
+    `exact`: the reader keeps this text as written (column names), so compare it unstripped."""
 
     value: Any
     default: Any = None
+    exact: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,23 +123,24 @@ def home(fragments: Sequence[Part]) -> Part:
     return min(fragments, key=_rank)  # min() keeps the first of equal rank: file order
 
 
-def normal(value: Any) -> Any:
-    """Compare as the reader sees values: strings stripped, dates as ISO text, tuples as lists."""
+def normal(value: Any, *, exact: bool = False) -> Any:
+    """Compare as the reader sees values: strings stripped (unless `exact`), dates as ISO text,
+    tuples as lists."""
     if isinstance(value, bool):
         return ("bool", value)
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, str):
-        return value.strip()
+        return value if exact else value.strip()
     if isinstance(value, list | tuple):
-        return [normal(v) for v in value]
+        return [normal(v, exact=exact) for v in value]
     if isinstance(value, dict):
-        return {k: normal(v) for k, v in value.items()}
+        return {k: normal(v, exact=exact) for k, v in value.items()}
     return value
 
 
-def same(a: Any, b: Any) -> bool:
-    return bool(normal(a) == normal(b))
+def same(a: Any, b: Any, *, exact: bool = False) -> bool:
+    return bool(normal(a, exact=exact) == normal(b, exact=exact))
 
 
 def _plain(value: Any) -> Any:
@@ -149,7 +152,7 @@ def has_values(spec: Sub) -> bool:
     return any(
         has_values(want)
         if isinstance(want, Sub)
-        else want.value is not None and not same(want.value, want.default)
+        else want.value is not None and not same(want.value, want.default, exact=want.exact)
         for want in spec.fields.values()
     )
 
@@ -161,7 +164,7 @@ def build(spec: Sub, *, inline: bool) -> Table | InlineTable:
         if isinstance(want, Sub):
             if has_values(want):
                 table.append(key, build(want, inline=inline or want.inline))
-        elif want.value is not None and not same(want.value, want.default):
+        elif want.value is not None and not same(want.value, want.default, exact=want.exact):
             table.append(key, _plain(want.value))
     return table
 
@@ -183,9 +186,9 @@ def merge(fragments: Sequence[Part], spec: Sub) -> list[Part]:
         elif found:
             if want.value is None:
                 doomed += found
-            elif not same(found[0].item.unwrap(), want.value):
+            elif not same(found[0].item.unwrap(), want.value, exact=want.exact):
                 _replace(found[0], want.value)
-        elif want.value is not None and not same(want.value, want.default):
+        elif want.value is not None and not same(want.value, want.default, exact=want.exact):
             add(home(fragments), key, tomlkit.item(_plain(want.value)))
     return doomed
 

@@ -97,7 +97,7 @@ def test_create_from_a_sql_query(tmp_path: Path, sandbox: SandboxServer) -> None
     ("args", "code", "words"),
     [
         (["--list", "ZZZZZZ"], 2, ["ZZZZZZ", "does not exist", "klaviyo-tui lists"]),
-        (["--map", "first_name=Nope"], 3, ["'Nope' is not in", "contact, First"]),
+        (["--map", "first_name=Nope"], 3, ["'Nope' is not in", "'contact', 'First'"]),
         (["--map", "first_name=first"], 3, ["did you mean 'First'"]),
         (["--map", "shoe_size=First"], 2, ["unknown field 'shoe_size'", "location.city"]),
         (["--schedule", "every day"], 2, ["five fields"]),
@@ -151,7 +151,7 @@ def test_no_email_column_found_says_how_to_name_it(tmp_path: Path, sandbox: Sand
     plain = write_csv(tmp_path / "p.csv", [{"name": "A", "city": "B"}])
     done = invoke("exports", "create", "x", "--source", str(plain), "--list-name", "X")
     assert done.exit_code == 3
-    assert "name, city" in done.stderr and "--map email=COLUMN" in done.stderr
+    assert "'name', 'city'" in done.stderr and "--map email=COLUMN" in done.stderr
 
 
 def test_edit_keeps_comments_and_other_tables(source: Path, sandbox: SandboxServer) -> None:

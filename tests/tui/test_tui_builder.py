@@ -389,3 +389,41 @@ async def test_escape_on_an_untouched_export_leaves_at_once(
         await wait_until(pilot, lambda: "rows match" in text(builder.query_one("#count", Static)))
         await pilot.press("escape")
         await wait_screen(pilot, HomeScreen)
+
+
+# ---- column names are the header's, spaces and all --------------------------------------------
+async def test_columns_ending_in_a_space_are_picked_shown_and_saved_exactly(tmp_path: Path) -> None:
+    add_sandbox_connection(NOWHERE)
+    csv = tmp_path / "sp.csv"
+    csv.write_text("email,code,code ,name \nsp@example.com,REAL,SPACE,Ann\n", encoding="utf-8")
+    store = ConfigStore()
+    store.put_segment(Segment("vip", str(csv)))
+    mapping = Mapping(email="email", first_name="name ", properties=("code ",))
+    store.put_export(Export("vip", "sandbox", "Y6nRLr", ("vip",), mapping, list_name="VIP"))
+    store.save()
+    results: list[Export | None] = []
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        builder = await edit(pilot, results)
+        builder.show_tab("tab-columns")
+        await pilot.pause()
+        assert builder.query_one("#map-first_name", Select).value == "name "
+        props = builder.query_one("#properties", SelectionList)
+        options = [props.get_option_at_index(i) for i in range(props.option_count)]
+        assert [(o.value, str(o.prompt)) for o in options] == [
+            ("code", "code"),
+            ("code ", "'code '"),  # told apart from `code` on screen
+        ]
+        assert props.selected == ["code "]
+        await checked(pilot, builder)
+        summary = text(builder.query_one("#send-summary", Static))
+        assert "first_name ← 'name '" in summary and "custom properties: 'code '" in summary
+        assert "not sent: code" in summary
+        props.select("code")
+        await pilot.pause()
+        await pilot.click("#save")
+        await wait_screen(pilot, HomeScreen)
+    [saved] = results
+    assert saved is not None
+    assert (saved.mapping.first_name, saved.mapping.properties) == ("name ", ("code", "code "))
+    assert load_config().exports["vip"].mapping == saved.mapping

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -19,7 +20,7 @@ from textual.widgets import DataTable, Label, Select, Static
 
 from klaviyo_tui.services.exports import suggest_mapping
 from klaviyo_tui.store.config import Mapping
-from klaviyo_tui.tui.screens.builder.fields import FIELDS, LOCATION, cell, plain
+from klaviyo_tui.tui.screens.builder.fields import FIELDS, LOCATION, cell, column_text
 from klaviyo_tui.tui.widgets.toggles import SelectionList
 
 TABLE_ROWS = 20
@@ -65,14 +66,14 @@ class ColumnsTab(VerticalScroll):
         self.columns = [str(c) for c in frame.columns]
         table = self.query_one("#preview", DataTable)
         table.clear(columns=True)
-        table.add_columns(*(cell(c) for c in self.columns))
+        table.add_columns(*(Text(column_text(c, 30)) for c in self.columns))
         for row in frame.head(TABLE_ROWS).itertuples(index=False):
             table.add_row(*(cell(v) for v in row))
         shown_rows = min(TABLE_ROWS, len(frame))
         self.query_one("#columns-hint", Static).update(
             Content(f"{len(self.columns)} columns; the first {shown_rows} rows, before the filter.")
         )
-        options = [(plain(c, 40), c) for c in self.columns]
+        options = [(Content(column_text(c, 40)), c) for c in self.columns]
         current = {**mapping.fields(), **mapping.location} if mapping else {}
         # the same guesses as `klaviyo-tui exports create` (one list, in the service layer)
         guessed = suggest_mapping(self.columns) if mapping is None else {}
@@ -106,7 +107,7 @@ class ColumnsTab(VerticalScroll):
         if offered != self._offered:
             self._offered = offered
             props.clear_options()
-            props.add_options([(plain(c, 60), c, c in keep) for c in offered])
+            props.add_options([(Content(column_text(c, 60)), c, c in keep) for c in offered])
         self._show_rule()
 
     def _show_rule(self) -> None:

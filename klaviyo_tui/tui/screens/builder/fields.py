@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.content import Content
 
 from klaviyo_tui.redaction import safe_text
+from klaviyo_tui.services.columns import column_label
 
 FIELDS: tuple[tuple[str, str], ...] = (
     ("email", "Email *"),
@@ -54,6 +55,12 @@ def shown(value: object, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         return text[: limit - 1] + "…"
     return text
+
+
+def column_text(column: str, limit: int | None = None) -> str:
+    """A column name as shown: quoted when it would read as another name (spaces at its ends,
+    nothing at all), so `code` and `code ` can be told apart; then like `shown`."""
+    return shown(column_label(column), limit)
 
 
 def plain(value: object, limit: int | None = None) -> Content:

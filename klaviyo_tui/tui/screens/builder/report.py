@@ -12,7 +12,7 @@ from typing import Any
 from textual.content import Content
 
 from klaviyo_tui.store.config import Mapping
-from klaviyo_tui.tui.screens.builder.fields import shown
+from klaviyo_tui.tui.screens.builder.fields import column_text, shown
 
 PREVIEW_ROWS = 500
 DROP_FIELD = "drop_field"
@@ -105,19 +105,19 @@ def render_summary(mapping: Mapping | str, columns: list[str]) -> Content:
         return Content.assemble(title, "\n", mapping)
 
     def pairs(items: dict[str, str]) -> str:
-        return ", ".join(f"{field} ← {shown(column, 30)}" for field, column in items.items())
+        return ", ".join(f"{field} ← {column_text(c, 30)}" for field, c in items.items())
 
     lines = [title, Content(f"  profile: {pairs(mapping.fields())}")]
     if mapping.location:
         lines.append(Content(f"  location: {pairs(mapping.location)}"))
-    props = ", ".join(shown(c, 30) for c in mapping.properties)
+    props = ", ".join(column_text(c, 30) for c in mapping.properties)
     lines.append(
         Content(f"  custom properties: {props}")
         if props
         else Content("  custom properties: none (tick columns on the Columns tab)")
     )
     used = set(mapping.columns())
-    unused = [shown(c, 30) for c in columns if c not in used]
+    unused = [column_text(c, 30) for c in columns if c not in used]
     if unused:
         lines.append(Content.styled(f"  not sent: {', '.join(unused)}", "dim"))
     return Content("\n").join(lines)

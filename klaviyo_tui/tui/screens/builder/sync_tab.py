@@ -22,7 +22,7 @@ from klaviyo_tui.redaction import safe_text
 from klaviyo_tui.store.config import Export
 from klaviyo_tui.store.consent import subscribe_consent_text
 from klaviyo_tui.store.sync_config import Subscribe, SyncSettings
-from klaviyo_tui.tui.screens.builder.fields import plain
+from klaviyo_tui.tui.screens.builder.fields import column_text
 from klaviyo_tui.tui.sync_text import removal_limit, verify_cost
 from klaviyo_tui.tui.widgets.toggles import Checkbox, RadioButton
 
@@ -126,7 +126,7 @@ class SyncTab(VerticalScroll):
         self.columns = columns
         select = self.query_one("#consent-column", Select)
         current = select.value if isinstance(select.value, str) else self.column
-        select.set_options([(plain(c, 40), c) for c in columns])
+        select.set_options([(Content(column_text(c, 40)), c) for c in columns])
         if current in columns:
             select.value = current
         self._show_subscribe()
