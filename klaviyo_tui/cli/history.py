@@ -8,7 +8,6 @@ from klaviyo_tui.cli.context import CliContext, pass_cli
 from klaviyo_tui.cli.output import emit_json, say
 from klaviyo_tui.errors import AppError
 from klaviyo_tui.events import RowState
-from klaviyo_tui.redaction import safe_text
 from klaviyo_tui.run.progress import describe_verification, plural
 from klaviyo_tui.services import history as service
 from klaviyo_tui.services.history import RunRecord
@@ -28,7 +27,7 @@ def _record_json(record: RunRecord) -> dict[str, object]:
         "counts": record.counts,
         "duration_s": round(record.duration_s or 0, 3),
         "exit_code": record.exit_code,
-        "error": safe_text(record.error) if record.error else None,
+        "error": record.error or None,  # keys masked when it was stored
         "rejects_path": record.rejects_path,
         "jobs": record.jobs,
         "dry_run": record.dry_run,
@@ -113,9 +112,7 @@ def show_run(run_id: int, *, as_json: bool) -> None:
     verified = detail.verification
     if as_json:
         data = _record_json(record)
-        data["reasons"] = [
-            {"reason": safe_text(r), "state": s, "count": n} for r, s, n in detail.reasons
-        ]
+        data["reasons"] = [{"reason": r, "state": s, "count": n} for r, s, n in detail.reasons]
         data["verification"] = verified.as_dict() if verified else None
         data["resumable"] = detail.resumable
         data["sync"] = detail.sync

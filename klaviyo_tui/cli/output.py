@@ -1,15 +1,20 @@
 """What the headless CLI prints: progress on stderr, results on stdout, errors as one message and
 a hint (or one JSON object), never a traceback. Every string that came from data, config, files
-or Klaviyo passes through `safe_text` (keys masked, control characters made visible)."""
+or Klaviyo and is printed as text passes through `safe_text` (keys masked, control characters made
+visible). JSON carries the exact values instead: `emit_json` escapes every control and non-ASCII
+character, so its output cannot drive a terminal either."""
 
 from __future__ import annotations
 
+import enum
+import json
 import sys
 import time
+from datetime import date, datetime
+from datetime import time as time_of_day
 from typing import NoReturn
 
 import click
-import orjson
 
 from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.events import (
@@ -21,7 +26,7 @@ from klaviyo_tui.events import (
     RunSummary,
     Waiting,
 )
-from klaviyo_tui.redaction import safe_text
+from klaviyo_tui.redaction import redact, safe_text
 from klaviyo_tui.run.progress import RunProgress, describe_verification, plural
 from klaviyo_tui.store import crashlog
 
@@ -31,8 +36,31 @@ def say(text: str, *, err: bool = False) -> None:
     click.echo(safe_text(text, keep_layout=True), err=err)
 
 
+def _json_default(value: object) -> object:
+    """What json cannot encode itself, as orjson wrote it before: times as ISO 8601, enums as
+    their value, anything else as str()."""
+    if isinstance(value, datetime | date | time_of_day):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return str(value)
+
+
 def emit_json(data: object) -> None:
-    click.echo(orjson.dumps(data, default=str).decode())
+    """One JSON document on stdout, with the exact values (never `safe_text`: a script reads
+    them). ensure_ascii escapes every control and non-ASCII character (ESC is `\\u001b`), so
+    the output is plain ASCII and inert on a terminal."""
+    click.echo(json.dumps(data, ensure_ascii=True, separators=(",", ":"), default=_json_default))
+
+
+def error_json(error: AppError) -> dict[str, object]:
+    """The JSON shape of a user-facing error (keys masked, as everywhere)."""
+    return {
+        "error": redact(error.message),
+        "hint": redact(error.hint),
+        "kind": type(error).__name__,
+        "exit_code": int(error.exit_code),
+    }
 
 
 def fail(error: AppError, *, as_json: bool = False) -> NoReturn:
@@ -41,14 +69,7 @@ def fail(error: AppError, *, as_json: bool = False) -> NoReturn:
     if error.hint:
         say(f"what to do: {error.hint}", err=True)
     if as_json:
-        emit_json(
-            {
-                "error": safe_text(error.message),
-                "hint": safe_text(error.hint),
-                "kind": type(error).__name__,
-                "exit_code": int(error.exit_code),
-            }
-        )
+        emit_json(error_json(error))
     sys.exit(int(error.exit_code))
 
 
@@ -57,7 +78,7 @@ def crash(error: BaseException, *, as_json: bool = False) -> NoReturn:
     message = crashlog.internal_message(error, crashlog.record(error))
     say(f"klaviyo-tui: {message}", err=True)
     if as_json:
-        emit_json({"error": safe_text(message), "kind": "internal", "exit_code": 70})
+        emit_json({"error": message, "kind": "internal", "exit_code": 70})
     sys.exit(int(ExitCode.INTERNAL))
 
 
@@ -149,7 +170,7 @@ def summary_json(summary: RunSummary) -> dict[str, object]:
         "jobs": summary.jobs,
         "dry_run": summary.dry_run,
         "rejects_path": str(summary.rejects_path) if summary.rejects_path else None,
-        "error": safe_text(summary.error) if summary.error else None,
+        "error": redact(summary.error) if summary.error else None,
         **({"plan": summary.plan} if summary.dry_run else {}),
         **({"verification": summary.verification} if summary.verification else {}),
         **({"sync": summary.sync} if summary.sync else {}),
