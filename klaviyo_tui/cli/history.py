@@ -13,6 +13,20 @@ from klaviyo_tui.services import history as service
 from klaviyo_tui.services.history import RunRecord
 
 STATE_ORDER = [s.value for s in RowState]
+#: The largest run id SQLite can hold (a signed 64-bit integer); a larger one is no run.
+MAX_RUN_ID = 2**63 - 1
+_RUN_HINT = "RUN is a run number from `klaviyo-tui history`."
+
+
+def parse_run_id(text: str) -> int:
+    """A run id as typed: ASCII digits only (not `²` or a full-width `９`, which int() and
+    str.isdigit() accept), within SQLite's range. An AppError (exit 2) otherwise."""
+    if not (text.isascii() and text.isdigit()):
+        raise AppError(f"{text!r} is not a run id", hint=_RUN_HINT)
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_RUN_ID)) or int(digits) > MAX_RUN_ID:  # no int() of 5000 digits
+        raise AppError(f"there is no run {digits}", hint="List runs with `klaviyo-tui history`.")
+    return int(digits)
 
 
 def _record_json(record: RunRecord) -> dict[str, object]:
@@ -48,14 +62,11 @@ def history(obj: CliContext, args: tuple[str, ...], as_json: bool) -> None:
       klaviyo-tui history show 12
     """
     obj.as_json = as_json
-    usage = AppError(
-        "usage: klaviyo-tui history [EXPORT] | history show RUN",
-        hint="RUN is a run number from `klaviyo-tui history`.",
-    )
+    usage = AppError("usage: klaviyo-tui history [EXPORT] | history show RUN", hint=_RUN_HINT)
     if args and args[0] == "show":
-        if len(args) != 2 or not args[1].isdigit():
+        if len(args) != 2:
             raise usage
-        show_run(int(args[1]), as_json=as_json)
+        show_run(parse_run_id(args[1]), as_json=as_json)
         return
     if len(args) > 1:
         raise usage

@@ -22,7 +22,7 @@ import click
 from klaviyo_tui.cli.connections import connections_group
 from klaviyo_tui.cli.context import CliContext, pass_cli
 from klaviyo_tui.cli.exports import exports_group
-from klaviyo_tui.cli.history import history
+from klaviyo_tui.cli.history import MAX_RUN_ID, history
 from klaviyo_tui.cli.lists import lists_group
 from klaviyo_tui.cli.output import (
     ProgressPrinter,
@@ -141,7 +141,7 @@ def demo() -> None:
 @click.option(
     "--retry-failed",
     "retry_of",
-    type=int,
+    type=click.IntRange(1, MAX_RUN_ID),  # beyond SQLite's integers there is no run
     metavar="RUN",
     help="Send again only the rows Klaviyo rejected in run RUN.",
 )
