@@ -2,8 +2,9 @@
 
 Only this package parses arguments. Every command calls the service layer and prints; errors
 reach one place (`KlaviyoCli.invoke`): an `AppError` prints its message and hint (a JSON object
-under --json) and exits with its code, anything else is a bug reported in one line with the
-traceback in the log file. Headless commands never import textual.
+under --json) and exits with its code, a closed stdout (`| head`) ends it quietly (exit 141),
+anything else is a bug reported in one line with the traceback in the log file. Headless commands
+never import textual.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from klaviyo_tui.cli.output import (
     emit_json,
     fail,
     format_summary,
+    output_closed,
     say,
     summary_json,
 )
@@ -47,13 +49,16 @@ class KlaviyoCli(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
-        except AppError as error:
-            fail(error, as_json=_as_json(ctx))
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except Exception as error:  # a bug: one line here, the traceback in the log
-            crash(error, as_json=_as_json(ctx))
+            try:
+                return super().invoke(ctx)
+            except AppError as error:
+                fail(error, as_json=_as_json(ctx))
+            except (click.exceptions.Exit, click.ClickException, click.Abort, BrokenPipeError):
+                raise
+            except Exception as error:  # a bug: one line here, the traceback in the log
+                crash(error, as_json=_as_json(ctx))
+        except BrokenPipeError:  # also while reporting an error: the reader is gone, not a bug
+            output_closed()
 
 
 def _as_json(ctx: click.Context) -> bool:
@@ -96,7 +101,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     With no command on a terminal, opens the app. Exit codes: 0 success, 1 some rows rejected or
     not sent, 2 usage or configuration error, 3 input data error, 4 authentication or permission
     error, 5 Klaviyo unavailable after retries, 70 internal error (see the log), 130 interrupted
-    (resumable with --resume).
+    (resumable with --resume), 141 output closed early (`| head`).
 
     \b
     Examples:

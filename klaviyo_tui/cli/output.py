@@ -6,8 +6,10 @@ character, so its output cannot drive a terminal either."""
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
+import os
 import sys
 import time
 from datetime import date, datetime
@@ -80,6 +82,23 @@ def crash(error: BaseException, *, as_json: bool = False) -> NoReturn:
     if as_json:
         emit_json({"error": message, "kind": "internal", "exit_code": 70})
     sys.exit(int(ExitCode.INTERNAL))
+
+
+def output_closed() -> NoReturn:
+    """Whoever read our output went away (`klaviyo-tui segments list | head -1`): stop quietly.
+
+    Python ignores SIGPIPE, so the write raised BrokenPipeError instead of ending the process as
+    it ends coreutils. This follows the Python docs' note on SIGPIPE: point stdout and stderr at
+    /dev/null, so the interpreter's last flush cannot raise again, and exit. The code is the one a
+    shell reports for a command SIGPIPE ended (128 + 13 = 141, so `set -o pipefail` scripts see the
+    same as with `seq`), not 1, which `run` uses for a partial run.
+    """
+    with contextlib.suppress(OSError, ValueError):  # no real descriptors (tests' CliRunner)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(devnull, stream.fileno())
+    sys.exit(ExitCode.OUTPUT_CLOSED)
 
 
 def format_summary(summary: RunSummary) -> str:

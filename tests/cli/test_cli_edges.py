@@ -1,10 +1,12 @@
-"""The CLI at its edges, in real subprocesses: run ids it cannot hold, and --json carrying exact
-values that stay inert on a terminal."""
+"""The CLI at its edges, in real subprocesses: run ids it cannot hold, a reader that closes the
+pipe early, and --json carrying exact values that stay inert on a terminal."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,6 +77,20 @@ def test_retry_failed_of_a_run_id_past_sqlites_range_is_a_usage_error(tmp_path: 
     assert done.returncode == 2
     assert "Invalid value for '--retry-failed'" in done.stderr
     assert "internal error" not in done.stderr
+
+
+def test_a_reader_closing_the_pipe_early_ends_the_cli_quietly(tmp_path: Path) -> None:
+    _export(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "klaviyo_tui", "segments", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # as `| head` does, before the CLI has written anything
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.OUTPUT_CLOSED  # 141: 128 + SIGPIPE, as a shell reports
+    assert stderr == b""  # no "internal error", no "Exception ignored" from the last flush
 
 
 def test_json_carries_exact_values_and_stays_inert(tmp_path: Path) -> None:
