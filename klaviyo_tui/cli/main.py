@@ -150,7 +150,12 @@ def demo() -> None:
     metavar="RUN",
     help="Send again only the rows Klaviyo rejected in run RUN.",
 )
-@click.option("--due", is_flag=True, help="Run every export whose schedule is due (for cron).")
+@click.option(
+    "--due",
+    is_flag=True,
+    help="Run every export whose schedule is due (for cron), each with the other run flags "
+    "except --resume and --retry-failed.",
+)
 @click.option(
     "--confirm-timeout",
     "confirm_timeout",
@@ -219,11 +224,18 @@ def run(
             "give an export name, or --due to run every export whose schedule is due",
             hint="See `klaviyo-tui exports list` for the names.",
         )
+    if due and (resume or retry_of is not None):
+        raise AppError(
+            f"--due cannot be used with {'--resume' if resume else '--retry-failed'}: that "
+            "continues or retries one export's run",
+            hint="Name the export instead: `klaviyo-tui run EXPORT --resume` or "
+            "`klaviyo-tui run EXPORT --retry-failed RUN`.",
+        )
     options = RunFlags(confirm_timeout, verify)
-    if due:
-        sys.exit(_run_due(config, as_json=as_json, flags=options))
-    assert export_name is not None
     sync = SyncOptions(full=full, mode=mode, allow_mass_removal=allow_mass_removal)
+    if due:
+        sys.exit(_run_due(config, as_json=as_json, dry_run=dry_run, flags=options, sync=sync))
+    assert export_name is not None
     summary = _run_one(
         config,
         export_name,
@@ -245,7 +257,15 @@ class RunFlags:
     verify: str | None = None
 
 
-def _run_due(config: Config, *, as_json: bool, flags: RunFlags | None = None) -> int:
+def _run_due(
+    config: Config,
+    *,
+    as_json: bool,
+    dry_run: bool = False,
+    flags: RunFlags | None = None,
+    sync: SyncOptions | None = None,
+) -> int:
+    """Run every due export with the same flags; one export's refusal does not stop the others."""
     from klaviyo_tui.services.runs import due_exports
 
     due = due_exports(config, datetime.now(UTC).astimezone())
@@ -255,7 +275,9 @@ def _run_due(config: Config, *, as_json: bool, flags: RunFlags | None = None) ->
     worst = ExitCode.OK
     for export in due:
         try:
-            summary = _run_one(config, export.name, as_json=as_json, flags=flags)
+            summary = _run_one(
+                config, export.name, dry_run=dry_run, as_json=as_json, flags=flags, sync=sync
+            )
         except AppError as error:  # one export's problem does not stop the others
             say(f"klaviyo-tui: {export.name}: {error.message}", err=True)
             worst = max(worst, error.exit_code)

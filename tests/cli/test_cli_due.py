@@ -1,0 +1,58 @@
+"""`run --due` in real subprocesses: the run flags reach every due export, and flags that name
+one export's run are refused."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from klaviyo_tui.sandbox.server import SandboxServer
+from tests.cli.test_cli import cli, rows
+from tests.support.engine import create_list, import_jobs, write_config, write_customers
+
+
+@pytest.fixture
+def due(tmp_path: Path, sandbox: SandboxServer) -> Path:
+    """Export `customers`, scheduled every minute and never run: due now."""
+    config = Path(os.environ["KLAVIYO_TUI_CONFIG"])
+    write_config(
+        config,
+        base_url=sandbox.base_url,
+        list_id=create_list(sandbox.base_url),
+        sources={"main": write_customers(tmp_path / "c.csv", rows(5))},
+        schedule="* * * * *",
+    )
+    return config
+
+
+def test_due_dry_run_sends_nothing_and_says_so(due: Path, sandbox: SandboxServer) -> None:
+    done = cli("run", "--due", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "export customers (dry run)" in done.stdout
+    assert import_jobs(sandbox.base_url) == []
+
+
+def test_due_passes_the_sync_options_on(due: Path, sandbox: SandboxServer) -> None:
+    done = cli("run", "--due", "--dry-run", "--mode", "mirror", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["dry_run"] is True
+    assert summary["sync"]["mode"] == "mirror"  # the export's own mode is upsert
+    assert import_jobs(sandbox.base_url) == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"), [(["--resume"], "--resume"), (["--retry-failed", "1"], "--retry-failed")]
+)
+def test_due_refuses_flags_that_name_one_exports_run(
+    due: Path, sandbox: SandboxServer, flags: list[str], named: str
+) -> None:
+    done = cli("run", "--due", *flags)
+    assert done.returncode == 2
+    assert f"--due cannot be used with {named}" in done.stderr
+    assert "what to do: Name the export instead" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert import_jobs(sandbox.base_url) == []
