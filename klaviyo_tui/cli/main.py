@@ -29,6 +29,7 @@ from klaviyo_tui.cli.output import (
     ProgressPrinter,
     crash,
     emit_json,
+    error_json,
     fail,
     format_summary,
     output_closed,
@@ -265,7 +266,8 @@ def _run_due(
     flags: RunFlags | None = None,
     sync: SyncOptions | None = None,
 ) -> int:
-    """Run every due export with the same flags; one export's refusal does not stop the others."""
+    """Run every due export with the same flags; one export's refusal does not stop the others
+    (under --json it is one more object on stdout, so a log parser sees every due export)."""
     from klaviyo_tui.services.runs import due_exports
 
     due = due_exports(config, datetime.now(UTC).astimezone())
@@ -280,6 +282,8 @@ def _run_due(
             )
         except AppError as error:  # one export's problem does not stop the others
             say(f"klaviyo-tui: {export.name}: {error.message}", err=True)
+            if as_json:
+                emit_json({"export": export.name, **error_json(error)})
             worst = max(worst, error.exit_code)
             continue
         worst = max(worst, summary.exit_code)

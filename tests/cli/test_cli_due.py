@@ -1,5 +1,5 @@
-"""`run --due` in real subprocesses: the run flags reach every due export, and flags that name
-one export's run are refused."""
+"""`run --due` in real subprocesses: the run flags reach every due export, flags that name one
+export's run are refused, and under --json every due export has its object on stdout."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+import tomlkit
 
 from klaviyo_tui.sandbox.server import SandboxServer
 from tests.cli.test_cli import cli, rows
@@ -56,3 +57,21 @@ def test_due_refuses_flags_that_name_one_exports_run(
     assert "what to do: Name the export instead" in done.stderr
     assert "Traceback" not in done.stderr
     assert import_jobs(sandbox.base_url) == []
+
+
+def test_due_json_has_an_object_for_an_export_refused_before_it_starts(due: Path) -> None:
+    document = tomlkit.parse(due.read_text())
+    broken = dict(document["exports"]["customers"])
+    broken["connection"] = "gone"
+    document["exports"]["broken"] = broken
+    due.write_text(tomlkit.dumps(document))
+    done = cli("run", "--due", "--dry-run", "--json")
+    assert done.returncode == 2, done.stderr
+    by_export = {line["export"]: line for line in map(json.loads, done.stdout.splitlines())}
+    assert sorted(by_export) == ["broken", "customers"]
+    assert by_export["customers"]["dry_run"] is True
+    refused = by_export["broken"]
+    assert refused["exit_code"] == 2 and refused["kind"] == "RunError"
+    assert "connection 'gone', which does not exist" in refused["error"]
+    assert "klaviyo-tui connections add gone" in refused["hint"]
+    assert "broken: export 'broken' uses connection 'gone'" in done.stderr
