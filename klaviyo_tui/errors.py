@@ -24,6 +24,7 @@ class ExitCode(enum.IntEnum):
     UNAVAILABLE = 5
     INTERNAL = 70  # a bug (sysexits' EX_SOFTWARE): the traceback is in the log file
     INTERRUPTED = 130
+    OUTPUT_CLOSED = 141  # stdout's reader went away (`| head`): 128 + SIGPIPE, as a shell reports
 
 
 class AppError(Exception):

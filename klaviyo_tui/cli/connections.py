@@ -11,7 +11,7 @@ from klaviyo_tui.cli.context import CliContext, cli_context, pass_cli
 from klaviyo_tui.cli.output import emit_json, say
 from klaviyo_tui.cli.prompts import ask, confirm, has_terminal, nothing_changed
 from klaviyo_tui.errors import AppError, ExitCode
-from klaviyo_tui.redaction import mask_key, safe_text
+from klaviyo_tui.redaction import mask_key
 from klaviyo_tui.services import connections as service
 from klaviyo_tui.store import consent
 from klaviyo_tui.store.config import DEFAULT_BASE_URL, DEFAULT_REVISION, Connection
@@ -128,7 +128,7 @@ def connections_list(obj: CliContext, as_json: bool) -> None:
             [
                 {
                     "name": c.name,
-                    "display_name": safe_text(c.display_name),
+                    "display_name": c.display_name,
                     "base_url": c.base_url,
                     "revision": c.revision,
                     "key": service.key_status(c),

@@ -8,12 +8,25 @@ from klaviyo_tui.cli.context import CliContext, pass_cli
 from klaviyo_tui.cli.output import emit_json, say
 from klaviyo_tui.errors import AppError
 from klaviyo_tui.events import RowState
-from klaviyo_tui.redaction import safe_text
 from klaviyo_tui.run.progress import describe_verification, plural
 from klaviyo_tui.services import history as service
 from klaviyo_tui.services.history import RunRecord
 
 STATE_ORDER = [s.value for s in RowState]
+#: The largest run id SQLite can hold (a signed 64-bit integer); a larger one is no run.
+MAX_RUN_ID = 2**63 - 1
+_RUN_HINT = "RUN is a run number from `klaviyo-tui history`."
+
+
+def parse_run_id(text: str) -> int:
+    """A run id as typed: ASCII digits only (not `²` or a full-width `９`, which int() and
+    str.isdigit() accept), within SQLite's range. An AppError (exit 2) otherwise."""
+    if not (text.isascii() and text.isdigit()):
+        raise AppError(f"{text!r} is not a run id", hint=_RUN_HINT)
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_RUN_ID)) or int(digits) > MAX_RUN_ID:  # no int() of 5000 digits
+        raise AppError(f"there is no run {digits}", hint="List runs with `klaviyo-tui history`.")
+    return int(digits)
 
 
 def _record_json(record: RunRecord) -> dict[str, object]:
@@ -28,7 +41,7 @@ def _record_json(record: RunRecord) -> dict[str, object]:
         "counts": record.counts,
         "duration_s": round(record.duration_s or 0, 3),
         "exit_code": record.exit_code,
-        "error": safe_text(record.error) if record.error else None,
+        "error": record.error or None,  # keys masked when it was stored
         "rejects_path": record.rejects_path,
         "jobs": record.jobs,
         "dry_run": record.dry_run,
@@ -49,14 +62,11 @@ def history(obj: CliContext, args: tuple[str, ...], as_json: bool) -> None:
       klaviyo-tui history show 12
     """
     obj.as_json = as_json
-    usage = AppError(
-        "usage: klaviyo-tui history [EXPORT] | history show RUN",
-        hint="RUN is a run number from `klaviyo-tui history`.",
-    )
+    usage = AppError("usage: klaviyo-tui history [EXPORT] | history show RUN", hint=_RUN_HINT)
     if args and args[0] == "show":
-        if len(args) != 2 or not args[1].isdigit():
+        if len(args) != 2:
             raise usage
-        show_run(int(args[1]), as_json=as_json)
+        show_run(parse_run_id(args[1]), as_json=as_json)
         return
     if len(args) > 1:
         raise usage
@@ -113,9 +123,7 @@ def show_run(run_id: int, *, as_json: bool) -> None:
     verified = detail.verification
     if as_json:
         data = _record_json(record)
-        data["reasons"] = [
-            {"reason": safe_text(r), "state": s, "count": n} for r, s, n in detail.reasons
-        ]
+        data["reasons"] = [{"reason": r, "state": s, "count": n} for r, s, n in detail.reasons]
         data["verification"] = verified.as_dict() if verified else None
         data["resumable"] = detail.resumable
         data["sync"] = detail.sync

@@ -9,7 +9,6 @@ import click
 from klaviyo_tui.cli.context import CliContext
 from klaviyo_tui.cli.output import emit_json, say
 from klaviyo_tui.klaviyo import KlaviyoList
-from klaviyo_tui.redaction import safe_text
 from klaviyo_tui.run.progress import plural
 from klaviyo_tui.services import lists as service
 from klaviyo_tui.services.connections import connection_named
@@ -35,7 +34,7 @@ def _inherited(ctx: click.Context, given: str | None) -> str | None:
 def list_json(found: KlaviyoList, members: int | None = None) -> dict[str, object]:
     data: dict[str, object] = {
         "id": found.id,
-        "name": safe_text(found.name),
+        "name": found.name,
         "created": found.created.isoformat() if found.created else None,
     }
     if members is not None:

@@ -2,8 +2,9 @@
 
 Only this package parses arguments. Every command calls the service layer and prints; errors
 reach one place (`KlaviyoCli.invoke`): an `AppError` prints its message and hint (a JSON object
-under --json) and exits with its code, anything else is a bug reported in one line with the
-traceback in the log file. Headless commands never import textual.
+under --json) and exits with its code, a closed stdout (`| head`) ends it quietly (exit 141),
+anything else is a bug reported in one line with the traceback in the log file. Headless commands
+never import textual.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ import click
 from klaviyo_tui.cli.connections import connections_group
 from klaviyo_tui.cli.context import CliContext, pass_cli
 from klaviyo_tui.cli.exports import exports_group
-from klaviyo_tui.cli.history import history
+from klaviyo_tui.cli.history import MAX_RUN_ID, history
 from klaviyo_tui.cli.lists import lists_group
 from klaviyo_tui.cli.output import (
     ProgressPrinter,
     crash,
     emit_json,
+    error_json,
     fail,
     format_summary,
+    output_closed,
     say,
     summary_json,
 )
@@ -47,13 +50,16 @@ class KlaviyoCli(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
-        except AppError as error:
-            fail(error, as_json=_as_json(ctx))
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except Exception as error:  # a bug: one line here, the traceback in the log
-            crash(error, as_json=_as_json(ctx))
+            try:
+                return super().invoke(ctx)
+            except AppError as error:
+                fail(error, as_json=_as_json(ctx))
+            except (click.exceptions.Exit, click.ClickException, click.Abort, BrokenPipeError):
+                raise
+            except Exception as error:  # a bug: one line here, the traceback in the log
+                crash(error, as_json=_as_json(ctx))
+        except BrokenPipeError:  # also while reporting an error: the reader is gone, not a bug
+            output_closed()
 
 
 def _as_json(ctx: click.Context) -> bool:
@@ -96,7 +102,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     With no command on a terminal, opens the app. Exit codes: 0 success, 1 some rows rejected or
     not sent, 2 usage or configuration error, 3 input data error, 4 authentication or permission
     error, 5 Klaviyo unavailable after retries, 70 internal error (see the log), 130 interrupted
-    (resumable with --resume).
+    (resumable with --resume), 141 output closed early (`| head`).
 
     \b
     Examples:
@@ -141,11 +147,16 @@ def demo() -> None:
 @click.option(
     "--retry-failed",
     "retry_of",
-    type=int,
+    type=click.IntRange(1, MAX_RUN_ID),  # beyond SQLite's integers there is no run
     metavar="RUN",
     help="Send again only the rows Klaviyo rejected in run RUN.",
 )
-@click.option("--due", is_flag=True, help="Run every export whose schedule is due (for cron).")
+@click.option(
+    "--due",
+    is_flag=True,
+    help="Run every export whose schedule is due (for cron), each with the other run flags "
+    "except --resume and --retry-failed.",
+)
 @click.option(
     "--confirm-timeout",
     "confirm_timeout",
@@ -214,11 +225,18 @@ def run(
             "give an export name, or --due to run every export whose schedule is due",
             hint="See `klaviyo-tui exports list` for the names.",
         )
+    if due and (resume or retry_of is not None):
+        raise AppError(
+            f"--due cannot be used with {'--resume' if resume else '--retry-failed'}: that "
+            "continues or retries one export's run",
+            hint="Name the export instead: `klaviyo-tui run EXPORT --resume` or "
+            "`klaviyo-tui run EXPORT --retry-failed RUN`.",
+        )
     options = RunFlags(confirm_timeout, verify)
-    if due:
-        sys.exit(_run_due(config, as_json=as_json, flags=options))
-    assert export_name is not None
     sync = SyncOptions(full=full, mode=mode, allow_mass_removal=allow_mass_removal)
+    if due:
+        sys.exit(_run_due(config, as_json=as_json, dry_run=dry_run, flags=options, sync=sync))
+    assert export_name is not None
     summary = _run_one(
         config,
         export_name,
@@ -240,7 +258,16 @@ class RunFlags:
     verify: str | None = None
 
 
-def _run_due(config: Config, *, as_json: bool, flags: RunFlags | None = None) -> int:
+def _run_due(
+    config: Config,
+    *,
+    as_json: bool,
+    dry_run: bool = False,
+    flags: RunFlags | None = None,
+    sync: SyncOptions | None = None,
+) -> int:
+    """Run every due export with the same flags; one export's refusal does not stop the others
+    (under --json it is one more object on stdout, so a log parser sees every due export)."""
     from klaviyo_tui.services.runs import due_exports
 
     due = due_exports(config, datetime.now(UTC).astimezone())
@@ -250,9 +277,13 @@ def _run_due(config: Config, *, as_json: bool, flags: RunFlags | None = None) ->
     worst = ExitCode.OK
     for export in due:
         try:
-            summary = _run_one(config, export.name, as_json=as_json, flags=flags)
+            summary = _run_one(
+                config, export.name, dry_run=dry_run, as_json=as_json, flags=flags, sync=sync
+            )
         except AppError as error:  # one export's problem does not stop the others
             say(f"klaviyo-tui: {export.name}: {error.message}", err=True)
+            if as_json:
+                emit_json({"export": export.name, **error_json(error)})
             worst = max(worst, error.exit_code)
             continue
         worst = max(worst, summary.exit_code)

@@ -1,15 +1,22 @@
 """What the headless CLI prints: progress on stderr, results on stdout, errors as one message and
 a hint (or one JSON object), never a traceback. Every string that came from data, config, files
-or Klaviyo passes through `safe_text` (keys masked, control characters made visible)."""
+or Klaviyo and is printed as text passes through `safe_text` (keys masked, control characters made
+visible). JSON carries the exact values instead: `emit_json` escapes every control and non-ASCII
+character, so its output cannot drive a terminal either."""
 
 from __future__ import annotations
 
+import contextlib
+import enum
+import json
+import os
 import sys
 import time
+from datetime import date, datetime
+from datetime import time as time_of_day
 from typing import NoReturn
 
 import click
-import orjson
 
 from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.events import (
@@ -21,7 +28,7 @@ from klaviyo_tui.events import (
     RunSummary,
     Waiting,
 )
-from klaviyo_tui.redaction import safe_text
+from klaviyo_tui.redaction import redact, safe_text
 from klaviyo_tui.run.progress import RunProgress, describe_verification, plural
 from klaviyo_tui.store import crashlog
 
@@ -31,8 +38,31 @@ def say(text: str, *, err: bool = False) -> None:
     click.echo(safe_text(text, keep_layout=True), err=err)
 
 
+def _json_default(value: object) -> object:
+    """What json cannot encode itself, as orjson wrote it before: times as ISO 8601, enums as
+    their value, anything else as str()."""
+    if isinstance(value, datetime | date | time_of_day):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return str(value)
+
+
 def emit_json(data: object) -> None:
-    click.echo(orjson.dumps(data, default=str).decode())
+    """One JSON document on stdout, with the exact values (never `safe_text`: a script reads
+    them). ensure_ascii escapes every control and non-ASCII character (ESC is `\\u001b`), so
+    the output is plain ASCII and inert on a terminal."""
+    click.echo(json.dumps(data, ensure_ascii=True, separators=(",", ":"), default=_json_default))
+
+
+def error_json(error: AppError) -> dict[str, object]:
+    """The JSON shape of a user-facing error (keys masked, as everywhere)."""
+    return {
+        "error": redact(error.message),
+        "hint": redact(error.hint),
+        "kind": type(error).__name__,
+        "exit_code": int(error.exit_code),
+    }
 
 
 def fail(error: AppError, *, as_json: bool = False) -> NoReturn:
@@ -41,14 +71,7 @@ def fail(error: AppError, *, as_json: bool = False) -> NoReturn:
     if error.hint:
         say(f"what to do: {error.hint}", err=True)
     if as_json:
-        emit_json(
-            {
-                "error": safe_text(error.message),
-                "hint": safe_text(error.hint),
-                "kind": type(error).__name__,
-                "exit_code": int(error.exit_code),
-            }
-        )
+        emit_json(error_json(error))
     sys.exit(int(error.exit_code))
 
 
@@ -57,8 +80,25 @@ def crash(error: BaseException, *, as_json: bool = False) -> NoReturn:
     message = crashlog.internal_message(error, crashlog.record(error))
     say(f"klaviyo-tui: {message}", err=True)
     if as_json:
-        emit_json({"error": safe_text(message), "kind": "internal", "exit_code": 70})
+        emit_json({"error": message, "kind": "internal", "exit_code": 70})
     sys.exit(int(ExitCode.INTERNAL))
+
+
+def output_closed() -> NoReturn:
+    """Whoever read our output went away (`klaviyo-tui segments list | head -1`): stop quietly.
+
+    Python ignores SIGPIPE, so the write raised BrokenPipeError instead of ending the process as
+    it ends coreutils. This follows the Python docs' note on SIGPIPE: point stdout and stderr at
+    /dev/null, so the interpreter's last flush cannot raise again, and exit. The code is the one a
+    shell reports for a command SIGPIPE ended (128 + 13 = 141, so `set -o pipefail` scripts see the
+    same as with `seq`), not 1, which `run` uses for a partial run.
+    """
+    with contextlib.suppress(OSError, ValueError):  # no real descriptors (tests' CliRunner)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(devnull, stream.fileno())
+    sys.exit(ExitCode.OUTPUT_CLOSED)
 
 
 def format_summary(summary: RunSummary) -> str:
@@ -149,7 +189,7 @@ def summary_json(summary: RunSummary) -> dict[str, object]:
         "jobs": summary.jobs,
         "dry_run": summary.dry_run,
         "rejects_path": str(summary.rejects_path) if summary.rejects_path else None,
-        "error": safe_text(summary.error) if summary.error else None,
+        "error": redact(summary.error) if summary.error else None,
         **({"plan": summary.plan} if summary.dry_run else {}),
         **({"verification": summary.verification} if summary.verification else {}),
         **({"sync": summary.sync} if summary.sync else {}),

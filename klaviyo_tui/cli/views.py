@@ -1,10 +1,12 @@
-"""Shapes shared by several commands: config objects as JSON for scripts, `key=value` pairs."""
+"""Shapes shared by several commands: config objects as JSON for scripts, `key=value` pairs.
+
+The JSON shapes hold the exact values (a column called `first\nname` is that string): `emit_json`
+makes them terminal-safe by escaping, so they never go through `safe_text`."""
 
 from __future__ import annotations
 
 import click
 
-from klaviyo_tui.redaction import safe_text
 from klaviyo_tui.services.segments import SegmentUse, shown_source
 from klaviyo_tui.store.config import Config, Export, Segment
 
@@ -34,9 +36,9 @@ def segment_json(name: str, segment: Segment | None) -> dict[str, object]:
     """A segment's source (password masked), query and filter; None values when it is missing."""
     return {
         "name": name,
-        "source": safe_text(shown_source(segment)) if segment else None,
-        "query": safe_text(segment.query) if segment and segment.query else None,
-        "filter": safe_text(segment.filter) if segment and segment.filter else None,
+        "source": shown_source(segment) if segment else None,
+        "query": segment.query if segment and segment.query else None,
+        "filter": segment.filter if segment and segment.filter else None,
     }
 
 
@@ -45,15 +47,15 @@ def segment_use_json(use: SegmentUse) -> dict[str, object]:
 
 
 def export_json(export: Export, config: Config) -> dict[str, object]:
-    """One export for scripts: everything `exports show` prints, text made safe."""
+    """One export for scripts: everything `exports show` prints."""
     return {
         "name": export.name,
         "connection": export.connection,
         "list_id": export.list_id,
-        "list_name": safe_text(export.list_name) if export.list_name else None,
+        "list_name": export.list_name or None,
         "segments": [segment_json(n, config.segments.get(n)) for n in export.segments],
-        "mapping": {f: safe_text(c) for f, c in mapping_json(export).items()},
-        "properties": [safe_text(p) for p in export.mapping.properties],
+        "mapping": mapping_json(export),
+        "properties": list(export.mapping.properties),
         "default_region": export.default_region,
         "schedule": export.schedule,
         "sync": sync_json(export),
@@ -73,11 +75,9 @@ def sync_json(export: Export) -> dict[str, object]:
         if sub is None
         else {
             "channel": sub.channel,
-            "consented_at_column": safe_text(sub.consented_at_column)
-            if sub.consented_at_column
-            else None,
+            "consented_at_column": sub.consented_at_column or None,
             "historical": sub.historical,
             "asserted_at": sub.asserted_at,
-            "asserted_by": safe_text(sub.asserted_by) if sub.asserted_by else None,
+            "asserted_by": sub.asserted_by or None,
         },
     }

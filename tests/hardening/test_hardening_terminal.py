@@ -1,5 +1,6 @@
 """Text from the config, files or Klaviyo never drives the terminal from the CLI: an ESC, a BEL or
-a C1 control in a name, a path, a filter or a reason is printed as a visible escape."""
+a C1 control in a name, a path, a filter or a reason is printed as a visible escape, and --json
+carries it exactly, escaped by JSON (plain ASCII)."""
 
 from __future__ import annotations
 
@@ -85,10 +86,16 @@ def test_reasons_and_errors_from_history_print_as_visible_escapes(tmp_path: Path
             run,
             RunSummary(run, "e", {"rejected_by_klaviyo": 1}, 1.0, ExitCode.PARTIAL, error=HOSTILE),
         )
-    for args in (("history", "show", str(run)), ("history", "show", str(run), "--json")):
-        done = _cli(*args)
-        assert done.returncode == 0, done.stderr
-        _assert_inert(done.stdout + done.stderr)
+    done = _cli("history", "show", str(run))
+    assert done.returncode == 0, done.stderr
+    _assert_inert(done.stdout + done.stderr)
+    as_json = _cli("history", "show", str(run), "--json")  # exact values, escaped by JSON
+    assert as_json.returncode == 0, as_json.stderr
+    _assert_inert(as_json.stdout + as_json.stderr, shown=False)
+    assert as_json.stdout.isascii()
+    record = json.loads(as_json.stdout)
+    assert record["error"] == HOSTILE
+    assert record["reasons"][0]["reason"] == f"Klaviyo: {HOSTILE}"
 
 
 def test_an_error_message_quoting_config_text_is_inert(tmp_path: Path) -> None:

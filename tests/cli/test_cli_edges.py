@@ -1,0 +1,106 @@
+"""The CLI at its edges, in real subprocesses: run ids it cannot hold, a reader that closes the
+pipe early, and --json carrying exact values that stay inert on a terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from klaviyo_tui.cli.history import MAX_RUN_ID, parse_run_id
+from klaviyo_tui.errors import AppError, ExitCode
+from klaviyo_tui.store.history import HistoryStore
+from tests.cli.test_cli import cli
+from tests.support.engine import write_config, write_customers
+
+
+def _export(tmp_path: Path, **mapping: str) -> None:
+    """Export `customers` reading one CSV (no Klaviyo is needed to show or list it)."""
+    source = write_customers(tmp_path / "c.csv", [{"email": "a@example.com"}])
+    write_config(
+        Path(os.environ["KLAVIYO_TUI_CONFIG"]),
+        base_url="http://127.0.0.1:9",
+        list_id="AAAAAA",
+        sources={"main": source},
+        mapping={"email": "email", **mapping},
+    )
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [("12", 12), ("007", 7), (str(MAX_RUN_ID), MAX_RUN_ID)],
+)
+def test_a_run_id_is_ascii_digits(typed: str, expected: int) -> None:
+    assert parse_run_id(typed) == expected
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("²", "'²' is not a run id"),
+        ("９", "'９' is not a run id"),  # a full-width 9: int() would read it as 9
+        ("-1", "'-1' is not a run id"),
+        ("", "'' is not a run id"),
+        (str(MAX_RUN_ID + 1), f"there is no run {MAX_RUN_ID + 1}"),
+        ("9" * 5000, "there is no run 999"),  # past int()'s digit limit: no ValueError either
+    ],
+)
+def test_anything_else_is_a_clear_error(typed: str, message: str) -> None:
+    with pytest.raises(AppError, match=message) as caught:
+        parse_run_id(typed)
+    assert caught.value.exit_code == ExitCode.USAGE
+
+
+def test_history_show_refuses_run_ids_it_cannot_hold(isolated_dirs: Path) -> None:
+    with HistoryStore() as store:
+        for _ in range(9):  # run 9 exists: a full-width ９ must not show it
+            store.start_run(export="e", connection="c", list_id="AAAAAA")
+    for typed, message in [
+        ("99999999999999999999", "there is no run 99999999999999999999"),
+        ("²", "'²' is not a run id"),
+        ("９", "'９' is not a run id"),
+    ]:
+        done = cli("history", "show", typed)
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr and "internal error" not in done.stderr
+        assert done.stdout == ""
+    assert cli("history", "show", "9").returncode == 0
+
+
+def test_retry_failed_of_a_run_id_past_sqlites_range_is_a_usage_error(tmp_path: Path) -> None:
+    _export(tmp_path)
+    done = cli("run", "customers", "--retry-failed", "99999999999999999999999")
+    assert done.returncode == 2
+    assert "Invalid value for '--retry-failed'" in done.stderr
+    assert "internal error" not in done.stderr
+
+
+def test_a_reader_closing_the_pipe_early_ends_the_cli_quietly(tmp_path: Path) -> None:
+    _export(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "klaviyo_tui", "segments", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # as `| head` does, before the CLI has written anything
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.OUTPUT_CLOSED  # 141: 128 + SIGPIPE, as a shell reports
+    assert stderr == b""  # no "internal error", no "Exception ignored" from the last flush
+
+
+def test_json_carries_exact_values_and_stays_inert(tmp_path: Path) -> None:
+    first, last = "first\nname", "esc\x1b[31mcol\x9b1m ‮é"  # C1, a bidi override, é
+    _export(tmp_path, first_name=first, last_name=last)
+    done = cli("exports", "show", "customers", "--json")
+    assert done.returncode == 0, done.stderr
+    mapping = json.loads(done.stdout)["mapping"]
+    assert (mapping["first_name"], mapping["last_name"]) == (first, last)
+    assert done.stdout.isascii()  # every control and non-ASCII character escaped
+    assert "\x1b" not in done.stdout and "\\u001b" in done.stdout
+    shown = cli("exports", "show", "customers")  # as text, the controls are made visible
+    assert "\x1b" not in shown.stdout and "esc\\x1b[31mcol\\x9b1m" in shown.stdout
