@@ -114,7 +114,7 @@ def format_summary(summary: RunSummary) -> str:
             f"{plural(jobs, 'job')}, about {plan.get('estimated_seconds', 0)}s at Klaviyo's rate "
             "limits"
         )
-        return text + format_sync(summary.sync, dry_run=True)
+        return text + format_sync(summary.sync, dry_run=True) + _stopped(summary)
     parts = [
         f"{c.get(RowState.IMPORTED.value, 0):,} imported",
         f"{c.get(RowState.IMPORTED_WITH_WARNINGS.value, 0):,} imported with warnings",
@@ -138,7 +138,15 @@ def format_summary(summary: RunSummary) -> str:
         if summary.rejects_path:
             text += f"; rejects: {summary.rejects_path}"
         text += ")"
-    return text + format_sync(summary.sync, dry_run=False)
+    return text + format_sync(summary.sync, dry_run=False) + _stopped(summary)
+
+
+def _stopped(summary: RunSummary) -> str:
+    """Why a run stopped short, on the summary line too: a log that keeps only stdout (cron)
+    must not read a failed run as an empty one."""
+    if summary.exit_code in (ExitCode.OK, ExitCode.PARTIAL) or not summary.error:
+        return ""
+    return f"; stopped (exit code {int(summary.exit_code)}): {summary.error}"
 
 
 def _n(figures: dict[str, object], key: str) -> int:

@@ -104,3 +104,18 @@ def test_json_carries_exact_values_and_stays_inert(tmp_path: Path) -> None:
     assert "\x1b" not in done.stdout and "\\u001b" in done.stdout
     shown = cli("exports", "show", "customers")  # as text, the controls are made visible
     assert "\x1b" not in shown.stdout and "esc\\x1b[31mcol\\x9b1m" in shown.stdout
+
+
+def test_a_run_that_stopped_says_why_on_its_stdout_line_too() -> None:
+    """cron often keeps only stdout: a failed run must not read as an empty one there."""
+    from klaviyo_tui.cli.output import format_summary
+    from klaviyo_tui.errors import ExitCode
+    from klaviyo_tui.events import RunSummary
+
+    gone = "list BQGLgW does not exist in this account"
+    failed = RunSummary(7, "two", {"imported": 0}, 0.4, ExitCode.USAGE, error=gone)
+    assert format_summary(failed).endswith(f"; stopped (exit code 2): {gone}")
+    fine = RunSummary(8, "two", {"imported": 3}, 0.4, ExitCode.OK)
+    assert "stopped" not in format_summary(fine)
+    dry = RunSummary(9, "two", {}, 0.4, ExitCode.INPUT, error="no valid rows", dry_run=True)
+    assert format_summary(dry).endswith("; stopped (exit code 3): no valid rows")
