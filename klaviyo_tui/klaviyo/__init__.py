@@ -3,6 +3,7 @@
 from klaviyo_tui.klaviyo.client import DEFAULT_REVISION, DEFAULT_TIMEOUT, KlaviyoClient
 from klaviyo_tui.klaviyo.exceptions import (
     EXPORT_SCOPES,
+    AmbiguousListName,
     ApiErrorDetail,
     AuthError,
     InvalidBaseURL,
@@ -36,6 +37,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "EXPORT_SCOPES",
     "OPERATIONS",
+    "AmbiguousListName",
     "ApiErrorDetail",
     "AuthError",
     "ImportErrorItem",

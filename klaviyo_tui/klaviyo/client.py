@@ -17,7 +17,12 @@ from klaviyo_tui.klaviyo.base import (
     check_id,
     quote_filter,
 )
-from klaviyo_tui.klaviyo.exceptions import InvalidConfiguration, NotFoundError, UnexpectedResponse
+from klaviyo_tui.klaviyo.exceptions import (
+    AmbiguousListName,
+    InvalidConfiguration,
+    NotFoundError,
+    UnexpectedResponse,
+)
 from klaviyo_tui.klaviyo.imports import ImportOps
 from klaviyo_tui.klaviyo.membership import MembershipOps
 from klaviyo_tui.klaviyo.models import (
@@ -182,8 +187,13 @@ class KlaviyoClient(ImportOps, MembershipOps):
         return parse_list(items[0])
 
     async def find_or_create_list(self, name: str) -> tuple[KlaviyoList, bool]:
-        """Reuse a list with this exact name (creation is capped at 150 a day); else create it."""
+        """Reuse the list with this exact name (creation is capped at 150 a day); else create it.
+
+        Klaviyo lets several lists share a name: then none is picked (sending to the wrong one
+        cannot be undone) and `AmbiguousListName` names their ids."""
         existing = await self.lists(name)
+        if len(existing) > 1:
+            raise AmbiguousListName(name, tuple(sorted(lst.id for lst in existing)))
         if existing:
             return existing[0], False
         return await self.create_list(name), True

@@ -67,6 +67,25 @@ class NotFoundError(KlaviyoError):
     exit_code = ExitCode.USAGE
 
 
+class AmbiguousListName(KlaviyoError):
+    """More than one list of the account has exactly the name asked for: no guess is made."""
+
+    title = "More than one list has that name"
+    default_hint = (
+        "Give the list by its id instead (e.g. `--list ID`; `klaviyo-tui lists` shows the ids, "
+        "and so does the app's list picker), or rename one of the lists in Klaviyo."
+    )
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, name: str, ids: tuple[str, ...]) -> None:
+        super().__init__(
+            f"{len(ids)} lists in this account are named {name!r}: {', '.join(ids)}; "
+            "none was picked and nothing was created"
+        )
+        self.name = name
+        self.ids = ids
+
+
 @dataclass(frozen=True, slots=True)
 class ApiErrorDetail:
     """One entry of Klaviyo's JSON:API `errors` array, parsed leniently."""

@@ -25,13 +25,18 @@ exceptions, each reversible by eye:
 
 The file is private (0600) and written atomically through a temporary file from `mkstemp` in the
 same folder; `os.replace` swaps the name itself, so a symlink planted at the target (or anywhere
-a predictable temporary name would have been) is replaced, never followed.
+a predictable temporary name would have been) is replaced, never followed. A path the user chose
+is never replaced unless they said so (`overwrite`): anything already there (a file, a link) is
+refused with `RejectsFileExists`, and the temporary file is then put in place with `os.link`,
+which fails rather than replace a file that appeared meanwhile. The run's own file (no path) is
+replaced each time the run writes it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import os
 import re
 import tempfile
@@ -39,6 +44,7 @@ from pathlib import Path
 
 import orjson
 
+from klaviyo_tui.errors import AppError
 from klaviyo_tui.events import RowState
 from klaviyo_tui.redaction import redact
 from klaviyo_tui.store import paths
@@ -51,6 +57,17 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 _SIGNED_NUMBER = re.compile(r"[+-][0-9][0-9 ().-]*")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline
 _PAGE = 500  # failures read back per query while writing (a page of ids, in file order)
+
+
+class RejectsFileExists(AppError):
+    """Something is already at the path the user chose: it is left as it was."""
+
+    title = "The file already exists"
+    default_hint = "Choose another path, or say to replace the file."
+
+    def __init__(self, path: Path, *, hint: str | None = None) -> None:
+        super().__init__(f"{path} already exists; it was left as it was", hint=hint)
+        self.path = path
 
 
 def path_for(run_id: int) -> Path:
@@ -165,18 +182,51 @@ def _lines(
     return lines
 
 
-def write(store: HistoryStore, run_id: int, path: Path | None = None) -> Path | None:
+def _check_free(target: Path) -> None:
+    """Raise unless `target` is free to take (nothing there, not even a dangling link)."""
+    if target.is_dir() and not target.is_symlink():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
+    if os.path.lexists(target):
+        raise RejectsFileExists(target)
+
+
+def _put(tmp_name: str, target: Path, *, overwrite: bool) -> None:
+    """Give the written temporary file its name: replacing what is there only if `overwrite`."""
+    if overwrite:
+        os.replace(tmp_name, target)
+        return
+    try:
+        os.link(tmp_name, target)  # atomic, and fails rather than replace anything
+    except FileExistsError:
+        raise RejectsFileExists(target) from None
+    except OSError:  # a file system without hard links (FAT, some network shares)
+        _check_free(target)
+        os.replace(tmp_name, target)
+        return
+    with contextlib.suppress(OSError):  # the file is in place; a stray temporary name is no error
+        os.unlink(tmp_name)
+
+
+def write(
+    store: HistoryStore, run_id: int, path: Path | None = None, *, overwrite: bool = False
+) -> Path | None:
     """Write the run's rejects CSV (atomically, 0600); no file when the run has no rejects.
+
+    A `path` where something already is raises `RejectsFileExists` (nothing is written or
+    changed) unless `overwrite`; the run's own file (no `path`) is always replaced.
 
     A page of failures at a time, one `writerows` per page: what is held is the page and a small
     plan (ids, refused rows, column names), not every failure."""
-    plan = store.failure_plan(run_id)
+    overwrite = overwrite or path is None
     target = path or path_for(run_id)
+    plan = store.failure_plan(run_id)
     if not plan.order:
         if path is None:
             with contextlib.suppress(FileNotFoundError):
                 target.unlink()  # a symlink is removed itself, its target is left alone
         return None
+    if not overwrite:
+        _check_free(target)  # before the work; `_put` checks again, atomically
     columns = _columns(plan.source_values)
     del plan.source_values[:]
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -190,7 +240,7 @@ def write(store: HistoryStore, run_id: int, path: Path | None = None) -> Path | 
                 writer.writerows(_lines(rows, columns, plan.refused))
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
+        _put(tmp_name, target, overwrite=overwrite)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from klaviyo_tui.run import rejects
+from klaviyo_tui.run.rejects import RejectsFileExists
 from klaviyo_tui.run.sync.options import REMOVAL_REASON
 from klaviyo_tui.store.history import HistoryStore, RunRecord, Verification
 
 __all__ = [
+    "RejectsFileExists",
     "RunDetail",
     "RunRecord",
     "last_runs",
@@ -75,7 +77,8 @@ def run_detail(run_id: int) -> RunDetail | None:
         )
 
 
-def write_rejects(run_id: int, path: Path) -> Path | None:
-    """Write the run's rejects CSV to `path`; None when the run has no rejects."""
+def write_rejects(run_id: int, path: Path, *, overwrite: bool = False) -> Path | None:
+    """Write the run's rejects CSV to `path`; None when the run has no rejects. Something
+    already at `path` raises `RejectsFileExists` and is left as it was, unless `overwrite`."""
     with HistoryStore.open_for_reading() as store:
-        return rejects.write(store, run_id, path)
+        return rejects.write(store, run_id, path, overwrite=overwrite)

@@ -95,3 +95,44 @@ def test_a_run_to_a_made_up_list_names_the_command_that_lists_them(
     assert done.exit_code == 2
     assert "klaviyo-tui lists --connection sandbox" in done.stderr
     assert "klaviyo-tui exports edit weekly --set list_id=ID" in done.stderr
+
+
+def _twins(base_url: str, name: str) -> list[str]:
+    """Two lists of the same name (Klaviyo allows it): their ids."""
+    ids = []
+    with client(base_url) as c:
+        for _ in range(2):
+            made = c.post(
+                "/api/lists", json={"data": {"type": "list", "attributes": {"name": name}}}
+            )
+            ids.append(made.json()["data"]["id"])
+    return ids
+
+
+def _list_count(base_url: str) -> int:
+    with client(base_url) as c:
+        return len(c.get("/api/lists").json()["data"])
+
+
+def test_a_name_two_lists_share_is_refused_with_both_ids(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    connect(sandbox.base_url)
+    ids = _twins(sandbox.base_url, "Twin")
+    source = customers(tmp_path / "customers.csv")
+    for args in (
+        ("lists", "create", "Twin"),
+        ("exports", "create", "twin", "--source", str(source), "--list-name", "Twin"),
+    ):
+        done = invoke(*args)
+        assert done.exit_code == 2, done.output
+        assert "found" not in done.stdout and "created" not in done.stdout
+        assert "2 lists in this account are named 'Twin'" in done.stderr
+        assert all(i in done.stderr for i in ids)
+        assert "--list ID" in done.stderr
+        assert "Traceback" not in done.output
+    assert _list_count(sandbox.base_url) == 2  # nothing created
+    assert "twin" not in ConfigStore(config_path()).config.exports  # nothing saved
+    by_id = invoke("exports", "create", "twin", "--source", str(source), "--list", ids[1])
+    assert by_id.exit_code == 0, by_id.output
+    assert f"({ids[1]}), checked" in by_id.stdout

@@ -386,6 +386,86 @@ def test_empty_run_removes_a_planted_link_but_not_its_target(tmp_path: Path) -> 
     assert victim.read_text() == "precious"
 
 
+def test_a_file_at_the_chosen_path_is_refused_and_left_byte_identical(tmp_path: Path) -> None:
+    run_id = run_with_failure()
+    source = tmp_path / "customers.csv"
+    source.write_bytes(b"email\nkeep@example.com\n")
+    with HistoryStore.open_for_reading() as store, pytest.raises(rejects.RejectsFileExists) as e:
+        rejects.write(store, run_id, source)
+    assert source.read_bytes() == b"email\nkeep@example.com\n"
+    assert str(source) in e.value.message and e.value.hint
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_overwrite_replaces_the_chosen_file(tmp_path: Path) -> None:
+    run_id = run_with_failure()
+    old = tmp_path / "old.csv"
+    old.write_text("old")
+    with HistoryStore.open_for_reading() as store:
+        assert rejects.write(store, run_id, old, overwrite=True) == old
+    assert old.read_text().startswith("segment,row,state,column,value,reason")
+    assert stat.S_IMODE(old.stat().st_mode) == 0o600
+
+
+def test_a_new_chosen_path_is_written_without_overwrite(tmp_path: Path) -> None:
+    run_id = run_with_failure()
+    out = tmp_path / "exports" / "new.csv"
+    out.parent.mkdir()
+    with HistoryStore.open_for_reading() as store:
+        assert rejects.write(store, run_id, out) == out
+    assert out.read_text().startswith("segment,row,state,column,value,reason")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert [p.name for p in out.parent.iterdir()] == ["new.csv"]  # no temporary file left
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_a_link_at_the_chosen_path_is_refused_then_replaced_not_followed(
+    tmp_path: Path, dangling: bool
+) -> None:
+    run_id = run_with_failure()
+    victim = tmp_path / "victim.txt"
+    if not dangling:
+        victim.write_text("precious")
+    link = tmp_path / "out.csv"
+    link.symlink_to(victim)
+    with HistoryStore.open_for_reading() as store:
+        with pytest.raises(rejects.RejectsFileExists):
+            rejects.write(store, run_id, link)
+        assert link.is_symlink()
+        assert rejects.write(store, run_id, link, overwrite=True) == link
+    assert not link.is_symlink()
+    assert link.read_text().startswith("segment,row,state,column,value,reason")
+    assert victim.exists() is not dangling
+    if not dangling:
+        assert victim.read_text() == "precious"
+
+
+def test_a_file_appearing_while_writing_is_not_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = run_with_failure()
+    out = tmp_path / "exports" / "out.csv"
+    out.parent.mkdir()
+    with HistoryStore.open_for_reading() as store:
+        read = store.failure_rows
+
+        def read_then_race(ids: list[int]) -> object:
+            out.write_text("someone else's")  # after the first check, before the name is taken
+            return read(ids)
+
+        monkeypatch.setattr(store, "failure_rows", read_then_race)
+        with pytest.raises(rejects.RejectsFileExists):
+            rejects.write(store, run_id, out)
+    assert out.read_text() == "someone else's"
+    assert [p.name for p in out.parent.iterdir()] == ["out.csv"]  # no temporary file left
+
+
+def test_a_folder_at_the_chosen_path_is_an_os_error_not_a_question(tmp_path: Path) -> None:
+    run_id = run_with_failure()
+    with HistoryStore.open_for_reading() as store, pytest.raises(IsADirectoryError):
+        rejects.write(store, run_id, tmp_path)
+
+
 @pytest.mark.parametrize(
     ("raw", "cell"),
     [

@@ -20,6 +20,7 @@ from klaviyo_tui.errors import ExitCode
 from klaviyo_tui.events import Notice, Retrying, Waiting
 from klaviyo_tui.klaviyo import (
     EXPORT_SCOPES,
+    AmbiguousListName,
     AuthError,
     InvalidBaseURL,
     InvalidConfiguration,
@@ -199,6 +200,24 @@ async def test_lists_create_find_get_and_paginate() -> None:
             assert made
             assert fresh.name == 'VIP "export"'
             assert (await k.find_or_create_list('VIP "export"'))[0].id == fresh.id
+
+
+async def test_two_lists_with_the_name_are_refused_naming_both_ids(server: Any) -> None:
+    async with client(server) as k:
+        first = await k.create_list("Twin")  # Klaviyo lets two lists share a name
+        second = await k.create_list("Twin")
+        await k.create_list("Twins")  # a longer name is no twin
+        before = await k.lists()
+        with pytest.raises(AmbiguousListName) as info:
+            await k.find_or_create_list("Twin")
+        assert len(await k.lists()) == len(before)  # nothing created
+        twin, made = await k.find_or_create_list("Twins")  # one of a name: found as before
+        assert (twin.name, made) == ("Twins", False)
+    error = info.value
+    assert sorted(error.ids) == sorted([first.id, second.id])
+    assert first.id in error.message and second.id in error.message and "'Twin'" in error.message
+    assert "--list ID" in error.hint
+    assert error.exit_code == ExitCode.USAGE
 
 
 async def test_unknown_list(server: Any) -> None:

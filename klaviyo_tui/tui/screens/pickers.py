@@ -151,6 +151,7 @@ class ListPickerScreen(BaseModal[Any]):
 
     @work(exclusive=True, group="create", exit_on_error=False)
     async def create(self, name: str) -> None:
+        from klaviyo_tui.klaviyo.exceptions import AmbiguousListName
         from klaviyo_tui.services.lists import create_list
 
         app = self.app
@@ -159,6 +160,9 @@ class ListPickerScreen(BaseModal[Any]):
         except Exception as exc:
             info = describe_error(exc)
             self.notify(info.as_text(), title=info.title, severity="error", markup=False)
+            if isinstance(exc, AmbiguousListName):  # show the lists of that name, to pick one
+                self.query_one("#search", Input).value = name
+                self.load()
             return
         verb = "Created" if was_new else "Found existing"
         self.notify(f"{verb} list “{created.name}” ({created.id}).", markup=False)

@@ -9,7 +9,9 @@ their own.
 
 from __future__ import annotations
 
+import asyncio
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from klaviyo_tui.events import RowState, state_label
 from klaviyo_tui.redaction import safe_text
 from klaviyo_tui.run.progress import format_duration, plural
 from klaviyo_tui.tui.screens.base import HELP_KEYS, BaseScreen
+from klaviyo_tui.tui.screens.dialogs import ConfirmModal
 from klaviyo_tui.tui.sync_text import (
     full_reason,
     has_sync,
@@ -266,24 +269,47 @@ class RunDetailScreen(BaseScreen[None]):
         if not value:
             self.notify("Type the path of the CSV file to write.", severity="warning")
             return
-        self._write(Path(value).expanduser().absolute())
+        path = Path(value).expanduser().absolute()
+        if os.path.lexists(path):
+            self.app.keys.expect()  # a question is coming: a `y` typed at once is its answer
+        self._write(path)
 
-    @work(thread=True, exclusive=True, group="csv", exit_on_error=False)
-    def _write(self, path: Path) -> None:
-        from klaviyo_tui.services.history import write_rejects
+    @work(exclusive=True, group="csv", exit_on_error=False)
+    async def _write(self, path: Path) -> None:
+        """Write the CSV; a file already at `path` is replaced only after an explicit yes."""
+        from klaviyo_tui.services.history import RejectsFileExists, write_rejects
 
+        shown_path = safe_text(str(path))
         try:
-            written = write_rejects(self.run_id, path)
+            try:
+                written = await asyncio.to_thread(write_rejects, self.run_id, path)
+            except RejectsFileExists:
+                question = (
+                    f"{shown_path} already exists. Replace it with the rejects of run "
+                    f"{self.run_id}? What it holds now is lost."
+                )
+                modal = ConfirmModal("Replace the file?", question, yes="Replace", no="Keep it")
+                if not await self.app.push_screen_wait(modal):
+                    self.notify(
+                        f"{shown_path} was left as it was.", title="Not written", markup=False
+                    )
+                    return
+                replace = partial(write_rejects, self.run_id, path, overwrite=True)
+                written = await asyncio.to_thread(replace)
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             self.notify(
-                f"{path}: {reason}. Choose another path.", title="Not written", severity="error"
+                f"{shown_path}: {reason}. Choose another path.",
+                title="Not written",
+                severity="error",
+                markup=False,
             )
             return
         if written is None:
             self.notify("This run has no rejected rows.")
         else:
-            self.notify(f"Rejects written to {written}", title="CSV written", timeout=8)
+            where = safe_text(str(written))
+            self.notify(f"Rejects written to {where}", title="CSV written", timeout=8, markup=False)
 
     @on(Button.Pressed, "#retry")
     def action_retry(self) -> None:
