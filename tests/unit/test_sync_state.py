@@ -106,7 +106,9 @@ def test_bucket_lookup_is_searchsorted(values: list[int], wanted: list[int]) -> 
     hay = np.unique(np.array([0, 2**64 - 1, *values], np.uint64))
     table = SortedHashes.of(hay)
     asked = np.array([*wanted, *values[:10], 0, 2**64 - 1], np.uint64)
-    assert table.starts is not None
+    # the table is built unless a bucket is crowded (hypothesis also draws runs like 1..33)
+    crowded = np.bincount((hay >> table.shift).astype(np.intp)).max() > MOST_PER_BUCKET
+    assert (table.starts is None) == bool(crowded)
     assert table.left(asked).tolist() == np.searchsorted(hay, asked).tolist()
 
 
