@@ -117,6 +117,7 @@ class Store:
         self.by_external: dict[str, int] = {}
         self.jobs: dict[str, Job] = {}
         self.pending: list[Job] = []
+        self._applied_at = 0.0  # when the last job applied completed (never goes back)
         self.deferred: list[tuple[float, Callable[[float], None]]] = []  # (due, effect)
         self.profile_prefix = "01" + "".join(self.rng.choice(_CROCKFORD) for _ in range(14))
 
@@ -204,7 +205,10 @@ class Store:
         self.pending = [j for j in self.pending if j.done_at > now]
         with gc_paused():
             for job in due:
-                self._process(job, now)
+                # its profiles join (and change) when it completed, as its completed_at says,
+                # not when a request next came in: jobs done apart join apart (joined_group_at)
+                self._applied_at = max(job.done_at, self._applied_at)
+                self._process(job, self._applied_at)
 
     def _process(self, job: Job, now: float) -> None:
         payload = job.payload or []
