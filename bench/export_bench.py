@@ -352,6 +352,10 @@ def run(
         phases.update(_phases(work / "export.log"))
         if mirror is not None:
             phases["members_read_s"] = _members_read_s(work / "export.log")
+            why = [
+                ln for ln in (work / "export.log").read_text().splitlines() if "whole list" in ln
+            ]
+            phases["whole_list_read"] = why[0][20:] if why else "no"
         assert proc.stdout is not None
         out = proc.stdout.read()
         lines = [line for line in out.splitlines() if line.startswith("{")]

@@ -70,7 +70,9 @@ async def mirror_run(
 
 
 def whole_list_notes(events: list[object]) -> list[str]:
-    return [e.message for e in events if isinstance(e, Notice) and "whole list" in e.message]
+    return [
+        e.message for e in events if isinstance(e, Notice) and "reading the whole list" in e.message
+    ]
 
 
 async def test_the_next_removal_reads_only_who_joined_since(
@@ -128,6 +130,7 @@ async def test_a_leaver_whose_email_changed_in_klaviyo_sends_it_back_to_the_whol
     summary, events, reads = await mirror_run(tmp_path, sandbox, store, now, list_id)
 
     assert whole_list_notes(events) and reads[-1] is None  # checked, then the whole list
+    assert "has another email in Klaviyo now" in whole_list_notes(events)[0]
     assert summary.sync["removed"] == 0  # c10's address is in no member any more
     assert "moved@example.com" in set(list_emails(sandbox.base_url, list_id))
 

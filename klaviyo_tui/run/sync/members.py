@@ -135,20 +135,21 @@ async def read_members(
 
 async def still_members(
     client: KlaviyoClient, list_id: str, ids: list[str], keys: np.ndarray, hasher: Hasher
-) -> tuple[list[str], np.ndarray] | None:
+) -> tuple[list[str], np.ndarray] | str:
     """Of these profiles (the leavers' ids, aligned with their `keys`), those that Klaviyo still
-    has with an email hashing to the very key, and that are still in the list. None when any
-    profile is gone or has another email now: the caller reads the whole list instead."""
+    has with an email hashing to the very key, and that are still in the list. When any profile
+    is gone or has another email now, why (the caller reads the whole list instead)."""
     emails = await client.profile_emails(ids)
     current = [emails.get(i) for i in ids]
-    if any(e is None for e in current):
-        return None
+    gone = sum(e is None for e in current)
+    if gone:
+        return f"{gone:,} of their profiles are gone from Klaviyo or have no email (merged?)"
     normal = email_keys(pd.Series(current, dtype=object))
     if normal.null_count or not np.array_equal(hasher.keys(normal), keys):
-        return None
+        return "a profile among them has another email in Klaviyo now"
     try:
         members = set(await client.list_members_by_email(list_id, [e for e in current if e]))
     except UnsearchableValue:
-        return None
+        return "an email among them cannot be looked up in a Klaviyo filter"
     in_list = np.array([i in members for i in ids], dtype=bool)
     return [i for i, ok in zip(ids, in_list.tolist(), strict=True) if ok], keys[in_list]

@@ -117,17 +117,16 @@ async def _find(
         )
         members = kept.merged(await read_members(client, list_id, hasher, kept.joined_until))
         found, ids = members.find(leavers.keys)
-        if found.all():
-            checked = await still_members(client, list_id, ids, leavers.keys, hasher)
-            if checked is not None:
-                await _keep(store, export, list_id, members.without(leavers.keys))
-                return checked
-        emit(
-            Notice(
-                "some of the profiles to remove are not as the last mirror run read them "
-                "(joined before it, or changed in Klaviyo since): reading the whole list"
-            )
+        unknown = int((~found).sum())
+        checked = (
+            await still_members(client, list_id, ids, leavers.keys, hasher)
+            if not unknown
+            else f"{unknown:,} of them are not among the members read before"
         )
+        if not isinstance(checked, str):
+            await _keep(store, export, list_id, members.without(leavers.keys))
+            return checked
+        emit(Notice(f"of the profiles to remove, {checked}: reading the whole list"))
     emit(Phase("removing", f"reading list {list_id}'s members to find {count}"))
     members = await read_members(client, list_id, hasher)
     found, ids = members.find(leavers.keys)
