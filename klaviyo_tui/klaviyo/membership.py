@@ -113,7 +113,7 @@ class MembershipOps(ClientBase):
     ) -> AsyncIterator[ListMember]:
         """Every member of a list as (profile id, email, joined), 100 a page, each profile once,
         oldest member first (one who joins during the read comes last, not on a page already
-        read); with `joined_since`, only those who joined the list at or after it.
+        read); with `joined_since`, only those who joined the list after it.
 
         Klaviyo's pages can repeat records: the ids seen are kept to drop repeats (about 100
         bytes per member)."""
@@ -122,7 +122,7 @@ class MembershipOps(ClientBase):
         params["sort"] = "joined_group_at"
         if joined_since is not None:  # an unquoted ISO 8601 datetime, written by us
             since = joined_since.astimezone(UTC).isoformat()
-            params["filter"] = f"greater-or-equal(joined_group_at,{since})"
+            params["filter"] = f"greater-than(joined_group_at,{since})"
         seen: set[str] = set()
         async for item in self._pages(
             "get_profiles_for_list",

@@ -96,7 +96,7 @@ async def test_the_next_removal_reads_only_who_joined_since(
 
     assert second.sync["removed"] == 2
     assert len(reads) == 1 and reads[0] is not None
-    assert reads[0].startswith("greater-or-equal(joined_group_at,")
+    assert reads[0].startswith("greater-than(joined_group_at,")
     assert not whole_list_notes(events)
     assert set(list_emails(sandbox.base_url, list_id)) == {r["email"] for r in now} | set(others)
 

@@ -106,7 +106,7 @@ async def test_list_members_joined_since_asks_for_those_only_oldest_first() -> N
         got = [m async for m in k.list_members(LIST, joined_since=since)]
     assert got == [ListMember(pid(1), "a@x.com", "2026-12-01T10:00:00+00:00")]
     params = rec.requests[0].url.params
-    assert params["filter"] == "greater-or-equal(joined_group_at,2026-12-01T10:00:00+00:00)"
+    assert params["filter"] == "greater-than(joined_group_at,2026-12-01T10:00:00+00:00)"
     assert params["sort"] == "joined_group_at"
 
 

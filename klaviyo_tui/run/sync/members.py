@@ -5,7 +5,10 @@ The sync state holds keyed hashes, never emails, so the profile ids of those who
 segment come from the list's members: 100 a request at 700 a minute, 14 minutes for 1M members.
 The first removal reads them all, as before, and keeps (keyed hash of the email -> profile id)
 for every member plus the latest `joined_group_at` it saw. The next one reads only the members
-who joined at or after that time (oldest first) and takes the leavers' ids from what it knows.
+who joined after that time (oldest first) and takes the leavers' ids from what it knows.
+(After, not at or after: Klaviyo's times may be whole seconds, and the members of the last
+second read would be read again by every run until someone new joins; one who joins in that
+very second after the read is not known, and if they leave, the run reads the whole list.)
 Before anything is removed on that basis, each leaver is checked against Klaviyo as it is now:
 its profile must still exist with an email that hashes to the leaver's key (`GET /api/profiles`
 by id) and still be a member (by that email): the same test the whole-list read makes. A leaver
@@ -102,7 +105,7 @@ def _instant(text: str | None) -> datetime | None:
 async def read_members(
     client: KlaviyoClient, list_id: str, hasher: Hasher, since: datetime | None = None
 ) -> MemberMap:
-    """The list's members with an email (all, or those who joined at or after `since`)."""
+    """The list's members with an email (all, or those who joined after `since`)."""
     keys: list[np.ndarray] = []
     ids: list[str] = []
     latest: datetime | None = None
