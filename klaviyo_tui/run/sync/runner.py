@@ -86,7 +86,7 @@ class SyncRun:
         self.others_keys = np.zeros((0, 2), np.uint64)
         self.kept_for_others = 0
         self.subscribe = settings.subscribe
-        self.incremental = settings.incremental and not (options.full or options.verify_all)
+        self.incremental = settings.incremental  # a run may still send every row: full_reason
         self.state = SyncState.empty()
         self.skip = False  # rows confirmed before with the same hash are skipped
         self.by_source = False  # ... and found so before validation, by their source hash
@@ -135,7 +135,7 @@ class SyncRun:
         if self.mirror and self.others:
             self.others_keys = mirror.others_keys(store, self.others, basis)
         reason = why_full(stored, basis, empty=len(self.state) == 0)
-        reason = self.options.forced or reason
+        reason = reason or self.options.forced
         if self.resumed:  # it packs the batches its first start packed: full if that was
             reason = reason or SyncOptions.full_before(store.run_sync(self.run_id))
         elif reason and not self.dry_run:  # the reason outlives a kill, for --resume
