@@ -156,20 +156,20 @@ def sample_sandbox(pid: int, out: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*command, "--pid", str(pid)], stdout=subprocess.DEVNULL)
 
 
-def change_rows(data: Path, share: float) -> int:
-    """Give every 1/share-th row a new first name, in a child process; returns how many."""
-    code = (
-        "import sys, pyarrow as pa, pyarrow.csv as csv, pyarrow.compute as pc; "
-        "t = csv.read_csv(sys.argv[1], convert_options=csv.ConvertOptions("
-        "column_types={c: pa.string() for c in csv.read_csv(sys.argv[1], "
-        "read_options=csv.ReadOptions(skip_rows_after_names=10**9)).column_names})); "
-        "step = round(1 / float(sys.argv[2])); "
-        "import numpy as np; m = np.zeros(len(t), bool); m[::step] = True; "
-        "i = t.column_names.index('first_name'); "
-        "t = t.set_column(i, 'first_name', pc.if_else(pa.array(m), "
-        "pa.scalar('Changed'), t.column(i))); "
-        "csv.write_csv(t, sys.argv[1]); print(int(m.sum()))"
-    )
+#: Read the CSV (every column as text) and mark every 1/share-th row in `m`, for _rewrite.
+_READ_MARKED = (
+    "import sys, numpy as np, pyarrow as pa, pyarrow.csv as csv, pyarrow.compute as pc; "
+    "t = csv.read_csv(sys.argv[1], convert_options=csv.ConvertOptions("
+    "column_types={c: pa.string() for c in csv.read_csv(sys.argv[1], "
+    "read_options=csv.ReadOptions(skip_rows_after_names=10**9)).column_names})); "
+    "m = np.zeros(len(t), bool); m[:: round(1 / float(sys.argv[2]))] = True; "
+)
+
+
+def _rewrite(data: Path, share: float, change: str) -> int:
+    """Rewrite the source in a child process (see generate_data), with `change` applied to the
+    marked rows; returns how many were marked."""
+    code = _READ_MARKED + change + "; csv.write_csv(t, sys.argv[1]); print(int(m.sum()))"
     out = subprocess.run(
         [sys.executable, "-c", code, str(data), str(share)],
         check=True,
@@ -177,25 +177,22 @@ def change_rows(data: Path, share: float) -> int:
         text=True,
     )
     return int(out.stdout.strip())
+
+
+def change_rows(data: Path, share: float) -> int:
+    """Give every 1/share-th row a new first name; returns how many."""
+    return _rewrite(
+        data,
+        share,
+        "i = t.column_names.index('first_name'); "
+        "t = t.set_column(i, 'first_name', pc.if_else(pa.array(m), "
+        "pa.scalar('Changed'), t.column(i)))",
+    )
 
 
 def drop_rows(data: Path, share: float) -> int:
-    """Take every 1/share-th row out of the source, in a child process; returns how many."""
-    code = (
-        "import sys, numpy as np, pyarrow as pa, pyarrow.csv as csv; "
-        "t = csv.read_csv(sys.argv[1], convert_options=csv.ConvertOptions("
-        "column_types={c: pa.string() for c in csv.read_csv(sys.argv[1], "
-        "read_options=csv.ReadOptions(skip_rows_after_names=10**9)).column_names})); "
-        "m = np.ones(len(t), bool); m[:: round(1 / float(sys.argv[2]))] = False; "
-        "csv.write_csv(t.filter(pa.array(m)), sys.argv[1]); print(int((~m).sum()))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(data), str(share)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return int(out.stdout.strip())
+    """Take every 1/share-th row out of the source; returns how many."""
+    return _rewrite(data, share, "t = t.filter(pa.array(~m))")
 
 
 def _members_read_s(log: Path) -> float | None:

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import csv
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +33,6 @@ from tests.support.engine import (
     write_config,
     write_customers,
 )
-
-
-@pytest.fixture
-def store() -> Iterator[HistoryStore]:
-    s = HistoryStore()
-    yield s
-    s.close()
 
 
 def customers(n: int, *, start: int = 0) -> list[dict[str, str]]:

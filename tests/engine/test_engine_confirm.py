@@ -10,7 +10,7 @@ proxy in front of it rewrites the answer, and says so.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,13 +33,6 @@ from tests.support.engine import import_jobs, list_emails, run_id_of
 
 GB_PHONE = "+447911123456"  # valid, but outside an account that may only text the US
 MAPPING = {"email": "email", "phone_number": "phone", "first_name": "first_name"}
-
-
-@pytest.fixture
-def store() -> Iterator[HistoryStore]:
-    s = HistoryStore()
-    yield s
-    s.close()
 
 
 Hook = Callable[[httpx.Request], Awaitable[httpx.Request | httpx.Response]]

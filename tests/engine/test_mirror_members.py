@@ -4,12 +4,10 @@ it is now; anything that does not check out falls back to reading the whole list
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from klaviyo_tui.errors import ExitCode
 from klaviyo_tui.events import Notice
@@ -28,13 +26,6 @@ from tests.support.engine import (
     remove_from_list_behind_our_back,
     write_customers,
 )
-
-
-@pytest.fixture
-def store() -> Iterator[HistoryStore]:
-    s = HistoryStore()
-    yield s
-    s.close()
 
 
 class MemberReads(httpx.AsyncBaseTransport):

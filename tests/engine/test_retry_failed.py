@@ -4,7 +4,6 @@ be retried by this export is refused before anything starts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,6 @@ from tests.engine.test_engine import customers, drain, one_csv_export
 from tests.support.engine import CorruptingTransport, list_emails, run_id_of, write_customers
 
 BROKEN = ["customer3@example.com", "customer17@example.com"]  # source rows 4 and 18
-
-
-@pytest.fixture
-def store() -> Iterator[HistoryStore]:
-    s = HistoryStore()
-    yield s
-    s.close()
 
 
 async def run_with_two_rejected(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +31,6 @@ from tests.support.engine import (
 )
 
 ASSERTED = {"asserted_at": "2026-11-01T10:00:00+00:00", "asserted_by": "tester"}
-
-
-@pytest.fixture
-def store() -> Iterator[HistoryStore]:
-    s = HistoryStore()
-    yield s
-    s.close()
 
 
 def rows_of(n: int, start: int = 0, **extra: str) -> list[dict[str, str]]:
