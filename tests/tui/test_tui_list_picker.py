@@ -22,7 +22,8 @@ from tests.support.tui import (
 
 async def test_create_with_a_name_two_lists_share_picks_neither(sandbox: SandboxServer) -> None:
     add_sandbox_connection(sandbox.base_url)
-    twins = create_lists(sandbox.base_url, ["[b]Twin[/b]", "[b]Twin[/b]", "Other"])[:2]
+    name = "[b]x[/]y\x1b[31mTwin[/b]"  # markup, a bad closing tag and an ESC sequence
+    twins = create_lists(sandbox.base_url, [name, name, "Other"])[:2]
     app = make_app()
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await wait_until(pilot, lambda: bool(app.config.connections))
@@ -32,7 +33,7 @@ async def test_create_with_a_name_two_lists_share_picks_neither(sandbox: Sandbox
         picker = screen_of(pilot, ListPickerScreen)
         options = picker.query_one("#lists", OptionList)
         await wait_until(pilot, lambda: options.option_count == 3)
-        picker.query_one("#new-name", Input).value = "[b]Twin[/b]"
+        picker.query_one("#new-name", Input).value = name
         await pilot.click("#create")
 
         def errors() -> list[Notification]:
@@ -41,7 +42,8 @@ async def test_create_with_a_name_two_lists_share_picks_neither(sandbox: Sandbox
         await wait_until(pilot, lambda: bool(errors()))
         [note] = errors()
         assert note.title == "More than one list has that name"
-        assert "2 lists in this account are named '[b]Twin[/b]'" in note.message
+        assert "2 lists in this account are named '[b]x[/]y\\x1b[31mTwin[/b]'" in note.message
+        assert "\x1b" not in note.message  # the ESC is made visible, never sent to the TTY
         assert note.markup is False  # the name is shown as text, brackets and all
         assert all(list_id in note.message for list_id in twins)
         assert "--list ID" in note.message  # the hint: give the list by its id
