@@ -123,6 +123,7 @@ class _ExportRun:
         self.known: dict[tuple[str, int], str] = {}  # a resumed run's failures, for verify
         self.verification: dict[str, object] | None = None
         self.source_changed: SourceChanged | None = None  # the run stops, resumable
+        self.early_rejects: asyncio.Future[int] | None = None  # rejects.draft, once read
         self.sync_options = SyncOptions()
         self.sync: SyncRun | None = None  # sync hook (run/sync), set once the run record exists
 
@@ -290,6 +291,7 @@ class _ExportRun:
             dry_run=self.dry_run,
             only_rows=self.retry_rows,
             sync=self.sync,
+            on_read=self._draft_rejects,
         )
         reader = asyncio.create_task(self.reader.run(batches))
         self.events.put_nowait(Phase("planning" if self.dry_run else "reading and uploading"))
@@ -330,7 +332,7 @@ class _ExportRun:
                 task.cancel()
             await asyncio.gather(*others, return_exceptions=True)
             if self.run_id is not None:
-                await asyncio.to_thread(rejects_file.write, self.store, self.run_id)
+                await rejects_file.settle(self.store, self.run_id, self.early_rejects)
         self.events.put_nowait(Phase("done"))
 
     async def _feed(
@@ -359,6 +361,11 @@ class _ExportRun:
         await reader
         await tracker.uploaded()
         done_reading.set()
+
+    def _draft_rejects(self) -> None:
+        """Write the rejects file while the last jobs go and settle (run/rejects.py, `draft`)."""
+        loop = asyncio.get_running_loop()
+        self.early_rejects = loop.run_in_executor(None, rejects_file.draft, self.store, self._run)
 
     async def _verify(self, client: KlaviyoClient, collector: verify.Collector) -> None:
         """Read the list back; confirmed rows not in it move to not_in_list."""

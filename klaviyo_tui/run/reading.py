@@ -125,10 +125,12 @@ class BatchReader:
         dry_run: bool,
         only_rows: RetryRows | None,
         sync: SyncRun | None,
+        on_read: Callable[[], None] = lambda: None,
     ) -> None:
         self.export, self.config, self.store, self.run_id = export, config, store, run_id
         self.tally, self.emit, self.dry_run = tally, emit, dry_run
         self.only_rows, self.sync = only_rows, sync
+        self.on_read = on_read  # the whole source read, every reject and warning recorded
         self.planned_jobs = 0  # batches packed (a dry run's plan counts them)
         self.sample_payload: bytes | None = None  # the first profile, for a dry run's sample
 
@@ -151,6 +153,7 @@ class BatchReader:
             reader.shutdown(wait=False)
             with contextlib.suppress(ValueError):  # still running in its thread after a cancel
                 produced.close()
+        self.on_read()
         to_send = self.tally.valid - self.tally.counts[RowState.UNCHANGED]  # sync hook
         self.emit(JobsPlanned(jobs=self.planned_jobs, profiles=to_send, total=self.tally.read))
         await out.put(None)

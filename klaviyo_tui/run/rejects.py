@@ -1,7 +1,8 @@
 """The per-run rejects CSV: every row that was not imported, and every field a row was sent
 without, with its source row, the reason, its email and its mapped source values.
 
-Written from the history store (the one source of truth) at the end of a run. Columns: `segment,
+Written from the history store (the one source of truth): once the source is read (`draft`), and
+again at the end if a failure was recorded since (`finish`). Columns: `segment,
 row, state, column, value, reason, klaviyo_email`, then the row's values of every mapped source
 column under the source's own column names, so the file itself can be fixed and imported again
 as a segment source with the same export mapping (README, "Fixing rejected rows"). A source column
@@ -34,6 +35,7 @@ replaced each time the run writes it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import errno
@@ -246,3 +248,34 @@ def write(
             os.unlink(tmp_name)
         raise
     return target
+
+
+def draft(store: HistoryStore, run_id: int) -> int:
+    """Write the run's file once its source is read, while the last jobs are confirmed (a 1M-row
+    run's 38k rejects took 0.7 s after its last confirmation): by then most runs have all their
+    rejects (invalid rows, duplicates, dropped fields). Returns the store's count of failure
+    writes, read before the file: `finish` writes the file again only if it moved."""
+    changes = store.failure_changes
+    write(store, run_id)
+    return changes
+
+
+def finish(store: HistoryStore, run_id: int, drafted_at: int | None) -> Path | None:
+    """The run's file as the run ends: the draft (`draft`) stands if no failure was written,
+    changed or removed since it began (Klaviyo refused nothing, nothing was found missing);
+    otherwise it is written again."""
+    if drafted_at is not None and drafted_at == store.failure_changes:
+        target = path_for(run_id)
+        return target if target.exists() else None
+    return write(store, run_id)
+
+
+async def settle(store: HistoryStore, run_id: int, early: asyncio.Future[int] | None) -> None:
+    """`finish`, once the early file's thread (if any) has placed its file: that thread is never
+    cancelled, so its file can't land after the final one. A draft that failed (a failure
+    removed while it was read) counts as none."""
+    drafted_at = None
+    if early is not None:
+        with contextlib.suppress(Exception):
+            drafted_at = await asyncio.shield(early)
+    await asyncio.to_thread(finish, store, run_id, drafted_at)

@@ -49,6 +49,14 @@ class FailuresMixin:
     """Failure methods of HistoryStore."""
 
     version: int  # the file's schema version (a reader may hold an older file)
+    #: Writes that changed the failures table through this store, counted inside their
+    #: transaction (under the store's lock, before the commit): a rejects file written early
+    #: (run/rejects.py, `draft`) is exact while the count is the same.
+    failure_changes = 0
+
+    def _counted(self, cursor: sqlite3.Cursor) -> None:
+        if cursor.rowcount:  # -1 (not known) counts too
+            self.failure_changes += 1
 
     def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError  # pragma: no cover (HistoryStore provides it)
@@ -60,7 +68,7 @@ class FailuresMixin:
         """Reasons often quote Klaviyo's text, which a hostile or buggy server could fill with
         the request's own API key: every text is redacted before it reaches the file."""
         with self._tx() as db:
-            db.executemany(
+            inserted = db.executemany(
                 "INSERT INTO failures (run_id, row, segment, column_name, value, reason, state, "
                 "email, source_values) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -78,6 +86,7 @@ class FailuresMixin:
                     for r in rejects
                 ),
             )
+            self._counted(inserted)
 
     def _columns_sql(self) -> str:
         extra = "email, source_values" if self.version >= 3 else "'', NULL"
@@ -157,10 +166,11 @@ class FailuresMixin:
     ) -> None:
         """Forget the entries in `state` of these (segment, row)s: their state changed."""
         with self._tx() as db:
-            db.executemany(
+            dropped = db.executemany(
                 "DELETE FROM failures WHERE run_id = ? AND state = ? AND segment = ? AND row = ?",
                 ((run_id, str(state), segment, row) for segment, row in rows),
             )
+            self._counted(dropped)
 
     def clear_failures(self, run_id: int, states: Iterable[RowState | str]) -> None:
         wanted = [str(s) for s in states]
@@ -168,15 +178,17 @@ class FailuresMixin:
             return
         marks = ", ".join("?" * len(wanted))
         with self._tx() as db:
-            db.execute(
+            cleared = db.execute(
                 f"DELETE FROM failures WHERE run_id = ? AND state IN ({marks})", (run_id, *wanted)
             )
+            self._counted(cleared)
 
     def clear_local_warnings(self, run_id: int) -> None:
         """Forget the warnings the pipeline wrote while reading (fields it dropped); Klaviyo's
         own warnings (reasons starting "Klaviyo:") stay: their batches are not confirmed again."""
         with self._tx() as db:
-            db.execute(
+            cleared = db.execute(
                 "DELETE FROM failures WHERE run_id = ? AND state = ? AND reason NOT LIKE ?",
                 (run_id, RowState.IMPORTED_WITH_WARNINGS.value, "Klaviyo:%"),
             )
+            self._counted(cleared)
