@@ -10,7 +10,9 @@ never import textual.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import gc
 import signal
 import sys
 from collections.abc import Sequence
@@ -358,4 +360,9 @@ cli.add_command(sandbox_command, name="sandbox")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    # At exit, the interpreter's last cyclic collections would walk every object a run created
+    # (pandas, pyarrow, the history store...) only for the OS to take the memory back: measured
+    # 0.15-0.2 s of a 200k-row run's 3.3 s. Registered once; tests calling `main` are unaffected.
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
     cli.main(args=list(argv) if argv is not None else None, prog_name="klaviyo-tui")
