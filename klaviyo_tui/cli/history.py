@@ -63,6 +63,9 @@ def history(obj: CliContext, args: tuple[str, ...], as_json: bool) -> None:
     """
     obj.as_json = as_json
     usage = AppError("usage: klaviyo-tui history [EXPORT] | history show RUN", hint=_RUN_HINT)
+    if args == ("show",) and service.runs("show"):  # an export named "show": its runs
+        show_runs("show", as_json=as_json)
+        return
     if args and args[0] == "show":
         if len(args) != 2:
             raise usage

@@ -71,6 +71,17 @@ def test_history_show_refuses_run_ids_it_cannot_hold(isolated_dirs: Path) -> Non
     assert cli("history", "show", "9").returncode == 0
 
 
+def test_an_export_named_show_lists_its_runs(isolated_dirs: Path) -> None:
+    done = cli("history", "show")
+    assert done.returncode == 2 and "usage: klaviyo-tui history" in done.stderr
+    with HistoryStore() as store:
+        store.start_run(export="show", connection="c", list_id="AAAAAA")
+        store.start_run(export="weekly", connection="c", list_id="AAAAAA")
+    listed = json.loads(cli("history", "show", "--json").stdout)
+    assert [r["export"] for r in listed] == ["show"]
+    assert json.loads(cli("history", "show", "2", "--json").stdout)["export"] == "weekly"
+
+
 def test_retry_failed_of_a_run_id_past_sqlites_range_is_a_usage_error(tmp_path: Path) -> None:
     _export(tmp_path)
     done = cli("run", "customers", "--retry-failed", "99999999999999999999999")

@@ -266,7 +266,9 @@ def test_pandas_only_syntax_is_refused_with_the_sql_to_write(expr: str, sql: str
         ("country = = 'US'", "cannot be read near '='", 10),
         ("country", "not a condition", None),
         ("'US'", "not a condition", 0),
-        ("country IN ()", "IN needs at least one value", None),
+        ("country IN ()", "IN needs at least one value, e.g. country IN (", None),
+        # the example writes the column as the user had to: in double quotes
+        ('"first name" IN ()', """e.g. "first name" IN ('US', 'CA')""", None),
         ("orders BETWEEN 1 AND 'x'", "BETWEEN needs", None),
         ("signup > DATE 'soon'", "is not a date", 14),
         ("email LIKE 5", "LIKE needs a text pattern", None),

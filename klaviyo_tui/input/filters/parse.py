@@ -218,7 +218,11 @@ class _Parser:
         column = self.need_column(node.this, node)
         values = tuple(self.not_empty(column, self.value(v), "IN") for v in node.expressions)
         if not values:
-            raise self.fail(f"IN needs at least one value, e.g. {column} IN ('US', 'CA')")
+            typed = node.this.this if isinstance(node.this, exp.Column) else None
+            name = clip(column)  # as the user wrote it: quoted if they quoted it
+            if isinstance(typed, exp.Identifier) and typed.args.get("quoted"):
+                name = '"' + name.replace('"', '""') + '"'
+            raise self.fail(f"IN needs at least one value, e.g. {name} IN ('US', 'CA')")
         return InList(column, values)
 
     def between(self, node: exp.Between) -> Between:
