@@ -344,6 +344,19 @@ class ConfigStore:
     def dumps(self) -> str:
         return self._text
 
+    def _on_disk(self, target: Path) -> str | None:
+        try:
+            return target.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the config file {self.path}: {exc}") from None
+
+    def changed_on_disk(self) -> bool:
+        """Whether something else (the CLI, an editor) changed the file since it was loaded or
+        saved here. Reads only; a file that can't be read is a `ConfigError`."""
+        return self._on_disk(config_file(self.path)) != self._loaded_text
+
     def save(self) -> None:
         """Validate, then write atomically; refuses when the file changed on disk since loading.
 
@@ -352,12 +365,7 @@ class ConfigStore:
         text = self._text
         config_from_data(self._doc.unwrap(), self.path)
         target = config_file(self.path)
-        try:
-            on_disk: str | None = target.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            on_disk = None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read the config file {self.path}: {exc}") from None
+        on_disk = self._on_disk(target)
         if on_disk != self._loaded_text:
             raise ConfigError(
                 f"{self.path} was changed by something else since it was loaded; "

@@ -21,7 +21,7 @@ from klaviyo_tui.store import paths
 from klaviyo_tui.store.config import Config, Connection
 from klaviyo_tui.tui import flows
 from klaviyo_tui.tui.app_base import AppBase
-from klaviyo_tui.tui.config_host import ConfigHost
+from klaviyo_tui.tui.config_host import CONFIG_POLL_S, ConfigHost
 from klaviyo_tui.tui.palette import app_commands
 from klaviyo_tui.tui.runs import RunHandle, new_run, sample_runs
 from klaviyo_tui.tui.widgets.banner import DemoInfo
@@ -53,6 +53,7 @@ class KlaviyoApp(ConfigHost, AppBase):
 
         self.push_screen(HomeScreen())
         self.set_interval(0.5, partial(sample_runs, self))
+        self.set_interval(CONFIG_POLL_S, self.poll_config)
         self.load_config()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

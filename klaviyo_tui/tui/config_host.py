@@ -1,7 +1,10 @@
 """The App's config: loaded, saved and reloaded off the event loop (a mixin of KlaviyoApp).
 
 Screens read `app.config` (a reactive they can watch) and change it through `save_config`, which
-edits the ConfigStore in a thread and saves it atomically.
+edits the ConfigStore in a thread and saves it atomically. The CLI (in another terminal) or an
+editor may change the file while the app is open: every `CONFIG_POLL_S` the app looks, and shows
+the file as it is now; an edit is applied to the file as it is when it is saved, so whatever
+else changed in it stays.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 
+#: How often the app looks for changes that something else made to the config file.
+CONFIG_POLL_S = 2.0
+
 
 class ConfigHost:
     """Config state of the App: `config`, `store`, `config_error`, and the thread helper."""
@@ -29,6 +35,7 @@ class ConfigHost:
     config: Config
     store: Any  # ConfigStore once loaded
     config_error: str | None
+    _poll_error: str | None = None  # the last unreadable file's message, said once
 
     def _host(self) -> KlaviyoApp:
         from klaviyo_tui.tui.app import KlaviyoApp
@@ -59,6 +66,38 @@ class ConfigHost:
         if first and not store.config.connections:
             app.connection_wizard()
 
+    def poll_config(self) -> None:
+        """Look for changes made to the file by something else, in a thread (a file read)."""
+        if self.store is not None and self.config_error is None:
+            self._host().run_worker(
+                self._read_if_changed, thread=True, exit_on_error=False, group="config-poll"
+            )
+
+    def _read_if_changed(self) -> None:
+        from klaviyo_tui.store.config_store import ConfigStore
+
+        app = self._host()
+        try:
+            if not self.store.changed_on_disk():
+                return
+            store = ConfigStore(self.config_path)
+        except ConfigError as exc:
+            app.call_from_thread(self._config_unreadable, exc)
+            return
+        app.call_from_thread(self._config_reread, store)
+
+    def _config_reread(self, store: Any) -> None:
+        self._poll_error = None
+        self.store = store
+        self.config = store.config
+
+    def _config_unreadable(self, error: ConfigError) -> None:
+        """Said once per problem; the app keeps the config it had (and saves nothing over it)."""
+        if error.message != self._poll_error:
+            self._poll_error = error.message
+            message = f"{error.message} The app shows the config as it was read before."
+            self._host().notify(message, title="The config file changed", severity="warning")
+
     def _config_failed(self, error: ConfigError) -> None:
         from klaviyo_tui.tui.screens.dialogs import ErrorModal
 
@@ -82,10 +121,13 @@ class ConfigHost:
         if self.store is None:
             self.store = await self.in_thread(ConfigStore, self.config_path)
 
+        store = self.store
+
         def apply() -> Config:
-            edit(self.store)
-            self.store.save()
-            config: Config = self.store.config
+            store.reload()  # the file as it is now: what else changed in it stays
+            edit(store)
+            store.save()
+            config: Config = store.config
             return config
 
         self.config = await self.in_thread(apply)
