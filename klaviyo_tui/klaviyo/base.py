@@ -52,9 +52,16 @@ _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 def check_id(value: str, kind: str) -> str:
     if not isinstance(value, str) or not _ID_RE.match(value):
+        hint = None
+        if kind == "list":  # typed, or in an export: either way the ids come from here
+            hint = (
+                "`klaviyo-tui lists` shows the account's lists and their ids; `klaviyo-tui "
+                "exports edit NAME --set list_id=ID` sets an export's."
+            )
         raise InvalidConfiguration(
             f"{value!r} is not a valid Klaviyo {kind} id (expected letters and digits, "
-            "e.g. Y6nRLr)."
+            "e.g. Y6nRLr).",
+            hint=hint,
         )
     return value
 

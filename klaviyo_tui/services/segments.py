@@ -8,6 +8,7 @@ export reads the segment. Functions that read sources or the config block: use a
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +40,11 @@ class SourceInfo:
     email_guess: str | None
 
 
-def slug(text: str) -> str:
-    """A name made of letters, digits and dashes, to suggest when a typed one is not usable."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "name"
+def slug(text: str, fallback: str = "name") -> str:
+    """A name made of letters, digits and dashes, to suggest when a typed one is not usable;
+    accents are dropped rather than the letters (`Ünï Clients` -> `uni-clients`)."""
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-") or fallback
 
 
 def check_name(name: str, kind: str) -> str:

@@ -82,6 +82,22 @@ def test_an_export_named_show_lists_its_runs(isolated_dirs: Path) -> None:
     assert json.loads(cli("history", "show", "2", "--json").stdout)["export"] == "weekly"
 
 
+def test_a_typed_list_id_that_cannot_be_one_says_where_ids_come_from(tmp_path: Path) -> None:
+    _export(tmp_path)
+    done = cli("lists", "show", "../accounts")
+    assert done.returncode == 2
+    assert "'../accounts' is not a valid Klaviyo list id" in done.stderr
+    assert "`klaviyo-tui lists` shows the account's lists" in done.stderr
+    assert "base URL" not in done.stderr  # nothing about the connection is wrong
+
+
+def test_a_name_with_accents_is_suggested_without_them(tmp_path: Path) -> None:
+    _export(tmp_path)
+    done = cli("exports", "create", "Ünï Clients", "--source", str(tmp_path / "c.csv"))
+    assert done.returncode == 2
+    assert "For example 'uni-clients'." in done.stderr
+
+
 def test_retry_failed_of_a_run_id_past_sqlites_range_is_a_usage_error(tmp_path: Path) -> None:
     _export(tmp_path)
     done = cli("run", "customers", "--retry-failed", "99999999999999999999999")

@@ -6,7 +6,6 @@ with its result, or None for "back".
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +70,9 @@ class ConnectionDraft:
 
 def slugify(text: str, taken: set[str]) -> str:
     """A config-table and keyring-friendly name derived from the display name, unique."""
-    base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "connection"
+    from klaviyo_tui.services.segments import slug  # only when saving: a light first frame
+
+    base = slug(text, "connection")
     name, n = base, 2
     while name in taken:
         name, n = f"{base}-{n}", n + 1
