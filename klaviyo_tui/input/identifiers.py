@@ -27,7 +27,6 @@ shared values stay in memory. Two different values share a 64-bit hash with prob
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+from klaviyo_tui.input.scratch import scratch_dir
 
 IDENTIFIERS = ("phone_number", "external_id")
 _PARTS = 64
@@ -82,8 +83,8 @@ class PairSpill:
     """(hash, position) pairs spilled to 64 partition files by the hash's top bits; each
     partition is read back whole, sorted by (hash, position), one at a time."""
 
-    def __init__(self, prefix: str) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix=prefix)
+    def __init__(self, kind: str) -> None:
+        self._tmp = scratch_dir(kind)
         self._files = [Path(self._tmp.name) / f"{i:02d}.bin" for i in range(_PARTS)]
         self._handles = [open(f, "ab") for f in self._files]  # noqa: SIM115
 
@@ -137,7 +138,7 @@ class KeyTape:
     """
 
     def __init__(self, names: tuple[str, ...] = ("k",)) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix="klaviyo-tui-keys-")
+        self._tmp = scratch_dir("keys")
         self._path = Path(self._tmp.name) / "keys.arrow"
         self.names = names
         self._schema = pa.schema([("p", pa.uint64()), *((n, pa.string()) for n in names)])
@@ -229,7 +230,7 @@ class SharedIndex:
 
     def __init__(self, fields: list[str]) -> None:
         self.fields = fields
-        self._spills = {f: PairSpill(f"klaviyo-tui-{f}-") for f in fields}
+        self._spills = {f: PairSpill(f) for f in fields}
         self.shared: dict[str, np.ndarray] = {f: np.zeros(0, np.uint64) for f in fields}
 
     def add(self, field: str, positions: np.ndarray, keys: pa.Array) -> None:

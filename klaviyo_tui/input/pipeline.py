@@ -61,6 +61,7 @@ from klaviyo_tui.input.identifiers import (
 )
 from klaviyo_tui.input.jsoncols import text
 from klaviyo_tui.input.mapping import KINDS, ValidatedChunk, identifier_keys, infer_kinds, pick_kind
+from klaviyo_tui.input.scratch import sweep_orphans
 from klaviyo_tui.input.sources import SourceError, SourceWatch, read_chunks
 from klaviyo_tui.store.config import Export, Mapping, Segment
 
@@ -73,7 +74,7 @@ class DedupeIndex:
     """Finds, for every repeated key, the last position; memory = 16 bytes per losing row."""
 
     def __init__(self) -> None:
-        self._spill = PairSpill("klaviyo-tui-dedupe-")
+        self._spill = PairSpill("dedupe")
         self.losers = np.zeros(0, np.uint64)
         self.winners = np.zeros(0, np.uint64)
 
@@ -224,6 +225,7 @@ def first_pass(
     taken in reading order.
     """
     mapping: Mapping = export.mapping
+    sweep_orphans()  # what killed runs left in the temp dir (input/scratch.py)
     index = DedupeIndex()
     ids = {f: c for f, c in mapping.fields().items() if f in IDENTIFIERS}
     shared = SharedIndex(list(ids))

@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def test_sqlite_survives_sigkill_during_writes_and_resume_finishes(
             config_path(), base_url=server.base_url, list_id=list_id, sources={"m": source}
         )
         env = dict(os.environ, KLAVIYO_API_KEY=DEMO_KEY)
+        killed: list[int] = []
         for attempt in range(3):
             args = ["run", "customers"] + (["--resume"] if attempt else [])
             proc = subprocess.Popen(
@@ -87,6 +89,7 @@ def test_sqlite_survives_sigkill_during_writes_and_resume_finishes(
             time.sleep(rng.uniform(0.05, 0.6))  # a random moment of the work (not a wait for it)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+            killed.append(proc.pid)
             with sqlite3.connect(history) as db:
                 assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             runs = json.loads(cli("history", "--json").stdout)
@@ -95,6 +98,9 @@ def test_sqlite_survives_sigkill_during_writes_and_resume_finishes(
             assert "interrupted" in shown.stdout and "--resume" in shown.stdout
         final = cli("run", "customers", "--resume", "--json")
         assert final.returncode == 0, final.stderr
+        # the killed runs' scratch folders (spills, key tape) went with the next run
+        left = [p.name for p in Path(tempfile.gettempdir()).glob("klaviyo-tui-*-*-*")]
+        assert not [name for name in left if any(f"-{pid}-" in name for pid in killed)]
         summary = json.loads(final.stdout)
         assert summary["counts"]["invalid"] == n // 2
         assert summary["counts"]["imported"] == n // 2
