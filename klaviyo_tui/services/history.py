@@ -8,6 +8,7 @@ from pathlib import Path
 from klaviyo_tui.run import rejects
 from klaviyo_tui.run.rejects import RejectsFileExists
 from klaviyo_tui.run.sync.options import REMOVAL_REASON
+from klaviyo_tui.store import paths
 from klaviyo_tui.store.history import HistoryStore, RunRecord, Verification
 
 __all__ = [
@@ -43,6 +44,21 @@ def runs_sync(run_ids: list[int]) -> dict[int, dict[str, object]]:
     any. Blocks (SQLite): use a thread."""
     with HistoryStore.open_for_reading() as store:
         return store.runs_sync(run_ids)
+
+
+def written_stamp() -> tuple[tuple[int, int] | None, ...]:
+    """(modified ns, size) of the history file and its write-ahead log: it differs once anything
+    was written, by this process or another (a cron run, the CLI). Two `stat`s, no SQLite."""
+    path = paths.history_path()
+    stamps: list[tuple[int, int] | None] = []
+    for file in (path, path.with_name(path.name + "-wal")):
+        try:
+            info = file.stat()
+        except OSError:
+            stamps.append(None)
+        else:
+            stamps.append((info.st_mtime_ns, info.st_size))
+    return tuple(stamps)
 
 
 def last_runs(limit: int = 500) -> dict[str, RunRecord]:

@@ -9,6 +9,7 @@ else changed in it stays.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -26,6 +27,9 @@ R = TypeVar("R")
 
 #: How often the app looks for changes that something else made to the config file.
 CONFIG_POLL_S = 2.0
+#: How long a change is left to finish before the file is read: an editor or a script that
+#: writes the file in place empties it first, and an empty file is a valid, empty config.
+SETTLE_S = 0.2
 
 
 class ConfigHost:
@@ -80,6 +84,7 @@ class ConfigHost:
         try:
             if not self.store.changed_on_disk():
                 return
+            time.sleep(SETTLE_S)  # a file being written (emptied, then filled) is read once done
             store = ConfigStore(self.config_path)
         except ConfigError as exc:
             app.call_from_thread(self._config_unreadable, exc)

@@ -1,6 +1,7 @@
-"""The config file changed by something else while the app is open (the CLI in another terminal,
-an editor): Home shows the file as it is now, a save in the app keeps what else changed in it,
-and a file broken meanwhile is said once, never saved over."""
+"""Changes made by something else while the app is open (the CLI in another terminal, cron, an
+editor): Home shows the config file as it is now and the runs made elsewhere, a save in the app
+keeps what else changed in the file, and a file broken meanwhile is said once, never saved
+over."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable
 
+from klaviyo_tui.errors import ExitCode
+from klaviyo_tui.events import RowState, RunSummary
 from klaviyo_tui.store.config import Export, Mapping, Segment
 from klaviyo_tui.store.config_read import load_config
 from klaviyo_tui.store.config_store import ConfigStore
+from klaviyo_tui.store.history import HistoryStore
 from klaviyo_tui.store.paths import config_path
 from klaviyo_tui.tui import app as app_module
 from klaviyo_tui.tui.app import make_app
+from klaviyo_tui.tui.screens import home as home_module
 from klaviyo_tui.tui.screens.home import HomeScreen
 from tests.support.tui import SIZE, add_sandbox_connection, app_of, sample_csv, wait_until
 from tests.tui.test_tui_builder import NOWHERE, checked, edit, save_export
@@ -83,3 +88,33 @@ async def test_a_config_broken_meanwhile_is_said_once_and_kept_as_it_is(tmp_path
         assert "line 1" in notice.message and "as it was read before" in notice.message
         assert "vip" in app.config.exports  # what Home shows is kept
     assert config_path().read_text(encoding="utf-8") == broken  # nothing saved over it
+
+
+async def test_a_run_made_elsewhere_shows_on_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(home_module, "HISTORY_POLL_S", 0.05)
+    loads: list[int] = []
+    real_load = home_module.load_last_runs
+
+    def counted() -> home_module.LastRuns:
+        loads.append(1)
+        return real_load()
+
+    monkeypatch.setattr(home_module, "load_last_runs", counted)
+    add_sandbox_connection(NOWHERE)
+    save_export(sample_csv(tmp_path / "customers.csv"))
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        home = app.screen
+        assert isinstance(home, HomeScreen)
+        table = home.query_one("#exports", DataTable)
+        await wait_until(pilot, lambda: table.row_count == 1 and bool(loads))
+        for _ in range(10):  # reading the history is no write: it is not read again and again
+            await pilot.pause(0.06)
+        assert len(loads) <= 2
+        with HistoryStore() as store:  # what `klaviyo-tui run vip` in cron writes
+            run_id = store.start_run(export="vip", connection="sandbox", list_id="Y6nRLr")
+            counts = {state.value: 0 for state in RowState} | {"imported": 7}
+            store.finish_run(run_id, RunSummary(run_id, "vip", counts, 1.0, ExitCode.OK))
+        await wait_until(pilot, lambda: [str(c) for c in table.get_row_at(0)][4:] == ["ok", "7"])

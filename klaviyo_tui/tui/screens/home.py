@@ -50,12 +50,18 @@ class LastRuns:
 
     real: dict[str, Any]
     dry: dict[str, Any]
+    stamp: tuple[object, ...] = ()  # services.history.written_stamp() before they were read
+
+
+#: How often Home looks whether the history was written by another process (a cron run, the CLI).
+HISTORY_POLL_S = 2.0
 
 
 def load_last_runs() -> LastRuns:
     """Both from history, read-only. Blocks (SQLite): use a thread."""
-    from klaviyo_tui.services.history import last_runs, runs
+    from klaviyo_tui.services.history import last_runs, runs, written_stamp
 
+    stamp = written_stamp()  # before reading: a write meanwhile is seen by the next look
     real = last_runs()
     dry: dict[str, Any] = {}
     for record in runs(limit=200):  # newest first
@@ -63,7 +69,7 @@ def load_last_runs() -> LastRuns:
             newer = record.export not in real or record.id > real[record.export].id
             if newer:
                 dry[record.export] = record
-    return LastRuns(real, dry)
+    return LastRuns(real, dry, stamp)
 
 
 def _time(record: Any) -> str:
@@ -102,6 +108,7 @@ class HomeScreen(BaseScreen[None]):
         self.last_runs: dict[str, Any] = {}
         self.dry_runs: dict[str, Any] = {}
         self._had_exports = False
+        self._stamp: tuple[object, ...] | None = None  # the history as last read
 
     def compose(self) -> ComposeResult:
         app = self.app
@@ -121,6 +128,7 @@ class HomeScreen(BaseScreen[None]):
         app = self.app
         self.watch(app, "config", self._show_config, init=False)
         self.watch_runs(self._run_updated)
+        self.set_interval(HISTORY_POLL_S, self._poll_history)
         self._show_config(app.config)
 
     def on_screen_resume(self) -> None:
@@ -189,7 +197,22 @@ class HomeScreen(BaseScreen[None]):
     def _load_last_runs(self) -> None:
         self.app.call_from_thread(self._last_runs_loaded, load_last_runs())
 
+    def _poll_history(self) -> None:
+        """Runs made elsewhere (cron, the CLI in another terminal) show here too. Not while
+        covered (on_screen_resume reads it) or while a run of this app updates the screen."""
+        ours = any(handle.active for handle in self.app.runs.values())
+        if self._stamp is not None and not self.hidden and not ours:
+            self._look_at_history(self._stamp)
+
+    @work(thread=True, exclusive=True, group="history-poll", exit_on_error=False)
+    def _look_at_history(self, seen: tuple[object, ...]) -> None:
+        from klaviyo_tui.services.history import written_stamp
+
+        if written_stamp() != seen:
+            self.app.call_from_thread(self._load_last_runs)
+
     def _last_runs_loaded(self, last: LastRuns) -> None:
+        self._stamp = last.stamp
         self.last_runs, self.dry_runs = last.real, last.dry
         self.app.last_runs = last.real  # the palette offers resume/retry
         self._show_config(self.app.config)
