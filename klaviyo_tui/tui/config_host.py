@@ -40,6 +40,7 @@ class ConfigHost:
     store: Any  # ConfigStore once loaded
     config_error: str | None
     _poll_error: str | None = None  # the last unreadable file's message, said once
+    _polling = False  # a look at the file is under way
 
     def _host(self) -> KlaviyoApp:
         from klaviyo_tui.tui.app import KlaviyoApp
@@ -71,8 +72,10 @@ class ConfigHost:
             app.connection_wizard()
 
     def poll_config(self) -> None:
-        """Look for changes made to the file by something else, in a thread (a file read)."""
-        if self.store is not None and self.config_error is None:
+        """Look for changes made to the file by something else, in a thread (a file read); one
+        look at a time."""
+        if self.store is not None and self.config_error is None and not self._polling:
+            self._polling = True
             self._host().run_worker(
                 self._read_if_changed, thread=True, exit_on_error=False, group="config-poll"
             )
@@ -86,10 +89,11 @@ class ConfigHost:
                 return
             time.sleep(SETTLE_S)  # a file being written (emptied, then filled) is read once done
             store = ConfigStore(self.config_path)
+            app.call_from_thread(self._config_reread, store)  # waits: the next look sees it
         except ConfigError as exc:
             app.call_from_thread(self._config_unreadable, exc)
-            return
-        app.call_from_thread(self._config_reread, store)
+        finally:
+            self._polling = False
 
     def _config_reread(self, store: Any) -> None:
         self._poll_error = None

@@ -5,6 +5,7 @@ over."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,9 @@ async def test_a_config_broken_meanwhile_is_said_once_and_kept_as_it_is(tmp_path
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: "vip" in app.config.exports)
         broken = "[exports.vip\n[x/]y \x1b[31m\n"
-        config_path().write_text(broken, encoding="utf-8")
+        saved = config_path().with_name("config.toml.new")  # as an editor saves: a new file
+        saved.write_text(broken, encoding="utf-8")  # put in place (never empty meanwhile)
+        os.replace(saved, config_path())
         notices = app_of(pilot)._notifications
         await wait_until(pilot, lambda: len(notices) == 1)
         for _ in range(10):  # several polls later: still one notice
