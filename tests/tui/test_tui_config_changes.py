@@ -34,6 +34,14 @@ def add_export_elsewhere(name: str, csv: Path) -> None:
     store.save()
 
 
+def saved_vip(tmp_path: Path) -> Path:
+    """A connection and the export `vip` of a sample file, saved before the app starts."""
+    add_sandbox_connection(NOWHERE)
+    csv = sample_csv(tmp_path / "customers.csv")
+    save_export(csv)
+    return csv
+
+
 @pytest.fixture
 def quick_poll(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(app_module, "CONFIG_POLL_S", 0.05)
@@ -41,12 +49,11 @@ def quick_poll(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("quick_poll")
 async def test_an_export_added_by_the_cli_shows_on_home(tmp_path: Path) -> None:
-    add_sandbox_connection(NOWHERE)
-    save_export(sample_csv(tmp_path / "customers.csv"))
+    saved_vip(tmp_path)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: "vip" in app.config.exports)
-        add_export_elsewhere("weekly", tmp_path / "customers.csv")
+        add_export_elsewhere("weekly", tmp_path / "customers.csv")  # the file saved_vip wrote
         await wait_until(pilot, lambda: "weekly" in app.config.exports)
         home = app.screen
         assert isinstance(home, HomeScreen)
@@ -56,9 +63,7 @@ async def test_an_export_added_by_the_cli_shows_on_home(tmp_path: Path) -> None:
 async def test_a_save_in_the_builder_keeps_an_export_the_cli_added(tmp_path: Path) -> None:
     """The app has not looked at the file since (the poll is every 2 s): its save still
     applies the edit to the file as it is, instead of refusing or dropping `weekly`."""
-    add_sandbox_connection(NOWHERE)
-    csv = sample_csv(tmp_path / "customers.csv")
-    save_export(csv)
+    csv = saved_vip(tmp_path)
     results: list[Export | None] = []
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -73,8 +78,7 @@ async def test_a_save_in_the_builder_keeps_an_export_the_cli_added(tmp_path: Pat
 
 @pytest.mark.usefixtures("quick_poll")
 async def test_a_config_broken_meanwhile_is_said_once_and_kept_as_it_is(tmp_path: Path) -> None:
-    add_sandbox_connection(NOWHERE)
-    save_export(sample_csv(tmp_path / "customers.csv"))
+    saved_vip(tmp_path)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: "vip" in app.config.exports)
@@ -105,8 +109,7 @@ async def test_a_run_made_elsewhere_shows_on_home(
         return real_load()
 
     monkeypatch.setattr(home_module, "load_last_runs", counted)
-    add_sandbox_connection(NOWHERE)
-    save_export(sample_csv(tmp_path / "customers.csv"))
+    saved_vip(tmp_path)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         home = app.screen
