@@ -332,7 +332,7 @@ class _ExportRun:
                 task.cancel()
             await asyncio.gather(*others, return_exceptions=True)
             if self.run_id is not None:
-                await rejects_file.settle(self.store, self.run_id, self.early_rejects)
+                await rejects_file.finish_after_draft(self.store, self.run_id, self.early_rejects)
         self.events.put_nowait(Phase("done"))
 
     async def _feed(

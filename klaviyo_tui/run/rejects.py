@@ -270,7 +270,9 @@ def finish(store: HistoryStore, run_id: int, drafted_at: int | None) -> Path | N
     return write(store, run_id)
 
 
-async def settle(store: HistoryStore, run_id: int, early: asyncio.Future[int] | None) -> None:
+async def finish_after_draft(
+    store: HistoryStore, run_id: int, early: asyncio.Future[int] | None
+) -> None:
     """`finish`, once the early file's thread (if any) has placed its file: that thread is never
     cancelled, so its file can't land after the final one. A draft that failed (a failure
     removed while it was read) counts as none."""
