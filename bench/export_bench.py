@@ -25,9 +25,13 @@ a page). Then SHARE more leave and the third run is measured: it reads only who 
 checks each leaver by id (`members_read_s`); `removals_bound_s` is the bound of its removal
 requests (1,000 profiles a request).
 
-With Klaviyo's limits on, it also prints the bound those limits impose: bulk import jobs are
-limited to 10 a second and 150 a minute (fixed windows), so J jobs cannot be accepted faster than
-floor((J-1)/150) minutes plus ((J-1) mod 150)/10 seconds, and the ratio of the run to that bound.
+It prints the bound Klaviyo's limits impose: bulk import jobs are limited to 10 a second and
+150 a minute (fixed windows), so J jobs sent evenly from the start of a minute take
+floor((J-1)/150) minutes plus ((J-1) mod 150)/10 seconds (`klaviyo_bound_s`), and the ratio of the
+run to that bound. The windows are fixed, so with the limits on the phase matters: it also prints
+where in the sandbox's minute the run started and the least time that phase allowed, from the
+start (`bound_from_start_s`, `ratio_from_start`) and from the first job
+(`bound_after_first_pass_s`).
 """
 
 from __future__ import annotations
@@ -85,8 +89,27 @@ def versions() -> dict[str, str]:
 
 
 def rate_limit_bound_s(jobs: int) -> float:
-    """The least time Klaviyo's fixed windows allow to accept `jobs` bulk import jobs."""
+    """The time Klaviyo's limits take to accept `jobs` bulk import jobs sent evenly from the
+    start of a minute (pacing.least_seconds_for): the issue's yardstick, whatever the phase."""
     return least_seconds_for(OPERATIONS["bulk_import_profiles"], jobs)
+
+
+def bound_from_s(jobs: int, start: float) -> float:
+    """The least time from `start` (epoch seconds) in which the sandbox's fixed windows, aligned
+    on the epoch like its clock (sandbox/limits.py), accept `jobs` bulk import jobs: as many as
+    both windows allow at every second, the first at `start`. A run that starts late in a minute
+    can beat `rate_limit_bound_s` (the minute resets early); one whose first job falls late
+    loses the rest of that minute."""
+    op = OPERATIONS["bulk_import_profiles"]
+    t, left, minute, used = start, jobs, -1, 0
+    while True:
+        if int(t // 60) != minute:
+            minute, used = int(t // 60), 0
+        now = min(op.burst, op.steady - used, left)
+        left, used = left - now, used + now
+        if left <= 0:
+            return t - start
+        t = float(int(t) + 1) if used < op.steady else float((minute + 1) * 60)
 
 
 def _phases(log: Path) -> dict[str, object]:
@@ -112,6 +135,23 @@ def _phases(log: Path) -> dict[str, object]:
         "sending_s": sent[-1] - sent[0],
         "last_confirmed_after_last_sent_s": (confirmed[-1] if confirmed else sent[-1]) - sent[-1],
     }
+
+
+def _phase_bounds(
+    jobs: int, started_at: float, wall: float, first_sent: object
+) -> dict[str, object]:
+    """Where the run fell in the sandbox's minute, and what that phase allowed: from the run's
+    start (`bound_from_start_s`), and from its first job (`bound_after_first_pass_s`: the first
+    pass's seconds plus the bound from then; to the second, as the log's stamps)."""
+    out: dict[str, object] = {"start_phase_s": round(started_at % 60, 1)}
+    from_start = bound_from_s(jobs, started_at)
+    out["bound_from_start_s"] = round(from_start, 1)
+    out["ratio_from_start"] = round(wall / from_start, 3) if from_start else None
+    if isinstance(first_sent, int | float):
+        out["bound_after_first_pass_s"] = round(
+            first_sent + bound_from_s(jobs, started_at + first_sent), 1
+        )
+    return out
 
 
 def generate_data(path: Path, rows: int) -> None:
@@ -331,7 +371,7 @@ def run(
                 phases["list_members"] = counts["imported"] + counts["imported_with_warnings"]
                 phases |= _first_removal(env, data, mirror, work / "first-removal.log")
                 phases["left_rows"] = drop_rows(data, mirror)
-        start = time.perf_counter()
+        start, started_at = time.perf_counter(), time.time()
         log = open(work / "export.log", "w")  # noqa: SIM115 - closed once the child has ended
         command_run = command_of
         command = command_run
@@ -403,6 +443,8 @@ def run(
         "klaviyo_bound_s": round(bound, 2),
         "ratio_to_bound": round(wall / bound, 3) if bound else None,
     }
+    if rate_limits == "klaviyo" and jobs > 1:
+        result |= _phase_bounds(jobs, started_at, wall, phases.get("first_sent_after_s"))
     if not keep:
         import shutil
 

@@ -90,11 +90,10 @@ OPERATIONS: dict[str, Operation] = {
 
 
 def least_seconds_for(op: Operation, requests: int) -> float:
-    """The least time Klaviyo's fixed windows allow for `requests` calls of `op`.
-
-    With fixed 1 s and 60 s windows, at best `steady` calls go in each minute, `burst` a second:
-    this is the bound no client can beat, used for dry-run estimates and by the benchmark.
-    """
+    """The time Klaviyo's fixed windows take for `requests` calls of `op` sent evenly (`burst` a
+    second, `steady` a minute) from the start of a minute: for dry-run estimates and the
+    benchmark's yardstick. Where a run falls in the minute moves it either way (a run that
+    starts late in one can beat it; bench/export_bench.py, `bound_from_s`)."""
     if requests <= 0:
         return 0.0
     full_minutes, rest = divmod(requests - 1, op.steady)
