@@ -42,9 +42,9 @@ class KlaviyoApp(ConfigHost, AppBase):
         super().__init__()
         self.config_path = paths.config_path(config_path)
         self.demo = demo
+        self.resumable = demo is None  # the demo's history goes with it
         self.store: Any = None  # ConfigStore once loaded
         self.config_error: str | None = None
-        self.runs: dict[str, RunHandle] = {}
         self.last_runs: dict[str, Any] = {}  # export -> its latest real RunRecord (from Home)
         self.run_updated: Signal[RunHandle] = Signal(self, "run-updated")
 

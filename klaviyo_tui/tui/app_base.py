@@ -5,13 +5,18 @@
 - Pasted text has its control characters made visible before any field gets it.
 - Space presses the focused button, as Enter does.
 - A worker that fails outside a screen shows an error panel, never a traceback.
-- Quitting with unsaved work on a screen (the export builder) asks first.
+- Quitting with unsaved work on a screen (the export builder) asks first, and so does quitting
+  while a run is going: it stops the run (resumable), and the process says so (exit code 130).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import shlex
 from typing import Any
 
+from rich.text import Text
 from textual import events
 from textual.app import App
 from textual.binding import Binding
@@ -19,9 +24,13 @@ from textual.notifications import Notify, SeverityLevel
 from textual.widgets import Button
 from textual.worker import Worker, WorkerState
 
+from klaviyo_tui.errors import ExitCode
 from klaviyo_tui.redaction import printable, safe_text
+from klaviyo_tui.run.progress import plural
 from klaviyo_tui.tui.errors import describe_error
 from klaviyo_tui.tui.keys import KeyHold
+from klaviyo_tui.tui.runs import RunHandle
+from klaviyo_tui.tui.screens.dialogs import ConfirmModal
 
 
 def pasted_text(text: str) -> str:
@@ -43,6 +52,8 @@ class AppBase(App[int]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.keys = KeyHold(self)
+        self.runs: dict[str, RunHandle] = {}  # the run registry (app.py), by export
+        self.resumable = True  # a stopped run can be resumed later (not in the demo)
 
     def on_mount(self) -> None:
         self.screen_change_signal.subscribe(self, self.keys.screen_changed, immediate=True)
@@ -80,12 +91,50 @@ class AppBase(App[int]):
 
     async def action_quit(self) -> None:
         """Quit; a screen with unsaved work (a `can_leave(then)` hook, e.g. the export builder)
-        asks first and calls `then` once the user agrees."""
+        asks first and calls `then` once the user agrees; then a run still going asks."""
         for screen in reversed(self.screen_stack):
             can_leave = getattr(screen, "can_leave", None)
-            if can_leave is not None and not can_leave(self.exit):
+            if can_leave is not None and not can_leave(self._quit_unless_running):
                 return
-        self.exit()
+        self._quit_unless_running()
+
+    def _quit_unless_running(self) -> None:
+        running = [name for name, handle in self.runs.items() if handle.active]
+        if not running:
+            self.exit()
+            return
+        them = "it" if len(running) == 1 else "them"
+        question = (
+            f"{plural(len(running), 'run')} still going: {', '.join(map(repr, running))}. "
+            f"Quitting stops {them}. Klaviyo keeps every batch it accepted"
+            + (
+                ", and Resume (in History) goes on without sending any twice."
+                if self.resumable
+                else "."
+            )
+        )
+        modal = ConfirmModal("Stop and quit?", question, yes="Stop and quit", no="Keep running")
+
+        def answered(stop: bool | None) -> None:
+            if stop:
+                self.run_worker(self._stop_runs_and_exit(running), group="quit")
+
+        self.push_screen(modal, answered)
+
+    async def _stop_runs_and_exit(self, running: list[str]) -> None:
+        """Cancel the runs and wait for each to record itself as interrupted, then exit with
+        130 and the command that resumes each (the terminal's last words, as plain text)."""
+        workers = [h.worker for h in self.runs.values() if h.worker is not None and h.active]
+        for worker in workers:
+            worker.cancel()
+        for worker in workers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(worker.wait(), timeout=15)
+        said = f"Stopped {plural(len(running), 'run')}."
+        if self.resumable:
+            resume = [f"  klaviyo-tui run {shlex.quote(name)} --resume" for name in running]
+            said = "\n".join([f"{said} Continue with:", *resume])
+        self.exit(return_code=ExitCode.INTERRUPTED, message=Text(printable(said, keep_layout=True)))
 
     def action_help(self) -> None:
         """Screens' help binding; KlaviyoApp shows the help screen."""
