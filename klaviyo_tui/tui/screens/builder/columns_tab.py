@@ -2,7 +2,8 @@
 
 Profile and location fields sit side by side, all visible. Columns already mapped to a field are
 not offered again as custom properties, and properties are opt-in: only ticked columns are sent
-(nothing leaves the source unless the user chose it). Headers and cells are shown as text.
+(nothing leaves the source unless the user chose it). A column the config sends both ways (the
+CLI and the file allow it) stays so, and the tab says so. Headers and cells are shown as text.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class ColumnsTab(VerticalScroll):
         super().__init__(can_focus=False, id=id)
         self.columns: list[str] = []
         self._offered: list[str] = []
+        self._saved_properties: tuple[str, ...] = ()  # the loaded export's, in its order
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -87,7 +89,8 @@ class ColumnsTab(VerticalScroll):
             if value in self.columns:
                 select.value = value
         self._offered = []
-        self._offer_properties(set(mapping.properties) if mapping else set())
+        self._saved_properties = mapping.properties if mapping else ()
+        self._offer_properties(set(self._saved_properties))
 
     def _mapped(self) -> dict[str, str]:
         """Field -> column, for every field (profile or location) with a column chosen."""
@@ -110,13 +113,22 @@ class ColumnsTab(VerticalScroll):
             props.add_options([(Content(column_text(c, 60)), c, c in keep) for c in offered])
         self._show_rule()
 
+    def _both_ways(self) -> list[str]:
+        """Columns the loaded export sends as a field and as a custom property too."""
+        mapped = set(self._mapped().values())
+        return [c for c in self.columns if c in self._saved_properties and c in mapped]
+
     def _show_rule(self) -> None:
         rule = self.query_one("#properties-rule", Static)
-        if not self._offered:
-            rule.update(Content(PROPERTIES_RULE))
-            return
-        ticked = len(self.query_one("#properties", SelectionList).selected)
-        rule.update(Content(f"{PROPERTIES_RULE} {ticked} of {len(self._offered)} ticked."))
+        text = PROPERTIES_RULE
+        if self._offered:
+            ticked = len(self.query_one("#properties", SelectionList).selected)
+            text += f" {ticked} of {len(self._offered)} ticked."
+        both = self._both_ways()
+        if both:
+            names = ", ".join(column_text(c, 30) for c in both)
+            text += f" Sent as a field and as a custom property too (as saved): {names}."
+        rule.update(Content(text))
 
     @on(Select.Changed)
     def _field_changed(self) -> None:
@@ -142,10 +154,12 @@ class ColumnsTab(VerticalScroll):
             return "Choose the email column (Columns tab); it is required."
         location = {f: values.pop(f) for f, _ in LOCATION}
         mapped = {email, *(v for v in values.values() if v), *(v for v in location.values() if v)}
-        ticked = set(self.query_one("#properties", SelectionList).selected)
+        ticked = set(self.query_one("#properties", SelectionList).selected) - mapped
+        ticked |= set(self._both_ways())  # an edit keeps what this tab does not show
+        kept = [c for c in self._saved_properties if c in ticked]  # in the saved order
         return Mapping(
             email=email,
             location={k: v for k, v in location.items() if v},
-            properties=tuple(c for c in self.columns if c in ticked and c not in mapped),
+            properties=(*kept, *(c for c in self.columns if c in ticked and c not in kept)),
             **values,
         )
