@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from klaviyo_tui.cli.utf8 import check_environment
 from klaviyo_tui.store import paths
 from klaviyo_tui.store.config import Config
 from klaviyo_tui.store.config_read import load_config
@@ -13,6 +14,7 @@ from klaviyo_tui.store.config_read import load_config
 
 class CliContext:
     def __init__(self, config_path: str | None) -> None:
+        check_environment()  # --config itself is checked with the other parameters
         self.config_path: Path = paths.config_path(config_path)
         self.as_json = False
 

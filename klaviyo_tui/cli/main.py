@@ -40,6 +40,7 @@ from klaviyo_tui.cli.output import (
 )
 from klaviyo_tui.cli.sandbox import sandbox_command
 from klaviyo_tui.cli.segments import segments_group
+from klaviyo_tui.cli.utf8 import require_utf8
 from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.events import RunSummary
 from klaviyo_tui.run.sync.options import SyncOptions
@@ -357,6 +358,7 @@ cli.add_command(exports_group)
 cli.add_command(segments_group)
 cli.add_command(lists_group)
 cli.add_command(sandbox_command, name="sandbox")
+require_utf8(cli)  # every command's text must be UTF-8: a usage error, not exit 70
 
 
 def main(argv: Sequence[str] | None = None) -> None:
