@@ -63,6 +63,8 @@ class CompiledFilter:
     columns: tuple[str, ...]
     node: Node | None
     label: str = "The filter"  # who the filter belongs to, for messages
+    # The source's columns, for messages: a chunk holds only the columns the filter reads.
+    available: tuple[str, ...] = ()
 
     def mask(self, df: pd.DataFrame) -> np.ndarray:
         """One bool per row of `df`: True where the condition holds."""
@@ -71,14 +73,16 @@ class CompiledFilter:
         try:
             return _mask(self.node, df)
         except FilterError as exc:
-            columns = columns_text([str(c) for c in df.columns])
-            raise FilterError(f"{self.label}: {exc.message}. {columns}") from None
+            raise FilterError(f"{self.label}: {exc.message}. {self._columns_text(df)}") from None
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             raise FilterError(
                 f"{self.label} cannot compare the values of "
                 f"{', '.join(self.columns)} (their type does not support it). "
-                f"{columns_text([str(c) for c in df.columns])}"
+                f"{self._columns_text(df)}"
             ) from None
+
+    def _columns_text(self, df: pd.DataFrame) -> str:
+        return columns_text(self.available or [str(c) for c in df.columns])
 
     def apply(self, df: pd.DataFrame) -> pd.DataFrame:
         """The matching rows of `df`; the index (source row numbers) is kept."""
@@ -99,7 +103,7 @@ def _compile(expr: str | None, columns: tuple[str, ...]) -> CompiledFilter:
     from klaviyo_tui.input.filters.parse import parse
 
     node = parse(expr, columns)
-    return CompiledFilter(expr, tuple(node_columns(node)), node)
+    return CompiledFilter(expr, tuple(node_columns(node)), node, available=columns)
 
 
 def segment_filter(segment: Segment) -> CompiledFilter:
