@@ -27,7 +27,7 @@ from klaviyo_tui.klaviyo.exceptions import (
     UnexpectedResponse,
 )
 from klaviyo_tui.klaviyo.pacing import Operation, Pacer
-from klaviyo_tui.klaviyo.urls import UnsafeBaseURL, normalise_base_url
+from klaviyo_tui.klaviyo.urls import UnsafeBaseURL, is_loopback_host, normalise_base_url
 
 #: Retried with backoff: server errors, and Cloudflare's 52x edge errors (the SDK retries 524).
 RETRY_STATUSES = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524})
@@ -128,6 +128,29 @@ def _transport_reason(exc: httpx.TransportError, timeout: httpx.Timeout) -> str:
     return f"network error talking to Klaviyo ({type(exc).__name__})"
 
 
+def _unavailable(base_url: httpx.URL, what: str, *, answered: bool) -> UnavailableError:
+    """Retries ran out. On loopback it is the sandbox (or another local server), not Klaviyo:
+    Klaviyo's status page would not help, starting the sandbox would."""
+    if not (base_url.host and is_loopback_host(base_url.host)):
+        return UnavailableError(
+            f"Klaviyo is unavailable: {what}. Try again later "
+            "(https://status.klaviyo.com shows outages)."
+        )
+    port = base_url.port or (443 if base_url.scheme == "https" else 80)
+    host = "" if base_url.host in ("127.0.0.1", "localhost") else f" --host {base_url.host}"
+    address = f"{base_url.scheme}://{base_url.netloc.decode('ascii')}"
+    if answered:  # it is running but failing (the sandbox's --faults, say)
+        return UnavailableError(
+            f"The sandbox at {address} is unavailable: {what}.",
+            hint="Try again; if the sandbox was started with --faults, restart it with fewer.",
+        )
+    return UnavailableError(
+        f"The sandbox at {address} is not answering: {what}.",
+        hint=f"Start it with `klaviyo-tui sandbox --port {port}{host}`, then try again "
+        "(an interrupted run resumes with --resume).",
+    )
+
+
 class Settled(Exception):  # noqa: N818 - control flow, never escapes the client
     """A retry hook found the effect of an earlier attempt (e.g. the list was created after all)."""
 
@@ -216,8 +239,10 @@ class Requester:
                 ) from exc
             except httpx.TransportError as exc:
                 reason = _transport_reason(exc, self.timeout)
-                ambiguous = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                unreached = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                ambiguous = not unreached
             else:
+                unreached = False
                 status = response.status_code
                 if status == 429:
                     throttles += 1
@@ -250,10 +275,9 @@ class Requester:
                     return response
             failures += 1
             if failures > self.max_retries:
-                raise UnavailableError(
-                    f"Klaviyo is unavailable: gave up {op.what} after {tries} attempts; "
-                    f"the last one failed because {reason}. Try again later "
-                    "(https://status.klaviyo.com shows outages)."
+                gave_up = f"gave up {op.what} after {tries} attempts; the last one failed because"
+                raise _unavailable(
+                    self.http.base_url, f"{gave_up} {reason}", answered=not unreached
                 )
             wait = self._backoff(failures)
             if wait >= WAIT_EVENT_MIN_S:
