@@ -308,6 +308,7 @@ def _run_one(
 
     flags = flags or RunFlags()
     printer = ProgressPrinter(export_name)
+    stopped: list[RunSummary] = []  # the summary of a run interrupted by a signal
 
     async def consume() -> RunSummary:
         task = asyncio.current_task()
@@ -327,6 +328,7 @@ def _run_one(
             on_wait=lambda message: say(f"klaviyo-tui: {message}", err=True),
             confirm_timeout_minutes=flags.confirm_timeout,
             verify=flags.verify,
+            on_interrupted=stopped.append,
         )
         async for event in events:
             printer.event(event)
@@ -339,17 +341,23 @@ def _run_one(
         summary = asyncio.run(consume())
     except (KeyboardInterrupt, asyncio.CancelledError):
         printer.close()
+        if stopped:  # stdout still gets its one line (or JSON object), as a cron log expects
+            _print_summary(stopped[0], as_json=as_json, error=False)
         say(f"interrupted; continue with: klaviyo-tui run {export_name} --resume", err=True)
         sys.exit(ExitCode.INTERRUPTED)
     finally:
         printer.close()
+    _print_summary(summary, as_json=as_json)
+    return summary
+
+
+def _print_summary(summary: RunSummary, *, as_json: bool, error: bool = True) -> None:
     if as_json:
         emit_json(summary_json(summary))
     else:
         say(format_summary(summary))
-    if summary.error:
+    if error and summary.error:
         say(f"error: {summary.error}", err=True)
-    return summary
 
 
 cli.add_command(history)

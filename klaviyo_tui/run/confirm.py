@@ -54,6 +54,16 @@ class Tally:
     counts: dict[RowState, int] = field(default_factory=lambda: {s: 0 for s in RowState})
     jobs: int = 0
     total: int | None = None  # rows the run will read, known after the first pass
+    unread: int = 0  # of those, rows a run stopped early never read (not sent)
+
+    def stopped(self, unsettled: int, *, unread: bool) -> None:
+        """The run's work ended (early, or not: then both are 0). Rows of jobs Klaviyo accepted
+        but did not confirm are unconfirmed, not unsent (`--resume` asks about them); with
+        `unread`, rows the first pass counted that were never read are not sent: every row of
+        the source then has one state."""
+        self.counts[RowState.UNCONFIRMED] += unsettled
+        if unread and self.total is not None:
+            self.unread = max(0, self.total - self.read)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 from klaviyo_tui.errors import ExitCode, RunError
@@ -72,8 +72,10 @@ async def run_export(
     confirm_timeout_minutes: float | None = None,
     verify: str | None = None,
     sync: SyncOptions | None = None,
+    on_interrupted: Callable[[RunSummary], None] | None = None,
 ) -> AsyncIterator[ProgressEvent]:
-    """Run one export, yielding progress; the last item is always a RunSummary.
+    """Run one export, yielding progress; the last item is always a RunSummary, except when the
+    run is cancelled: `on_interrupted` then hears the summary recorded for it.
 
     `confirm_timeout_minutes` (default: the export's `confirm_timeout_minutes`, else 30) is how
     long a job may show no progress before its rows are unconfirmed; `verify` ("off", "full",
@@ -87,6 +89,7 @@ async def run_export(
         run = _ExportRun(export, config, api_key, store, dry_run=dry_run, options=options)
         full_check = options.verify.kind == "full"  # sync hook: --full, --mode, mass removal
         run.sync_options = replace(sync or SyncOptions(), verify_all=full_check)
+        run.on_interrupted = on_interrupted
         async for event in run.execute(
             resume=resume, retry_failed_of=retry_failed_of, client=client
         ):
@@ -126,6 +129,7 @@ class _ExportRun:
         self.early_rejects: asyncio.Future[int] | None = None  # rejects.draft, once read
         self.sync_options = SyncOptions()
         self.sync: SyncRun | None = None  # sync hook (run/sync), set once the run record exists
+        self.on_interrupted: Callable[[RunSummary], None] | None = None
 
     @property
     def _run(self) -> int:
@@ -208,9 +212,10 @@ class _ExportRun:
             worker.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.wait({worker}, timeout=10)  # its cleanup writes the rejects file
-            self._finish_sync(
-                self._make_summary(ExitCode.INTERRUPTED, "interrupted; resume with --resume")
-            )
+            stopped = self._make_summary(ExitCode.INTERRUPTED, "interrupted; resume with --resume")
+            self._finish_sync(stopped)
+            if self.on_interrupted is not None:
+                self.on_interrupted(stopped)
             raise
         self._finish_sync(summary)
         yield summary
@@ -331,6 +336,8 @@ class _ExportRun:
             for task in others:
                 task.cancel()
             await asyncio.gather(*others, return_exceptions=True)
+            unread = not done_reading.is_set() and self.retry_rows is None  # a retry reads few
+            self.tally.stopped(tracker.unsettled_rows(), unread=unread)
             if self.run_id is not None:
                 await rejects_file.finish_after_draft(self.store, self.run_id, self.early_rejects)
         self.events.put_nowait(Phase("done"))

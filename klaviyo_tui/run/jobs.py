@@ -93,6 +93,11 @@ class JobTracker(Submitter):
         if not task.cancelled() and task.exception() is not None and self.failure is None:
             self.failure = task.exception()
 
+    def unsettled_rows(self) -> int:
+        """Rows of jobs Klaviyo accepted that are not confirmed yet (none once a run ends
+        normally): a run stopped early counts them unconfirmed; `--resume` asks again."""
+        return sum(len(entry.positions) for entry in self.pending.values())
+
     def raise_failure(self) -> None:
         """Raise the first error of an upload or follow-up task, if one failed."""
         if self.failure is not None:

@@ -104,8 +104,9 @@ def make_summary(
 ) -> RunSummary:
     counts = dict(tally.counts)
     settled = sum(counts[s] for s in RowState if s != RowState.NOT_SENT)
-    # Every valid row that Klaviyo did not settle (confirm, reject, leave unconfirmed) is not sent.
-    counts[RowState.NOT_SENT] = max(0, tally.read - settled)
+    # Every row that Klaviyo did not settle (confirm, reject, leave unconfirmed) and that was
+    # not invalid, a duplicate or unchanged is not sent: with those a stopped run never read.
+    counts[RowState.NOT_SENT] = max(0, tally.read + tally.unread - settled)
     plan: dict[str, object] = {}
     if parts.dry_run:
         counts[RowState.NOT_SENT] = 0

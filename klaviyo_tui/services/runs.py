@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from functools import partial
 
-from klaviyo_tui.events import ProgressEvent
+from klaviyo_tui.events import ProgressEvent, RunSummary
 from klaviyo_tui.run.engine import check_runnable, run_export
 from klaviyo_tui.run.options import RunOptions
 from klaviyo_tui.run.schedule import is_due
@@ -29,8 +29,10 @@ async def run(
     confirm_timeout_minutes: float | None = None,
     verify: str | None = None,
     sync: SyncOptions | None = None,
+    on_interrupted: Callable[[RunSummary], None] | None = None,
 ) -> AsyncIterator[ProgressEvent]:
-    """Run an export: progress events, ending with its RunSummary.
+    """Run an export: progress events, ending with its RunSummary (a cancelled run's goes to
+    `on_interrupted` instead: the events stop at the cancel).
 
     `confirm_timeout_minutes` and `verify` override the export's settings for this run (see
     `run_export`).
@@ -59,6 +61,7 @@ async def run(
             confirm_timeout_minutes=confirm_timeout_minutes,
             verify=verify,
             sync=sync,
+            on_interrupted=on_interrupted,
         ):
             yield event
     finally:

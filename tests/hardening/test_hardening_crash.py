@@ -112,3 +112,46 @@ def test_sqlite_survives_sigkill_during_writes_and_resume_finishes(
         with sqlite3.connect(history) as db:
             failures = db.execute("SELECT count(*), count(DISTINCT row) FROM failures").fetchone()
         assert failures == (n // 2, n // 2)  # no row recorded twice across the kills
+
+
+def test_a_run_stopped_by_sigterm_prints_its_summary_and_every_row_has_a_state(
+    tmp_path: Path, isolated_dirs: Path
+) -> None:
+    """cron or systemd stopping a run: stdout still gets its JSON summary; rows of jobs Klaviyo
+    accepted are unconfirmed (not "not sent"), rows never read are not sent, the counts add up
+    to the source, and --resume finishes without sending an accepted batch twice."""
+    n = 200_000  # 20 jobs at 10 a second, jobs that take 5 s: stopped mid-way through both
+    with SandboxServer(SandboxSettings(rate_limits=True, job_delay=5.0)) as server:
+        list_id = create_list(server.base_url)
+        source = write_customers(tmp_path / "c.csv", rows(n))
+        write_config(
+            config_path(), base_url=server.base_url, list_id=list_id, sources={"m": source}
+        )
+        env = dict(os.environ, KLAVIYO_API_KEY=DEMO_KEY)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "klaviyo_tui", "run", "customers", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if " sent: " in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "--resume" in err and "Traceback" not in err
+        summary = json.loads(out)
+        counts = summary["counts"]
+        assert summary["exit_code"] == 130
+        assert sum(counts.values()) == n, counts
+        assert counts["unconfirmed"] >= 10_000 and counts["unconfirmed"] % 10_000 == 0, counts
+        assert counts["not_sent"] > 0 and counts["imported"] == 0, counts
+        runs = json.loads(cli("history", "--json").stdout)
+        assert runs[0]["status"] == "interrupted" and runs[0]["counts"] == counts
+        final = cli("run", "customers", "--resume", "--json")
+        assert final.returncode == 0, final.stderr
+        assert "accepted before" in final.stderr
+        assert json.loads(final.stdout)["counts"]["imported"] == n
