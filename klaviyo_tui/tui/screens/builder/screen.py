@@ -173,6 +173,8 @@ class ExportBuilderScreen(BaseScreen[Export | None]):
         """True when nothing would be lost; otherwise ask, and call `then` if the user discards."""
         if not form.has_changes(self):
             return True
+        if isinstance(self.app.screen, ConfirmModal):
+            return False  # already asking (presses queued before the question showed)
         modal = ConfirmModal("Discard changes?", LEAVE_QUESTION, yes="Discard", no="Keep editing")
 
         def answered(discard: bool | None) -> None:

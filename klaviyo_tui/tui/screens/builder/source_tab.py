@@ -129,6 +129,8 @@ class SourceTab(VerticalScroll):
     def _browse(self) -> None:
         from klaviyo_tui.tui.screens.pickers import FilePickerScreen
 
+        if any(isinstance(s, FilePickerScreen) for s in self.app.screen_stack):
+            return  # presses queued before the picker showed (space typed on the button)
         typed = self.query_one("#path", Input).value
         current = Path(typed or ".").expanduser()
         start = current.parent if current.is_file() else current if current.is_dir() else Path.cwd()
