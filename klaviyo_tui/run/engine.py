@@ -28,6 +28,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from functools import partial
 
 from klaviyo_tui.errors import ExitCode, RunError
 from klaviyo_tui.events import Phase, ProgressEvent, RowState, RunSummary
@@ -36,11 +37,12 @@ from klaviyo_tui.klaviyo import KlaviyoClient, NotFoundError
 from klaviyo_tui.run import rejects as rejects_file
 from klaviyo_tui.run import verify
 from klaviyo_tui.run.checks import check_runnable
-from klaviyo_tui.run.jobs import JobTracker, Tally
+from klaviyo_tui.run.jobs import JobTracker, Tally, all_or_first_failure
 from klaviyo_tui.run.locking import export_lock
 from klaviyo_tui.run.memory import use_lean_pool
 from klaviyo_tui.run.options import RunOptions
 from klaviyo_tui.run.reading import BatchQueue, BatchReader
+from klaviyo_tui.run.refused_values import fill
 from klaviyo_tui.run.retry import RetryRows
 from klaviyo_tui.run.summary import SummaryParts, ending, make_summary
 from klaviyo_tui.run.sync.options import SyncOptions
@@ -324,7 +326,7 @@ class _ExportRun:
         poller = None if self.dry_run else asyncio.create_task(tracker.poll(done_reading))
         tasks = [feeder, *([poller] if poller else [])]
         try:
-            await _all_or_first_failure(tasks)
+            await all_or_first_failure(tasks)
             if self.source_changed is not None:
                 raise self.source_changed
             if self.sync is not None:  # sync hook: removals, then subscriptions
@@ -339,7 +341,10 @@ class _ExportRun:
             unread = not done_reading.is_set() and self.retry_rows is None  # a retry reads few
             self.tally.stopped(tracker.unsettled_rows(), unread=unread)
             if self.run_id is not None:
-                await rejects_file.finish_after_draft(self.store, self.run_id, self.early_rejects)
+                values = partial(fill, self.store, self.run_id, self.export, self.config.segments)
+                await rejects_file.finish_after_draft(
+                    self.store, self.run_id, self.early_rejects, values
+                )
         self.events.put_nowait(Phase("done"))
 
     async def _feed(
@@ -387,14 +392,3 @@ class _ExportRun:
             self.events.put_nowait,
         )
         self.verification = result.as_dict()
-
-
-async def _all_or_first_failure(tasks: list[asyncio.Task[None]]) -> None:
-    """Wait for every task; the first to fail stops the wait with its error (the caller
-    cancels the rest). A dead poller must not leave uploads waiting for it forever."""
-    waiting = set(tasks)
-    while waiting:
-        done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            if (error := task.exception()) is not None:
-                raise error

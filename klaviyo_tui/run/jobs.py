@@ -277,3 +277,14 @@ def _accepted(record: BatchRecord, batch: Batch) -> bool:
 def _value_of(payload: bytes, path: str) -> str:
     done = strip_field(payload, path)
     return done[1] if done is not None else ""
+
+
+async def all_or_first_failure(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for every task; the first to fail stops the wait with its error (the caller
+    cancels the rest). A dead poller must not leave uploads waiting for it forever."""
+    waiting = set(tasks)
+    while waiting:
+        done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if (error := task.exception()) is not None:
+                raise error

@@ -9,7 +9,8 @@ as a segment source with the same export mapping (README, "Fixing rejected rows"
 named like one of the file's own columns keeps its name; the file's column is then prefixed
 `reject_`. A warning line (a field a sent row went without) carries the row's final state:
 `imported_with_warnings`, or `rejected_by_klaviyo` when Klaviyo then refused the row. Rows that
-Klaviyo refused have only the email beside them (sent rows' values are not kept).
+Klaviyo refused get their values from the source read again at the end of the run (sent rows'
+values are not kept: run/refused_values.py); only the email when the row has changed since.
 
 The cells keep the raw values (they are the user's data, needed to fix the rows) with three
 exceptions, each reversible by eye:
@@ -42,6 +43,7 @@ import errno
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -260,10 +262,18 @@ def draft(store: HistoryStore, run_id: int) -> int:
     return changes
 
 
-def finish(store: HistoryStore, run_id: int, drafted_at: int | None) -> Path | None:
+def finish(
+    store: HistoryStore,
+    run_id: int,
+    drafted_at: int | None,
+    fill: Callable[[], object] | None = None,
+) -> Path | None:
     """The run's file as the run ends: the draft (`draft`) stands if no failure was written,
     changed or removed since it began (Klaviyo refused nothing, nothing was found missing);
-    otherwise it is written again."""
+    otherwise it is written again. `fill` first records what the history lacks (the values of
+    rows Klaviyo refused: run/refused_values.py)."""
+    if fill is not None:
+        fill()
     if drafted_at is not None and drafted_at == store.failure_changes:
         target = path_for(run_id)
         return target if target.exists() else None
@@ -271,7 +281,10 @@ def finish(store: HistoryStore, run_id: int, drafted_at: int | None) -> Path | N
 
 
 async def finish_after_draft(
-    store: HistoryStore, run_id: int, early: asyncio.Future[int] | None
+    store: HistoryStore,
+    run_id: int,
+    early: asyncio.Future[int] | None,
+    fill: Callable[[], object] | None = None,
 ) -> None:
     """`finish`, once the early file's thread (if any) has placed its file: that thread is never
     cancelled, so its file can't land after the final one. A draft that failed (a failure
@@ -280,4 +293,4 @@ async def finish_after_draft(
     if early is not None:
         with contextlib.suppress(Exception):
             drafted_at = await asyncio.shield(early)
-    await asyncio.to_thread(finish, store, run_id, drafted_at)
+    await asyncio.to_thread(finish, store, run_id, drafted_at, fill)

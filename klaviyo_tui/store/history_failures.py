@@ -161,6 +161,25 @@ class FailuresMixin:
         )
         return [(row[0], row[1], row[2]) for row in rows]
 
+    def refused_without_values(self, run_id: int) -> dict[tuple[str, int], tuple[int, str]]:
+        """(segment, row) -> (failure id, email) of the rows Klaviyo refused in the run whose
+        source values are not recorded (run/refused_values.py)."""
+        rows = self._query(
+            "SELECT segment, row, id, email FROM failures WHERE run_id = ? AND state = ? "
+            "AND row > 0 AND source_values IS NULL",
+            (run_id, RowState.REJECTED.value),
+        )
+        return {(str(r[0]), int(r[1])): (int(r[2]), str(r[3] or "")) for r in rows}
+
+    def set_failure_values(self, values: Iterable[tuple[int, str]]) -> None:
+        """Record source values (as `values_json` stores them) for these failure ids."""
+        with self._tx() as db:
+            updated = db.executemany(
+                "UPDATE failures SET source_values = ? WHERE id = ?",
+                ((text, failure) for failure, text in values),
+            )
+            self._counted(updated)
+
     def drop_failures(
         self, run_id: int, state: RowState | str, rows: Iterable[tuple[str, int]]
     ) -> None:
