@@ -6,7 +6,9 @@ them is refused up front with the number it has and the limit, instead of eating
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
@@ -42,6 +44,53 @@ def short(exc: BaseException) -> str:
     """The first line of an exception's text, for a one-line message."""
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
+
+
+def line_at(data: bytes, pos: int) -> int:
+    """The 1-based line of `data[pos]`, counting "\\n", "\\r\\n" and a lone "\\r" as line ends."""
+    head = data[:pos]
+    return head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
+
+
+@dataclass(frozen=True, slots=True)
+class BadByte:
+    """Where a stream stops being UTF-8, so a message can point at the line to fix."""
+
+    line: int  # 1-based, as a text editor counts lines (not rows: quoted line breaks count)
+    byte: int  # the first byte that is not UTF-8
+    before: bytes | None  # its line's bytes before it; None when that part is very long
+
+
+_SCAN_BYTES = 1 << 20
+_BEFORE_BYTES = 64 << 10
+
+
+def first_invalid_utf8(stream: io.BufferedIOBase) -> BadByte | None:
+    """The first byte of `stream` that is not UTF-8, or None. Reads it whole, block by block:
+    only for a file already known to be bad, never on the normal path."""
+    lines, carry, tail, cr = 1, b"", b"", False  # tail: the current line before `data`
+    while True:
+        block = stream.read(_SCAN_BYTES)
+        data = carry + block
+        if not data:
+            return None
+        try:
+            data.decode("utf-8")
+            good = len(data)
+        except UnicodeDecodeError as exc:
+            cut = bool(block) and exc.end == len(data) and exc.reason == "unexpected end of data"
+            if not cut:  # a bad byte (or a character cut by the end of the file)
+                start = max(data.rfind(b"\n", 0, exc.start), data.rfind(b"\r", 0, exc.start))
+                before = data[start + 1 : exc.start] if start >= 0 else tail + data[: exc.start]
+                lines += line_at(data, exc.start) - 1 - (cr and data.startswith(b"\n"))
+                kept = before if len(before) <= _BEFORE_BYTES else None
+                return BadByte(lines, data[exc.start], kept)
+            good = exc.start  # a character cut by the block's end: finish it with the next
+        checked, carry = data[:good], data[good:]
+        lines += line_at(checked, good) - 1 - (cr and checked.startswith(b"\n"))
+        start = max(checked.rfind(b"\n"), checked.rfind(b"\r"))
+        tail = checked[start + 1 :] if start >= 0 else (tail + checked)[-_BEFORE_BYTES - 1 :]
+        cr = checked.endswith(b"\r") if checked else cr
 
 
 def check_width(count: int, where: str) -> None:

@@ -4,13 +4,16 @@ Lines are read with a length cap, so a file without line breaks (or one enormous
 refused with its line number instead of being read into memory whole. Each chunk is parsed by
 pandas exactly as `read_json(lines=True, chunksize=...)` would (blank lines skipped, values kept
 as they are typed in the JSON). pyarrow's JSON reader is faster but refuses a column whose type
-changes from line to line (a number, then a string), which real exports have.
+changes from line to line (a number, then a string), which real exports have. When pandas refuses
+a chunk, its lines are checked one by one for the message: pandas gives a byte position in the
+chunk, not a line of the file.
 """
 
 from __future__ import annotations
 
 import codecs
 import io
+import json
 from collections.abc import Iterator
 
 import pandas as pd
@@ -23,6 +26,15 @@ from klaviyo_tui.input.sources.watch import PassTracker
 #: large nested properties while keeping a runaway line from filling memory.
 MAX_LINE_BYTES = 16 << 20
 _READ_BYTES = 4 << 20
+#: JSON's names for what a line that is not an object holds, for the message.
+_JSON_TYPES: dict[type, str] = {
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "number",
+    float: "number",
+    type(None): "null",
+}
 
 
 def _parse(lines: list[bytes], columns: list[str] | None, where: str) -> pd.DataFrame:
@@ -42,8 +54,61 @@ def _parse(lines: list[bytes], columns: list[str] | None, where: str) -> pd.Data
     return df
 
 
+def _problem(line: bytes) -> tuple[str, str] | None:
+    """What is wrong with one line of JSON Lines and what to do, in words; None if nothing is."""
+    try:
+        value = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return (
+            f"has the byte 0x{line[exc.start]:02X}, which is not UTF-8",
+            "Fix that line, or export the whole file again as UTF-8",
+        )
+    except json.JSONDecodeError as exc:
+        problem = f"is not valid JSON ({exc.msg} at character {exc.colno})"
+    else:
+        if isinstance(value, dict):
+            return None
+        problem = f"holds a JSON {_JSON_TYPES.get(type(value), 'value')}, not an object"
+    return problem, "A JSON Lines file holds one JSON object per line: fix that line"
+
+
+def _refusal(src: OpenSource, kind: FileKind, lines: list[bytes], start: int) -> SourceError | None:
+    """Why pandas refused `lines` (records start+1, ...), with the file line to fix."""
+    for index, line in enumerate(lines):
+        if (problem := _problem(line)) is not None:
+            number = _line_number(src, kind, start + index + 1)
+            other = (
+                " If the file is not JSON Lines at all, name it by its type." if number == 1 else ""
+            )
+            return SourceError(
+                f"Cannot read {src.path} as {kind.label}: line {number:,} {problem[0]}. "
+                f"{problem[1]}, then retry.{other}"
+            )
+    return None
+
+
+def _line_number(src: OpenSource, kind: FileKind, record: int) -> int:
+    """The file line of the `record`-th non-blank line, read again (only to explain an error)."""
+    done = 0
+    with open_stream(src, kind) as stream:
+        for lines in _split(stream, str(src.path)):
+            for index, line in enumerate(lines):
+                if line.strip():
+                    record -= 1
+                    if record == 0:
+                        return done + index + 1
+            done += len(lines)
+    return done
+
+
 def _lines(stream: io.BufferedIOBase, where: str) -> Iterator[list[bytes]]:
     """The file's non-blank lines, a block at a time; no line may pass MAX_LINE_BYTES."""
+    for lines in _split(stream, where):
+        yield [line for line in lines if line.strip()]
+
+
+def _split(stream: io.BufferedIOBase, where: str) -> Iterator[list[bytes]]:
+    """All the file's lines, a block at a time; no line may pass MAX_LINE_BYTES."""
     carry = b""
     done = 0  # lines before `carry`
     first = True
@@ -62,8 +127,8 @@ def _lines(stream: io.BufferedIOBase, where: str) -> Iterator[list[bytes]]:
                 "a JSON Lines file holds one record per line (is this one JSON document?)."
             )
         done += len(lines)
-        yield [line for line in lines if line.strip()]
-    if carry.strip():
+        yield lines
+    if carry:
         yield [carry]
 
 
@@ -82,9 +147,22 @@ def jsonl_chunks(
         for lines in _lines(stream, where):
             pending.extend(lines)
             while len(pending) >= chunk_rows:
-                df = _parse(pending[:chunk_rows], columns, where)
+                df = _checked(src, kind, pending[:chunk_rows], columns, start)
                 yield numbered(df, start)
                 start += len(df)
                 del pending[:chunk_rows]
         if pending:
-            yield numbered(_parse(pending, columns, where), start)
+            yield numbered(_checked(src, kind, pending, columns, start), start)
+
+
+def _checked(
+    src: OpenSource, kind: FileKind, lines: list[bytes], columns: list[str] | None, start: int
+) -> pd.DataFrame:
+    """`_parse`, or a SourceError naming the first line pandas could not read."""
+    try:
+        return _parse(lines, columns, str(src.path))
+    except (ValueError, TypeError):  # bad JSON or UTF-8; TypeError: objects mixed with others
+        refusal = _refusal(src, kind, lines, start)
+        if refusal is None:
+            raise
+        raise refusal from None

@@ -3,7 +3,8 @@
 Much faster than pandas, and every column is read as a string, so zip codes and ids keep their
 leading zeros. Encoding and delimiter are detected on the first 256 KB of the decompressed text;
 the header row is read whole (up to MAX_HEADER_BYTES) before anything else, so a very wide header
-is counted, not cut.
+is counted, not cut. Text that is neither all UTF-8 nor all cp1252 is refused with the line to
+fix, never read one way or the other: either way, some of its accents would arrive corrupted.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Iterator
 
 import pandas as pd
@@ -21,6 +23,8 @@ from klaviyo_tui.input.sources.common import (
     MAX_COLUMNS,
     SourceError,
     check_width,
+    first_invalid_utf8,
+    line_at,
     rebatch,
     select,
 )
@@ -37,8 +41,28 @@ BLOCK_SIZES = (_BLOCK_BYTES, 8 << 20, 64 << 20)
 MAX_HEADER_BYTES = BLOCK_SIZES[-1]
 
 
-def detect_encoding(sample: bytes) -> str:
-    """BOMs first, then UTF-8 if it decodes, then cp1252 (a superset of Latin-1 printables)."""
+#: One well-formed UTF-8 character of two to four bytes (RFC 3629's table).
+_UTF8_CHAR = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+
+
+class MixedEncoding(ValueError):
+    """UTF-8 characters and bytes that are not UTF-8 in one sample: read as UTF-8 the bad bytes
+    fail, read as cp1252 every correct accent turns into two wrong characters (é -> Ã©)."""
+
+    def __init__(self, utf8_at: int, bad_at: int) -> None:
+        super().__init__("the text mixes UTF-8 with bytes that are not UTF-8")
+        self.utf8_at = utf8_at  # offset of the first well-formed multibyte character
+        self.bad_at = bad_at  # offset of the first byte that is not UTF-8
+
+
+def detect_encoding(sample: bytes, *, whole: bool = False) -> str:
+    """BOMs first, then UTF-8 if it decodes, then cp1252 (a superset of Latin-1 printables) when
+    no multibyte UTF-8 character is there; MixedEncoding when one is (neither reading is right).
+    `whole`: the sample is the whole file, so a character cut at its end is not the sample's."""
     for bom, name in (
         (codecs.BOM_UTF32_LE, "utf-32"),
         (codecs.BOM_UTF32_BE, "utf-32"),
@@ -59,9 +83,49 @@ def detect_encoding(sample: bytes) -> str:
         sample.decode("utf-8")
         return "utf-8"
     except UnicodeDecodeError as exc:
-        if exc.start >= len(sample) - 4:  # a multibyte character cut by the sample boundary
-            return "utf-8"
+        if not whole and exc.reason == "unexpected end of data" and exc.end == len(sample):
+            return "utf-8"  # a multibyte character cut by the sample boundary
+        if utf8 := _UTF8_CHAR.search(sample):
+            raise MixedEncoding(utf8.start(), exc.start) from None
         return "cp1252"
+
+
+def _mixed(where: str, data: bytes, exc: MixedEncoding) -> SourceError:
+    """The refusal of a file that is part UTF-8, part not: both lines, so either can be checked."""
+    found = _UTF8_CHAR.match(data, exc.utf8_at)
+    char = found.group().decode() if found else "?"
+    line = line_at(data, exc.bad_at)
+    return SourceError(
+        f"{where} mixes two text encodings: line {line_at(data, exc.utf8_at):,} has UTF-8 text "
+        f"({char!r}) but line {line:,} has the byte 0x{data[exc.bad_at]:02X}, which is not UTF-8; "
+        f"read either way, some of its text would be corrupted. Fix line {line:,}, or export the "
+        "whole file again as UTF-8, then retry."
+    )
+
+
+def _not_utf8(
+    src: OpenSource, kind: FileKind, delimiter: str, header: list[str], arrow: str
+) -> SourceError | None:
+    """pyarrow's "invalid UTF8 data" with the line to fix: pyarrow names no line, and its column
+    number counts from 0. The file is read again for it, only after pyarrow has failed."""
+    with open_stream(src, kind) as stream:
+        bad = first_invalid_utf8(stream)
+    if bad is None:
+        return None
+    column = ""
+    index = re.search(r"column #(\d+)", arrow)
+    if index is not None and bad.before is not None:
+        try:  # the byte's column, by its line up to it; named only if pyarrow's agrees
+            fields = next(csv.reader([bad.before.decode("utf-8")], delimiter=delimiter), [""])
+        except csv.Error:
+            fields = []
+        if len(fields) - 1 == int(index.group(1)) < len(header):
+            column = f" (column {header[len(fields) - 1]!r})"
+    return SourceError(
+        f"Cannot read {src.path}: it is not valid UTF-8 at line {bad.line:,}{column}, which has "
+        f"the byte 0x{bad.byte:02X}. Fix that line, or export the whole file again as UTF-8, "
+        "then retry."
+    )
 
 
 DELIMITERS = ",;\t|"
@@ -140,7 +204,10 @@ def _header(src: OpenSource, kind: FileKind) -> tuple[str, str, list[str], int]:
         data = _read(stream, SAMPLE_BYTES)
         if not data.strip():
             raise SourceError(f"{where} is empty.")
-        encoding = detect_encoding(data)
+        try:
+            encoding = detect_encoding(data, whole=len(data) < SAMPLE_BYTES)
+        except MixedEncoding as exc:
+            raise _mixed(where, data, exc) from None
         text = data.decode(encoding, errors="replace")
         delimiter = detect_delimiter(text, kind.suffix)
         ended = len(data) < SAMPLE_BYTES
@@ -208,6 +275,10 @@ def csv_chunks(
             except pa.ArrowInvalid as exc:
                 if "Empty CSV file" in str(exc):
                     raise SourceError(f"{where} has no data rows.") from None
+                if pa_encoding == "utf8" and "invalid UTF8" in str(exc):
+                    error = _not_utf8(src, kind, delimiter, header, str(exc))
+                    if error is not None:
+                        raise error from None
                 if "straddl" not in str(exc):
                     raise
     raise SourceError(
