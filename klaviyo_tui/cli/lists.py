@@ -9,6 +9,7 @@ import click
 from klaviyo_tui.cli.context import CliContext
 from klaviyo_tui.cli.output import emit_json, say
 from klaviyo_tui.klaviyo import KlaviyoList
+from klaviyo_tui.redaction import safe_text
 from klaviyo_tui.run.progress import plural
 from klaviyo_tui.services import lists as service
 from klaviyo_tui.services.connections import connection_named
@@ -71,9 +72,11 @@ def lists_group(ctx: click.Context, connection: str | None, search: str, as_json
     if not found:
         say(f"no list matches {search!r}" if search.strip() else "the account has no lists yet")
         return
-    width = min(max(len(lst.name) for lst in found), 40)
-    for lst in found:
-        say(f"{lst.name:<{width}}  {lst.id}")
+    # Padded as shown (escapes and all), so an escaped name does not push its id out of line.
+    names = [safe_text(lst.name) for lst in found]
+    width = min(max(len(shown) for shown in names), 40)
+    for shown, lst in zip(names, found, strict=True):
+        say(f"{shown:<{width}}  {lst.id}")
     say(f"{plural(len(found), 'list')} (connection {name})", err=True)
 
 

@@ -36,7 +36,8 @@ from klaviyo_tui.tui.screens.dialogs import ConfirmModal
 def pasted_text(text: str) -> str:
     """A paste as fields get it: line ends normalised, other control characters made visible
     (a pasted ESC would otherwise reach the terminal when the field is drawn)."""
-    return printable(text.replace("\r\n", "\n").replace("\r", "\n"), keep_layout=True)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return printable(text, keep_layout=True, controls_only=True)
 
 
 class AppBase(App[int]):

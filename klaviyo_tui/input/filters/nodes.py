@@ -35,9 +35,22 @@ class FilterError(AppError):
 
 
 def clip(text: str, limit: int = 40) -> str:
-    """User text made safe to show: printable characters only, at most `limit` of them."""
-    shown = "".join(ch if ch.isprintable() else "?" for ch in text[: limit + 1])
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+    """User text made safe to show, at most `limit` characters: anything not printable as an
+    escape (ESC as `\\x1b`, as everywhere else), so a message names the column exactly."""
+    pieces = [
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+        for ch in text[: limit + 1]
+    ]
+    if sum(map(len, pieces)) <= limit:
+        return "".join(pieces)
+    kept: list[str] = []
+    room = limit - 1  # an escape is kept whole or not at all
+    for piece in pieces:
+        room -= len(piece)
+        if room < 0:
+            break
+        kept.append(piece)
+    return "".join(kept) + "…"
 
 
 def quoted(text: str, limit: int = 40) -> str:

@@ -12,7 +12,7 @@ from rich.highlighter import Highlighter
 from rich.text import Text
 from textual.content import Content
 
-from klaviyo_tui.redaction import safe_text
+from klaviyo_tui.redaction import is_hidden, safe_text
 from klaviyo_tui.services.columns import column_label
 
 FIELDS: tuple[tuple[str, str], ...] = (
@@ -37,11 +37,14 @@ _PICTURES |= {c: "\ufffd" for c in range(0x80, 0xA0)}
 
 class ControlPictures(Highlighter):
     """For Inputs holding text from files or config (a path, a filter): control characters show
-    as visible pictures, one for one so the cursor still lines up, and never reach the terminal."""
+    as visible pictures, and format characters (a bidi override, a zero-width space) as U+FFFD,
+    one for one so the cursor still lines up; none reaches the terminal. The value is kept."""
 
     def highlight(self, text: Text) -> None:
         plain = text.plain
         pictured = plain.translate(_PICTURES)
+        if not pictured.isascii():
+            pictured = "".join("\ufffd" if is_hidden(c) else c for c in pictured)
         if pictured != plain:
             text.plain = pictured
 
