@@ -123,3 +123,11 @@ def test_rejects_csv_goes_to_the_current_folder_or_home(tmp_path: Path) -> None:
     assert default_csv_path(7, tmp_path) == tmp_path / "run-7-rejects.csv"
     gone = tmp_path / "gone"  # a folder that cannot be written (here: no longer exists)
     assert default_csv_path(7, gone) == Path.home() / "run-7-rejects.csv"
+
+
+def test_a_run_whose_sent_rows_were_all_refused_does_not_say_nothing_was_sent() -> None:
+    """A retry of 17 rows Klaviyo refuses again: sent 17, rejected 17, none confirmed."""
+    p = RunProgress("vip")
+    p.sent = 17
+    p.apply(RunSummary(4, "vip", COUNTS | {"rejected_by_klaviyo": 17}, 1.0, ExitCode.PARTIAL))
+    assert rate_text(p) == "no profile confirmed"

@@ -120,7 +120,9 @@ def rate_text(p: RunProgress) -> str:
     """Profiles a second; nothing at all for a run that sent nothing (say, a resumed one)."""
     if p.finished:
         if not p.confirmed:
-            return "nothing sent in this run" if p.summary is not None else ""
+            if p.summary is None:
+                return ""
+            return "no profile confirmed" if p.sent else "nothing sent in this run"
         return f"{p.average_rate:,.0f} profiles/s average" if p.average_rate is not None else ""
     return f"{p.rate:,.0f} profiles/s · ETA {format_duration(p.eta_s)}"
 
