@@ -115,6 +115,9 @@ def format_summary(summary: RunSummary) -> str:
             "limits"
         )
         return text + format_sync(summary.sync, dry_run=True) + _stopped(summary)
+    if summary.error and not summary.total_rows:  # stopped before reading: no counts to give
+        run = f" (run {summary.run_id})" if summary.run_id is not None else ""
+        return f"{head}: nothing was read or sent{run}{_stopped(summary)}"
     parts = [
         f"{c.get(RowState.IMPORTED.value, 0):,} imported",
         f"{c.get(RowState.IMPORTED_WITH_WARNINGS.value, 0):,} imported with warnings",

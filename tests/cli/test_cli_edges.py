@@ -142,6 +142,12 @@ def test_a_run_that_stopped_says_why_on_its_stdout_line_too() -> None:
     gone = "list BQGLgW does not exist in this account"
     failed = RunSummary(7, "two", {"imported": 0}, 0.4, ExitCode.USAGE, error=gone)
     assert format_summary(failed).endswith(f"; stopped (exit code 2): {gone}")
+    # stopped before reading (a wrong key): no zero counts, no sync figures that read as a plan
+    sync = {"mode": "upsert", "incremental": True, "full_reason": "no earlier run"}
+    bad_key = RunSummary(10, "two", {"imported": 0}, 0.2, ExitCode.AUTH, error="bad key", sync=sync)
+    assert format_summary(bad_key) == (
+        "export two: nothing was read or sent (run 10); stopped (exit code 4): bad key"
+    )
     fine = RunSummary(8, "two", {"imported": 3}, 0.4, ExitCode.OK)
     assert "stopped" not in format_summary(fine)
     dry = RunSummary(9, "two", {}, 0.4, ExitCode.INPUT, error="no valid rows", dry_run=True)
