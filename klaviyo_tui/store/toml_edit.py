@@ -236,7 +236,16 @@ def add(target: Part, key: str, item: Item) -> None:
     """Add `key` to the fragment `target`: values right after its last value, tables at its end."""
     node = target.item
     assert isinstance(node, Table | InlineTable)
-    if isinstance(node, InlineTable) or isinstance(item, Table):
+    if isinstance(node, InlineTable):  # before the space that closes `{ a = 1 }`, not after it
+        entries = node.value.body
+        closing = entries[-1] if entries and isinstance(entries[-1][1], Whitespace) else None
+        if closing is not None:
+            entries.pop()
+        node.append(key, item)
+        if closing is not None:
+            entries.append(closing)
+        return
+    if isinstance(item, Table):
         node.append(key, item)
         return
     entries = node.value.body

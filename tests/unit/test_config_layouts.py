@@ -525,3 +525,16 @@ def test_inline_table_config_is_edited_not_crashed() -> None:
     assert path.read_text().splitlines()[0] == (
         'connections = {a = {display_name = "A"}, b = {display_name = "B"}}'
     )
+
+
+def test_a_key_added_to_a_spaced_inline_table_goes_before_its_closing_space() -> None:
+    """`{ email = "email" }` gains `, first_name = "name" }`, not `,  first_name = "name"}`."""
+    path = paths.config_path()
+    head = '[segments.s]\nsource = "s.csv"\n\n[exports.e]\nconnection = "a"\nlist_id = "L"\n'
+    text = head + 'segments = ["s"]\nmapping = { email = "email", properties = ["orders"] }\n'
+    path.write_text(text, encoding="utf-8")
+    store = ConfigStore(path)
+    export = store.config.exports["e"]
+    store.put_export(replace(export, mapping=replace(export.mapping, first_name="name")))
+    store.save()
+    assert path.read_text() == text.replace('["orders"] }', '["orders"], first_name = "name" }')
