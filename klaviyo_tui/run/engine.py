@@ -342,6 +342,8 @@ class _ExportRun:
             self.tally.stopped(tracker.unsettled_rows(), unread=unread)
             if self.run_id is not None:
                 values = partial(fill, self.store, self.run_id, self.export, self.config.segments)
+                if (task := asyncio.current_task()) is not None and task.cancelling():
+                    values = None  # stopping: no second read of the source (--resume redoes it)
                 await rejects_file.finish_after_draft(
                     self.store, self.run_id, self.early_rejects, values
                 )
