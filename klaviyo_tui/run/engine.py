@@ -341,9 +341,10 @@ class _ExportRun:
             unread = not done_reading.is_set() and self.retry_rows is None  # a retry reads few
             self.tally.stopped(tracker.unsettled_rows(), unread=unread)
             if self.run_id is not None:
-                values = partial(fill, self.store, self.run_id, self.export, self.config.segments)
-                if (task := asyncio.current_task()) is not None and task.cancelling():
-                    values = None  # stopping: no second read of the source (--resume redoes it)
+                me = asyncio.current_task()  # stopping: no second read of the source
+                stopping = me is not None and me.cancelling() > 0  # (--resume redoes it)
+                run, segments = self.run_id, self.config.segments
+                values = None if stopping else partial(fill, self.store, run, self.export, segments)
                 await rejects_file.finish_after_draft(
                     self.store, self.run_id, self.early_rejects, values
                 )
