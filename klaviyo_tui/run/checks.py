@@ -39,3 +39,15 @@ def check_runnable(export: Export, config: Config) -> None:
             f"export {export.name!r} has no segments",
             hint='Add segments = ["NAME"] to the export, or rebuild it in the app.',
         )
+    subscribe = export.sync.subscribe
+    if subscribe is not None and not subscribe.asserted:  # a hand edit can drop it
+        raise RunError(
+            f"export {export.name!r} subscribes customers to marketing, but the config records no "
+            "assertion that they consented (subscribe.asserted_at is missing)",
+            hint=(
+                f"`klaviyo-tui exports edit {export.name} --set subscribe={subscribe.channel}` "
+                "shows the consent text and records your assertion (add --assert-consent in a "
+                "script), as the app's Sync tab does; or stop subscribing with "
+                f"`klaviyo-tui exports edit {export.name} --set subscribe=off`."
+            ),
+        )

@@ -149,7 +149,7 @@ def edit_sync(
     same = out.subscribe is not None and dataclasses.replace(
         sub, asserted_at=None, asserted_by=None
     ) == dataclasses.replace(out.subscribe, asserted_at=None, asserted_by=None)
-    if not same:  # what is asserted changed: it must be asserted again
+    if not same or not sub.asserted:  # what is asserted changed (or was never): assert it
         sub = dataclasses.replace(sub, asserted_at=None, asserted_by=None)
         if consent_asserted:
             sub = assert_subscribe(sub)

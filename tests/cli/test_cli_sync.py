@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,21 @@ def test_subscribe_needs_the_consent_assertion(source: Path) -> None:
     off = invoke("exports", "edit", "news", "--set", "subscribe=off")
     assert off.exit_code == 0, off.output
     assert load_config(config_path()).exports["news"].sync.subscribe is None
+
+
+def test_a_run_refuses_to_subscribe_when_a_hand_edit_dropped_the_assertion(source: Path) -> None:
+    args = ["exports", "create", "news", "--source", str(source), "--list-name", "News"]
+    made = invoke(*args, "--subscribe", "email", "--assert-consent")
+    assert made.exit_code == 0, made.output
+    text = config_path().read_text()
+    cut = re.sub(r",? *asserted_(at|by) = \"[^\"]*\"", "", text)
+    assert cut != text and "asserted" not in cut
+    config_path().write_text(cut)
+    for run in (invoke("run", "news"), invoke("run", "news", "--dry-run")):
+        assert run.exit_code == 2, run.output
+        assert "records no assertion that they consented" in run.stderr
+        assert "exports edit news --set subscribe=email" in run.stderr
+    assert not json.loads(invoke("history", "--json").stdout)  # refused before any record
+    again = invoke("exports", "edit", "news", "--set", "subscribe=email", "--assert-consent")
+    assert again.exit_code == 0, again.output
+    assert invoke("run", "news").exit_code == 0
