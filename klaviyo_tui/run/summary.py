@@ -77,7 +77,7 @@ def ending(
         return ExitCode.INPUT, str(error)
     if isinstance(error, AppError):  # run, Klaviyo, source, filter (a changed file: resumable)
         note = unconfirmed_note(tally, export)
-        return error.exit_code, f"{error}; {note}" if note else str(error)
+        return error.exit_code, f"{str(error).rstrip('.')}; {note}" if note else str(error)
     if isinstance(error, OSError):
         return ExitCode.INPUT, f"could not write run files: {error.strerror or error}"
     raise error

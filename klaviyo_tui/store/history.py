@@ -60,6 +60,7 @@ from klaviyo_tui.store.history_open import (
 )
 from klaviyo_tui.store.history_records import (
     DUPLICATE_REASON,
+    RESUMABLE_FAILURES,
     RUN_COLUMNS,
     STATUS_BY_EXIT,
     BatchRecord,
@@ -277,7 +278,8 @@ class HistoryStore(JournalMixin, FailuresMixin, ExportStateMixin):
         return [record_of(row) for row in rows]
 
     def resumable_run(self, export: str) -> RunRecord | None:
-        """The export's latest real (not dry) run, if it was interrupted or killed, or ended
+        """The export's latest real (not dry) run, if it was interrupted or killed, failed because
+        Klaviyo refused the key or was unavailable (their messages say to resume), or ended
         partial with batches Klaviyo never confirmed (resuming asks about them again)."""
         rows = self._query(
             f"SELECT {RUN_COLUMNS} FROM runs WHERE export = ? AND dry_run = 0 "
@@ -288,6 +290,8 @@ class HistoryStore(JournalMixin, FailuresMixin, ExportStateMixin):
             return None
         record = record_of(rows[0])
         if record.status == "interrupted":
+            return record
+        if record.status == "failed" and record.exit_code in RESUMABLE_FAILURES:
             return record
         if record.status == "partial" and self.unconfirmed_batches(record.id):
             return record

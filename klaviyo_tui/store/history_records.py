@@ -27,6 +27,8 @@ STATUS_BY_EXIT = {
     ExitCode.PARTIAL: "partial",
     ExitCode.INTERRUPTED: "interrupted",
 }
+#: Failed runs that `--resume` continues: Klaviyo refused the key (fixed since) or was unavailable.
+RESUMABLE_FAILURES = (int(ExitCode.AUTH), int(ExitCode.UNAVAILABLE))
 
 
 @dataclass(frozen=True, slots=True)

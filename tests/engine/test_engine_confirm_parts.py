@@ -328,3 +328,21 @@ def test_run_verify_and_history_show_through_the_cli(
     shown_json = json.loads(cli("history", "show", "1", "--json").stdout)
     assert shown_json["verification"]["checked"] == 10
     assert shown_json["counts"][RowState.IMPORTED.value] == 40
+
+
+@pytest.mark.parametrize(
+    ("code", "resumable"),
+    [(ExitCode.UNAVAILABLE, True), (ExitCode.AUTH, True), (ExitCode.USAGE, False)],
+)
+def test_a_run_failed_by_klaviyo_or_its_key_is_resumable(
+    tmp_path: Path, code: ExitCode, resumable: bool
+) -> None:
+    """Their messages say to resume (the rows of accepted jobs are unconfirmed): --resume must
+    take them. A run refused for the user's own mistake is run again instead."""
+    with HistoryStore(tmp_path / "h.sqlite3") as store:
+        run_id = store.start_run(export="e", connection="c", list_id="L")
+        store.batch_submitting(run_id, 0, "f", 3)
+        store.batch_accepted(run_id, 0, "J")
+        store.finish_run(run_id, RunSummary(run_id, "e", {}, 1.0, code, error="x"))
+        record = store.resumable_run("e")
+        assert (record is not None and record.id == run_id) is resumable
