@@ -43,6 +43,8 @@ from klaviyo_tui.cli.segments import segments_group
 from klaviyo_tui.cli.utf8 import require_utf8
 from klaviyo_tui.errors import AppError, ExitCode
 from klaviyo_tui.events import RunSummary
+from klaviyo_tui.redaction import redact
+from klaviyo_tui.run.locking import RunInProgress
 from klaviyo_tui.run.sync.options import SyncOptions
 from klaviyo_tui.store import paths
 from klaviyo_tui.store.config import Config
@@ -237,6 +239,12 @@ def run(
         )
     options = RunFlags(confirm_timeout, verify)
     sync = SyncOptions(full=full, mode=mode, allow_mass_removal=allow_mass_removal)
+    if due and not obj.config_path.exists():  # cron must not read a typo as "nothing is due"
+        raise AppError(
+            f"there is no config file at {obj.config_path}, so no export can be due",
+            hint="Check --config or KLAVIYO_TUI_CONFIG in the cron line, or create an export "
+            "first (`klaviyo-tui exports create`).",
+        )
     if due:
         sys.exit(_run_due(config, as_json=as_json, dry_run=dry_run, flags=options, sync=sync))
     assert export_name is not None
@@ -283,6 +291,11 @@ def _run_due(
             summary = _run_one(
                 config, export.name, dry_run=dry_run, as_json=as_json, flags=flags, sync=sync
             )
+        except RunInProgress as error:  # another cron process runs it now: not a failure
+            say(f"klaviyo-tui: {export.name}: skipped, {error.message}", err=True)
+            if as_json:
+                emit_json({"export": export.name, "skipped": redact(error.message)})
+            continue
         except AppError as error:  # one export's problem does not stop the others
             say(f"klaviyo-tui: {export.name}: {error.message}", err=True)
             if as_json:

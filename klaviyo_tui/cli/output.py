@@ -117,7 +117,7 @@ def format_summary(summary: RunSummary) -> str:
         return text + format_sync(summary.sync, dry_run=True) + _stopped(summary)
     if summary.error and not summary.total_rows:  # stopped before reading: no counts to give
         run = f" (run {summary.run_id})" if summary.run_id is not None else ""
-        return f"{head}: nothing was read or sent{run}{_stopped(summary)}"
+        return f"{head}: nothing was sent{run}{_stopped(summary)}"
     parts = [
         f"{c.get(RowState.IMPORTED.value, 0):,} imported",
         f"{c.get(RowState.IMPORTED_WITH_WARNINGS.value, 0):,} imported with warnings",
@@ -149,6 +149,8 @@ def _stopped(summary: RunSummary) -> str:
     must not read a failed run as an empty one."""
     if summary.exit_code in (ExitCode.OK, ExitCode.PARTIAL) or not summary.error:
         return ""
+    if summary.error == summary.sync.get("refused"):  # said just above, on its "refused:" line
+        return f"; stopped (exit code {int(summary.exit_code)})"
     return f"; stopped (exit code {int(summary.exit_code)}): {summary.error}"
 
 

@@ -75,3 +75,25 @@ def test_due_json_has_an_object_for_an_export_refused_before_it_starts(due: Path
     assert "connection 'gone', which does not exist" in refused["error"]
     assert "klaviyo-tui connections add gone" in refused["hint"]
     assert "broken: export 'broken' uses connection 'gone'" in done.stderr
+
+
+def test_a_due_export_another_process_is_running_is_skipped_not_failed(
+    due: Path, sandbox: SandboxServer
+) -> None:
+    """Two cron lines overlapping: the second sees the first's run and leaves it be (exit 0)."""
+    from klaviyo_tui.run.locking import export_lock
+
+    with export_lock("customers"):  # the other cron process, mid-run
+        done = cli("run", "--due", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["skipped"].startswith("export 'customers' is already running")
+    assert "skipped" in done.stderr
+    assert import_jobs(sandbox.base_url) == []
+
+
+def test_due_with_no_config_file_is_an_error_not_nothing_due(tmp_path: Path) -> None:
+    missing = tmp_path / "typo.toml"
+    done = cli("--config", str(missing), "run", "--due")
+    assert done.returncode == 2, done.stderr
+    assert f"there is no config file at {missing}" in done.stderr
+    assert "no export is due" not in done.stderr

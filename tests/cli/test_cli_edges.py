@@ -146,9 +146,14 @@ def test_a_run_that_stopped_says_why_on_its_stdout_line_too() -> None:
     sync = {"mode": "upsert", "incremental": True, "full_reason": "no earlier run"}
     bad_key = RunSummary(10, "two", {"imported": 0}, 0.2, ExitCode.AUTH, error="bad key", sync=sync)
     assert format_summary(bad_key) == (
-        "export two: nothing was read or sent (run 10); stopped (exit code 4): bad key"
+        "export two: nothing was sent (run 10); stopped (exit code 4): bad key"
     )
     fine = RunSummary(8, "two", {"imported": 3}, 0.4, ExitCode.OK)
     assert "stopped" not in format_summary(fine)
+    too_many = "the mirror run would remove 15 of the list's 99 members; nothing was sent"
+    refused = RunSummary(
+        11, "two", {}, 0.3, ExitCode.USAGE, error=too_many, dry_run=True, sync={"refused": too_many}
+    )
+    assert format_summary(refused).count(too_many) == 1  # once, not twice
     dry = RunSummary(9, "two", {}, 0.4, ExitCode.INPUT, error="no valid rows", dry_run=True)
     assert format_summary(dry).endswith("; stopped (exit code 3): no valid rows")
