@@ -227,7 +227,9 @@ def run(
     config = obj.config()
     if due == bool(export_name):
         raise AppError(
-            "give an export name, or --due to run every export whose schedule is due",
+            "give an export name or --due (every export whose schedule is due), not both"
+            if export_name
+            else "give an export name, or --due to run every export whose schedule is due",
             hint="See `klaviyo-tui exports list` for the names.",
         )
     if due and (resume or retry_of is not None):

@@ -121,7 +121,7 @@ def test_a_refused_mirror_run_says_why_and_what_to_do() -> None:
     figures = {"mode": "mirror", "incremental": True, "added": 0, "removed": 0, "leavers": 13}
     summary = RunSummary(3, "vip", {"invalid": 4}, 1.0, ExitCode.USAGE, error=REFUSED, sync=figures)
     words = " ".join(summary_text(folded(summary)).plain.split())
-    assert "Stopped after 1s: the removals pass the export's limits." in words
+    assert "Stopped after 1s: the removals exceed the export's limits." in words
     assert f"Refused: {REFUSED}" in words
     assert "press a to run once allowing them" in words
     assert ("", "13 profiles left the segment; 0 removed from the list.") in sync_lines(

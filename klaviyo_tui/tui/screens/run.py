@@ -147,7 +147,7 @@ def summary_text(p: RunProgress) -> Content:
         tail = "Press [b]u[/b] to resume, [b]o[/b] for details."
     refused = refusal(s)
     verb = "Stopped after" if s.exit_code in FIXES else "Finished in"
-    why = "the removals pass the export's limits" if refused else describe_exit(s.exit_code)
+    why = "the removals exceed the export's limits" if refused else describe_exit(s.exit_code)
     head = f"{verb} {format_duration(s.duration_s)}: {why}."
     parts = [dry_run_text(s) if s.dry_run else Content.from_markup("[b]$head[/b]", head=head)]
     if refused:
