@@ -27,6 +27,7 @@ from klaviyo_tui.services.segments import (
     make_segment,
     segment_named,
 )
+from klaviyo_tui.store import paths
 from klaviyo_tui.store.config import (
     LOCATION_FIELDS,
     PROFILE_FIELDS,
@@ -349,10 +350,16 @@ def save_export(config_path: Path, export: Export, segments: list[Segment]) -> C
 
 def remove_export(config_path: Path, name: str) -> list[str]:
     """Remove the export and the segments no other export uses (one edit); returns those
-    segments' names. History is kept. Blocks (file): use a thread.
+    segments' names. Its runs stay in the history; what it added to its list (the sync state)
+    is forgotten, so a new export of the same name does not inherit it. Blocks: use a thread.
     """
+    from klaviyo_tui.store.history import HistoryStore
+
     store = ConfigStore(config_path)
     export_named(store.config, name)
     pruned = store.remove_export(name, prune_segments=True)
     store.save()
+    if paths.history_path().exists():
+        with HistoryStore() as history:
+            history.forget_sync(name)
     return pruned

@@ -185,6 +185,17 @@ class ExportStateMixin:
                 (run_id, export, json.dumps(basis, sort_keys=True)),
             )
 
+    def forget_sync(self, export: str) -> None:
+        """The export was removed: what it added to its list is forgotten, so a new export of
+        the same name starts afresh (a mirror never removes what the old one added). Its runs
+        stay in the history."""
+        if not self._has_sync_tables():
+            return
+        with self._tx() as db:
+            for table in ("sync_state", "sync_basis", "sync_members"):
+                db.execute(f"DELETE FROM {table} WHERE export = ?", (export,))  # noqa: S608
+            db.execute("UPDATE sync_runs SET settled = 1 WHERE export = ?", (export,))
+
     def unsettled_sync_runs(
         self, export: str, *, but: int | None = None
     ) -> list[tuple[int, dict[str, object]]]:

@@ -87,3 +87,26 @@ def test_a_run_refuses_to_subscribe_when_a_hand_edit_dropped_the_assertion(sourc
     again = invoke("exports", "edit", "news", "--set", "subscribe=email", "--assert-consent")
     assert again.exit_code == 0, again.output
     assert invoke("run", "news").exit_code == 0
+
+
+def test_a_removed_exports_tracking_is_not_inherited_by_a_new_one_of_its_name(
+    source: Path, tmp_path: Path
+) -> None:
+    """A mirror export removed and created again (same name, same list, a smaller source) must
+    not plan to remove what the old one added: it knows nothing it added itself."""
+    made = invoke(
+        "exports", "create", "m2", "--source", str(source), "--list-name", "M", "--mode", "mirror"
+    )
+    assert made.exit_code == 0, made.output
+    assert invoke("run", "m2").exit_code == 0
+    list_id = load_config(config_path()).exports["m2"].list_id
+    assert invoke("exports", "remove", "m2", "--yes").exit_code == 0
+    small = write_csv(tmp_path / "small.csv", [{"contact": "user0@example.com"}])
+    again = invoke(
+        "exports", "create", "m2", "--source", str(small), "--list", list_id, "--mode", "mirror"
+    )
+    assert again.exit_code == 0, again.output
+    plan = invoke("run", "m2", "--dry-run", "--json")
+    assert plan.exit_code == 0, plan.output
+    sync = json.loads(plan.stdout)["sync"]
+    assert sync["removals"] == 0 and "no earlier run" in sync["full_reason"], sync
