@@ -26,6 +26,23 @@ from tests.support.engine import create_list, list_emails, write_config, write_c
 pytestmark = pytest.mark.timeout(120)
 
 
+def cli_until(args: list[str], marker: str, *, stdout: int) -> subprocess.Popen[str]:
+    """The CLI started in its own process, once its stderr has shown `marker` (the rest of
+    stderr stays unread in the pipe)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "klaviyo_tui", *args],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, KLAVIYO_API_KEY=DEMO_KEY),
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if marker in line:
+            break
+    return proc
+
+
 def test_second_run_of_a_running_export_is_refused(tmp_path: Path) -> None:
     # Jobs take 5 s: the second process must start (slow on a loaded machine) while the first
     # still holds the lock.
@@ -71,21 +88,10 @@ def test_sqlite_survives_sigkill_during_writes_and_resume_finishes(
         write_config(
             config_path(), base_url=server.base_url, list_id=list_id, sources={"m": source}
         )
-        env = dict(os.environ, KLAVIYO_API_KEY=DEMO_KEY)
         killed: list[int] = []
         for attempt in range(3):
             args = ["run", "customers"] + (["--resume"] if attempt else [])
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "klaviyo_tui", *args],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=env,
-            )
-            assert proc.stderr is not None
-            for line in proc.stderr:
-                if "reading" in line:
-                    break
+            proc = cli_until(args, "reading", stdout=subprocess.DEVNULL)
             time.sleep(rng.uniform(0.05, 0.6))  # a random moment of the work (not a wait for it)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -127,18 +133,7 @@ def test_a_run_stopped_by_sigterm_prints_its_summary_and_every_row_has_a_state(
         write_config(
             config_path(), base_url=server.base_url, list_id=list_id, sources={"m": source}
         )
-        env = dict(os.environ, KLAVIYO_API_KEY=DEMO_KEY)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "klaviyo_tui", "run", "customers", "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            if " sent: " in line:
-                break
+        proc = cli_until(["run", "customers", "--json"], " sent: ", stdout=subprocess.PIPE)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err
