@@ -45,6 +45,7 @@ from klaviyo_tui.run.reading import BatchQueue, BatchReader
 from klaviyo_tui.run.refused_values import fill
 from klaviyo_tui.run.retry import RetryRows
 from klaviyo_tui.run.summary import SummaryParts, ending, make_summary
+from klaviyo_tui.run.sync.mirror import same_list
 from klaviyo_tui.run.sync.options import SyncOptions
 from klaviyo_tui.run.sync.runner import SyncRun
 from klaviyo_tui.store.config import Config, Export
@@ -150,9 +151,7 @@ class _ExportRun:
                     "--resume and --retry-failed do not go together: resume the interrupted "
                     "run first, then retry what Klaviyo rejected"
                 )
-            self.retry_rows = await asyncio.to_thread(
-                RetryRows.of, self.store, retry_failed_of, self.export.name
-            )
+            await self._retrying(retry_failed_of)
         if resume:
             previous = await asyncio.to_thread(self.store.resumable_run, self.export.name)
             if previous is None:
@@ -162,6 +161,9 @@ class _ExportRun:
                     exit_code=ExitCode.USAGE,
                 )
             self.run_id = previous.id
+            figures = await asyncio.to_thread(self.store.run_sync, self._run)
+            if (retried := SyncOptions.retry_before(figures)) is not None:  # a retry goes on
+                await self._retrying(retried)
             await asyncio.to_thread(self.store.reopen_run, previous.id)
             await asyncio.to_thread(self.store.clear_failures, previous.id, REDONE_ON_RESUME)
             # the pipeline's own warnings are written again as the input is re-read; Klaviyo's
@@ -189,7 +191,7 @@ class _ExportRun:
             resumed=resume,
             counts=self.tally.counts,
             emit=self.events.put_nowait,
-            others=self._same_list_exports(),
+            others=same_list(self.config, self.export),
         ).start()
 
         worker = asyncio.create_task(self._work(journal, client))
@@ -222,22 +224,22 @@ class _ExportRun:
         self._finish_sync(summary)
         yield summary
 
-    def _same_list_exports(self) -> tuple[str, ...]:
-        """The config's other exports to this export's list in the same connection."""
-        me = self.export
-        return tuple(
-            e.name
-            for e in self.config.exports.values()
-            if e.name != me.name and e.list_id == me.list_id and e.connection == me.connection
+    async def _retrying(self, run_id: int) -> None:
+        """Send only the rows Klaviyo rejected in `run_id`, and remove no one."""
+        self.sync_options = self.sync_options.retrying(run_id)
+        self.retry_rows = await asyncio.to_thread(
+            RetryRows.of, self.store, run_id, self.export.name
         )
 
-    def _ending(self, worker: asyncio.Task[None]) -> tuple[ExitCode, str | None]:
+    def _ending(self, worker: asyncio.Task[None]) -> tuple[ExitCode, str | None, str | None]:
         refused = self.sync.refused if self.sync is not None else None  # sync hook
         return ending(
             worker.exception(), self.tally, self.export.name, dry_run=self.dry_run, refused=refused
         )
 
-    def _make_summary(self, code: ExitCode, error: str | None) -> RunSummary:
+    def _make_summary(
+        self, code: ExitCode, error: str | None, hint: str | None = None
+    ) -> RunSummary:
         parts = SummaryParts(
             run_id=self.run_id,
             export=self.export.name,
@@ -250,7 +252,7 @@ class _ExportRun:
             verification=self.verification,
             sync=self.sync.figures() if self.sync is not None else {},  # sync hook
         )
-        return make_summary(parts, self.tally, code, error)
+        return make_summary(parts, self.tally, code, error, hint)
 
     def _finish_sync(self, summary: RunSummary) -> None:
         """Record the end of the run. Synchronous on purpose: it must happen even on cancel."""

@@ -74,19 +74,19 @@ def produce(
             total = item.total if only_rows is None else total
             continue
         rejects, warnings = item.rejects, item.warnings
-        if only_rows is not None:
-            rejects = [r for r in rejects if (r.segment, r.row) in only_rows]
-            warnings = [r for r in warnings if (r.segment, r.row) in only_rows]
-        read += item.read if only_rows is None else len(rejects)
         payloads, rows, emails = item.payload_array, item.row_array, item.email_array
         warned = item.warned_array
-        if only_rows is not None:
-            wanted = only_rows.wanted(item.segment, rows, emails)
+        if only_rows is not None:  # a retry: the rejected rows only, found by their emails
+            matched = [(r, only_rows.found(r.segment, r.row, r.email)) for r in rejects]
+            rejects = [r for r, found in matched if found]
+            retried.update(key for _, found in matched for key in found)
+            wanted, found = only_rows.wanted(item.segment, rows, emails)
             payloads, rows, emails = payloads.filter(wanted), rows[wanted], emails.filter(wanted)
             warned = warned[wanted]
-            read += len(rows)
-            retried.update((r.segment, r.row) for r in rejects)
-            retried.update((item.segment, row) for row in rows.tolist())
+            retried.update(found)
+            sending = set(rows.tolist())
+            warnings = [w for w in warnings if w.row in sending]
+        read += item.read if only_rows is None else len(rejects) + len(rows)
         unchanged = 0
         if sync is not None:  # sync hook: skip unchanged rows, refuse rows without consent
             keep, refused, unchanged = sync.filter(item.segment, payloads, rows, emails)

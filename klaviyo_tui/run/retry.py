@@ -1,14 +1,15 @@
 """Which rows `run --retry-failed RUN` sends again: those Klaviyo rejected in RUN, still in the
 source with the email Klaviyo rejected.
 
-A failure names its row by (segment, row number). The source may have changed since RUN, so a
-row is sent again only while it still carries the email that was rejected: a row number that
-now holds another customer is left alone and counted as gone, never sent in their place.
+A failure names its row by (segment, row number) and the email Klaviyo rejected. The source may
+have changed since RUN, so a row is found by that email, wherever it now is in its segment: rows
+added or removed above it move it, and the row number it had may hold another customer, who is
+never sent in its place. A rejected row whose email no valid row holds any more is counted as
+gone. (Failures recorded without their email, by older versions, go by row number alone.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from klaviyo_tui.errors import RunError
@@ -21,13 +22,21 @@ if TYPE_CHECKING:
     from klaviyo_tui.store.history import HistoryStore
 
 
-@dataclass(frozen=True)
 class RetryRows:
-    """The rows to send again: (segment, row) -> the normalised email Klaviyo rejected ("" when
-    the history did not record it: the row number alone decides)."""
+    """The rows to send again: (segment, row) in RUN -> the normalised email Klaviyo rejected
+    ("" when the history did not record it). A row is found by that email wherever it is now
+    in its segment (rows move when rows above them are added or removed); one recorded without
+    its email, by its row number alone."""
 
-    run_id: int
-    emails: dict[tuple[str, int], str]
+    def __init__(self, run_id: int, emails: dict[tuple[str, int], str]) -> None:
+        self.run_id, self.emails = run_id, emails
+        self._by_email: dict[str, dict[str, list[int]]] = {}  # segment -> email -> rows in RUN
+        self._by_row: set[tuple[str, int]] = set()
+        for (segment, row), email in emails.items():
+            if email:
+                self._by_email.setdefault(segment, {}).setdefault(email, []).append(row)
+            else:
+                self._by_row.add((segment, row))
 
     @classmethod
     def of(cls, store: HistoryStore, run_id: int, export: str) -> RetryRows:
@@ -61,21 +70,35 @@ class RetryRows:
             )
         return cls(run_id, emails)
 
-    def __contains__(self, key: tuple[str, int]) -> bool:
-        return key in self.emails
-
     def __len__(self) -> int:
         return len(self.emails)
 
-    def wanted(self, segment: str, rows: np.ndarray, emails: pa.Array) -> np.ndarray:
-        """Mask of the valid rows to send again: rejected in RUN, with the same email."""
+    def found(self, segment: str, row: int, email: str) -> list[tuple[str, int]]:
+        """The rows of RUN that a source row (`email`: its normalised email, "" if none) is."""
+        rows = self._by_email.get(segment, {}).get(email, []) if email else []
+        found = [(segment, r) for r in rows]
+        return [*found, (segment, row)] if (segment, row) in self._by_row else found
+
+    def wanted(
+        self, segment: str, rows: np.ndarray, emails: pa.Array
+    ) -> tuple[np.ndarray, list[tuple[str, int]]]:
+        """Mask of the valid rows to send again, and the rows of RUN they are."""
         import numpy as np  # the engine imports this module: keep its imports light
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
         out = np.zeros(len(rows), dtype=bool)
-        for i, row in enumerate(rows.tolist()):
-            rejected = self.emails.get((segment, row))
-            out[i] = rejected is not None and rejected in ("", emails[i].as_py())
-        return out
+        by_email = self._by_email.get(segment)
+        if by_email:
+            known = pc.is_in(emails, value_set=pa.array(list(by_email), pa.string()))
+            out |= known.to_numpy(zero_copy_only=False).astype(bool)
+        if any(seg == segment for seg, _ in self._by_row):
+            out |= np.isin(rows, [r for seg, r in self._by_row if seg == segment])
+        found: list[tuple[str, int]] = []
+        for i in np.flatnonzero(out).tolist():
+            email = emails[i].as_py()
+            found += self.found(segment, int(rows[i]), email or "")
+        return out, found
 
     def gone(self, found: set[tuple[str, int]]) -> list[Reject]:
         """The rows to retry that the source no longer holds as they were (`found`: those it
@@ -86,8 +109,8 @@ class RetryRows:
                 segment=segment,
                 column="email",
                 value=email,
-                reason=f"not sent: in run {self.run_id} this row held {email or 'another email'}, "
-                "which Klaviyo rejected; the source has changed since",
+                reason=f"not sent: Klaviyo rejected {email or 'this row'} in run {self.run_id}, "
+                "and no valid row of the source holds it now (the source has changed since)",
                 state=RowState.NOT_SENT,
                 email=email,
             )

@@ -1,16 +1,22 @@
 """`run --retry-failed RUN` end to end against the sandbox: exactly the rows Klaviyo rejected are
-sent again, a row whose email changed since is never sent in their place, and a run that cannot
-be retried by this export is refused before anything starts."""
+sent again, found by their emails wherever they moved, a row whose email changed since is never
+sent in their place, a retry removes no one (even for a mirror export) and a resumed retry goes
+on retrying, and a run that cannot be retried by this export is refused before anything starts."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from klaviyo_tui.errors import ExitCode, RunError
-from klaviyo_tui.events import Notice, RowsRead, RowState
+from klaviyo_tui.events import JobSubmitted, Notice, RowsRead, RowState
 from klaviyo_tui.klaviyo import KlaviyoClient
+from klaviyo_tui.run.engine import run_export
+from klaviyo_tui.run.sync.options import SyncOptions
 from klaviyo_tui.sandbox import DEMO_KEY
 from klaviyo_tui.sandbox.server import SandboxServer
 from klaviyo_tui.store.config import Config
@@ -22,9 +28,9 @@ BROKEN = ["customer3@example.com", "customer17@example.com"]  # source rows 4 an
 
 
 async def run_with_two_rejected(
-    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore, **kw: Any
 ) -> tuple[Config, str, int]:
-    config, list_id = one_csv_export(tmp_path, sandbox.base_url, customers(30))
+    config, list_id = one_csv_export(tmp_path, sandbox.base_url, customers(30), **kw)
     corrupting = CorruptingTransport(BROKEN)
     async with KlaviyoClient(sandbox.base_url, DEMO_KEY, transport=corrupting) as client:
         summary, _ = await drain("customers", config, store, client=client)
@@ -104,3 +110,86 @@ async def test_resume_and_retry_together_are_refused(
     config, _ = one_csv_export(tmp_path, sandbox.base_url, customers(5))
     with pytest.raises(RunError, match="do not go together"):
         await drain("customers", config, store, retry_failed_of=1, resume=True)
+
+
+async def test_retry_finds_the_rejected_rows_by_email_after_rows_above_them_left(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    config, list_id, first = await run_with_two_rejected(tmp_path, sandbox, store)
+    write_customers(tmp_path / "c.csv", customers(30)[3:])  # rows 4 and 18 are now 1 and 15
+
+    summary, events = await drain("customers", config, store, retry_failed_of=first)
+
+    assert summary.counts[RowState.IMPORTED.value] == 2
+    assert summary.counts[RowState.NOT_SENT.value] == 0
+    assert summary.exit_code == ExitCode.OK and summary.total_rows == 2
+    assert set(BROKEN) <= set(list_emails(sandbox.base_url, list_id))
+    assert not [e for e in events if isinstance(e, Notice) and e.level == "warning"]
+
+
+async def test_a_retry_whose_rows_all_left_the_source_says_so(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    config, _, first = await run_with_two_rejected(tmp_path, sandbox, store)
+    rows = [r for r in customers(30) if r["email"].strip().lower() not in BROKEN]
+    write_customers(tmp_path / "c.csv", rows)
+
+    summary, _ = await drain("customers", config, store, retry_failed_of=first)
+
+    assert summary.counts[RowState.NOT_SENT.value] == 2
+    assert summary.exit_code == ExitCode.INPUT
+    assert summary.error is not None and summary.error.startswith("nothing to retry: none of")
+    assert "invalid" not in summary.error
+
+
+async def test_a_retry_of_a_mirror_export_removes_no_one(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    config, list_id, first = await run_with_two_rejected(
+        tmp_path, sandbox, store, export_extra={"mode": "mirror"}
+    )
+    write_customers(tmp_path / "c.csv", customers(30)[:20])  # ten customers left the segment
+
+    summary, _ = await drain("customers", config, store, retry_failed_of=first)
+
+    assert summary.counts[RowState.IMPORTED.value] == 2
+    assert summary.sync["mode"] == "upsert" and "removed" not in summary.sync
+    assert summary.sync["retry_of"] == first
+    assert len(list_emails(sandbox.base_url, list_id)) == 30  # the ten are still members
+    with pytest.raises(RunError, match="--mode mirror does not go with it"):
+        await drain(
+            "customers", config, store, retry_failed_of=first, sync=SyncOptions(mode="mirror")
+        )
+
+
+async def test_a_resumed_retry_goes_on_sending_only_the_rejected_rows(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    config, list_id, first = await run_with_two_rejected(tmp_path, sandbox, store)
+    submitted = asyncio.Event()
+
+    async def interrupted_retry() -> None:
+        export = config.exports["customers"]
+        run = run_export(
+            export, config=config, api_key=DEMO_KEY, store=store, retry_failed_of=first
+        )
+        async for event in run:
+            if isinstance(event, JobSubmitted):
+                submitted.set()
+
+    task = asyncio.create_task(interrupted_retry())
+    await asyncio.wait({task, asyncio.create_task(submitted.wait())}, return_when="FIRST_COMPLETED")
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    retry = store.runs()[0]
+    assert retry.status == "interrupted" and retry.id != first
+
+    summary, _ = await drain("customers", config, store, resume=True)
+
+    assert summary.run_id == retry.id
+    assert summary.total_rows == 2  # the retried rows, not the export's 30
+    assert sum(summary.counts.values()) == 2
+    assert summary.counts[RowState.IMPORTED.value] == 2 and summary.exit_code == ExitCode.OK
+    assert summary.sync["retry_of"] == first
+    assert len(list_emails(sandbox.base_url, list_id)) == 30

@@ -35,10 +35,22 @@ from klaviyo_tui.run.sync.members import MemberMap, read_members, still_members
 from klaviyo_tui.run.sync.options import REMOVAL_REASON, same_place
 from klaviyo_tui.run.sync.settle import settle
 from klaviyo_tui.run.sync.state import SyncState, keys_from
+from klaviyo_tui.store.config import Config, Export
 from klaviyo_tui.store.history import HistoryStore
 from klaviyo_tui.store.sync_config import SyncSettings
 
 PER_REQUEST = 1_000
+
+
+def same_list(config: Config, export: Export) -> tuple[str, ...]:
+    """The config's other exports to this export's list in the same connection."""
+    return tuple(
+        e.name
+        for e in config.exports.values()
+        if e.name != export.name
+        and e.list_id == export.list_id
+        and e.connection == export.connection
+    )
 
 
 def others_keys(store: HistoryStore, others: list[str], basis: dict[str, object]) -> np.ndarray:

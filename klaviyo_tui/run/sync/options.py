@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from klaviyo_tui.errors import ExitCode, RunError
 from klaviyo_tui.store.config import Connection, Export
@@ -39,6 +39,7 @@ class SyncOptions:
     # --verify (full) checks the rows this run confirmed against the whole list: an incremental
     # export then sends every row once, so that unchanged rows are checked (and put back) too
     verify_all: bool = False
+    retry_of: int | None = None  # run --retry-failed RUN: the rows Klaviyo rejected, no removals
 
     @property
     def forced(self) -> str | None:
@@ -54,6 +55,29 @@ class SyncOptions:
         """Why the run being resumed sent every row when it started (None: it did not)."""
         reason = figures.get("full_reason")
         return f"resuming a run that sent every row ({reason})" if isinstance(reason, str) else None
+
+    def retrying(self, run_id: int) -> SyncOptions:
+        """This run's options when it sends again the rows Klaviyo rejected in RUN: it adds and
+        updates them, whatever the export's mode, and removes no one."""
+        if self.mode == "mirror":
+            raise RunError(
+                "--retry-failed sends only the rows Klaviyo rejected and removes no one, so "
+                "--mode mirror does not go with it",
+                hint="Retry first, then run the export with --mode mirror.",
+                exit_code=ExitCode.USAGE,
+            )
+        return replace(self, mode="upsert", retry_of=run_id)
+
+    @property
+    def retried(self) -> dict[str, object]:
+        """For the run's sync figures: the run it retries, which `retry_before` reads back."""
+        return {} if self.retry_of is None else {"retry_of": self.retry_of}
+
+    @staticmethod
+    def retry_before(figures: dict[str, object]) -> int | None:
+        """The run that the run being resumed retried (None: it retried none)."""
+        run = figures.get("retry_of")
+        return run if isinstance(run, int) and not isinstance(run, bool) else None
 
     def __post_init__(self) -> None:
         if self.mode is not None and self.mode not in MODES:

@@ -134,12 +134,11 @@ class SyncRun:
             self.state = state  # what this tool added to this very list
         if self.mirror and self.others:
             self.others_keys = mirror.others_keys(store, self.others, basis)
-        reason = why_full(stored, basis, empty=len(self.state) == 0)
-        reason = reason or self.options.forced
+        reason = why_full(stored, basis, empty=len(self.state) == 0) or self.options.forced
         if self.resumed:  # it packs the batches its first start packed: full if that was
             reason = reason or SyncOptions.full_before(store.run_sync(self.run_id))
-        elif reason and not self.dry_run:  # the reason outlives a kill, for --resume
-            store.set_run_sync(self.run_id, {"full_reason": reason})
+        elif (reason or self.options.retry_of) and not self.dry_run:  # for --resume, after a kill
+            store.set_run_sync(self.run_id, {"full_reason": reason, **self.options.retried})
         if self.settings.incremental:
             self.full_reason = reason
         self.skip = self.incremental and reason is None
@@ -372,6 +371,7 @@ class SyncRun:
             "full_reason": self.full_reason,
             "unchanged": self.planned["unchanged"],
             "unchanged_by_source": self.unchanged_by_source,  # of those: never validated
+            **self.options.retried,
         }
         if self.dry_run:
             out.update(added=self.planned["added"], updated=self.planned["updated"])
