@@ -177,6 +177,8 @@ class RunSummary:
     exit_code: ExitCode
     rejects_path: Path | None = None
     error: str | None = None
+    #: What to do about `error`, in the CLI's words (the TUI says it for its own keys).
+    hint: str | None = None
     jobs: int = 0
     dry_run: bool = False
     plan: dict[str, object] = field(default_factory=dict)

@@ -373,6 +373,8 @@ def _print_summary(summary: RunSummary, *, as_json: bool, error: bool = True) ->
         say(format_summary(summary))
     if error and summary.error:
         say(f"error: {summary.error}", err=True)
+        if summary.hint:
+            say(f"what to do: {summary.hint}", err=True)
 
 
 cli.add_command(history)

@@ -203,6 +203,7 @@ def summary_json(summary: RunSummary) -> dict[str, object]:
         "dry_run": summary.dry_run,
         "rejects_path": str(summary.rejects_path) if summary.rejects_path else None,
         "error": redact(summary.error) if summary.error else None,
+        **({"hint": redact(summary.hint)} if summary.hint else {}),
         **({"plan": summary.plan} if summary.dry_run else {}),
         **({"verification": summary.verification} if summary.verification else {}),
         **({"sync": summary.sync} if summary.sync else {}),

@@ -36,6 +36,9 @@ MAX_UNCONFIRMED_JOBS = 64
 DEFAULT_CONFIRM_TIMEOUT_S = DEFAULT_CONFIRM_TIMEOUT_MINUTES * 60
 #: Polling backs off to this between rounds in which no job moved.
 MAX_POLL_DELAY_S = 3.0
+#: How often a run says it is still waiting on jobs that show no progress (sooner when the
+#: confirm timeout is shorter): a stuck job is otherwise silent until the timeout.
+STALL_NOTICE_S = 60.0
 
 
 class JobTracker(Submitter):
@@ -75,6 +78,7 @@ class JobTracker(Submitter):
         self.uploads: set[asyncio.Task[None]] = set()
         self.followups: set[asyncio.Task[None]] = set()
         self.failure: BaseException | None = None  # the first upload or follow-up that failed
+        self._stall_told = clock()  # when the run last said it waits on jobs without progress
 
     # ---- submitting ---------------------------------------------------------------------------
 
@@ -248,9 +252,26 @@ class JobTracker(Submitter):
                     await self._unconfirmed(entry, why)
                 else:
                     await self._confirm(entry, job)
+            self._tell_stalled(now)
             delay = 0.2 if moved else min(delay * 1.5, MAX_POLL_DELAY_S)
             if self.pending:
                 await asyncio.sleep(delay)
+
+    def _tell_stalled(self, now: float) -> None:
+        """Say, at most once a `STALL_NOTICE_S`, which jobs have shown no progress that long."""
+        every = min(STALL_NOTICE_S, self.confirm_timeout / 3)
+        idle = [now - entry.since for entry in self.pending.values() if now - entry.since >= every]
+        if not idle or now - self._stall_told < every:
+            return
+        self._stall_told = now
+        jobs = f"{len(idle)} job has" if len(idle) == 1 else f"{len(idle)} jobs have"
+        self.emit(
+            Notice(
+                f"waiting for Klaviyo: {jobs} shown no progress for {format_duration(max(idle))}; "
+                f"after {format_duration(self.confirm_timeout)} without progress their rows end "
+                "unconfirmed (--confirm-timeout sets how long; --resume asks about them again)"
+            )
+        )
 
     async def _poll(self, ids: list[str]) -> dict[str, ImportJob]:
         """Current state of each job; one Klaviyo no longer knows is left out."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from klaviyo_tui.errors import AppError, ExitCode
+from klaviyo_tui.errors import AppError, ExitCode, RunError
 from klaviyo_tui.events import RowState, RunSummary
 from klaviyo_tui.klaviyo import RateLimitedUntil
 from klaviyo_tui.klaviyo.pacing import OPERATIONS, least_seconds_for
 from klaviyo_tui.run.confirm import Tally
 from klaviyo_tui.run.outcomes import masked
+from klaviyo_tui.run.sync.options import MassRemoval
 from klaviyo_tui.store.config import ConfigError
 
 #: A rough allowance for the last jobs to finish inside Klaviyo, for dry-run estimates.
@@ -52,20 +53,38 @@ def ending(
     *,
     dry_run: bool,
     refused: str | None = None,
-) -> tuple[ExitCode, str | None]:
-    """The exit code and message of a run whose work ended with `error` (None: it finished).
+) -> tuple[ExitCode, str | None, str | None]:
+    """The exit code, message and what to do (the error's own hint) of a run whose work ended
+    with `error` (None: it finished).
 
     `refused` is a sync refusal (a dry run's mass removal). An error that is neither the user's
     nor Klaviyo's doing (a bug) is raised again: the caller records the run and re-raises it."""
+    code, message = _ending(error, tally, export, dry_run=dry_run, refused=refused)
+    hint = MassRemoval.default_hint if refused and error is None else None
+    if isinstance(error, AppError) and error.hint and error.hint != RunError.default_hint:
+        hint = error.hint  # the generic "do what the message says" says nothing more
+    return code, message, hint
+
+
+def _ending(
+    error: BaseException | None, tally: Tally, export: str, *, dry_run: bool, refused: str | None
+) -> tuple[ExitCode, str | None]:
     if error is None:
         if refused:
             return ExitCode.USAGE, refused
         code = exit_code(tally, dry_run=dry_run)
         if code == ExitCode.INPUT:
             sent = "would be sent" if dry_run else "was sent"
+            gone = tally.counts[RowState.NOT_SENT]  # a retry's rows no longer in the source
+            if gone == tally.read:
+                return code, (
+                    f"nothing to retry: none of the {gone:,} rows is in the source any more with "
+                    f"the email Klaviyo rejected, so nothing {sent}; the rejects file lists them"
+                )
+            what = "invalid or duplicates" if not gone else "invalid, duplicates or gone"
             return code, (
-                f"no valid rows: all {tally.read} rows read are invalid or duplicates, "
-                f"so nothing {sent}; the rejects file gives each row's reason"
+                f"no valid rows: all {tally.read:,} rows read are {what}, so nothing {sent}; "
+                "the rejects file gives each row's reason"
             )
         return code, unconfirmed_note(tally, export)
     if isinstance(error, RateLimitedUntil):
@@ -100,7 +119,7 @@ class SummaryParts:
 
 
 def make_summary(
-    parts: SummaryParts, tally: Tally, code: ExitCode, error: str | None
+    parts: SummaryParts, tally: Tally, code: ExitCode, error: str | None, hint: str | None = None
 ) -> RunSummary:
     counts = dict(tally.counts)
     settled = sum(counts[s] for s in RowState if s != RowState.NOT_SENT)
@@ -120,6 +139,7 @@ def make_summary(
         exit_code=code,
         rejects_path=path if path and path.exists() else None,
         error=error,
+        hint=hint,
         jobs=tally.jobs if not parts.dry_run else parts.planned_jobs,
         dry_run=parts.dry_run,
         plan=plan,

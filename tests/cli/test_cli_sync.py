@@ -110,3 +110,18 @@ def test_a_removed_exports_tracking_is_not_inherited_by_a_new_one_of_its_name(
     assert plan.exit_code == 0, plan.output
     sync = json.loads(plan.stdout)["sync"]
     assert sync["removals"] == 0 and "no earlier run" in sync["full_reason"], sync
+
+
+def test_a_mirror_run_refused_for_its_removals_says_what_to_do(source: Path) -> None:
+    args = ["exports", "create", "m", "--source", str(source), "--list-name", "M"]
+    assert invoke(*args, "--mode", "mirror").exit_code == 0
+    assert invoke("run", "m").exit_code == 0
+    write_csv(source, [{"contact": "user0@example.com", "First": "U0", "optin": ""}])
+
+    refused = invoke("run", "m")
+    assert refused.exit_code == 2
+    assert "would remove 7 of the list's 8 members" in refused.stderr
+    assert "what to do: " in refused.stderr and "--allow-mass-removal" in refused.stderr
+    as_json = invoke("run", "m", "--json")
+    assert as_json.exit_code == 2
+    assert "--allow-mass-removal" in json.loads(as_json.stdout)["hint"]

@@ -325,6 +325,12 @@ async def test_a_stuck_job_is_unconfirmed_after_the_deadline(
     assert "15 row(s) are unconfirmed" in summary.error and "--resume" in summary.error
     (event,) = [e for e in events if isinstance(e, JobUnconfirmed)]
     assert "no progress" in event.reason and "processing" in event.reason
+    waits = [
+        i
+        for i, e in enumerate(events)
+        if isinstance(e, Notice) and e.message.startswith("waiting for Klaviyo: 1 job has shown")
+    ]
+    assert waits and waits[0] < events.index(event)  # said while it waited, not only at the end
     journal = store.journal(run_id_of(summary))
     assert journal[0].state == "unconfirmed" and journal[0].job_id == event.job_id
     record = store.resumable_run("customers")
