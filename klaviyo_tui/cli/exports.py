@@ -21,6 +21,7 @@ from klaviyo_tui.services.export_sync import edit_sync
 from klaviyo_tui.services.exports import export_named
 from klaviyo_tui.services.segments import shown_source
 from klaviyo_tui.store.config_read import load_config
+from klaviyo_tui.store.sync_config import SyncSettings
 
 
 @click.group("exports")
@@ -100,6 +101,30 @@ def exports_show(obj: CliContext, name: str, as_json: bool) -> None:
         say(f"  map            {field_name:<16} <- {column_label(column)}")
     if export.mapping.properties:
         say(f"  properties     {', '.join(map(column_label, export.mapping.properties))}")
+    for line in _sync_lines(export.sync):
+        say(f"  {line}")
+
+
+def _sync_lines(sync: SyncSettings) -> list[str]:
+    """What the export does about rows confirmed before, rows that left, and subscriptions."""
+    changed = "only new or changed rows" if sync.incremental else "every row"
+    lines = [f"sync           {sync.mode}: sends {changed}"]
+    if sync.mirror:
+        most = f", at most {sync.max_removals:,}" if sync.max_removals is not None else ""
+        lines.append(
+            f"removals       who left the segment, up to {sync.max_removal_ratio:.0%} of the "
+            f"list{most} a run"
+        )
+    sub = sync.subscribe
+    if sub is not None:
+        historical = " (historical)" if sub.historical else ""
+        column = sub.consented_at_column
+        when = f", consent times from {column_label(column)}" if column else ""
+        lines.append(f"subscribe      {sub.channel} marketing{historical}{when}")
+        lines.append(
+            f"consent        asserted {sub.asserted_at or '-'} by {sub.asserted_by or '-'}"
+        )
+    return lines
 
 
 @exports_group.command("edit")

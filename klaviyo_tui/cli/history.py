@@ -32,6 +32,7 @@ def parse_run_id(text: str) -> int:
 def _record_json(record: RunRecord) -> dict[str, object]:
     return {
         "id": record.id,
+        "run_id": record.id,  # the name `run --json` uses
         "export": record.export,
         "connection": record.connection,
         "list_id": record.list_id,
@@ -76,19 +77,32 @@ def history(obj: CliContext, args: tuple[str, ...], as_json: bool) -> None:
     show_runs(args[0] if args else None, as_json=as_json)
 
 
-def _sync_cells(figures: dict[str, object]) -> str:
-    """added / updated / unchanged / removed / subscribed; blank for a run without sync."""
-    if not figures:
-        return ""
+#: The row states `history` can list, in the summary's order: IMPORTED always, the others when
+#: a listed run has such rows, so every row of every run is in some column.
+_COUNTS = (
+    ("imported", "IMPORTED"),
+    ("imported_with_warnings", "WARNINGS"),
+    ("invalid", "INVALID"),
+    ("duplicate", "DUPLICATES"),
+    ("rejected_by_klaviyo", "REJECTED"),
+    ("not_sent", "NOT SENT"),
+    ("unconfirmed", "UNCONFIRMED"),
+    ("not_in_list", "NOT IN LIST"),
+    ("subscription_unconfirmed", "NOT SUBSCRIBED"),
+)
+#: The sync figures it can list, each when a listed run has one that is not 0.
+_SYNC = (
+    ("added", "ADDED"),
+    ("updated", "UPDATED"),
+    ("unchanged", "UNCHANGED"),
+    ("removed", "REMOVED"),
+    ("subscribed", "SUBSCRIBED"),
+)
 
-    def n(key: str) -> str:
-        value = figures.get(key)
-        return f"{value:,}" if isinstance(value, int) else "-"
 
-    return (
-        f"  {n('added'):>8} {n('updated'):>8} {n('unchanged'):>9} {n('removed'):>8} "
-        f"{n('subscribed'):>10}"
-    )
+def _figure(values: dict[str, object], key: str) -> str:
+    value = values.get(key)
+    return f"{value:,}" if isinstance(value, int) else "-"
 
 
 def show_runs(export: str | None, *, as_json: bool) -> None:
@@ -100,22 +114,31 @@ def show_runs(export: str | None, *, as_json: bool) -> None:
     if not records:
         say("no runs yet" + (f" for export {export!r}" if export else ""))
         return
-    header = f"{'RUN':>5}  {'EXPORT':<20} {'STARTED':<20} {'STATUS':<12} {'IMPORTED':>9} "
-    header += f"{'WARNINGS':>9} {'INVALID':>8} {'REJECTED':>9} {'NOT SENT':>9}"
-    if syncs:
-        header += (
-            f"  {'ADDED':>8} {'UPDATED':>8} {'UNCHANGED':>9} {'REMOVED':>8} {'SUBSCRIBED':>10}"
-        )
-    say(header)
-    for r in records:
-        c = r.counts
-        say(
-            f"{r.id:>5}  {r.export[:20]:<20} {r.started_at[:19].replace('T', ' '):<20} "
-            f"{'dry run' if r.dry_run else r.status:<12} {c.get('imported', 0):>9,} "
-            f"{c.get('imported_with_warnings', 0):>9,} {c.get('invalid', 0):>8,} "
-            f"{c.get('rejected_by_klaviyo', 0):>9,} {c.get('not_sent', 0):>9,}"
-            + (_sync_cells(syncs.get(r.id, {})) if syncs else "")
-        )
+    columns: list[tuple[str, list[str]]] = [
+        ("RUN", [str(r.id) for r in records]),
+        ("EXPORT", [r.export[:20] for r in records]),
+        ("STARTED", [r.started_at[:16].replace("T", " ") for r in records]),
+        ("STATUS", ["dry run" if r.dry_run else r.status for r in records]),
+    ]
+    for key, title in _COUNTS:
+        if key == "imported" or any(r.counts.get(key) for r in records):
+            columns.append((title, [f"{r.counts.get(key, 0):,}" for r in records]))
+    for key, title in _SYNC:
+        if any(syncs.get(r.id, {}).get(key) for r in records):
+            columns.append((title, [_figure(syncs.get(r.id, {}), key) for r in records]))
+    widths = [max(len(title), *map(len, cells)) for title, cells in columns]
+    left = {"EXPORT", "STARTED", "STATUS"}  # text; the figures line up on the right
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            c.ljust(w) if title in left else c.rjust(w)
+            for (title, _), c, w in zip(columns, cells, widths, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    say(line([title for title, _ in columns]))
+    for i in range(len(records)):
+        say(line([cells[i] for _, cells in columns]))
 
 
 def show_run(run_id: int, *, as_json: bool) -> None:

@@ -62,6 +62,11 @@ def test_subscribe_needs_the_consent_assertion(source: Path) -> None:
     assert edited.exit_code == 0, edited.output
     sync = load_config(config_path()).exports["news"].sync
     assert sync.mode == "mirror" and sync.max_removals == 3 and sync.subscribe is not None
+    shown = invoke("exports", "show", "news").stdout
+    assert "sync           mirror: sends only new or changed rows" in shown
+    assert "up to 10% of the list, at most 3 a run" in shown
+    assert "subscribe      email marketing (historical), consent times from optin" in shown
+    assert f"asserted {sync.subscribe.asserted_at} by " in shown
     plan = invoke("run", "news", "--dry-run")
     assert plan.exit_code == 0, plan.output
     assert "8 to add" in plan.stdout and "8 to subscribe" in plan.stdout

@@ -505,6 +505,15 @@ def test_cli_shows_rows_imported_with_warnings(store: HistoryStore) -> None:
     listing = CliRunner().invoke(cli, ["history"])
     assert listing.exit_code == 0, listing.output
     header, row = listing.output.splitlines()[:2]
-    assert "WARNINGS" in header and row.split()[-5:] == ["7", "3", "0", "0", "0"]
+    assert header.split()[-2:] == ["IMPORTED", "WARNINGS"] and row.split()[-2:] == ["7", "3"]
+    assert "INVALID" not in header  # a state no listed run has is left out
+    odd = counts | {"duplicate": 2, "unconfirmed": 1_500}
+    other = store.start_run(export="weekly", connection="c", list_id="L")
+    store.finish_run(other, RunSummary(other, "weekly", odd, 1.0, ExitCode.PARTIAL))
+    header, newer, older = CliRunner().invoke(cli, ["history"]).output.splitlines()[:3]
+    assert header.split()[-4:] == ["IMPORTED", "WARNINGS", "DUPLICATES", "UNCONFIRMED"]
+    assert newer.split()[-4:] == ["7", "3", "2", "1,500"]
+    assert older.split()[-4:] == ["7", "3", "0", "0"]
+    assert len({len(line) for line in (header, newer)}) == 1  # the columns line up
     shown = CliRunner().invoke(cli, ["history", "show", str(run_id)])
     assert "imported_with_warnings" in shown.output and "3" in shown.output
