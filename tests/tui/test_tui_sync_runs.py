@@ -25,6 +25,7 @@ from klaviyo_tui.events import (
     RowsRead,
     RowState,
     RunSummary,
+    SettledBefore,
 )
 from klaviyo_tui.run.progress import RunProgress
 from klaviyo_tui.store.config import Connection, Export, Mapping, Segment
@@ -95,6 +96,17 @@ def test_unconfirmed_and_not_in_list_rows_are_counted_where_klaviyo_is() -> None
     p.apply(RunSummary(1, "vip", counts, 9.0, ExitCode.PARTIAL))
     rows, _ = stats_lines(p)
     assert "unconfirmed 50 · not in list 2" in rows.plain
+
+
+def test_a_resumed_run_shows_the_rows_the_interrupted_run_had_confirmed() -> None:
+    p = folded(
+        SettledBefore(0, 10_000, "j0"),
+        SettledBefore(1, 10_000, "j1"),
+        RowsRead(25_000, 25_000, 0, 0),
+        JobConfirmed("j2", 2, 5_000, 0),
+    )
+    rows, _ = stats_lines(p)
+    assert "confirmed 5,000 · rejected 0 · confirmed before 20,000" in rows.plain
 
 
 def test_a_finished_sync_run_shows_its_figures_and_read_back() -> None:

@@ -75,10 +75,19 @@ def test_a_mixed_file_is_refused_with_both_lines(tmp_path: Path) -> None:
     path.write_bytes(MIXED)
     message = _error(path)
     assert message == (
-        f"{path} mixes two text encodings: line 2 has UTF-8 text ('é') but line 4 has the byte "
-        "0xFF, which is not UTF-8; read either way, some of its text would be corrupted. Fix "
-        "line 4, or export the whole file again as UTF-8, then retry."
+        f"{path} mixes two text encodings: line 2 has UTF-8 text ('é'; 'Ã©' if read as cp1252) "
+        "but line 4 has the byte 0xFF, which is not UTF-8; read either way, some of its text "
+        "would be corrupted. Fix line 4, or export the whole file again as UTF-8, then retry."
     )
+
+
+def test_a_cp1252_pair_that_looks_like_utf8_is_shown_both_ways(tmp_path: Path) -> None:
+    """ "ß“" in cp1252 is the bytes of a well-formed UTF-8 character (U+07D3): the file can't be
+    told from a mixed one, so it is refused, and the message shows the text the user wrote."""
+    path = tmp_path / "latin.csv"
+    path.write_bytes("email,name\na@example.com,Fuß“\nb@example.com,café\n".encode("cp1252"))
+    message = _error(path)
+    assert "('\u07d3'; 'ß“' if read as cp1252)" in message and "line 3 has the byte 0xE9" in message
     (tmp_path / "mixbytes.csv.gz").write_bytes(gzip.compress(MIXED))
     assert "line 4 has the byte 0xFF" in _error(tmp_path / "mixbytes.csv.gz")
 

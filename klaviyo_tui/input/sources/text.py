@@ -94,10 +94,14 @@ def _mixed(where: str, data: bytes, exc: MixedEncoding) -> SourceError:
     """The refusal of a file that is part UTF-8, part not: both lines, so either can be checked."""
     found = _UTF8_CHAR.match(data, exc.utf8_at)
     char = found.group().decode() if found else "?"
+    # the same bytes as cp1252 (a Windows export): "é" as "Ã©", or, when the file is cp1252 after
+    # all, what they were ("ß“" reads as the UTF-8 character "ߓ"): the user can tell which
+    as_cp1252 = found.group().decode("cp1252", errors="replace") if found else "?"
     line = line_at(data, exc.bad_at)
     return SourceError(
         f"{where} mixes two text encodings: line {line_at(data, exc.utf8_at):,} has UTF-8 text "
-        f"({char!r}) but line {line:,} has the byte 0x{data[exc.bad_at]:02X}, which is not UTF-8; "
+        f"({char!r}; {as_cp1252!r} if read as cp1252) but line {line:,} has the byte "
+        f"0x{data[exc.bad_at]:02X}, which is not UTF-8; "
         f"read either way, some of its text would be corrupted. Fix line {line:,}, or export the "
         "whole file again as UTF-8, then retry."
     )

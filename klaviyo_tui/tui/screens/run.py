@@ -53,6 +53,7 @@ def stats_lines(p: RunProgress) -> tuple[Content, Content]:
     )
     # shown when they happen, so the usual line stays short
     for label, n in (
+        ("confirmed before", p.settled_before),  # a resumed run: the interrupted run's batches
         ("unconfirmed", unconfirmed),
         ("not in list", counts.get(RowState.NOT_IN_LIST.value, 0)),
         ("subscription unconfirmed", counts.get(RowState.SUBSCRIPTION_UNCONFIRMED.value, 0)),
