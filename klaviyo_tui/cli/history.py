@@ -100,6 +100,11 @@ _SYNC = (
 )
 
 
+def _short(name: str, most: int = 24) -> str:
+    """A long export name cut in the middle: names often differ only at their ends."""
+    return name if len(name) <= most else f"{name[: most // 2 - 1]}…{name[-(most // 2) :]}"
+
+
 def _figure(values: dict[str, object], key: str) -> str:
     value = values.get(key)
     return f"{value:,}" if isinstance(value, int) else "-"
@@ -116,7 +121,7 @@ def show_runs(export: str | None, *, as_json: bool) -> None:
         return
     columns: list[tuple[str, list[str]]] = [
         ("RUN", [str(r.id) for r in records]),
-        ("EXPORT", [r.export[:20] for r in records]),
+        ("EXPORT", [_short(r.export) for r in records]),
         ("STARTED", [r.started_at[:16].replace("T", " ") for r in records]),
         ("STATUS", ["dry run" if r.dry_run else r.status for r in records]),
     ]

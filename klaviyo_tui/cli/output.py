@@ -161,7 +161,8 @@ def _n(figures: dict[str, object], key: str) -> int:
 
 def format_sync(figures: dict[str, object], *, dry_run: bool) -> str:
     """The sync part of a summary: nothing for a plain upsert run that is not incremental."""
-    if not figures or (figures.get("mode") == "upsert" and not figures.get("incremental")):
+    plain = figures.get("mode") == "upsert" and not figures.get("incremental")
+    if not figures or (plain and not figures.get("retry_of")):
         return ""
     verb = "to add" if dry_run else "added"
     parts = [
@@ -184,7 +185,9 @@ def format_sync(figures: dict[str, object], *, dry_run: bool) -> str:
         )
     elif "subscribed" in figures:
         parts.append(f"{_n(figures, 'subscribed'):,} subscribed")
-    text = f"\n  {figures.get('mode')}: {', '.join(parts)}"
+    retry = figures.get("retry_of")
+    what = f"{figures.get('mode')}" + (f" (a retry of run {retry})" if retry else "")
+    text = f"\n  {what}: {', '.join(parts)}"
     if figures.get("full_reason"):
         text += f"\n  every row sent once: {figures['full_reason']}"
     if figures.get("refused"):

@@ -31,7 +31,7 @@ from dataclasses import replace
 from functools import partial
 
 from klaviyo_tui.errors import ExitCode, RunError
-from klaviyo_tui.events import Phase, ProgressEvent, RowState, RunSummary
+from klaviyo_tui.events import Notice, Phase, ProgressEvent, RunSummary
 from klaviyo_tui.input.sources import SourceChanged
 from klaviyo_tui.klaviyo import KlaviyoClient, NotFoundError
 from klaviyo_tui.run import rejects as rejects_file
@@ -43,6 +43,7 @@ from klaviyo_tui.run.memory import use_lean_pool
 from klaviyo_tui.run.options import RunOptions
 from klaviyo_tui.run.reading import BatchQueue, BatchReader
 from klaviyo_tui.run.refused_values import fill
+from klaviyo_tui.run.resume import left_behind, reopen
 from klaviyo_tui.run.retry import RetryRows
 from klaviyo_tui.run.summary import SummaryParts, ending, make_summary
 from klaviyo_tui.run.sync.mirror import same_list
@@ -54,12 +55,6 @@ from klaviyo_tui.store.history import BatchRecord, HistoryStore
 #: Packed batches waiting for upload: bounds memory whatever the input size.
 READ_AHEAD_BATCHES = 4
 #: Failures a resumed run writes again (re-read, or settled again): the old lines go first.
-REDONE_ON_RESUME = (
-    RowState.INVALID,
-    RowState.DUPLICATE,
-    RowState.UNCONFIRMED,
-    RowState.NOT_IN_LIST,
-)
 
 
 async def run_export(
@@ -164,16 +159,15 @@ class _ExportRun:
             figures = await asyncio.to_thread(self.store.run_sync, self._run)
             if (retried := SyncOptions.retry_before(figures)) is not None:  # a retry goes on
                 await self._retrying(retried)
-            await asyncio.to_thread(self.store.reopen_run, previous.id)
-            await asyncio.to_thread(self.store.clear_failures, previous.id, REDONE_ON_RESUME)
-            # the pipeline's own warnings are written again as the input is re-read; Klaviyo's
-            # (a field it refused) belong to finished batches, which are not sent again
-            await asyncio.to_thread(self.store.clear_local_warnings, previous.id)
-            journal = dict(await asyncio.to_thread(self.store.journal, previous.id))
-            if self.options.verify.kind != "off":
-                failures = await asyncio.to_thread(self.store.failures, previous.id)
-                self.known = {(f.segment, f.row): f.state.value for f in failures}
+            verify_on = self.options.verify.kind != "off"
+            journal, self.known = await asyncio.to_thread(
+                reopen, self.store, previous.id, verify=verify_on
+            )
         else:
+            if not self.dry_run and (
+                note := await asyncio.to_thread(left_behind, self.store, self.export.name)
+            ):
+                self.events.put_nowait(Notice(note, level="warning"))
             self.run_id = await asyncio.to_thread(
                 self.store.start_run,
                 export=self.export.name,

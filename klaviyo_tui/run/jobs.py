@@ -264,11 +264,12 @@ class JobTracker(Submitter):
         if not idle or now - self._stall_told < every:
             return
         self._stall_told = now
-        jobs = f"{len(idle)} job has" if len(idle) == 1 else f"{len(idle)} jobs have"
+        one = len(idle) == 1
+        jobs, their = ("1 job has", "its") if one else (f"{len(idle)} jobs have", "their")
         self.emit(
             Notice(
                 f"waiting for Klaviyo: {jobs} shown no progress for {format_duration(max(idle))}; "
-                f"after {format_duration(self.confirm_timeout)} without progress their rows end "
+                f"after {format_duration(self.confirm_timeout)} without progress {their} rows end "
                 "unconfirmed (--confirm-timeout sets how long; --resume asks about them again)"
             )
         )

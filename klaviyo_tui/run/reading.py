@@ -184,7 +184,7 @@ def gone_notice(gone: int, retry: RetryRows) -> str:
     rows = "row" if len(retry) == 1 else "rows"
     return (
         f"{gone:,} of the {len(retry):,} {rows} Klaviyo rejected in run {retry.run_id} "
-        f"{'is' if gone == 1 else 'are'} no longer in the source with the email it rejected (the "
-        "source changed since): not sent (the rejects file lists them); a run of the export "
-        "sends the source as it is now"
+        f"{'is' if gone == 1 else 'are'} no longer in the segment with the email it rejected (its "
+        "source or filter changed since): not sent (the rejects file lists them); a run of the "
+        "export sends the segment as it is now"
     )

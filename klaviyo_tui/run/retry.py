@@ -48,8 +48,8 @@ class RetryRows:
             raise RunError(f"there is no run {run_id} in the history", hint=hint)
         if record.export != export:
             raise RunError(
-                f"run {run_id} is a run of export {record.export!r}, not {export!r}: its row "
-                "numbers are another source's",
+                f"run {run_id} is a run of export {record.export!r}, not {export!r}: its rows "
+                "are another export's",
                 hint=hint,
             )
         if record.dry_run:
@@ -63,9 +63,13 @@ class RetryRows:
             if f.state == RowState.REJECTED and f.row > 0
         }
         if not emails:
+            unconfirmed = record.counts.get(RowState.UNCONFIRMED.value, 0)
             raise RunError(
                 f"Klaviyo rejected no row of run {run_id} that can be sent again: nothing to retry",
-                hint="Rows that failed this machine's checks (invalid, duplicate) need a fix in "
+                hint=f"Its {unconfirmed:,} unconfirmed row(s) were accepted, not rejected: "
+                f"`klaviyo-tui run {export} --resume` asks Klaviyo about them (for the latest run)."
+                if unconfirmed
+                else "Rows that failed this machine's checks (invalid, duplicate) need a fix in "
                 f"the source, then `klaviyo-tui run {export}`.",
             )
         return cls(run_id, emails)
@@ -110,7 +114,7 @@ class RetryRows:
                 column="email",
                 value=email,
                 reason=f"not sent: Klaviyo rejected {email or 'this row'} in run {self.run_id}, "
-                "and no valid row of the source holds it now (the source has changed since)",
+                "and no valid row of the segment holds it now (its source or filter changed since)",
                 state=RowState.NOT_SENT,
                 email=email,
             )

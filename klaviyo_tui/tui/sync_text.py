@@ -114,7 +114,9 @@ def sync_line(figures: dict[str, object], *, dry_run: bool = False) -> str:
             parts.append(f"removed {_int(figures, 'removed'):,}")
         if "subscribed" in figures:
             parts.append(f"subscribed {_int(figures, 'subscribed'):,}")
-    return f"{figures.get('mode', 'upsert')} · " + " · ".join(parts)
+    retry = figures.get("retry_of")
+    mode = f"{figures.get('mode', 'upsert')}" + (f" (a retry of run {retry})" if retry else "")
+    return f"{mode} · " + " · ".join(parts)
 
 
 def planned_removals(figures: dict[str, object], *, dry_run: bool) -> str | None:

@@ -12,15 +12,19 @@ from typing import Any
 
 import pytest
 
+from klaviyo_tui.cli.output import format_summary
 from klaviyo_tui.errors import ExitCode, RunError
-from klaviyo_tui.events import JobSubmitted, Notice, RowsRead, RowState
+from klaviyo_tui.events import JobSubmitted, Notice, RowsRead, RowState, RunSummary
 from klaviyo_tui.klaviyo import KlaviyoClient
 from klaviyo_tui.run.engine import run_export
+from klaviyo_tui.run.retry import RetryRows
 from klaviyo_tui.run.sync.options import SyncOptions
 from klaviyo_tui.sandbox import DEMO_KEY
 from klaviyo_tui.sandbox.server import SandboxServer
 from klaviyo_tui.store.config import Config
 from klaviyo_tui.store.history import HistoryStore
+from klaviyo_tui.store.history_records import RunRecord
+from klaviyo_tui.tui.sync_text import sync_line
 from tests.engine.test_engine import customers, drain, one_csv_export
 from tests.support.engine import CorruptingTransport, list_emails, run_id_of, write_customers
 
@@ -72,7 +76,7 @@ async def test_retry_never_sends_a_row_whose_email_changed_since(
     assert summary.counts[RowState.NOT_SENT.value] == 1  # row 4: it holds someone else now
     assert summary.exit_code == ExitCode.PARTIAL and summary.total_rows == 2
     [gone] = [f for f in store.failures(run_id_of(summary)) if f.state == RowState.NOT_SENT]
-    assert (gone.row, gone.email) == (4, BROKEN[0]) and "source has changed" in gone.reason
+    assert (gone.row, gone.email) == (4, BROKEN[0]) and "source or filter changed" in gone.reason
     emails = set(list_emails(sandbox.base_url, list_id))
     assert BROKEN[1] in emails and "someone.else@example.com" not in emails
     notes = [e.message for e in events if isinstance(e, Notice) and e.level == "warning"]
@@ -102,6 +106,16 @@ async def test_a_run_this_export_cannot_retry_is_refused_before_it_starts(
 
     assert raised.value.exit_code == ExitCode.USAGE and raised.value.hint
     assert len(store.runs()) == before  # no run record, nothing sent
+
+
+def test_a_run_with_only_unconfirmed_rows_points_to_resume(store: HistoryStore) -> None:
+    run = store.start_run(export="customers", connection="sandbox", list_id="L")
+    counts = {s.value: 0 for s in RowState} | {"imported": 5, "unconfirmed": 3}
+    store.finish_run(run, RunSummary(run, "customers", counts, 1.0, ExitCode.PARTIAL))
+    with pytest.raises(RunError, match="nothing to retry") as raised:
+        RetryRows.of(store, run, "customers")
+    assert raised.value.hint.startswith("Its 3 unconfirmed row(s) were accepted, not rejected")
+    assert "klaviyo-tui run customers --resume" in raised.value.hint
 
 
 async def test_resume_and_retry_together_are_refused(
@@ -146,15 +160,21 @@ async def test_a_retry_of_a_mirror_export_removes_no_one(
     tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
 ) -> None:
     config, list_id, first = await run_with_two_rejected(
-        tmp_path, sandbox, store, export_extra={"mode": "mirror"}
+        tmp_path, sandbox, store, export_extra={"mode": "mirror", "incremental": True}
     )
     write_customers(tmp_path / "c.csv", customers(30)[:20])  # ten customers left the segment
 
-    summary, _ = await drain("customers", config, store, retry_failed_of=first)
+    full = SyncOptions(full=True)  # a retry sends its rows, not "every row once"
+    summary, events = await drain("customers", config, store, retry_failed_of=first, sync=full)
+
+    notes = [e.message for e in events if isinstance(e, Notice)]
+    assert not [m for m in notes if "every row" in m], notes
 
     assert summary.counts[RowState.IMPORTED.value] == 2
     assert summary.sync["mode"] == "upsert" and "removed" not in summary.sync
-    assert summary.sync["retry_of"] == first
+    assert summary.sync["retry_of"] == first and summary.sync["full_reason"] is None
+    assert f"upsert (a retry of run {first}): 2 added, 0 updated" in format_summary(summary)
+    assert sync_line(summary.sync).startswith(f"upsert (a retry of run {first}) · added 2")
     assert len(list_emails(sandbox.base_url, list_id)) == 30  # the ten are still members
     with pytest.raises(RunError, match="--mode mirror does not go with it"):
         await drain(
@@ -166,9 +186,27 @@ async def test_a_resumed_retry_goes_on_sending_only_the_rejected_rows(
     tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
 ) -> None:
     config, list_id, first = await run_with_two_rejected(tmp_path, sandbox, store)
+    rows = [r for r in customers(30) if r["email"].strip().lower() != BROKEN[0]]
+    write_customers(tmp_path / "c.csv", rows)  # one of the two left the source
+    retry = await interrupted_retry(config, store, first)
+
+    summary, _ = await drain("customers", config, store, resume=True)
+
+    assert summary.run_id == retry.id
+    assert summary.total_rows == 2  # the retried rows, not the export's 29
+    assert summary.counts[RowState.IMPORTED.value] == 1
+    assert summary.counts[RowState.NOT_SENT.value] == 1
+    assert summary.sync["retry_of"] == first
+    assert len(list_emails(sandbox.base_url, list_id)) == 29
+    gone = [f for f in store.failures(retry.id) if f.state == RowState.NOT_SENT]
+    assert [f.email for f in gone] == [BROKEN[0]]  # once, though both starts found it gone
+
+
+async def interrupted_retry(config: Config, store: HistoryStore, first: int) -> RunRecord:
+    """A retry of run `first` cancelled once its job is submitted: recorded interrupted."""
     submitted = asyncio.Event()
 
-    async def interrupted_retry() -> None:
+    async def retry() -> None:
         export = config.exports["customers"]
         run = run_export(
             export, config=config, api_key=DEMO_KEY, store=store, retry_failed_of=first
@@ -177,19 +215,27 @@ async def test_a_resumed_retry_goes_on_sending_only_the_rejected_rows(
             if isinstance(event, JobSubmitted):
                 submitted.set()
 
-    task = asyncio.create_task(interrupted_retry())
+    task = asyncio.create_task(retry())
     await asyncio.wait({task, asyncio.create_task(submitted.wait())}, return_when="FIRST_COMPLETED")
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    retry = store.runs()[0]
-    assert retry.status == "interrupted" and retry.id != first
+    record = store.runs()[0]
+    assert record.status == "interrupted" and record.id != first
+    return record
 
-    summary, _ = await drain("customers", config, store, resume=True)
 
-    assert summary.run_id == retry.id
-    assert summary.total_rows == 2  # the retried rows, not the export's 30
-    assert sum(summary.counts.values()) == 2
-    assert summary.counts[RowState.IMPORTED.value] == 2 and summary.exit_code == ExitCode.OK
-    assert summary.sync["retry_of"] == first
-    assert len(list_emails(sandbox.base_url, list_id)) == 30
+async def test_a_new_run_says_it_leaves_an_interrupted_one_behind(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    config, _, first = await run_with_two_rejected(tmp_path, sandbox, store)
+    retry = await interrupted_retry(config, store, first)
+
+    summary, events = await drain("customers", config, store, retry_failed_of=first)
+
+    warnings = [e.message for e in events if isinstance(e, Notice) and e.level == "warning"]
+    assert warnings == [
+        f"run {retry.id} (interrupted) could still be resumed; this run starts afresh instead, "
+        f"and after it `klaviyo-tui run customers --resume` no longer reaches run {retry.id}"
+    ]
+    assert summary.run_id != retry.id

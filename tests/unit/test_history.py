@@ -515,5 +515,12 @@ def test_cli_shows_rows_imported_with_warnings(store: HistoryStore) -> None:
     assert newer.split()[-4:] == ["7", "3", "2", "1,500"]
     assert older.split()[-4:] == ["7", "3", "0", "0"]
     assert len({len(line) for line in (header, newer)}) == 1  # the columns line up
+    for year in (2026, 2027):  # long names are cut with a mark, not silently
+        long = store.start_run(
+            export=f"weekly-newsletter-europe-{year}", connection="c", list_id="L"
+        )
+        store.finish_run(long, RunSummary(long, "x", counts, 1.0, ExitCode.OK))
+    long_listing = CliRunner().invoke(cli, ["history"]).output
+    assert "weekly-news…-europe-2026" in long_listing and "weekly-news…-europe-2027" in long_listing
     shown = CliRunner().invoke(cli, ["history", "show", str(run_id)])
     assert "imported_with_warnings" in shown.output and "3" in shown.output

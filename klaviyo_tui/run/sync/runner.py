@@ -139,7 +139,7 @@ class SyncRun:
             reason = reason or SyncOptions.full_before(store.run_sync(self.run_id))
         elif (reason or self.options.retry_of) and not self.dry_run:  # for --resume, after a kill
             store.set_run_sync(self.run_id, {"full_reason": reason, **self.options.retried})
-        if self.settings.incremental:
+        if self.settings.incremental and self.options.retry_of is None:  # a retry sends its rows
             self.full_reason = reason
         self.skip = self.incremental and reason is None
         self.by_source = self.skip and self.subscribe is None
