@@ -48,6 +48,8 @@ def _mode(text: str) -> str:
 
 
 def _ratio(text: str) -> float:
+    if not text.strip():  # cleared: the default limit, never none
+        return DEFAULT_MAX_REMOVAL_RATIO
     try:
         ratio = float(text)
     except ValueError:

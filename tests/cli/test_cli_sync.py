@@ -67,6 +67,11 @@ def test_subscribe_needs_the_consent_assertion(source: Path) -> None:
     assert "up to 10% of the list, at most 3 a run" in shown
     assert "subscribe      email marketing (historical), consent times from optin" in shown
     assert f"asserted {sync.subscribe.asserted_at} by " in shown
+    cleared = invoke("exports", "edit", "news", "--set", "max_removal_ratio=0.5")
+    assert cleared.exit_code == 0
+    cleared = invoke("exports", "edit", "news", "--set", "max_removal_ratio=")  # as --help says
+    assert cleared.exit_code == 0, cleared.output
+    assert load_config(config_path()).exports["news"].sync.max_removal_ratio == 0.1
     plan = invoke("run", "news", "--dry-run")
     assert plan.exit_code == 0, plan.output
     assert "8 to add" in plan.stdout and "8 to subscribe" in plan.stdout
