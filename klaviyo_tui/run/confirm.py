@@ -208,9 +208,12 @@ class Confirmer:
             warning_reject(rows[p], segments[p], work.fixes[p]) for p in imported if p in work.fixes
         ]
         failed = len(work.rejects)
-        await asyncio.to_thread(self.store.add_failures, self.run_id, [*work.rejects, *notes])
-        await asyncio.to_thread(
-            self.store.batch_finished, self.run_id, batch.number, total - warned, failed, warned
+        await asyncio.to_thread(  # one transaction: a stop between the two writes no twice
+            self.store.add_batch_failures,
+            self.run_id,
+            [*work.rejects, *notes],
+            batch.number,
+            (total - warned, failed, warned),
         )
         if self.collector is not None:
             fixed = [p in work.fixes or local[p] for p in imported]

@@ -68,25 +68,45 @@ class FailuresMixin:
         """Reasons often quote Klaviyo's text, which a hostile or buggy server could fill with
         the request's own API key: every text is redacted before it reaches the file."""
         with self._tx() as db:
-            inserted = db.executemany(
-                "INSERT INTO failures (run_id, row, segment, column_name, value, reason, state, "
-                "email, source_values) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (
-                        run_id,
-                        r.row,
-                        r.segment,
-                        redact(r.column),
-                        redact(str(r.value)),
-                        redact(r.reason),
-                        str(r.state),
-                        redact(r.email),
-                        values_json(r.source_values),
-                    )
-                    for r in rejects
-                ),
+            self._insert_failures(db, run_id, rejects)
+
+    def add_batch_failures(
+        self, run_id: int, rejects: Iterable[Reject], batch_no: int, counts: tuple[int, int, int]
+    ) -> None:
+        """A confirmed batch's failures and its end (`counts`: imported, failed, warned, as
+        `batch_finished` takes them) in one transaction: a run stopped between the two would ask
+        Klaviyo about the batch again when resumed, and record its failures twice."""
+        imported, failed, warned = counts
+        with self._tx() as db:
+            self._insert_failures(db, run_id, rejects)
+            db.execute(
+                "UPDATE batches SET imported = ?, failed = ?, warned = ?, state = 'finished' "
+                "WHERE run_id = ? AND batch_no = ?",
+                (imported, failed, warned, run_id, batch_no),
             )
-            self._counted(inserted)
+
+    def _insert_failures(
+        self, db: sqlite3.Connection, run_id: int, rejects: Iterable[Reject]
+    ) -> None:
+        inserted = db.executemany(
+            "INSERT INTO failures (run_id, row, segment, column_name, value, reason, state, "
+            "email, source_values) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    run_id,
+                    r.row,
+                    r.segment,
+                    redact(r.column),
+                    redact(str(r.value)),
+                    redact(r.reason),
+                    str(r.state),
+                    redact(r.email),
+                    values_json(r.source_values),
+                )
+                for r in rejects
+            ),
+        )
+        self._counted(inserted)
 
     def _columns_sql(self) -> str:
         extra = "email, source_values" if self.version >= 3 else "'', NULL"

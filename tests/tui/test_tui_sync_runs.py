@@ -106,7 +106,7 @@ def test_a_resumed_run_shows_the_rows_the_interrupted_run_had_confirmed() -> Non
         JobConfirmed("j2", 2, 5_000, 0),
     )
     rows, _ = stats_lines(p)
-    assert "confirmed 5,000 · rejected 0 · confirmed before 20,000" in rows.plain
+    assert "confirmed 5,000 · rejected 0 · done before 20,000" in rows.plain
 
 
 def test_a_finished_sync_run_shows_its_figures_and_read_back() -> None:

@@ -152,6 +152,30 @@ def test_journal(store: HistoryStore) -> None:
     assert store.journal(9999) == {}
 
 
+def test_a_batch_ends_with_its_failures_or_not_at_all(store: HistoryStore) -> None:
+    """A confirmed batch's failures and its "finished" are one write: a run stopped between two
+    writes was resumed with the batch still open, asked Klaviyo again and recorded its 513
+    rejected rows twice (a TUI walkthrough: cancel, then resume at once)."""
+    run_id = store.start_run(export="e", connection="c", list_id="L")
+    store.batch_submitting(run_id, 0, "fp0", 10)
+    store.batch_accepted(run_id, 0, "job-0")
+    rejected = [Reject(i, "s", "email", f"x{i}", "Klaviyo: no", RowState.REJECTED) for i in (2, 5)]
+    with sqlite3.connect(store.path) as db:  # the second write fails, as a kill would stop it
+        db.execute(
+            "CREATE TRIGGER no_finish BEFORE UPDATE ON batches "
+            "BEGIN SELECT RAISE(ABORT, 'stopped'); END"
+        )
+    with pytest.raises(Exception, match="stopped"):
+        store.add_batch_failures(run_id, rejected, 0, (8, 2, 0))
+    assert store.failures(run_id) == []  # nothing half-written
+    assert store.journal(run_id)[0].state == "accepted"
+    with sqlite3.connect(store.path) as db:
+        db.execute("DROP TRIGGER no_finish")
+    store.add_batch_failures(run_id, rejected, 0, (8, 2, 0))
+    assert [f.row for f in store.failures(run_id)] == [2, 5]
+    assert store.journal(run_id)[0] == BatchRecord(0, "fp0", 10, "job-0", "finished", 8, 2, 0)
+
+
 def test_failures(store: HistoryStore) -> None:
     run_id = store.start_run(export="e", connection="c", list_id="L")
     bad_email = [Reject(i, "s", "email", f"x{i}", "not an email") for i in range(5)]

@@ -53,7 +53,7 @@ def stats_lines(p: RunProgress) -> tuple[Content, Content]:
     )
     # shown when they happen, so the usual line stays short
     for label, n in (
-        ("confirmed before", p.settled_before),  # a resumed run: the interrupted run's batches
+        ("done before", p.settled_before),  # a resumed run: batches its first start settled
         ("unconfirmed", unconfirmed),
         ("not in list", counts.get(RowState.NOT_IN_LIST.value, 0)),
         ("subscription unconfirmed", counts.get(RowState.SUBSCRIPTION_UNCONFIRMED.value, 0)),
@@ -271,7 +271,9 @@ class RunScreen(BaseScreen[None]):
         rows, jobs = stats_lines(p)
         self._set("#rows", rows)
         self._set("#jobs", jobs)
-        sync = sync_lines(p, self.app.config.exports.get(p.export))
+        # a retry adds and updates only, whatever the export's mode: its settings would mislead
+        export = None if self.handle.kind == "retry" else self.app.config.exports.get(p.export)
+        sync = sync_lines(p, export)
         if sync != self._sync_shown:  # a table, not text: compared by its rows
             self._sync_shown = sync
             self.query_one("#sync", Static).update(facts(sync))
