@@ -146,7 +146,7 @@ class Submitter(Confirmer):
             work.rejects += rejects
             return
         work.refused += [positions[i] for i in refused]
-        await asyncio.to_thread(self.store.add_failures, self.run_id, rejects)
+        await asyncio.to_thread(self.store.add_refused, self.run_id, rejects)
         await asyncio.to_thread(
             self.store.batch_rejected_rows, self.run_id, work.batch.number, len(rejects)
         )

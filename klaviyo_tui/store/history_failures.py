@@ -70,6 +70,25 @@ class FailuresMixin:
         with self._tx() as db:
             self._insert_failures(db, run_id, rejects)
 
+    def add_refused(self, run_id: int, rejects: list[Reject]) -> None:
+        """Rows Klaviyo refused before accepting their batch's job, in place of what an earlier
+        start of the run recorded for them: a run stopped before the batch was accepted sends
+        it again when resumed, and Klaviyo refuses the same rows again."""
+        with self._tx() as db:
+            for at in range(0, len(rejects), 5_000):  # one pass over the run's rejects a part
+                part = rejects[at : at + 5_000]
+                pairs = ", ".join(["(?, ?)"] * len(part))
+                db.execute(
+                    "DELETE FROM failures WHERE run_id = ? AND state = ? "
+                    f"AND (segment, row) IN (VALUES {pairs})",
+                    (
+                        run_id,
+                        str(RowState.REJECTED),
+                        *(v for r in part for v in (r.segment, r.row)),
+                    ),
+                )
+            self._insert_failures(db, run_id, rejects)
+
     def add_batch_failures(
         self, run_id: int, rejects: Iterable[Reject], batch_no: int, counts: tuple[int, int, int]
     ) -> None:

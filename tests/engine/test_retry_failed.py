@@ -10,6 +10,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from klaviyo_tui.cli.output import format_summary
@@ -239,3 +240,40 @@ async def test_a_new_run_says_it_leaves_an_interrupted_one_behind(
         f"and after it `klaviyo-tui run customers --resume` no longer reaches run {retry.id}"
     ]
     assert summary.run_id != retry.id
+
+
+class RefusedThenDown(CorruptingTransport):
+    """Klaviyo refuses the BROKEN rows of the first import POST; then it is unreachable, so the
+    batch without them is never accepted and the run ends resumable."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and self.corrupted:
+            raise httpx.ConnectError("down", request=request)
+        return await super().handle_async_request(request)
+
+
+async def test_rows_refused_before_an_interrupted_submission_are_recorded_once(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    config, _ = one_csv_export(tmp_path, sandbox.base_url, customers(30))
+    down = KlaviyoClient(
+        sandbox.base_url,
+        DEMO_KEY,
+        transport=RefusedThenDown(BROKEN),
+        max_retries=1,
+        backoff_base=0.01,
+        backoff_cap=0.02,
+    )
+    async with down:
+        first, _ = await drain("customers", config, store, client=down)
+    assert first.exit_code == ExitCode.UNAVAILABLE
+
+    again = KlaviyoClient(sandbox.base_url, DEMO_KEY, transport=CorruptingTransport(BROKEN))
+    async with again:
+        summary, _ = await drain("customers", config, store, client=again, resume=True)
+
+    assert summary.run_id == first.run_id
+    assert summary.counts[RowState.REJECTED.value] == 2
+    assert summary.counts[RowState.IMPORTED.value] == 28
+    refused = [f for f in store.failures(run_id_of(summary)) if f.state == RowState.REJECTED]
+    assert sorted(f.email for f in refused) == sorted(BROKEN)  # once each, not once a start
