@@ -29,6 +29,7 @@ from klaviyo_tui.events import (
 )
 
 RATE_WINDOW = 60  # samples kept for the sparkline (every confirmed job, and twice a second)
+RATE_SPAN_S = 5.0  # the shown rate (and the ETA) is over this many seconds
 
 
 @dataclass
@@ -62,6 +63,8 @@ class RunProgress:
     rates: deque[float] = field(default_factory=lambda: deque(maxlen=RATE_WINDOW))
     log: list[str] = field(default_factory=list)
     _last_sample: tuple[float, int] | None = None
+    #: (time, profiles confirmed) at each sample of the last RATE_SPAN_S, for `rate`
+    _recent: deque[tuple[float, int]] = field(default_factory=deque)
 
     # ---- folding -------------------------------------------------------------------------------
     def apply(self, event: ProgressEvent) -> str | None:
@@ -135,6 +138,10 @@ class RunProgress:
             if now > then:
                 self.rates.append(max(0.0, (self.confirmed - count) / (now - then)))
         self._last_sample = (now, self.confirmed)
+        recent = self._recent
+        recent.append((now, self.confirmed))
+        while len(recent) > 2 and recent[1][0] <= now - RATE_SPAN_S:
+            recent.popleft()  # keep one sample at or before the span's start
 
     # ---- derived -------------------------------------------------------------------------------
     @property
@@ -156,9 +163,13 @@ class RunProgress:
 
     @property
     def rate(self) -> float:
-        """Profiles per second, averaged over the last few samples."""
-        recent = list(self.rates)[-5:]
-        return sum(recent) / len(recent) if recent else 0.0
+        """Profiles confirmed per second over the last RATE_SPAN_S (0 until a second has
+        passed): jobs are confirmed in bursts, and a rate over the gap between two of a burst
+        read 500,000 a second."""
+        if len(self._recent) < 2:
+            return 0.0
+        (then, before), (now, count) = self._recent[0], self._recent[-1]
+        return (count - before) / (now - then) if now - then >= 1.0 else 0.0
 
     @property
     def average_rate(self) -> float | None:

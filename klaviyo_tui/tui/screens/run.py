@@ -295,6 +295,8 @@ class RunScreen(BaseScreen[None]):
             log.write_lines(part for parts in wrapped for part in parts or [""])
             self._logged = len(p.log)
         finished = p.finished and not self.handle.active
+        if finished and not self.has_class("-finished"):  # the summary box takes the log's room:
+            self.call_after_refresh(log.scroll_end, animate=False)  # keep its last lines shown
         self.set_class(finished, "-finished")
         self.set_class(self.handle.kind == "dry", "-dry")
         failed = bool(p.error) or (p.summary is not None and p.summary.exit_code != ExitCode.OK)
