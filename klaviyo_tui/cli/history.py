@@ -8,6 +8,7 @@ from klaviyo_tui.cli.context import CliContext, pass_cli
 from klaviyo_tui.cli.output import emit_json, say
 from klaviyo_tui.errors import AppError
 from klaviyo_tui.events import RowState
+from klaviyo_tui.redaction import printable
 from klaviyo_tui.run.progress import describe_verification, plural
 from klaviyo_tui.services import history as service
 from klaviyo_tui.services.history import RunRecord
@@ -121,7 +122,7 @@ def show_runs(export: str | None, *, as_json: bool) -> None:
         return
     columns: list[tuple[str, list[str]]] = [
         ("RUN", [str(r.id) for r in records]),
-        ("EXPORT", [_short(r.export) for r in records]),
+        ("EXPORT", [_short(printable(r.export)) for r in records]),  # escapes count in widths
         ("STARTED", [r.started_at[:16].replace("T", " ") for r in records]),
         ("STATUS", ["dry run" if r.dry_run else r.status for r in records]),
     ]

@@ -546,5 +546,10 @@ def test_cli_shows_rows_imported_with_warnings(store: HistoryStore) -> None:
         store.finish_run(long, RunSummary(long, "x", counts, 1.0, ExitCode.OK))
     long_listing = CliRunner().invoke(cli, ["history"]).output
     assert "weekly-news…-europe-2026" in long_listing and "weekly-news…-europe-2027" in long_listing
+    hostile = store.start_run(export="x\x1b[31my[/]z", connection="c", list_id="L")  # text
+    store.finish_run(hostile, RunSummary(hostile, "x", counts, 1.0, ExitCode.OK))
+    header, row = CliRunner().invoke(cli, ["history"]).output.splitlines()[:2]
+    assert "\x1b" not in row and "x\\x1b[31my[/]z" in row
+    assert row[header.index("STARTED") :].startswith("20")  # the escape counts in the widths
     shown = CliRunner().invoke(cli, ["history", "show", str(run_id)])
     assert "imported_with_warnings" in shown.output and "3" in shown.output
