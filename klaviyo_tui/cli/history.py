@@ -75,7 +75,22 @@ def history(obj: CliContext, args: tuple[str, ...], as_json: bool) -> None:
         return
     if len(args) > 1:
         raise usage
+    if args and not service.runs(args[0]) and not _configured(obj, args[0]):
+        raise AppError(  # a typo must not read as "no runs yet"
+            f"there is no export {args[0]!r}, and no run of one by that name",
+            hint="`klaviyo-tui exports list` names the exports; `klaviyo-tui history` lists "
+            "every run.",
+        )
     show_runs(args[0] if args else None, as_json=as_json)
+
+
+def _configured(obj: CliContext, export: str) -> bool:
+    """Whether the config names `export` (yes when it cannot be read: history needs no config,
+    and a broken one is not this command's to report)."""
+    try:
+        return export in obj.config().exports
+    except AppError:
+        return True
 
 
 #: The row states `history` can list, in the summary's order: IMPORTED always, the others when
@@ -129,9 +144,10 @@ def show_runs(export: str | None, *, as_json: bool) -> None:
     for key, title in _COUNTS:
         if key == "imported" or any(r.counts.get(key) for r in records):
             columns.append((title, [f"{r.counts.get(key, 0):,}" for r in records]))
+    done = {r.id: {} if r.dry_run else syncs.get(r.id, {}) for r in records}  # not plans
     for key, title in _SYNC:
-        if any(syncs.get(r.id, {}).get(key) for r in records):
-            columns.append((title, [_figure(syncs.get(r.id, {}), key) for r in records]))
+        if any(done[r.id].get(key) for r in records):
+            columns.append((title, [_figure(done[r.id], key) for r in records]))
     widths = [max(len(title), *map(len, cells)) for title, cells in columns]
     left = {"EXPORT", "STARTED", "STATUS"}  # text; the figures line up on the right
 

@@ -135,3 +135,18 @@ def test_a_mirror_run_refused_for_its_removals_says_what_to_do(source: Path) -> 
     as_json = invoke("run", "m", "--json")
     assert as_json.exit_code == 2
     assert "--allow-mass-removal" in json.loads(as_json.stdout)["hint"]
+
+
+def test_history_of_a_typo_is_an_error_and_a_dry_run_adds_nothing(source: Path) -> None:
+    assert invoke("exports", "create", "weekly", "--source", str(source), "--list-name", "W")
+    none_yet = invoke("history", "weekly")
+    assert none_yet.exit_code == 0 and "no runs yet for export 'weekly'" in none_yet.stdout
+    typo = invoke("history", "weekyl")
+    assert typo.exit_code == 2 and "there is no export 'weekyl'" in typo.stderr
+    assert invoke("run", "weekly", "--dry-run").exit_code == 0
+    lines = invoke("history", "weekly").stdout.splitlines()
+    assert "ADDED" not in lines[0]  # the dry run's 8 "to add" are a plan, not added rows
+    assert invoke("run", "weekly").exit_code == 0
+    header, real, dry = invoke("history", "weekly").stdout.splitlines()[:3]
+    added = header.index("ADDED") + len("ADDED")
+    assert real[:added].endswith("8") and dry[:added].endswith("-")
