@@ -21,7 +21,7 @@ from klaviyo_tui.services.export_sync import edit_sync
 from klaviyo_tui.services.exports import export_named
 from klaviyo_tui.services.segments import shown_source
 from klaviyo_tui.store.config_read import load_config
-from klaviyo_tui.store.sync_config import SyncSettings
+from klaviyo_tui.store.sync_config import DEFAULT_MAX_REMOVAL_RATIO, SyncSettings
 
 
 @click.group("exports")
@@ -109,11 +109,13 @@ def _sync_lines(sync: SyncSettings) -> list[str]:
     """What the export does about rows confirmed before, rows that left, and subscriptions."""
     changed = "only new or changed rows" if sync.incremental else "every row"
     lines = [f"sync           {sync.mode}: sends {changed}"]
-    if sync.mirror:
+    limited = sync.max_removals is not None or sync.max_removal_ratio != DEFAULT_MAX_REMOVAL_RATIO
+    if sync.mirror or limited:  # an upsert export's limits apply to a run with --mode mirror
         most = f", at most {sync.max_removals:,}" if sync.max_removals is not None else ""
+        when = "" if sync.mirror else " (with --mode mirror)"
         lines.append(
-            f"removals       who left the segment, up to {sync.max_removal_ratio:.0%} of the "
-            f"list{most} a run"
+            f"removals       who left the segment{when}, up to {sync.max_removal_ratio:.0%} of "
+            f"the list{most} a run"
         )
     sub = sync.subscribe
     if sub is not None:

@@ -43,7 +43,7 @@ from klaviyo_tui.run.memory import use_lean_pool
 from klaviyo_tui.run.options import RunOptions
 from klaviyo_tui.run.reading import BatchQueue, BatchReader
 from klaviyo_tui.run.refused_values import fill
-from klaviyo_tui.run.resume import left_behind, reopen
+from klaviyo_tui.run.resume import left_behind, reopen, resumed_retry
 from klaviyo_tui.run.retry import RetryRows
 from klaviyo_tui.run.summary import SummaryParts, ending, make_summary
 from klaviyo_tui.run.sync.mirror import same_list
@@ -159,6 +159,7 @@ class _ExportRun:
             figures = await asyncio.to_thread(self.store.run_sync, self._run)
             if (retried := SyncOptions.retry_before(figures)) is not None:  # a retry goes on
                 await self._retrying(retried)
+                self.events.put_nowait(Notice(resumed_retry(retried)))
             verify_on = self.options.verify.kind != "off"
             journal, self.known = await asyncio.to_thread(
                 reopen, self.store, previous.id, verify=verify_on

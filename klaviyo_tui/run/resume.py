@@ -44,3 +44,12 @@ def left_behind(store: HistoryStore, export: str) -> str | None:
         f"instead, and after it `klaviyo-tui run {export} --resume` no longer reaches run "
         f"{previous.id}"
     )
+
+
+def resumed_retry(run_id: int) -> str:
+    """What a resumed run says when it is a retry: its settings (a mirror's removals) do not
+    apply, and it sends no row but those."""
+    return (
+        f"resuming a retry of run {run_id}: only the rows Klaviyo rejected in that run are sent, "
+        "and no one is removed from the list"
+    )

@@ -139,6 +139,10 @@ def test_a_mirror_run_refused_for_its_removals_says_what_to_do(source: Path) -> 
 
 def test_history_of_a_typo_is_an_error_and_a_dry_run_adds_nothing(source: Path) -> None:
     assert invoke("exports", "create", "weekly", "--source", str(source), "--list-name", "W")
+    limit = invoke("exports", "edit", "weekly", "--set", "max_removals=5")
+    assert limit.exit_code == 0, limit.output
+    shown = invoke("exports", "show", "weekly").stdout  # an upsert export's limit, still shown
+    assert "who left the segment (with --mode mirror), up to 10% of the list, at most 5" in shown
     none_yet = invoke("history", "weekly")
     assert none_yet.exit_code == 0 and "no runs yet for export 'weekly'" in none_yet.stdout
     typo = invoke("history", "weekyl")

@@ -191,9 +191,11 @@ async def test_a_resumed_retry_goes_on_sending_only_the_rejected_rows(
     write_customers(tmp_path / "c.csv", rows)  # one of the two left the source
     retry = await interrupted_retry(config, store, first)
 
-    summary, _ = await drain("customers", config, store, resume=True)
+    summary, events = await drain("customers", config, store, resume=True)
 
     assert summary.run_id == retry.id
+    notes = [e.message for e in events if isinstance(e, Notice)]
+    assert f"resuming a retry of run {first}: only the rows Klaviyo rejected" in notes[0]
     assert summary.total_rows == 2  # the retried rows, not the export's 29
     assert summary.counts[RowState.IMPORTED.value] == 1
     assert summary.counts[RowState.NOT_SENT.value] == 1
