@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from klaviyo_tui.events import Reject, RowState
 from klaviyo_tui.redaction import redact
+from klaviyo_tui.store.history_journal import FINISH_BATCH
 from klaviyo_tui.store.history_records import (
     DUPLICATE_REASON,
     values_json,
@@ -98,11 +99,7 @@ class FailuresMixin:
         imported, failed, warned = counts
         with self._tx() as db:
             self._insert_failures(db, run_id, rejects)
-            db.execute(
-                "UPDATE batches SET imported = ?, failed = ?, warned = ?, state = 'finished' "
-                "WHERE run_id = ? AND batch_no = ?",
-                (imported, failed, warned, run_id, batch_no),
-            )
+            db.execute(FINISH_BATCH, (imported, failed, warned, run_id, batch_no))
 
     def _insert_failures(
         self, db: sqlite3.Connection, run_id: int, rejects: Iterable[Reject]

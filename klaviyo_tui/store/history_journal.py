@@ -23,6 +23,13 @@ import orjson
 
 from klaviyo_tui.store.history_records import BatchRecord
 
+#: A batch's end: imported, failed, warned, run_id, batch_no (also written with its failures,
+#: in one transaction: history_failures.add_batch_failures).
+FINISH_BATCH = (
+    "UPDATE batches SET imported = ?, failed = ?, warned = ?, state = 'finished' "
+    "WHERE run_id = ? AND batch_no = ?"
+)
+
 
 @dataclass
 class ResendLog:
@@ -119,10 +126,8 @@ class JournalMixin:
     ) -> None:
         """Every row of the batch is confirmed: `imported` plainly, `warned` imported without a
         field Klaviyo refused, `failed` rejected in the job's import errors."""
-        self._batch(
-            "imported = ?, failed = ?, warned = ?, state = 'finished'",
-            (imported, failed, warned, run_id, batch_no),
-        )
+        with self._tx() as db:
+            db.execute(FINISH_BATCH, (imported, failed, warned, run_id, batch_no))
 
     def batch_unconfirmed(self, run_id: int, batch_no: int) -> None:
         """Klaviyo never confirmed the batch's job; the job id stays for `--resume`."""

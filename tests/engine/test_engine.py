@@ -3,8 +3,6 @@ stripping, import errors over several pages, faults, dry runs, resume after a cr
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import csv
 import io
 from pathlib import Path
@@ -27,6 +25,7 @@ from tests.support.engine import (
     CorruptingTransport,
     create_list,
     import_jobs,
+    interrupt_at,
     list_emails,
     list_identities,
     run_id_of,
@@ -391,19 +390,7 @@ async def test_resume_counts_rows_with_warnings_once(
     config, list_id = one_csv_export(
         tmp_path, sandbox.base_url, rows, mapping={"email": "email", "phone_number": "phone"}
     )
-    confirmed = asyncio.Event()
-
-    async def interrupted_run() -> None:
-        export = config.exports["customers"]
-        async for event in run_export(export, config=config, api_key=DEMO_KEY, store=store):
-            if isinstance(event, JobConfirmed):
-                confirmed.set()
-
-    task = asyncio.create_task(interrupted_run())
-    await asyncio.wait({task, asyncio.create_task(confirmed.wait())}, return_when="FIRST_COMPLETED")
-    task.cancel()  # as Ctrl-C or the TUI's cancel: the run is recorded interrupted
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await interrupt_at(config, store, JobConfirmed)
     [record] = store.runs()
     assert record.status == "interrupted"
     summary, events = await drain("customers", config, store, resume=True)

@@ -5,8 +5,6 @@ on retrying, and a run that cannot be retried by this export is refused before a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,6 @@ from klaviyo_tui.cli.output import format_summary
 from klaviyo_tui.errors import ExitCode, RunError
 from klaviyo_tui.events import JobSubmitted, Notice, RowsRead, RowState, RunSummary
 from klaviyo_tui.klaviyo import KlaviyoClient
-from klaviyo_tui.run.engine import run_export
 from klaviyo_tui.run.retry import RetryRows
 from klaviyo_tui.run.sync.options import SyncOptions
 from klaviyo_tui.sandbox import DEMO_KEY
@@ -27,7 +24,13 @@ from klaviyo_tui.store.history import HistoryStore
 from klaviyo_tui.store.history_records import RunRecord
 from klaviyo_tui.tui.sync_text import sync_line
 from tests.engine.test_engine import customers, drain, one_csv_export
-from tests.support.engine import CorruptingTransport, list_emails, run_id_of, write_customers
+from tests.support.engine import (
+    CorruptingTransport,
+    interrupt_at,
+    list_emails,
+    run_id_of,
+    write_customers,
+)
 
 BROKEN = ["customer3@example.com", "customer17@example.com"]  # source rows 4 and 18
 
@@ -207,22 +210,7 @@ async def test_a_resumed_retry_goes_on_sending_only_the_rejected_rows(
 
 async def interrupted_retry(config: Config, store: HistoryStore, first: int) -> RunRecord:
     """A retry of run `first` cancelled once its job is submitted: recorded interrupted."""
-    submitted = asyncio.Event()
-
-    async def retry() -> None:
-        export = config.exports["customers"]
-        run = run_export(
-            export, config=config, api_key=DEMO_KEY, store=store, retry_failed_of=first
-        )
-        async for event in run:
-            if isinstance(event, JobSubmitted):
-                submitted.set()
-
-    task = asyncio.create_task(retry())
-    await asyncio.wait({task, asyncio.create_task(submitted.wait())}, return_when="FIRST_COMPLETED")
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await interrupt_at(config, store, JobSubmitted, retry_failed_of=first)
     record = store.runs()[0]
     assert record.status == "interrupted" and record.id != first
     return record

@@ -3,8 +3,6 @@ and their limits, subscribe with historical consent."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from tests.support import sandbox as sandbox_helpers
 from tests.support.engine import (
     create_list,
     import_jobs,
+    interrupt_at,
     list_emails,
     remove_from_list_behind_our_back,
     write_config,
@@ -150,22 +149,7 @@ async def test_a_resumed_full_run_stays_full_without_the_flag(
     list_id = create_list(sandbox.base_url)
     config = export_config(tmp_path, sandbox.base_url, rows_of(25_000), list_id, incremental=True)
     await run(config, store)
-    confirmed = asyncio.Event()
-
-    async def interrupted() -> None:
-        export = config.exports["customers"]
-        full = SyncOptions(full=True)
-        async for event in run_export(
-            export, config=config, api_key=DEMO_KEY, store=store, sync=full
-        ):
-            if isinstance(event, JobConfirmed):
-                confirmed.set()
-
-    task = asyncio.create_task(interrupted())
-    await asyncio.wait({task, asyncio.create_task(confirmed.wait())}, return_when="FIRST_COMPLETED")
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await interrupt_at(config, store, JobConfirmed, sync=SyncOptions(full=True))
 
     resumed, _ = await run(config, store, resume=True)
 

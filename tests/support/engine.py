@@ -3,6 +3,8 @@ through the sandbox's public API (the same API a real Klaviyo exposes)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 from pathlib import Path
 from typing import Any
@@ -11,12 +13,35 @@ import httpx
 import tomlkit
 
 from klaviyo_tui.events import RunSummary
+from klaviyo_tui.run.engine import run_export
 from klaviyo_tui.sandbox import DEMO_KEY
 from klaviyo_tui.store.config import Config
 from klaviyo_tui.store.config_read import load_config
+from klaviyo_tui.store.history import HistoryStore
 from tests.support import sandbox as sandbox_helpers
 
 REVISION = sandbox_helpers.REVISION
+
+
+async def interrupt_at(
+    config: Config, store: HistoryStore, event: type, export: str = "customers", **kw: Any
+) -> None:
+    """Run `export` until it yields an `event`, then cancel it, as Ctrl-C or the TUI's cancel
+    do: the run is recorded interrupted."""
+    seen = asyncio.Event()
+
+    async def run() -> None:
+        async for got in run_export(
+            config.exports[export], config=config, api_key=DEMO_KEY, store=store, **kw
+        ):
+            if isinstance(got, event):
+                seen.set()
+
+    task = asyncio.create_task(run())
+    await asyncio.wait({task, asyncio.create_task(seen.wait())}, return_when="FIRST_COMPLETED")
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def run_id_of(summary: RunSummary) -> int:
