@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from klaviyo_tui.events import Reject, RowState
 from klaviyo_tui.input.chunks import ROW_BITS, PipelineStats, email_keys, positions_of, release
 from klaviyo_tui.input.fields import source_values
 from klaviyo_tui.input.filters import segment_filter
-from klaviyo_tui.input.mapping import ValidatedChunk, validate_chunk
+from klaviyo_tui.input.identifiers import DEFERRED
+from klaviyo_tui.input.mapping import ValidatedChunk, identifier_keys, validate_chunk
 from klaviyo_tui.input.sources import SourceWatch, read_chunks
 from klaviyo_tui.store.config import Export, Mapping, Segment
 
@@ -44,6 +46,7 @@ def full_pass(
     mapping = export.mapping
     read = valid = invalid = duplicates = warned = 0
     name = segs[0].name if segs else ""
+    phone_column = mapping.fields().get("phone_number")
     for si, seg in enumerate(segs):
         name = seg.name
         compiled = segment_filter(seg)
@@ -69,6 +72,8 @@ def full_pass(
                     rest, emails = rest[go], emails.filter(pa.array(go))
                     phones = None if phones is None else phones.filter(pa.array(go))
                     shared = {field: mask[go] for field, mask in shared.items()}
+            if phones is not None and phone_column is not None:
+                phones = _undeferred(phones, rest[phone_column], export.default_region)
             chunk = validate_chunk(
                 rest,
                 mapping,
@@ -94,6 +99,19 @@ def full_pass(
                 seg.name, read, valid, invalid, duplicates, first.total, warned=warned
             )
     yield PipelineStats(name, read, valid, invalid, duplicates, first.total, True, warned)
+
+
+def _undeferred(phones: pa.Array, raw: pd.Series, region: str) -> pa.Array:
+    """The tape's phones with those the first pass left DEFERRED (run/sync/phonememo.py)
+    normalised now: only rows about to be validated get here."""
+    marked = pc.equal(phones, DEFERRED).fill_null(False)
+    deferred = np.flatnonzero(marked.to_numpy(zero_copy_only=False))
+    if not len(deferred):
+        return phones
+    done = identifier_keys("phone_number", raw.iloc[deferred], region)
+    slot = np.arange(len(phones))
+    slot[deferred] = len(phones) + np.arange(len(deferred))
+    return pa.concat_arrays([phones, done.cast(phones.type)]).take(pa.array(slot))
 
 
 def _duplicates(

@@ -42,8 +42,9 @@ _PARTS = 64
 _PAIR = np.dtype([("h", "<u8"), ("p", "<u8")])
 
 
-def hash_keys(keys: pa.Array) -> np.ndarray:
-    """64-bit hashes of a string array without nulls, from the values' UTF-8 bytes.
+def hash_keys(keys: pa.Array, hash_key: str | None = None) -> np.ndarray:
+    """64-bit hashes of a string array without nulls, from the values' UTF-8 bytes; SipHash
+    with pandas' fixed key, or with `hash_key` (16 ASCII characters) for keyed hashes.
 
     pandas hashes a `bytes` object as it is and a `str` after encoding it to UTF-8, so the hashes
     are those of the strings; reading the values as `bytes` (a binary view of the same buffers)
@@ -51,7 +52,10 @@ def hash_keys(keys: pa.Array) -> np.ndarray:
     0.45 -> 0.15 s CPU with the partitioning below."""
     binary = pa.large_binary() if pa.types.is_large_string(keys.type) else pa.binary()
     values = keys.cast(binary).to_numpy(zero_copy_only=False)
-    hashes: np.ndarray = pd.util.hash_array(values, categorize=False)
+    if hash_key is None:
+        hashes: np.ndarray = pd.util.hash_array(values, categorize=False)
+    else:
+        hashes = pd.util.hash_array(values, hash_key=hash_key, categorize=False)
     return hashes
 
 
@@ -72,6 +76,20 @@ def spill_batch(positions: np.ndarray, keys: pa.Array) -> SpillBatch | None:
     pairs = np.empty(len(keys) - keys.null_count, _PAIR)
     pairs["h"] = hash_keys(keys.filter(present) if keys.null_count else keys)
     pairs["p"] = positions[present.to_numpy(zero_copy_only=False)] if keys.null_count else positions
+    return _partitioned(pairs)
+
+
+def spill_hashes(positions: np.ndarray, hashes: np.ndarray) -> SpillBatch | None:
+    """`spill_batch` for keys already hashed: 0 = no key (run/sync/phonememo.py)."""
+    present = hashes != 0
+    if not present.any():
+        return None
+    pairs = np.empty(int(present.sum()), _PAIR)
+    pairs["h"], pairs["p"] = hashes[present], positions[present]
+    return _partitioned(pairs)
+
+
+def _partitioned(pairs: np.ndarray) -> SpillBatch:
     part = (pairs["h"] >> np.uint64(58)).astype(np.uint8)
     bounds = np.zeros(_PARTS + 1, dtype=np.int64)
     np.cumsum(np.bincount(part, minlength=_PARTS), out=bounds[1:])
@@ -114,7 +132,7 @@ class PairSpill:
                 pairs = np.fromfile(path, dtype=_PAIR)
                 path.unlink()
                 if drop is not None and len(drop):
-                    pairs = pairs[~_contains(drop, pairs["p"])]
+                    pairs = pairs[~sorted_contains(drop, pairs["p"])]
                 if len(pairs):
                     yield pairs[np.lexsort((pairs["p"], pairs["h"]))]
         finally:
@@ -124,6 +142,11 @@ class PairSpill:
         for handle in self._handles:
             handle.close()
         self._tmp.cleanup()
+
+
+#: On the key tape: a phone the first pass left to the full pass (input/pipeline.PhoneKeys). An
+#: empty string, which normalising never gives (E.164 or null).
+DEFERRED = ""
 
 
 class KeyTape:
@@ -217,7 +240,8 @@ def members_of_shared(hashes: np.ndarray) -> np.ndarray:
     return same_next | same_prev
 
 
-def _contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+def sorted_contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Mask of `values` found in `sorted_values`."""
     if len(sorted_values) == 0:
         return np.zeros(len(values), dtype=bool)
     idx = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
@@ -259,7 +283,7 @@ class SharedIndex:
 
     def lookup(self, positions: np.ndarray) -> dict[str, np.ndarray]:
         """Per field, a mask of the positions whose value is shared."""
-        return {f: _contains(self.shared[f], positions) for f in self.fields}
+        return {f: sorted_contains(self.shared[f], positions) for f in self.fields}
 
 
 def shared_in_frame(emails: pa.Array, keys: dict[str, pa.Array]) -> dict[str, np.ndarray]:

@@ -40,6 +40,7 @@ from collections.abc import Mapping as MappingABC
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -52,15 +53,24 @@ from klaviyo_tui.input.chunks import positions_of, release
 from klaviyo_tui.input.filters import CompiledFilter, segment_filter
 from klaviyo_tui.input.fullpass import Unchanged, full_pass
 from klaviyo_tui.input.identifiers import (
+    DEFERRED,
     IDENTIFIERS,
     KeyTape,
     PairSpill,
     SharedIndex,
     SpillBatch,
     spill_batch,
+    spill_hashes,
 )
 from klaviyo_tui.input.jsoncols import text
-from klaviyo_tui.input.mapping import KINDS, ValidatedChunk, identifier_keys, infer_kinds, pick_kind
+from klaviyo_tui.input.mapping import (
+    KINDS,
+    ValidatedChunk,
+    identifier_keys,
+    infer_kinds,
+    phones_e164,
+    pick_kind,
+)
 from klaviyo_tui.input.scratch import sweep_orphans
 from klaviyo_tui.input.sources import SourceError, SourceWatch, read_chunks
 from klaviyo_tui.store.config import Export, Mapping, Segment
@@ -164,6 +174,42 @@ class FirstPass:
     keys: KeyTape | None = None  # the normalised emails (and phones in E.164), for the full pass
 
 
+class PhoneKeys(Protocol):
+    """Keyed hashes of the phones an export has seen (run/sync/phonememo.py), so that the first
+    pass need not normalise them all: a found value's hash goes to the shared-phone spill as
+    is and the tape says DEFERRED. Values not found, or all when not `deferring`, are normalised
+    and spilled by `normalised_hashes`; `learn` hears the values a chunk normalised."""
+
+    deferring: bool
+
+    def raw_hashes(self, raw: pa.Array) -> np.ndarray: ...
+    def normalised_hashes(self, normalised: pa.Array) -> np.ndarray: ...
+    def lookup(self, raw_hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def learn(self, raw_hashes: np.ndarray, normalised_hashes: np.ndarray) -> None: ...
+
+
+def _phone_keys(
+    raw: pa.Array, positions: np.ndarray, valid: pa.Array, region: str, memo: PhoneKeys
+) -> tuple[pa.Array, SpillBatch | None]:
+    """One chunk's phones for the tape, and their spill, with a memo (`PhoneKeys`)."""
+    raw_hashes = memo.raw_hashes(raw)
+    if memo.deferring:
+        found, hashes = memo.lookup(raw_hashes)
+    else:
+        found, hashes = np.zeros(len(raw), bool), np.zeros(len(raw), np.uint64)
+    todo = np.flatnonzero(~found)
+    normalised = phones_e164(raw if len(todo) == len(raw) else raw.take(pa.array(todo)), region)[0]
+    hashes[todo] = memo.normalised_hashes(normalised)
+    memo.learn(raw_hashes[todo], hashes[todo])
+    spill = spill_hashes(positions, np.where(valid.to_numpy(zero_copy_only=False), hashes, 0))
+    if len(todo) == len(raw):
+        return normalised, spill
+    slot = np.full(len(raw), len(todo), np.int64)  # DEFERRED, after the normalised values
+    slot[todo] = np.arange(len(todo))
+    pool = pa.concat_arrays([normalised.cast(pa.string()), pa.array([DEFERRED], pa.string())])
+    return pool.take(pa.array(slot)), spill
+
+
 @dataclass
 class _ChunkKeys:
     """What the first pass works out for one chunk (in a worker thread): the keys, and their
@@ -182,14 +228,18 @@ def _chunk_keys(
     export: Export,
     ids: dict[str, str],
     kinds: dict[str, set[str]],
+    phones: PhoneKeys | None,
 ) -> _ChunkKeys:
     keys = email_keys(df[export.mapping.email])
-    valid = keys.is_valid()
+    valid = keys.is_valid()  # only rows with a valid email count (identifiers.py)
     values = []
     for field, column in ids.items():
-        normalised = identifier_keys(field, df[column], export.default_region)
-        # only rows with a valid email count (identifiers.py)
-        pairs = spill_batch(positions, pc.if_else(valid, normalised, None))
+        if field == "phone_number" and phones is not None:
+            raw = text(df[column])
+            normalised, pairs = _phone_keys(raw, positions, valid, export.default_region, phones)
+        else:
+            normalised = identifier_keys(field, df[column], export.default_region)
+            pairs = spill_batch(positions, pc.if_else(valid, normalised, None))
         values.append((field, normalised, pairs))
     found = {}
     for column, possible in kinds.items():
@@ -216,11 +266,13 @@ def first_pass(
     chunk_rows: int = CHUNK_ROWS,
     watches: dict[str, SourceWatch] | None = None,
     on_keys: Callable[[pa.Array], None] | None = None,
+    phones: PhoneKeys | None = None,
 ) -> FirstPass:
     """Build the de-duplication and shared-identifier indexes and the property kinds.
 
     `watches` (by segment name) records what was read, for the full pass to compare against.
-    `on_keys` hears every chunk's normalised emails (run/sync: a mirror's segment keys).
+    `on_keys` hears every chunk's normalised emails (run/sync: a mirror's segment keys);
+    `phones` spares normalising the phones an incremental export has seen (`PhoneKeys`).
     Chunks of `chunk_rows * FIRST_PASS_SCALE` rows are worked on FIRST_PASS_THREADS at a time and
     taken in reading order.
     """
@@ -262,7 +314,9 @@ def first_pass(
                     total += len(df)
                     positions = positions_of(si, df.index)
                     snapshot = {c: set(k) for c, k in kinds.items()}
-                    pending.append(pool.submit(_chunk_keys, df, positions, export, ids, snapshot))
+                    pending.append(
+                        pool.submit(_chunk_keys, df, positions, export, ids, snapshot, phones)
+                    )
                     if len(pending) >= FIRST_PASS_THREADS:
                         absorb(pending.popleft())
             while pending:
@@ -285,6 +339,7 @@ def iter_validated(
     chunk_rows: int = CHUNK_ROWS,
     on_keys: Callable[[pa.Array], None] | None = None,
     unchanged: Unchanged | None = None,
+    phones: PhoneKeys | None = None,
 ) -> Iterator[ValidatedChunk | PipelineStats]:
     """Validated chunks in input order, each followed by running stats; a final stats has done=True.
 
@@ -296,7 +351,7 @@ def iter_validated(
     wanted = {seg.name: _columns(segment_filter(seg), export.mapping.columns()) for seg in segs}
     watches: dict[str, SourceWatch] = {}
     with _imports_frozen():
-        first = first_pass(export, segs, chunk_rows, watches, on_keys)  # sync hook: on_keys
+        first = first_pass(export, segs, chunk_rows, watches, on_keys, phones)  # sync hooks
         try:
             yield from full_pass(export, segs, first, chunk_rows, wanted, watches, unchanged)
         finally:

@@ -67,7 +67,10 @@ def produce(
     on_keys = sync.on_keys if sync is not None and sync.mirror else None
     # sync hook: skip unchanged rows before validation (not when retrying failed rows only)
     skip_hook = sync.unchanged if sync is not None and only_rows is None else None
-    for item in iter_validated(export, segments, on_keys=on_keys, unchanged=skip_hook):
+    phones = sync.phones if sync is not None else None
+    for item in iter_validated(
+        export, segments, on_keys=on_keys, unchanged=skip_hook, phones=phones
+    ):
         if sync is not None:  # sync hook: the first pass is done, the segment is known
             sync.presence_ready()
         if isinstance(item, PipelineStats):

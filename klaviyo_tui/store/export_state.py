@@ -192,7 +192,7 @@ class ExportStateMixin:
         if not self._has_sync_tables():
             return
         with self._tx() as db:
-            for table in ("sync_state", "sync_basis", "sync_members"):
+            for table in ("sync_state", "sync_basis", "sync_members", "sync_phone_memo"):
                 db.execute(f"DELETE FROM {table} WHERE export = ?", (export,))  # noqa: S608
             db.execute("UPDATE sync_runs SET settled = 1 WHERE export = ?", (export,))
 

@@ -68,6 +68,7 @@ from klaviyo_tui.store.history_records import (
     record_of,
 )
 from klaviyo_tui.store.history_schema import SCHEMA_VERSION, upgrade
+from klaviyo_tui.store.phone_memo import PhoneMemoMixin
 
 __all__ = [
     "BUSY_TIMEOUT_S",
@@ -92,7 +93,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class HistoryStore(JournalMixin, FailuresMixin, ExportStateMixin):
+class HistoryStore(JournalMixin, FailuresMixin, ExportStateMixin, PhoneMemoMixin):
     """The history database. Thread-safe; open one per process (or per screen) and `close()`.
 
     `readonly=True` (or `open_for_reading()`) is for screens and commands that only look: it

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: Schema 1, as the first release created it. Later versions are explicit steps in MIGRATIONS.
 SCHEMA = (
     """CREATE TABLE runs (
@@ -90,6 +90,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         """CREATE TABLE sync_members (
             export TEXT PRIMARY KEY, list_id TEXT NOT NULL, keys BLOB NOT NULL,
             ids TEXT NOT NULL, joined_until TEXT, updated_at TEXT NOT NULL)""",
+    ),
+    # 6: an incremental run's first pass skips normalising the phones it has seen before
+    # (run/sync/phonememo.py): per export, the keyed hash of each raw phone value and of what
+    # it normalised to (sorted uint64 arrays in chunks, like sync_state).
+    6: (
+        """CREATE TABLE sync_phone_memo (
+            export TEXT NOT NULL, chunk INTEGER NOT NULL, raw BLOB NOT NULL,
+            normalised BLOB NOT NULL, PRIMARY KEY (export, chunk))""",
     ),
 }
 TABLES = ("batches", "export_rows", "failures", "runs")  # every version has these

@@ -32,7 +32,7 @@ _LABELS = (b"klaviyo-tui sync: key hash 1", b"klaviyo-tui sync: key hash 2", b"r
 _SOURCE_LABEL = "klaviyo-tui sync: source hash"
 
 
-def _siphash_key(digest: bytes) -> str:
+def siphash_key(digest: bytes) -> str:
     """pandas takes the 128-bit SipHash key as 16 characters that encode to 16 bytes in UTF-8:
     printable ASCII, 94 symbols each (~105 bits of the secret's entropy)."""
     return "".join(chr(0x21 + b % 94) for b in digest[:16])
@@ -42,7 +42,7 @@ class Hasher:
     """Key and row hashes with one install's secret."""
 
     def __init__(self, secrets: tuple[bytes, bytes, bytes], source: bytes = b"") -> None:
-        self._k1, self._k2, self._row = (_siphash_key(s) for s in secrets)
+        self._k1, self._k2, self._row = (siphash_key(s) for s in secrets)
         self._source = source or secrets[2]
         self._contexts: dict[str, str] = {}
 
@@ -76,7 +76,7 @@ class Hasher:
         key = self._contexts.get(whole)
         if key is None:
             digest = hashlib.blake2b(whole.encode(), key=self._source[:64]).digest()
-            key = self._contexts.setdefault(whole, _siphash_key(digest))
+            key = self._contexts.setdefault(whole, siphash_key(digest))
         joined = _encoded(df, columns)
         out = np.asarray(pd.util.hash_array(_objects(joined), hash_key=key, categorize=False))
         out[out == 0] = 1  # 0 means "no source hash" in the state

@@ -36,10 +36,12 @@ import pyarrow as pa
 
 from klaviyo_tui.events import Notice, ProgressEvent, Reject, RowState
 from klaviyo_tui.input.batching import Batch
+from klaviyo_tui.input.identifiers import sorted_contains
 from klaviyo_tui.klaviyo import KlaviyoClient
 from klaviyo_tui.run.sync import mirror, plan
 from klaviyo_tui.run.sync.hashing import Hasher
 from klaviyo_tui.run.sync.options import MassRemoval, SyncOptions, basis_of, same_place, why_full
+from klaviyo_tui.run.sync.phonememo import PhoneMemo
 from klaviyo_tui.run.sync.queue import HashQueue
 from klaviyo_tui.run.sync.settle import confirmed_counts, confirmed_of, removed_of, settle
 from klaviyo_tui.run.sync.sources import source_context, sources_of
@@ -79,24 +81,23 @@ class SyncRun:
             settings = replace(settings, mode=options.mode)
         self.export, self.connection, self.store = export, connection, store
         self.run_id, self.options, self.settings = run_id, options, settings
-        self.dry_run, self.resumed = dry_run, resumed
-        self.counts, self.emit = counts, emit
-        self.mirror = settings.mirror
+        self.dry_run, self.resumed, self.counts, self.emit = dry_run, resumed, counts, emit
+        self.mirror, self.subscribe = settings.mirror, settings.subscribe
         self.others = list(others)  # the other exports of this list (mirror.others_keys)
         self.others_keys = np.zeros((0, 2), np.uint64)
         self.kept_for_others = 0
-        self.subscribe = settings.subscribe
         self.incremental = settings.incremental  # a run may still send every row: full_reason
         self.state = SyncState.empty()
         self.skip = False  # rows confirmed before with the same hash are skipped
         self.by_source = False  # ... and found so before validation, by their source hash
+        self.phones: PhoneMemo | None = None  # the phones seen before (phonememo.py)
         self._context: tuple[dict[str, str], str] | None = None
         self._fresh: tuple[np.ndarray, np.ndarray] | None = None  # (rows, source hashes)
         self._skipped = 0  # rows `unchanged` skipped that `filter` has not counted yet
         self.unchanged_by_source = 0
         self._refreshes = 0  # records of source hashes brought up to date (`_refresh`)
         self.full_reason: str | None = None
-        self.list_size: int | None = None
+        self.list_size: int | None = None  # a mirror's list, before the run
         self.consent: ConsentTimes | None = None
         self.present_first = np.zeros(0, np.uint64)
         self._present: list[np.ndarray] = []
@@ -104,8 +105,7 @@ class SyncRun:
         self.leavers = SyncState.empty()
         self.refused: str | None = None
         self.planned = {"added": 0, "updated": 0, "unchanged": 0}
-        self.removed = 0
-        self.subscribed = 0
+        self.removed = self.subscribed = 0
         self._queue = HashQueue()
         self._subs: dict[int, list[SubRow]] = {}
         self.hasher: Hasher
@@ -143,6 +143,7 @@ class SyncRun:
             self.full_reason = reason
         self.skip = self.incremental and reason is None
         self.by_source = self.skip and self.subscribe is None
+        self.phones = PhoneMemo.of(store, self.export, deferring=self.by_source)
 
     async def prepare(self, client: KlaviyoClient) -> None:
         """Mirror: the list's size, the base of `max_removal_ratio`."""
@@ -168,6 +169,8 @@ class SyncRun:
         if self._ready:
             return
         self._ready = True
+        if self.phones is not None and not self.dry_run:
+            self.phones.save(self.store, self.export.name)
         if not self.mirror:
             return
         parts = self._present
@@ -191,12 +194,7 @@ class SyncRun:
             self.refused = message
 
     def present(self, keys: np.ndarray) -> np.ndarray:
-        first = self.present_first
-        if len(first) == 0 or len(keys) == 0:
-            return np.zeros(len(keys), bool)
-        idx = np.minimum(np.searchsorted(first, keys[:, 0]), len(first) - 1)
-        found: np.ndarray = first[idx] == keys[:, 0]
-        return found
+        return sorted_contains(self.present_first, keys[:, 0])
 
     def unchanged(
         self,

@@ -1,0 +1,150 @@
+"""The phone memo (run/sync/phonememo.py): an incremental run's first pass normalises only the
+phones it has not seen, and finds shared numbers exactly as if it had normalised them all."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from klaviyo_tui.events import RowState
+from klaviyo_tui.input import fullpass, pipeline
+from klaviyo_tui.input.mapping import identifier_keys, phones_e164
+from klaviyo_tui.run.sync.phonememo import PhoneMemo
+from klaviyo_tui.sandbox.server import SandboxServer
+from klaviyo_tui.store.history import HistoryStore
+from tests.engine.test_sync import export_config, run
+from tests.support import sandbox as sandbox_helpers
+from tests.support.engine import create_list
+
+MAPPING = {"email": "email", "first_name": "first_name", "phone_number": "phone"}
+
+
+@pytest.fixture
+def store() -> Iterator[HistoryStore]:
+    s = HistoryStore()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def normalised(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """The phone values each pass normalised, as they were read."""
+    seen: dict[str, list[str]] = {"first": [], "full": []}
+
+    def first_pass(raw: pa.Array, region: str) -> tuple[pa.Array, dict[int, str]]:
+        seen["first"] += raw.to_pylist()
+        return phones_e164(raw, region)
+
+    def full_pass(field: str, series: pd.Series, region: str) -> pa.Array:
+        seen["full"] += list(series)
+        return identifier_keys(field, series, region)
+
+    monkeypatch.setattr(pipeline, "phones_e164", first_pass)
+    monkeypatch.setattr(fullpass, "identifier_keys", full_pass)
+    return seen
+
+
+def customers(n: int) -> list[dict[str, str]]:
+    return [
+        {"email": f"p{i}@example.com", "first_name": f"P{i}", "phone": f"+1415555{i:04d}"}
+        for i in range(n)
+    ]
+
+
+def phone_of(base_url: str, email: str) -> object:
+    with sandbox_helpers.client(base_url) as c:
+        profile = sandbox_helpers.profile_by_email(c, email)
+    assert profile is not None
+    return profile["attributes"].get("phone_number")
+
+
+async def test_an_incremental_run_normalises_only_the_phones_it_has_not_seen(
+    tmp_path: Path,
+    sandbox: SandboxServer,
+    store: HistoryStore,
+    normalised: dict[str, list[str]],
+) -> None:
+    list_id = create_list(sandbox.base_url)
+    rows = customers(50)
+    config = export_config(tmp_path, sandbox.base_url, rows, list_id, MAPPING, incremental=True)
+    await run(config, store)
+    assert len(normalised["first"]) == 50  # the full run normalises (and remembers) them all
+    normalised["first"].clear()
+    rows[3]["first_name"] = "Renamed"  # its phone was seen: normalised by the full pass only
+    rows[7]["phone"] = "(415) 555-9999"  # a new value: normalised by the first pass
+    config = export_config(tmp_path, sandbox.base_url, rows, list_id, MAPPING, incremental=True)
+    summary, _ = await run(config, store)
+    assert normalised["first"] == ["(415) 555-9999"]
+    assert normalised["full"] == ["+14155550003"]
+    assert summary.counts[RowState.IMPORTED.value] == 2
+    assert summary.sync["unchanged_by_source"] == 48
+    assert phone_of(sandbox.base_url, "p3@example.com") == "+14155550003"
+    assert phone_of(sandbox.base_url, "p7@example.com") == "+14155559999"
+
+
+async def test_a_number_written_another_way_is_found_shared_with_one_the_memo_knows(
+    tmp_path: Path,
+    sandbox: SandboxServer,
+    store: HistoryStore,
+    normalised: dict[str, list[str]],
+) -> None:
+    """p1 takes p0's number, written in the national form: only p1's value is normalised, p0's
+    comes from the memo, and both are still one E.164 number held by two customers."""
+    list_id = create_list(sandbox.base_url)
+    rows = customers(5)
+    config = export_config(tmp_path, sandbox.base_url, rows, list_id, MAPPING, incremental=True)
+    await run(config, store)
+    normalised["first"].clear()
+    rows[1]["phone"] = "415-555-0000"
+    config = export_config(tmp_path, sandbox.base_url, rows, list_id, MAPPING, incremental=True)
+    summary, _ = await run(config, store)
+    assert normalised["first"] == ["415-555-0000"]
+    assert summary.counts[RowState.IMPORTED_WITH_WARNINGS.value] == 2
+    warned = store.failures(summary.run_id or 0)
+    assert sorted(f.row for f in warned if "shared" in f.reason) == [1, 2]
+
+
+async def test_a_dry_run_leaves_the_memo_alone_and_removing_the_export_forgets_it(
+    tmp_path: Path, sandbox: SandboxServer, store: HistoryStore
+) -> None:
+    list_id = create_list(sandbox.base_url)
+    config = export_config(
+        tmp_path, sandbox.base_url, customers(5), list_id, MAPPING, incremental=True
+    )
+    await run(config, store, dry_run=True)
+    assert store.phone_memo("customers") == (b"", b"")
+    await run(config, store)
+    raw, e164 = store.phone_memo("customers")
+    assert len(raw) == len(e164) == 5 * 8
+    store.forget_sync("customers")
+    assert store.phone_memo("customers") == (b"", b"")
+
+
+def test_the_memo_keeps_what_a_run_used_and_learned_and_depends_on_the_region(
+    store: HistoryStore,
+) -> None:
+    values = pa.array(["+14155550000", "+14155550001", "0207 946 0000", None])
+    first = PhoneMemo.open(store, "e", "US", deferring=True)
+    raw = first.raw_hashes(values)
+    assert raw[3] == 0 and len(set(raw[:3].tolist())) == 3
+    first.learn(
+        raw, first.normalised_hashes(pa.array(["+14155550000", "+14155550001", None, None]))
+    )
+    first.save(store, "e")
+    again = PhoneMemo.open(store, "e", "US", deferring=True)
+    found, hashes = again.lookup(again.raw_hashes(values[:2]))
+    assert found.tolist() == [True, True] and hashes[0] != hashes[1] and hashes.all()
+    found, hashes = again.lookup(again.raw_hashes(values[2:]))
+    assert found.tolist() == [True, False] and hashes.tolist() == [0, 0]  # unusable: 0
+    again.save(store, "e")  # every value found, none learned: nothing to write
+    assert len(store.phone_memo("e")[0]) == 3 * 8
+    later = PhoneMemo.open(store, "e", "US", deferring=True)
+    later.lookup(later.raw_hashes(values[:2]))
+    later.save(store, "e")  # two of the three values seen: the third is dropped
+    assert len(store.phone_memo("e")[0]) == 2 * 8
+    elsewhere = PhoneMemo.open(store, "e", "GB", deferring=True)  # another region: not found
+    assert not elsewhere.lookup(elsewhere.raw_hashes(values[:2]))[0].any()
