@@ -370,7 +370,7 @@ def _print_summary(summary: RunSummary, *, as_json: bool, error: bool = True) ->
     if as_json:
         emit_json(summary_json(summary))
     else:
-        say(format_summary(summary))
+        say(format_summary(summary), prose=True)
     if error and summary.error:
         say(f"error: {summary.error}", err=True)
         if summary.hint:

@@ -10,7 +10,9 @@ import contextlib
 import enum
 import json
 import os
+import shutil
 import sys
+import textwrap
 import time
 from datetime import date, datetime
 from datetime import time as time_of_day
@@ -33,9 +35,26 @@ from klaviyo_tui.run.progress import RunProgress, describe_verification, plural
 from klaviyo_tui.store import crashlog
 
 
-def say(text: str, *, err: bool = False) -> None:
-    """One line of output, safe to show on a terminal."""
-    click.echo(safe_text(text, keep_layout=True), err=err)
+def say(text: str, *, err: bool = False, prose: bool = False) -> None:
+    """One line of output, safe to show on a terminal. Messages on stderr, and `prose` on stdout
+    (a run's summary; not tables), are cut to a terminal's width."""
+    text = safe_text(text, keep_layout=True)
+    fit = (err and sys.stderr.isatty()) or (prose and sys.stdout.isatty())
+    click.echo(wrapped(text) if fit else text, err=err)
+
+
+def wrapped(text: str) -> str:
+    """Each line over the terminal's width cut at spaces, the rest indented: the terminal would
+    cut it mid-word. For a terminal only: pipes and logs keep one line per message."""
+    width = max(shutil.get_terminal_size((80, 24)).columns, 20)
+
+    def fit(line: str) -> str:
+        indent = " " * (len(line) - len(line.lstrip(" ")) + 2)
+        return textwrap.fill(
+            line, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+        )
+
+    return "\n".join(fit(line) if len(line) > width else line for line in text.split("\n"))
 
 
 def _json_default(value: object) -> object:
@@ -267,7 +286,7 @@ class ProgressPrinter:
     def _line(self, text: str) -> None:
         text = safe_text(text)
         if self.tty:
-            click.echo("\r\033[K" + text, err=True)
+            click.echo("\r\033[K" + wrapped(text), err=True)
             self._bar(force=True)
         else:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
