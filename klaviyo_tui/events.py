@@ -159,6 +159,14 @@ class Retrying:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryOf:
+    """The run sends only the rows Klaviyo rejected in run `run_id` (`--retry-failed`, or the
+    resume of such a run): the export's mode and removals do not apply."""
+
+    run_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     """A line for the event log."""
 
@@ -194,6 +202,7 @@ class RunSummary:
 
 ProgressEvent = (
     Phase
+    | RetryOf
     | RowsRead
     | JobsPlanned
     | JobSubmitted

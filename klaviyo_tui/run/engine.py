@@ -31,7 +31,7 @@ from dataclasses import replace
 from functools import partial
 
 from klaviyo_tui.errors import ExitCode, RunError
-from klaviyo_tui.events import Notice, Phase, ProgressEvent, RunSummary
+from klaviyo_tui.events import Notice, Phase, ProgressEvent, RetryOf, RunSummary
 from klaviyo_tui.input.sources import SourceChanged
 from klaviyo_tui.klaviyo import KlaviyoClient, NotFoundError
 from klaviyo_tui.run import rejects as rejects_file
@@ -221,6 +221,7 @@ class _ExportRun:
 
     async def _retrying(self, run_id: int) -> None:
         """Send only the rows Klaviyo rejected in `run_id`, and remove no one."""
+        self.events.put_nowait(RetryOf(run_id))
         self.sync_options = self.sync_options.retrying(run_id)
         self.retry_rows = await asyncio.to_thread(
             RetryRows.of, self.store, run_id, self.export.name

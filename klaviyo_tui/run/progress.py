@@ -21,6 +21,7 @@ from klaviyo_tui.events import (
     Phase,
     ProgressEvent,
     Retrying,
+    RetryOf,
     RowsRead,
     RowsRejected,
     RunSummary,
@@ -60,6 +61,7 @@ class RunProgress:
     summary: RunSummary | None = None
     error: str | None = None
     interrupted: bool = False
+    retry_of: int | None = None  # the run whose rejected rows this one sends again
     rates: deque[float] = field(default_factory=lambda: deque(maxlen=RATE_WINDOW))
     log: list[str] = field(default_factory=list)
     _last_sample: tuple[float, int] | None = None
@@ -71,6 +73,8 @@ class RunProgress:
         """Fold one event in; return the log line it produced (if any)."""
         line: str | None = None
         match event:
+            case RetryOf(run_id=run_id):
+                self.retry_of = run_id
             case Phase(name=name, detail=detail):
                 self.phase, self.phase_detail = name, detail
                 line = f"{name}: {detail}" if detail else name

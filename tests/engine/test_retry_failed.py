@@ -13,7 +13,7 @@ import pytest
 
 from klaviyo_tui.cli.output import format_summary
 from klaviyo_tui.errors import ExitCode, RunError
-from klaviyo_tui.events import JobSubmitted, Notice, RowsRead, RowState, RunSummary
+from klaviyo_tui.events import JobSubmitted, Notice, RetryOf, RowsRead, RowState, RunSummary
 from klaviyo_tui.klaviyo import KlaviyoClient
 from klaviyo_tui.run.retry import RetryRows
 from klaviyo_tui.run.sync.options import SyncOptions
@@ -63,6 +63,7 @@ async def test_retry_sends_exactly_the_rows_klaviyo_rejected(
     assert len(list_emails(sandbox.base_url, list_id)) == 30
     reads = [e for e in events if isinstance(e, RowsRead)]
     assert reads and {e.total for e in reads} == {2}  # the bar counts the retried rows only
+    assert [e for e in events if isinstance(e, RetryOf)] == [RetryOf(first)]  # said up front
     assert not [e for e in events if isinstance(e, Notice) and e.level == "warning"]
 
 
@@ -199,6 +200,7 @@ async def test_a_resumed_retry_goes_on_sending_only_the_rejected_rows(
     assert summary.run_id == retry.id
     notes = [e.message for e in events if isinstance(e, Notice)]
     assert f"resuming a retry of run {first}: only the rows Klaviyo rejected" in notes[0]
+    assert isinstance(events[0], RetryOf) and events[0].run_id == first  # the TUI's title
     assert summary.total_rows == 2  # the retried rows, not the export's 29
     assert summary.counts[RowState.IMPORTED.value] == 1
     assert summary.counts[RowState.NOT_SENT.value] == 1

@@ -8,7 +8,7 @@ import pytest
 from textual.widgets import DataTable, Label, Static
 
 from klaviyo_tui.errors import ExitCode
-from klaviyo_tui.events import JobsPlanned, Phase, Reject, RunSummary
+from klaviyo_tui.events import JobsPlanned, Phase, Reject, RetryOf, RunSummary
 from klaviyo_tui.run.progress import RunProgress
 from klaviyo_tui.sandbox import DEMO_KEY
 from klaviyo_tui.store.config import Connection, Export, Mapping, Segment
@@ -19,7 +19,7 @@ from klaviyo_tui.tui.app import DemoInfo, make_app
 from klaviyo_tui.tui.screens.connection import ConnectionFormScreen
 from klaviyo_tui.tui.screens.history import RunDetailScreen
 from klaviyo_tui.tui.screens.home import HomeScreen
-from klaviyo_tui.tui.screens.run import phase_text, rate_text, summary_text
+from klaviyo_tui.tui.screens.run import phase_text, rate_text, summary_text, title_text
 from klaviyo_tui.tui.screens.run_detail import default_csv_path
 from tests.support.tui import SIZE, screen_of, wait_screen, wait_until
 
@@ -148,3 +148,16 @@ def test_the_live_rate_is_over_seconds_not_over_a_burst_of_confirmations() -> No
     p.sample(8.0)
     assert p.rate == 5_000.0  # 30,000 in the 6 s from the last sample before the span
     assert "5,000 profiles/s · ETA 10s" in rate_text(p)
+
+
+def test_a_retry_says_whose_rows_it_sends_again_even_when_resumed() -> None:
+    """A resumed retry was titled "(resumed)" like any resume: it is a retry, of a named run."""
+    p = RunProgress("vip")
+    assert title_text(p, "resume").startswith("Run · vip (resumed) · ")
+    p.apply(RetryOf(9))
+    assert title_text(p, "resume").startswith(
+        "Run · vip (retrying the failed rows of run 9, resumed)"
+    )
+    assert title_text(p, "retry").startswith("Run · vip (retrying the failed rows of run 9) · ")
+    hostile = RunProgress("x\x1b[31m[/]")
+    assert "\x1b" not in title_text(hostile, "") and "[/]" in title_text(hostile, "")

@@ -106,6 +106,21 @@ FIXES = {
 }
 
 
+def title_text(p: RunProgress, kind: str) -> str:
+    """The run view's title: the export, what kind of run (a resumed retry is a retry), the
+    phase. `kind` is how it was started (RunHandle.kind)."""
+    how = {
+        "resume": " (resumed)",
+        "retry": " (retrying failed rows)",
+        "dry": " (dry run)",
+        "allow": " (removals allowed)",
+    }.get(kind, "")
+    if p.retry_of is not None:
+        again = ", resumed" if kind == "resume" else ""
+        how = f" (retrying the failed rows of run {p.retry_of}{again})"
+    return f"Run · {safe_text(p.export)}{how} · {phase_text(p)}"
+
+
 def phase_text(p: RunProgress) -> str:
     """What the run is doing now; once it has ended, how it ended."""
     if p.error:
@@ -252,14 +267,7 @@ class RunScreen(BaseScreen[None]):
             return
         self._shown_at = time.monotonic()
         p = self.handle.progress
-        kind = {
-            "resume": " (resumed)",
-            "retry": " (retrying failed rows)",
-            "dry": " (dry run)",
-            "allow": " (removals allowed)",
-        }.get(self.handle.kind, "")
-        title = f"Run · {safe_text(p.export)}{kind} · {phase_text(p)}"
-        self._set("#run-title", Content(title))
+        self._set("#run-title", Content(title_text(p, self.handle.kind)))
         bar = self.query_one("#overall", ProgressBar)
         if p.summary is not None and not p.interrupted:
             bar.update(total=1, progress=1)
@@ -272,7 +280,8 @@ class RunScreen(BaseScreen[None]):
         self._set("#rows", rows)
         self._set("#jobs", jobs)
         # a retry adds and updates only, whatever the export's mode: its settings would mislead
-        export = None if self.handle.kind == "retry" else self.app.config.exports.get(p.export)
+        retry = self.handle.kind == "retry" or p.retry_of is not None
+        export = None if retry else self.app.config.exports.get(p.export)
         sync = sync_lines(p, export)
         if sync != self._sync_shown:  # a table, not text: compared by its rows
             self._sync_shown = sync
