@@ -21,6 +21,7 @@ RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("add_failures", "history_journal.py", "HistoryStore._tx", "export_state.py"),
     ),
     ("pass 1: phone to E.164", ("phones_e164", "careful_phone")),
+    ("pass 1: phone memo (hashes, lookups, save)", ("run/sync/phonememo.py", "_phone_keys")),
     ("pass 1: email normalisation", ("email_fast", "careful_email", "email_keys")),
     ("pass 1: property kinds", ("infer_kinds",)),
     ("sync: keyed hashes + state classify", ("run/sync/hashing.py", "SyncRun.filter")),

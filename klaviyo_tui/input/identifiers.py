@@ -150,9 +150,10 @@ DEFERRED = ""
 
 
 class KeyTape:
-    """The first pass's normalised keys (emails; phones in E.164), kept on disk in reading order
-    for the second pass, which then normalises nothing again (both passes would otherwise run
-    the same email and phone checks over every row).
+    """The first pass's normalised keys (emails; phones in E.164, or DEFERRED), kept on disk in
+    reading order for the second pass, which then normalises nothing again but the DEFERRED
+    phones of rows it validates (both passes would otherwise run the same email and phone checks
+    over every row).
 
     Both passes read the same rows in the same order (same sources, same filters), whatever their
     chunk sizes; each slice is checked against the positions it was written with, and on any

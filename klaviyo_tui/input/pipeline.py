@@ -12,7 +12,8 @@ Two passes, because "last row wins" needs to know the future without holding the
    share (input/identifiers.py: those go with none of them), and settles each custom property's
    type over the whole export (mapping.infer_kinds). The emails and phones it normalised are kept
    on disk in reading order (identifiers.KeyTape, ~45 bytes a row) so the full pass does not
-   normalise them again.
+   normalise them again. An incremental run spares normalising the phones its export has seen
+   (`PhoneKeys`, run/sync/phonememo.py): the full pass normalises those of the rows it validates.
 2. The full pass reads the mapped columns, drops the losing rows as `Reject(state=DUPLICATE,
    reason="duplicate of <segment> row N")` and validates the rest (mapping.validate_chunk, with the
    export's field policy, input/fields.py).
