@@ -9,16 +9,20 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from klaviyo_tui.events import RowState
 from klaviyo_tui.input import fullpass, pipeline
-from klaviyo_tui.input.mapping import identifier_keys, phones_e164
+from klaviyo_tui.input.mapping import ValidatedChunk, identifier_keys, phones_e164
+from klaviyo_tui.input.pipeline import iter_validated
 from klaviyo_tui.run.sync.phonememo import PhoneMemo
 from klaviyo_tui.sandbox.server import SandboxServer
+from klaviyo_tui.store.config import Export, Mapping, Segment
 from klaviyo_tui.store.history import HistoryStore
 from tests.engine.test_sync import export_config, run
 from tests.support import sandbox as sandbox_helpers
-from tests.support.engine import create_list
+from tests.support.engine import create_list, write_customers
 
 MAPPING = {"email": "email", "first_name": "first_name", "phone_number": "phone"}
 
@@ -148,3 +152,66 @@ def test_the_memo_keeps_what_a_run_used_and_learned_and_depends_on_the_region(
     assert len(store.phone_memo("e")[0]) == 2 * 8
     elsewhere = PhoneMemo.open(store, "e", "GB", deferring=True)  # another region: not found
     assert not elsewhere.lookup(elsewhere.raw_hashes(values[:2]))[0].any()
+
+
+#: Raw forms of a few numbers (the same E.164 number written several ways), unusable ones, and
+#: none: a memo may know any of them, and its hits must change no outcome.
+PHONES = [
+    "+14155550101",
+    "(415) 555-0101",
+    "415.555.0101",
+    "+1 415 555 0102",
+    "415-555-0102",
+    "+44 20 7946 0000",
+    "020 7946 0000",
+    "12345",
+    "+1 000 000 0000",
+    "",
+]
+
+
+def outcomes(export: Export, segments: dict[str, Segment], memo: PhoneMemo | None) -> list[object]:
+    """Every chunk's payloads, rejects and warnings, as the full pass hands them on."""
+    out: list[object] = []
+    for item in iter_validated(export, segments, chunk_rows=7, phones=memo):
+        if isinstance(item, ValidatedChunk):
+            out.append(item.payload_array.to_pylist())
+            out += [(r.row, r.state, r.column, r.reason) for r in item.rejects]
+            out += [(w.row, w.state, w.column, w.reason) for w in item.warnings]
+    return out
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(st.tuples(st.integers(0, 6), st.sampled_from(PHONES)), min_size=1, max_size=40),
+    earlier=st.lists(st.sampled_from(PHONES), min_size=1, max_size=len(PHONES)),
+)
+def test_what_the_memo_knows_changes_no_outcome(
+    tmp_path: Path, store: HistoryStore, rows: list[tuple[int, str]], earlier: list[str]
+) -> None:
+    """Whatever phones an earlier run left in the memo, a run gives the same payloads, the same
+    shared-phone warnings and the same rejects as with no memo at all."""
+    mapping = Mapping(email="email", phone_number="phone")
+    export = Export("e", "c", "L", ("s",), mapping)
+    before = tmp_path / "before.csv"
+    now = tmp_path / "now.csv"
+    write_customers(before, [{"email": f"e{i}@x.com", "phone": p} for i, p in enumerate(earlier)])
+    # the same email several times (last row wins), some in capitals: one customer each
+    write_customers(
+        now,
+        [
+            {"email": f"C{e}@Example.com" if n % 3 else f"c{e}@example.com", "phone": p}
+            for n, (e, p) in enumerate(rows)
+        ]
+        + [{"email": "", "phone": PHONES[0]}],
+    )
+    learner = PhoneMemo.open(store, "e", "US", deferring=False)  # an earlier run fills it
+    outcomes(export, {"s": Segment("s", str(before))}, learner)
+    learner.save(store, "e")
+    segments = {"s": Segment("s", str(now))}
+    memo = PhoneMemo.open(store, "e", "US", deferring=True)
+    assert outcomes(export, segments, memo) == outcomes(export, segments, None)
+    known = {p for p in earlier if p} & {p for _, p in rows if p} | {PHONES[0]}
+    assert memo._used.any() == bool(known & set(earlier))  # found whenever it could be
