@@ -21,7 +21,7 @@ from klaviyo_tui.input.chunks import ROW_BITS, PipelineStats, email_keys, positi
 from klaviyo_tui.input.fields import source_values
 from klaviyo_tui.input.filters import segment_filter
 from klaviyo_tui.input.identifiers import DEFERRED
-from klaviyo_tui.input.mapping import ValidatedChunk, identifier_keys, validate_chunk
+from klaviyo_tui.input.mapping import ValidatedChunk, phones_e164, validate_chunk
 from klaviyo_tui.input.sources import SourceWatch, read_chunks
 from klaviyo_tui.store.config import Export, Mapping, Segment
 
@@ -46,7 +46,6 @@ def full_pass(
     mapping = export.mapping
     read = valid = invalid = duplicates = warned = 0
     name = segs[0].name if segs else ""
-    phone_column = mapping.fields().get("phone_number")
     for si, seg in enumerate(segs):
         name = seg.name
         compiled = segment_filter(seg)
@@ -72,8 +71,8 @@ def full_pass(
                     rest, emails = rest[go], emails.filter(pa.array(go))
                     phones = None if phones is None else phones.filter(pa.array(go))
                     shared = {field: mask[go] for field, mask in shared.items()}
-            if phones is not None and phone_column is not None:
-                phones = _undeferred(phones, rest[phone_column], export.default_region)
+            if phones is not None:
+                phones = _undeferred(phones, export.default_region)
             chunk = validate_chunk(
                 rest,
                 mapping,
@@ -101,14 +100,15 @@ def full_pass(
     yield PipelineStats(name, read, valid, invalid, duplicates, first.total, True, warned)
 
 
-def _undeferred(phones: pa.Array, raw: pd.Series, region: str) -> pa.Array:
+def _undeferred(phones: pa.Array, region: str) -> pa.Array:
     """The tape's phones with those the first pass left DEFERRED (run/sync/phonememo.py)
-    normalised now: only rows about to be validated get here."""
-    marked = pc.equal(phones, DEFERRED).fill_null(False)
+    normalised now, from the value it read: only rows about to be validated get here."""
+    marked = pc.starts_with(phones, DEFERRED).fill_null(False)
     deferred = np.flatnonzero(marked.to_numpy(zero_copy_only=False))
     if not len(deferred):
         return phones
-    done = identifier_keys("phone_number", raw.iloc[deferred], region)
+    read = pc.utf8_slice_codeunits(phones.take(pa.array(deferred)), len(DEFERRED))
+    done = phones_e164(read, region)[0]
     slot = np.arange(len(phones))
     slot[deferred] = len(phones) + np.arange(len(deferred))
     return pa.concat_arrays([phones, done.cast(phones.type)]).take(pa.array(slot))

@@ -144,9 +144,11 @@ class PairSpill:
         self._tmp.cleanup()
 
 
-#: On the key tape: a phone the first pass left to the full pass (input/pipeline.PhoneKeys). An
-#: empty string, which normalising never gives (E.164 or null).
-DEFERRED = ""
+#: On the key tape: a phone the first pass left to the full pass (input/pipeline.PhoneKeys),
+#: as this prefix and the value the first pass read. Normalising never gives it (E.164 or
+#: null), and the full pass normalises what the first pass read, not its own reading: a source
+#: whose types vary by chunk (JSON Lines, pandas' inference) can read a cell differently there.
+DEFERRED = "\x00"
 
 
 class KeyTape:

@@ -265,7 +265,18 @@ def _reasons(raw: pa.Array, known: pa.Array, check: object) -> dict[int, str]:
     )
     where = np.flatnonzero(unusable)
     values = raw.take(pa.array(where)).to_pylist() if len(where) else []
-    return {p: check(v)[1] for p, v in zip(where.tolist(), values, strict=True)}  # type: ignore[operator]
+    return {
+        p: check(v)[1] or READ_TWO_WAYS  # type: ignore[operator]
+        for p, v in zip(where.tolist(), values, strict=True)
+    }
+
+
+#: Why a value the first pass found unusable is, though it reads as usable now: a source typed
+#: chunk by chunk (JSON Lines) read the cell as another text there ("4155550101.0" beside text).
+READ_TWO_WAYS = (
+    "the value reads differently in different parts of the file (its column mixes numbers and "
+    "text); write it as text"
+)
 
 
 def identifier_keys(field: str, series: pd.Series, region: str) -> pa.Array:

@@ -205,10 +205,14 @@ def _phone_keys(
     spill = spill_hashes(positions, np.where(valid.to_numpy(zero_copy_only=False), hashes, 0))
     if len(todo) == len(raw):
         return normalised, spill
-    slot = np.full(len(raw), len(todo), np.int64)  # DEFERRED, after the normalised values
+    # usable values found: DEFERRED and the value as read; unusable ones: null, as normalised
+    usable = np.flatnonzero(found & (hashes != 0))
+    deferred = pc.binary_join_element_wise(DEFERRED, raw.take(pa.array(usable)), "")
+    slot = np.full(len(raw), -1, np.int64)
     slot[todo] = np.arange(len(todo))
-    pool = pa.concat_arrays([normalised.cast(pa.string()), pa.array([DEFERRED], pa.string())])
-    return pool.take(pa.array(slot)), spill
+    slot[usable] = len(todo) + np.arange(len(usable))
+    pool = pa.concat_arrays([normalised.cast(pa.string()), deferred.cast(pa.string())])
+    return pool.take(pa.array(slot, mask=slot < 0)), spill
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
+import orjson
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from klaviyo_tui.events import RowState
 from klaviyo_tui.input import fullpass, pipeline
-from klaviyo_tui.input.mapping import ValidatedChunk, identifier_keys, phones_e164
+from klaviyo_tui.input.mapping import READ_TWO_WAYS, ValidatedChunk, phones_e164
 from klaviyo_tui.input.pipeline import iter_validated
 from klaviyo_tui.run.sync.phonememo import PhoneMemo
 from klaviyo_tui.sandbox.server import SandboxServer
@@ -43,12 +43,12 @@ def normalised(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
         seen["first"] += raw.to_pylist()
         return phones_e164(raw, region)
 
-    def full_pass(field: str, series: pd.Series, region: str) -> pa.Array:
-        seen["full"] += list(series)
-        return identifier_keys(field, series, region)
+    def full_pass(raw: pa.Array, region: str) -> tuple[pa.Array, dict[int, str]]:
+        seen["full"] += raw.to_pylist()
+        return phones_e164(raw, region)
 
     monkeypatch.setattr(pipeline, "phones_e164", first_pass)
-    monkeypatch.setattr(fullpass, "identifier_keys", full_pass)
+    monkeypatch.setattr(fullpass, "phones_e164", full_pass)
     return seen
 
 
@@ -170,10 +170,12 @@ PHONES = [
 ]
 
 
-def outcomes(export: Export, segments: dict[str, Segment], memo: PhoneMemo | None) -> list[object]:
+def outcomes(
+    export: Export, segments: dict[str, Segment], memo: PhoneMemo | None, chunk_rows: int = 7
+) -> list[object]:
     """Every chunk's payloads, rejects and warnings, as the full pass hands them on."""
     out: list[object] = []
-    for item in iter_validated(export, segments, chunk_rows=7, phones=memo):
+    for item in iter_validated(export, segments, chunk_rows=chunk_rows, phones=memo):
         if isinstance(item, ValidatedChunk):
             out.append(item.payload_array.to_pylist())
             out += [(r.row, r.state, r.column, r.reason) for r in item.rejects]
@@ -215,3 +217,36 @@ def test_what_the_memo_knows_changes_no_outcome(
     assert outcomes(export, segments, memo) == outcomes(export, segments, None)
     known = {p for p in earlier if p} & {p for _, p in rows if p} | {PHONES[0]}
     assert memo._used.any() == bool(known & set(earlier))  # found whenever it could be
+
+
+def test_a_phone_read_differently_by_the_two_passes_is_sent_as_the_first_pass_judged_it(
+    tmp_path: Path, store: HistoryStore
+) -> None:
+    """JSON Lines are typed per chunk (pandas), and the passes' chunks differ: c's number reads
+    "4155550101.0" (unusable) beside text in the first pass's chunk and "4155550101" (valid)
+    among numbers in the full pass's. Found in the memo, it must still go out as the first
+    pass judged it, the one the shared-phone check saw: e holds +14155550101, and c sending it
+    too would put one number on two customers (found by a walkthrough)."""
+    lines = [
+        {"email": "a@x.com", "phone": "x"},
+        {"email": "b@x.com", "phone": None},
+        {"email": "c@x.com", "phone": 4155550101.0},
+        {"email": "d@x.com", "phone": None},
+        {"email": "e@x.com", "phone": "+14155550101"},
+        {"email": "f@x.com", "phone": "y"},
+    ]
+    source = tmp_path / "c.jsonl"
+    source.write_text("".join(orjson.dumps(line).decode() + "\n" for line in lines))
+    export = Export("e", "c", "L", ("s",), Mapping(email="email", phone_number="phone"))
+    segments = {"s": Segment("s", str(source))}
+    learner = PhoneMemo.open(store, "e", "US", deferring=False)
+    plain = outcomes(export, segments, learner, chunk_rows=2)
+    learner.save(store, "e")
+    memo = PhoneMemo.open(store, "e", "US", deferring=True)
+    assert outcomes(export, segments, memo, chunk_rows=2) == plain
+    assert memo._used.any()
+    assert not any("+14155550101" in str(p) and "c@x.com" in str(p) for p in plain)
+    warned = [w for w in plain if isinstance(w, tuple) and w[0] == 3]
+    assert warned == [
+        (3, RowState.IMPORTED_WITH_WARNINGS, "phone", f"{READ_TWO_WAYS}; sent without it")
+    ]

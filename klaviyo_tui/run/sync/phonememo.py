@@ -92,7 +92,7 @@ class PhoneMemo:
         learned = self._learned or [(np.zeros(0, np.uint64), np.zeros(0, np.uint64))]
         self._learned = []
         new, first = np.unique(np.concatenate([r for r, _ in learned]), return_index=True)
-        if not len(new) and self._used.all():
+        if not len(new) and len(self._used) and self._used.all():
             return
         raw = np.concatenate([self._known.values[self._used], new])
         normalised = np.concatenate(
