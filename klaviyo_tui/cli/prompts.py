@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from klaviyo_tui.cli.output import wrapped
 from klaviyo_tui.errors import AppError
 from klaviyo_tui.redaction import safe_text
 
@@ -25,11 +26,16 @@ def _unanswered(question: str, flag: str) -> AppError:
 def confirm(question: str, *, flag: str = "--yes", default: bool = False) -> bool:
     """Ask a yes/no question; without an answer, say which flag answers it."""
     try:
-        return click.confirm(question, default=default, err=True)
+        return click.confirm(_fitted(question), default=default, err=True)
     except click.Abort:
         if has_terminal():
             raise  # Ctrl-C at the prompt
         raise _unanswered(question, f"{flag} to answer yes") from None
+
+
+def _fitted(question: str) -> str:
+    """Cut at spaces to a terminal's width (prompts go to stderr), as other messages are."""
+    return wrapped(question) if sys.stderr.isatty() else question
 
 
 def _shown(question: str, default: str | None, choices: list[str] | None = None) -> str:
@@ -38,7 +44,7 @@ def _shown(question: str, default: str | None, choices: list[str] | None = None)
         question += f" ({', '.join(choices)})"
     if default:
         question += f" [{default}]"
-    return safe_text(question)
+    return _fitted(safe_text(question))
 
 
 def ask(

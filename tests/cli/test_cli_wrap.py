@@ -7,9 +7,10 @@ import os
 import shutil
 import sys
 
+import click
 import pytest
 
-from klaviyo_tui.cli import output
+from klaviyo_tui.cli import output, prompts
 from klaviyo_tui.events import Notice
 
 NOTICE = (
@@ -73,3 +74,24 @@ def test_a_run_summary_on_a_terminal_fits_it_and_tables_are_left_alone(
     row = "weekly-news-europe-2026    " + "    ".join(["1,000,000"] * 8)
     output.say(row)  # a table's row: a terminal wraps it, cutting it would break the columns
     assert capsys.readouterr().out == row + "\n"
+
+
+def test_a_long_question_on_a_terminal_fits_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prompts go to stderr too: "Also map phone_number <- phone, ..., location.city <-" was cut
+    by the terminal in the middle of a column name."""
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda *_: os.terminal_size((40, 24)))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    asked: list[str] = []
+
+    def answer(text: str, **_: object) -> str:
+        asked.append(text)
+        return "y"
+
+    monkeypatch.setattr(click, "prompt", answer)
+    question = "Also map " + ", ".join(f"location.field{i} <- column_{i}" for i in range(6)) + "?"
+    assert prompts.ask(question, flag="--map", default="Y/n") == "y"
+    lines = asked[0].split("\n")
+    assert len(lines) > 1 and all(len(line) <= 40 for line in lines)
+    assert " ".join(x.strip() for x in lines) == question + " [Y/n]"
