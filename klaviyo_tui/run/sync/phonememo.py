@@ -5,9 +5,9 @@ The first pass normalises every row's phone to find the numbers that different c
 rows that is the largest piece of its work. The memo keeps, per export, a keyed hash of each
 raw phone value and a keyed hash of its E.164 form (0: unusable), from the export's last run. A
 value found there is not normalised again: its hash goes to the shared-identifier spill as is,
-and the key tape marks it for the full pass (`input/pipeline.DEFERRED`), which normalises only
-the rows it validates. Values not found are normalised as before and spilled by the same keyed
-hash of their E.164 form, so the groups are exactly those of E.164 values.
+and the key tape hands the value as read to the full pass (`input/identifiers.DEFERRED`), which
+normalises only the rows it validates. Values not found are normalised as before and spilled by
+the same keyed hash of their E.164 form, so the groups are exactly those of E.164 values.
 
 The raw hash's key names what normalising depends on (the export's default region, the versions
 of phonenumbers and of this tool, MEMO_FORMAT): when any of them changes nothing is found and the
