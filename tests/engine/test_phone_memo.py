@@ -60,10 +60,7 @@ def customers(n: int) -> list[dict[str, str]]:
 
 
 def phone_of(base_url: str, email: str) -> object:
-    with sandbox_helpers.client(base_url) as c:
-        profile = sandbox_helpers.profile_by_email(c, email)
-    assert profile is not None
-    return profile["attributes"].get("phone_number")
+    return sandbox_helpers.profile_attribute(base_url, email, "phone_number")
 
 
 async def test_an_incremental_run_normalises_only_the_phones_it_has_not_seen(

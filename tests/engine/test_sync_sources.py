@@ -26,10 +26,7 @@ def store() -> Iterator[HistoryStore]:
 
 
 def first_name(base_url: str, email: str) -> object:
-    with sandbox_helpers.client(base_url) as c:
-        profile = sandbox_helpers.profile_by_email(c, email)
-    assert profile is not None
-    return profile["attributes"].get("first_name")
+    return sandbox_helpers.profile_attribute(base_url, email, "first_name")
 
 
 async def test_unchanged_rows_skip_validation_and_bad_rows_are_still_reported(

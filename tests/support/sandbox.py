@@ -137,6 +137,14 @@ def email_consent(consented_at: str | None = None) -> dict[str, Any]:
     return {"email": {"marketing": marketing}}
 
 
+def profile_attribute(base_url: str, email: str, name: str) -> object:
+    """One attribute of the profile with this email (which must exist)."""
+    with client(base_url) as c:
+        profile = profile_by_email(c, email)
+    assert profile is not None
+    return profile["attributes"].get(name)
+
+
 def profile_by_email(c: httpx.Client, email: str) -> dict[str, Any] | None:
     """The profile with this email (with its subscriptions), or None."""
     r = _get(
