@@ -95,3 +95,14 @@ def test_a_long_question_on_a_terminal_fits_it(
     lines = asked[0].split("\n")
     assert len(lines) > 1 and all(len(line) <= 40 for line in lines)
     assert " ".join(x.strip() for x in lines) == question + " [Y/n]"
+
+
+def test_text_from_data_is_made_safe_before_it_is_cut(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda *_: os.terminal_size((40, 24)))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    output.say("export x\x1b[31my[/]z: " + NOTICE, err=True)
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "x\\x1b[31my[/]z" in err
+    assert all(len(line) <= 40 for line in err.splitlines())
