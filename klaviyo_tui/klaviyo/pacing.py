@@ -14,8 +14,11 @@ for the window that follows: a run that filled Klaviyo's minute early in it resu
 minute ends, not a full 61 s after its own first send. The reset is read conservatively: the new
 window opens at the latest it can (our receive time plus the rounded-up seconds), and every send
 from the earliest moment it could have opened (our send time plus the seconds, less the rounding,
-less the margin) counts against it. Past the window that reset announced, the sliding minute
-rules again; the burst window always slides (its reset, "1", says nothing).
+less the margin) counts against it. The minute the reset ends stays
+known too: the answers to a minute's last sends name the next minute's reset while calls are
+still left in this one, and those go at once rather than when the sliding minute of the minute
+before allows. Past the window that reset announced, the sliding minute rules again; the burst
+window always slides (its reset, "1", says nothing).
 """
 
 from __future__ import annotations
@@ -172,11 +175,16 @@ class _Bucket:
         best = t if len(recent) < self.steady else recent[-self.steady] + window
         if best > t and self.steady_window is not None:
             earliest, opened = self.steady_window
-            start = max(t, opened)
-            if start < earliest + STEADY_WINDOW_S:  # still inside that window
-                counted = sum(1 for s in self.sent if s >= earliest - STEADY_MARGIN_S)
-                if counted < self.steady:
+            # the minute that reset ends (the answer came while calls were left in it), then
+            # the one it opens: the last sends of a minute name the next one's reset
+            for minute in (-1, 0):
+                start = max(t, opened + minute * STEADY_WINDOW_S)
+                if start >= earliest + (minute + 1) * STEADY_WINDOW_S:
+                    continue  # that minute may be over by then
+                since = earliest + minute * STEADY_WINDOW_S - STEADY_MARGIN_S
+                if sum(1 for s in self.sent if s >= since) < self.steady:
                     best = min(best, start)
+                    break
         return best
 
 
