@@ -140,6 +140,7 @@ class _Bucket:
         self.steady = op.steady
         # the steady window a reset announced: (earliest it may have opened, surely open from)
         self.steady_window: tuple[float, float] | None = None
+        self.told_until = 0.0  # the end of the last wait announced (see Pacer.acquire)
 
     def next_slot(self, now: float) -> float:
         """Earliest time >= now at which one more send keeps both windows within their limits."""
@@ -226,8 +227,12 @@ class Pacer:
                 if not replan:
                     bucket.sent.append(slot)
             delay = slot - now
-            if delay > 0 and not told and self._on_wait is not None:
-                told = True
+            # Concurrent callers meet the same wait: it is news once, not once per caller (a
+            # run with 8 jobs in flight printed 8 lines, and summed 8 times the seconds waited)
+            news = delay > 0 and not told and slot > bucket.told_until + BURST_WINDOW_S
+            told = told or delay > 0
+            if news and self._on_wait is not None:
+                bucket.told_until = slot
                 blocked = bucket.blocked_until >= slot
                 why = (
                     "rate limit: waiting for Klaviyo's window to reset"

@@ -7,6 +7,7 @@ sleeps for real beyond a few milliseconds of backoff.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -387,3 +388,25 @@ async def test_client_paces_to_a_lower_limit_klaviyo_reports() -> None:
     waits = [e for e in events if isinstance(e, Waiting)]
     assert waits and all("(2/s, 5/min)" in e.reason for e in waits)
     assert clock.now - 1000.0 >= 60.0  # the sixth call waited for the minute window
+
+
+async def test_a_wait_that_jobs_in_flight_meet_together_is_told_once() -> None:
+    # The minute is full and 8 jobs ask for a slot at once: one wait, one line (a 3M-row run
+    # printed "waiting 37.0s: pacing ..." 8 times, and the TUI summed 8 times the seconds).
+    clock = FakeClock()
+    gate = asyncio.Event()
+
+    async def nap(seconds: float) -> None:
+        await gate.wait()  # every caller stays in its wait: they overlap, as in a run
+
+    told: list[float] = []
+    pacer = Pacer(clock=clock, sleep=nap, on_wait=lambda s, r: told.append(s))
+    op = OPERATIONS["bulk_import_profiles"]
+    pacer._bucket(op).sent.extend(clock.now - 30 + i * 0.1 for i in range(150))
+    callers = [asyncio.create_task(pacer.acquire(op)) for _ in range(8)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    for caller in callers:
+        caller.cancel()
+    await asyncio.gather(*callers, return_exceptions=True)
+    assert told == [pytest.approx(31.0)]  # when the first of the 150 leaves the sliding 61 s
