@@ -164,9 +164,11 @@ class _Bucket:
         return t
 
     def steady_bound(self, now: float) -> bool:
-        """True when the wait from `now` is the steady limit's (not a block Klaviyo asked for)
-        and longer than REPLAN_S."""
-        return now >= self.blocked_until and self._steady_slot(now) > now + REPLAN_S
+        """True when the steady limit holds the next send back more than REPLAN_S beyond any
+        block Klaviyo asked for. A short block (a burst window's "0 left") must not commit a
+        caller to the sliding minute: the minute's reset may be on its way."""
+        t = max(now, self.blocked_until)
+        return self._steady_slot(t) > t + REPLAN_S
 
     def _steady_slot(self, t: float) -> float:
         """Earliest time >= t the steady limit allows: the sliding minute, or sooner when the

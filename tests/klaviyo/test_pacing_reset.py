@@ -136,3 +136,29 @@ async def test_every_minute_after_a_known_reset_is_sent_without_a_stall(phase: f
     for k in sorted(minutes)[1:]:
         assert len(minutes[k]) == min(150, left), (k, len(minutes[k]))
         left -= len(minutes[k])
+
+
+async def test_a_short_block_does_not_commit_a_caller_to_the_sliding_minute() -> None:
+    # The minute's 150 are out and Klaviyo's burst window said "0 left" (a 1 s block) when the
+    # next job asks for a slot; the answer naming the minute's reset arrives a moment later. The
+    # job must go when that minute ends, not when the sliding minute allows: it reserved the
+    # sliding slot at once and a 3M-row run waited 43 s more for its second minute.
+    clock = FakeClock()
+    first = clock.now
+    pacer = Pacer(clock=clock, sleep=clock.sleep)
+    pacer._bucket(OP).sent.extend(first + i * 0.1 for i in range(150))
+    clock.now = first + 15.2
+    pacer.block(OP, 1.0)
+    answered = False
+
+    async def nap(seconds: float) -> None:
+        nonlocal answered
+        if not answered:  # the answer to the minute's last send: none left, reset in 30 s
+            answered = True
+            pacer.observe(OP, "0", "30", "150, 10;w=1, 150;w=60", clock.now - 0.1)
+        await clock.sleep(seconds)
+
+    pacer._sleep = nap
+    asked = clock.now
+    await pacer.acquire(OP)
+    assert clock.now - asked < 32.0, f"went {clock.now - asked:.1f} s later (sliding: 45.8)"
