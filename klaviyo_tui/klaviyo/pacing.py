@@ -14,11 +14,11 @@ for the window that follows: a run that filled Klaviyo's minute early in it resu
 minute ends, not a full 61 s after its own first send. The reset is read conservatively: the new
 window opens at the latest it can (our receive time plus the rounded-up seconds), and every send
 from the earliest moment it could have opened (our send time plus the seconds, less the rounding,
-less the margin) counts against it. The minute the reset ends stays
-known too: the answers to a minute's last sends name the next minute's reset while calls are
-still left in this one, and those go at once rather than when the sliding minute of the minute
-before allows. Past the window that reset announced, the sliding minute rules again; the burst
-window always slides (its reset, "1", says nothing).
+less the margin) counts against it. The minute the reset ends stays known too: the answers to a
+minute's last sends name the next minute's reset while calls are still left in this one, and
+those go at once rather than when the sliding minute of the minute before allows. Past the
+window that reset announced, the sliding minute rules again; the burst window always slides (its
+reset, "1", says nothing).
 """
 
 from __future__ import annotations
@@ -231,24 +231,29 @@ class Pacer:
             delay = slot - now
             # Concurrent callers meet the same wait: it is news once, not once per caller (a
             # run with 8 jobs in flight printed 8 lines, and summed 8 times the seconds waited)
-            news = delay > 0 and not told and slot > bucket.told_until + BURST_WINDOW_S
-            told = told or delay > 0
-            if news and self._on_wait is not None:
-                bucket.told_until = slot
-                blocked = bucket.blocked_until >= slot
-                why = (
-                    "rate limit: waiting for Klaviyo's window to reset"
-                    if blocked
-                    else f"pacing to Klaviyo's rate limit for {op.what} "
-                    f"({bucket.burst}/s, {bucket.steady}/min)"
-                )
-                self._on_wait(delay, why)
+            if delay > 0 and not told:
+                told = True
+                if slot > bucket.told_until + BURST_WINDOW_S:
+                    bucket.told_until = slot
+                    self._tell(bucket, delay, slot)
             if not replan:
                 break
             await self._sleep(REPLAN_S)
         if delay > 0:
             await self._sleep(delay)
         return max(self._clock() - start, 0.0)
+
+    def _tell(self, bucket: _Bucket, delay: float, slot: float) -> None:
+        """Say why a caller waits: Klaviyo's own block, or our pacing to its limits."""
+        if self._on_wait is None:
+            return
+        why = (
+            "rate limit: waiting for Klaviyo's window to reset"
+            if bucket.blocked_until >= slot
+            else f"pacing to Klaviyo's rate limit for {bucket.op.what} "
+            f"({bucket.burst}/s, {bucket.steady}/min)"
+        )
+        self._on_wait(delay, why)
 
     def refused(self, op: Operation, sent_at: float) -> None:
         """A call sent at `sent_at` was refused with 429: it takes no place in Klaviyo's windows
